@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Packages for the image tests: skopeo and umoci for interop, Debian's
+# docker-registry (CNCF Distribution) as a real registry, htpasswd for basic auth.
+set -euo pipefail
+need=()
+for p in skopeo umoci docker-registry apache2-utils; do
+	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
