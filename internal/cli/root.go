@@ -105,6 +105,19 @@ func newRootCommand(e *env) *cobra.Command {
 	f.StringVar(&e.progress, "progress", "auto", "progress output: auto, tty, plain, json, none")
 
 	cmd.AddCommand(
+		newPullCommand(e),
+		newPushCommand(e),
+		newCopyCommand(e),
+		newSaveCommand(e),
+		newLoadCommand(e),
+		newInspectCommand(e),
+		newHistoryCommand(e),
+		newLsCommand(e),
+		newTagCommand(e),
+		newRmiCommand(e),
+		newPruneCommand(e),
+		newLoginCommand(e),
+		newLogoutCommand(e),
 		newVersionCommand(e),
 	)
 	return cmd

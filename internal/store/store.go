@@ -46,6 +46,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/lading-dev/lading/internal/ctxio"
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/verify"
 )
@@ -267,7 +268,7 @@ func (s *Store) writeAtomic(ctx context.Context, dst string, r io.Reader) error 
 			os.Remove(tmp)
 		}
 	}()
-	if _, err := copyCtx(ctx, f, r); err != nil {
+	if _, err := ctxio.Copy(ctx, f, r); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {
@@ -296,30 +297,6 @@ func (s *Store) DeleteBlob(ctx context.Context, h v1.Hash) error {
 		return fmt.Errorf("blob %s: %w", h, errdefs.ErrNotFound)
 	}
 	return err
-}
-
-// copyCtx is io.Copy that stops when ctx is done.
-func copyCtx(ctx context.Context, w io.Writer, r io.Reader) (int64, error) {
-	buf := make([]byte, 256<<10)
-	var n int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-		m, rerr := r.Read(buf)
-		if m > 0 {
-			if _, err := w.Write(buf[:m]); err != nil {
-				return n, err
-			}
-			n += int64(m)
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, rerr
-		}
-	}
 }
 
 func writeFileAtomic(tmpDir, dst string, b []byte) error {
