@@ -147,8 +147,8 @@ func FuzzOpen(f *testing.F) {
 	f.Add(raw)
 	f.Add(gz(raw))
 	f.Add(raw[:700])
-	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
 		p := filepath.Join(dir, "f.tar")
 		if err := os.WriteFile(p, data, 0o644); err != nil {
 			t.Fatal(err)

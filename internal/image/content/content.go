@@ -86,6 +86,40 @@ func ReadAll(src Source, d v1.Descriptor, max int64, what string) ([]byte, error
 	return b, nil
 }
 
+// JSONError explains why manifest or index JSON did not parse, naming the
+// first malformed digest when that is the cause (go-containerregistry's
+// message does not say which).
+func JSONError(raw []byte, err error) error {
+	var loose struct {
+		Config    *struct{ Digest string }  `json:"config"`
+		Layers    []struct{ Digest string } `json:"layers"`
+		Manifests []struct{ Digest string } `json:"manifests"`
+		Subject   *struct{ Digest string }  `json:"subject"`
+	}
+	if json.Unmarshal(raw, &loose) != nil {
+		return err
+	}
+	var ds []string
+	if loose.Config != nil {
+		ds = append(ds, loose.Config.Digest)
+	}
+	if loose.Subject != nil {
+		ds = append(ds, loose.Subject.Digest)
+	}
+	for _, l := range loose.Layers {
+		ds = append(ds, l.Digest)
+	}
+	for _, m := range loose.Manifests {
+		ds = append(ds, m.Digest)
+	}
+	for _, d := range ds {
+		if _, perr := verify.ParseDigest(d); perr != nil {
+			return perr
+		}
+	}
+	return err
+}
+
 // Image returns the image that manifest descriptor d names in src.
 func Image(src Source, d v1.Descriptor) (v1.Image, error) {
 	raw, err := ReadAll(src, d, MaxManifestSize, "manifest")
@@ -100,7 +134,7 @@ func Image(src Source, d v1.Descriptor) (v1.Image, error) {
 func ImageFromManifest(src Source, d v1.Descriptor, raw []byte) (v1.Image, error) {
 	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {
-		return nil, errdefs.InvalidArgument(fmt.Errorf("%s: manifest %s: %w", src.Name(), d.Digest, err))
+		return nil, errdefs.InvalidArgument(fmt.Errorf("%s: manifest %s: %w", src.Name(), d.Digest, JSONError(raw, err)))
 	}
 	mt := m.MediaType
 	if mt == "" {
@@ -146,7 +180,7 @@ func Index(src Source, d v1.Descriptor) (v1.ImageIndex, error) {
 	}
 	m, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 	if err != nil {
-		return nil, errdefs.InvalidArgument(fmt.Errorf("%s: index %s: %w", src.Name(), d.Digest, err))
+		return nil, errdefs.InvalidArgument(fmt.Errorf("%s: index %s: %w", src.Name(), d.Digest, JSONError(raw, err)))
 	}
 	for i, c := range m.Manifests {
 		if err := verify.CheckHash(c.Digest); err != nil {

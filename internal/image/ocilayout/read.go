@@ -52,7 +52,7 @@ func Open(fsys fs.FS, name string) (*Layout, error) {
 	}
 	var idx v1.IndexManifest
 	if err := json.Unmarshal(raw, &idx); err != nil {
-		return nil, errdefs.InvalidArgument(fmt.Errorf("%s: index.json: %w", name, err))
+		return nil, errdefs.InvalidArgument(fmt.Errorf("%s: index.json: %w", name, content.JSONError(raw, err)))
 	}
 	for i, d := range idx.Manifests {
 		if err := verify.CheckHash(d.Digest); err != nil {
