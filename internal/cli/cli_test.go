@@ -9,6 +9,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
 	"github.com/lading-dev/lading/internal/corpustest"
 	"github.com/lading-dev/lading/internal/registrytest"
 )
@@ -168,4 +173,24 @@ func TestLoginPushPull(t *testing.T) {
 	if _, _, code := l.run("pull", ref); code == 0 {
 		t.Error("pull after logout succeeded")
 	}
+}
+
+func mustHash(t *testing.T, hex string) v1.Hash {
+	t.Helper()
+	return v1.Hash{Algorithm: "sha256", Hex: hex}
+}
+
+// writeSmallArchive writes a one-layer docker-archive and returns its path.
+func writeSmallArchive(t *testing.T) string {
+	t.Helper()
+	img, err := random.Image(1024, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "small.tar")
+	tag, _ := name.NewTag("small:1")
+	if err := tarball.WriteToFile(p, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
