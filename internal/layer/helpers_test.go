@@ -331,3 +331,7 @@ func withoutOwners(lines []string) []string {
 	}
 	return out
 }
+
+func tarHeaderBlock(name string, major, minor int64) tar.Header {
+	return tar.Header{Typeflag: tar.TypeBlock, Name: name, Mode: 0o660, Devmajor: major, Devminor: minor}
+}
