@@ -381,11 +381,17 @@ func (x *extractor) clear(p string) error {
 // not make (ApplyWhiteouts: an opaque marker, or a whiteout of a path the
 // stream has).
 func (x *extractor) prune(d string) error {
-	f, err := x.root.OpenFile(d, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ELOOP) {
+	// os.Root follows a symlink in the last element even with O_NOFOLLOW,
+	// so check first: only real directories are pruned.
+	fi, err := x.root.Lstat(d)
+	if err != nil || !fi.IsDir() {
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
+		return err
+	}
+	f, err := x.root.Open(d)
+	if err != nil {
 		return err
 	}
 	names, err := f.Readdirnames(-1)
@@ -402,7 +408,7 @@ func (x *extractor) prune(d string) error {
 			}
 			continue
 		}
-		if err := x.prune(c); err != nil {
+		if err := x.prune(c); err != nil { // stops at non-directories
 			return err
 		}
 	}
@@ -410,7 +416,8 @@ func (x *extractor) prune(d string) error {
 }
 
 // atParent calls fn with an open descriptor of p's parent directory and
-// p's last element.
+// p's last element. The parent is a directory ensureDir checked or made
+// (os.Root would follow a symlink there despite O_NOFOLLOW).
 func (x *extractor) atParent(p string, fn func(dirfd int, name string) error) error {
 	dir := parent(p)
 	if x.pdir == nil || x.pname != dir {

@@ -51,7 +51,7 @@ func sandbox(t *testing.T) (target string, check func()) {
 	}
 }
 
-func extractLayers(t *testing.T, dir string, layers [][]byte, opts ...Option) error {
+func extractLayers(dir string, layers [][]byte, opts ...Option) error {
 	for _, l := range layers {
 		if err := Extract(context.Background(), dir, bytes.NewReader(l), opts...); err != nil {
 			return err
@@ -178,7 +178,7 @@ func TestExtractHostile(t *testing.T) {
 			if tc.apply {
 				opts = append(opts, ApplyWhiteouts())
 			}
-			err := extractLayers(t, root, stackOf(t, tc.layers...), opts...)
+			err := extractLayers(root, stackOf(t, tc.layers...), opts...)
 			if tc.class == nil {
 				if err != nil {
 					t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -24,7 +23,8 @@ import (
 // time rounded to the second; access and change times are not written.
 //
 // Symlinks are written as symlinks and never followed; nothing outside dir
-// is read (an os.Root opened on dir does every lookup). A non-directory with
+// is read (every lookup is relative to an open directory of the tree and
+// does not follow symlinks). A non-directory with
 // more than one link is written once in full, at its first name in walk
 // order, and as a hard link to that name everywhere else. FIFOs and device
 // nodes are written as such; sockets are skipped with a warning. With
@@ -71,10 +71,18 @@ func (f *fromDir) fail(p string, err error) error {
 }
 
 func (f *fromDir) walk(d string) error {
-	df, err := f.root.OpenFile(d, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
+	df, err := f.root.Open(".")
 	if err != nil {
 		return f.fail(d, err)
 	}
+	return f.walkFD(df, d)
+}
+
+// walkFD writes the entries of directory d, open as df, and below; it
+// closes df. Every lookup is relative to an open directory and does not
+// follow symlinks, so nothing outside dir is read even if the tree changes
+// meanwhile.
+func (f *fromDir) walkFD(df *os.File, d string) error {
 	defer df.Close()
 	names, err := df.Readdirnames(-1)
 	if err != nil {
@@ -91,7 +99,11 @@ func (f *fromDir) walk(d string) error {
 			return f.fail(p, err)
 		}
 		if isDir {
-			if err := f.walk(p); err != nil {
+			fd, err := unix.Openat(int(df.Fd()), n, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return f.fail(p, err)
+			}
+			if err := f.walkFD(os.NewFile(uintptr(fd), p), p); err != nil {
 				return err
 			}
 		}
@@ -136,11 +148,12 @@ func (f *fromDir) add(df *os.File, n, p string) (isDir bool, err error) {
 	case unix.S_IFREG:
 		h.Typeflag, h.Size = tar.TypeReg, st.Size
 	case unix.S_IFLNK:
-		t, err := f.root.Readlink(p)
+		buf := make([]byte, unix.PathMax)
+		m, err := unix.Readlinkat(int(df.Fd()), n, buf)
 		if err != nil {
 			return false, err
 		}
-		h.Typeflag, h.Linkname = tar.TypeSymlink, t
+		h.Typeflag, h.Linkname = tar.TypeSymlink, string(buf[:m])
 	case unix.S_IFIFO:
 		h.Typeflag = tar.TypeFifo
 	case unix.S_IFCHR, unix.S_IFBLK:
@@ -164,11 +177,18 @@ func (f *fromDir) add(df *os.File, n, p string) (isDir bool, err error) {
 	if h.Typeflag != tar.TypeReg || h.Size == 0 {
 		return isDir, nil
 	}
-	file, err := f.root.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	fd, err := unix.Openat(int(df.Fd()), n, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return false, err
 	}
+	file := os.NewFile(uintptr(fd), p)
 	defer file.Close()
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false, errors.New("replaced while it was read")
+	}
 	m, err := io.CopyBuffer(f.tw, io.LimitReader(file, h.Size), f.buf)
 	if err != nil {
 		return false, err
