@@ -3,6 +3,7 @@ package layer
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -138,6 +139,9 @@ func (x *exporter) layer(ctx context.Context, src Source) error {
 	rc, err := src.Open(ctx)
 	if err != nil {
 		return wrapErr(src.Name, "", err)
+	}
+	if rc == nil {
+		return &Error{Layer: src.Name, Err: errors.New("opener returned no stream")}
 	}
 	defer rc.Close()
 	x.name = src.Name

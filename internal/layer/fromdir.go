@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lading-dev/lading/internal/errdefs"
 )
 
 // FromDir writes the tree below dir as a layer tar stream to w, and does not
@@ -30,7 +32,8 @@ import (
 // nodes are written as such; sockets are skipped with a warning. With
 // [WithXattrs] extended attributes are written as SCHILY.xattr PAX records;
 // [ZeroTimes], [WithModTime] and [ZeroOwners] replace times and owners. A
-// regular file whose size changes while it is read is an error.
+// regular file whose size changes while it is read is an error, and so is a
+// name starting with ".wh." (ErrInvalidArgument): a layer cannot hold one.
 func FromDir(ctx context.Context, w io.Writer, dir string, opts ...Option) error {
 	o := makeOptions(opts)
 	root, err := os.OpenRoot(dir)
@@ -94,6 +97,9 @@ func (f *fromDir) walkFD(df *os.File, d string) error {
 			return err
 		}
 		p := join(d, n)
+		if strings.HasPrefix(n, whPrefix) {
+			return f.fail(p, errdefs.InvalidArgument(errors.New("a name starting with .wh. cannot be stored in a layer (it would be a whiteout)")))
+		}
 		isDir, err := f.add(df, n, p)
 		if err != nil {
 			return f.fail(p, err)

@@ -7,11 +7,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/lading-dev/lading/internal/errdefs"
 )
 
 // makeTree builds a directory with every kind of entry FromDir handles.
@@ -157,5 +160,15 @@ func unwrapAll(err error) error {
 			return err
 		}
 		err = u.Unwrap()
+	}
+}
+
+func TestFromDirWhiteoutName(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
+	os.WriteFile(filepath.Join(dir, "etc/.wh.motd"), nil, 0o644)
+	err := FromDir(context.Background(), io.Discard, dir)
+	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), `"etc/.wh.motd": a name starting with .wh. cannot be stored in a layer`) {
+		t.Fatalf("got %v", err)
 	}
 }
