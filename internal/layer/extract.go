@@ -187,7 +187,7 @@ func (x *extractor) entry(e *Entry) error {
 			return nil
 		}
 		err := x.place(p, func() error {
-			return x.atParent(p, func(fd int, name string) error { return unix.Mknodat(fd, name, mode, int(dev)) })
+			return x.atParent(p, func(fd int, name string) error { return mknodat(fd, name, mode, dev) })
 		})
 		if err != nil {
 			return err

@@ -22,6 +22,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"golang.org/x/sys/unix"
 )
 
 // Test fixtures: layers built in memory with archive/tar.
@@ -295,9 +296,9 @@ func listDir(t testing.TB, root string) []string {
 		case syscall.S_IFIFO:
 			n.typ = "fifo"
 		case syscall.S_IFCHR:
-			n.typ, n.data = "char", fmt.Sprintf("%d:%d", unixMajor(st.Rdev), unixMinor(st.Rdev))
+			n.typ, n.data = "char", fmt.Sprintf("%d:%d", unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev)))
 		case syscall.S_IFBLK:
-			n.typ, n.data = "block", fmt.Sprintf("%d:%d", unixMajor(st.Rdev), unixMinor(st.Rdev))
+			n.typ, n.data = "block", fmt.Sprintf("%d:%d", unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev)))
 		default:
 			n.typ = "other"
 		}
@@ -312,9 +313,6 @@ func listDir(t testing.TB, root string) []string {
 	}
 	return listing(nodes)
 }
-
-func unixMajor(dev uint64) uint64 { return (dev >> 8) & 0xfff }
-func unixMinor(dev uint64) uint64 { return (dev & 0xff) | ((dev >> 12) & 0xfff00) }
 
 func cmpLines(want, got []string) string {
 	return cmp.Diff(want, got, cmpopts.EquateEmpty())

@@ -64,11 +64,11 @@ func requireOverlay(t *testing.T) {
 			os.Mkdir(filepath.Join(base, d), 0o755)
 		}
 		opt := "lowerdir=" + filepath.Join(base, "a") + ":" + filepath.Join(base, "b")
-		if err := unix.Mount("overlay", filepath.Join(base, "m"), "overlay", unix.MS_RDONLY, opt); err != nil {
+		if err := mountOverlay(filepath.Join(base, "m"), opt); err != nil {
 			overlayProbe.err = err
 			return
 		}
-		unix.Unmount(filepath.Join(base, "m"), 0)
+		unmountOverlay(filepath.Join(base, "m"))
 	})
 	if overlayProbe.err != nil {
 		t.Skip("mount -t overlay does not work here: ", overlayProbe.err)
@@ -108,14 +108,14 @@ func (k *kernelStack) mount(dirs []string) (merged string, unmount func()) {
 	slices.Reverse(lower)
 	lower = append(lower, k.mkdir("empty")) // overlayfs wants two lower dirs at least
 	m := k.mkdir("merged")
-	if err := unix.Mount("overlay", m, "overlay", unix.MS_RDONLY, "lowerdir="+strings.Join(lower, ":")); err != nil {
+	if err := mountOverlay(m, "lowerdir="+strings.Join(lower, ":")); err != nil {
 		k.t.Fatalf("mount overlay: %v", err)
 	}
 	done := false
 	unmount = func() {
 		if !done {
 			done = true
-			if err := unix.Unmount(m, 0); err != nil {
+			if err := unmountOverlay(m); err != nil {
 				k.t.Errorf("unmount %s: %v", m, err)
 			}
 		}
@@ -303,7 +303,7 @@ func (k *kernelStack) add(data []byte, gz bool) error {
 				return nil
 			}
 			st := fi.Sys().(*syscall.Stat_t)
-			uid, gid, mode = int(st.Uid), int(st.Gid), st.Mode&0o7777
+			uid, gid, mode = int(st.Uid), int(st.Gid), uint32(st.Mode&0o7777)
 		}
 		if err := os.Lchown(p, uid, gid); err != nil {
 			return err
