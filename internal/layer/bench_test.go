@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -315,3 +317,53 @@ func BenchmarkExportLarge(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkExtract writes the bottom layer of the benchmark stack into a
+// fresh directory: with archive/tar and plain os calls (no checks, no
+// metadata but mode), and with Extract.
+func BenchmarkExtract(b *testing.B) {
+	l := benchStack()[0]
+	buf := make([]byte, 256<<10)
+	b.Run("archive-tar", func(b *testing.B) {
+		b.SetBytes(int64(len(l)))
+		for b.Loop() {
+			b.StopTimer()
+			d := b.TempDir()
+			b.StartTimer()
+			tr := tar.NewReader(bytes.NewReader(l))
+			for {
+				h, err := tr.Next()
+				if err == io.EOF {
+					break
+				}
+				p := filepath.Join(d, h.Name)
+				switch h.Typeflag {
+				case tar.TypeDir:
+					os.MkdirAll(p, 0o755)
+				case tar.TypeSymlink:
+					os.Symlink(h.Linkname, p)
+				case tar.TypeReg:
+					f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, os.FileMode(h.Mode))
+					if err != nil {
+						b.Fatal(err)
+					}
+					io.CopyBuffer(onlyWriter{f}, tr, buf)
+					f.Close()
+				}
+			}
+		}
+	})
+	b.Run("extract", func(b *testing.B) {
+		b.SetBytes(int64(len(l)))
+		for b.Loop() {
+			b.StopTimer()
+			d := b.TempDir()
+			b.StartTimer()
+			if err := Extract(context.Background(), d, bytes.NewReader(l)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+type onlyWriter struct{ io.Writer }
