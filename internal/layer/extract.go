@@ -49,7 +49,10 @@ import (
 // plain files they are in the archive. With it, the stream is applied as a
 // layer on top of what dir holds, as the kernel's overlayfs would show it:
 // see ApplyWhiteouts. Applying an image's layers one by one this way gives
-// the tree that [Export] of the same layers extracts to.
+// the tree that extracting [Export]'s output of the same layers gives, except
+// for a hard link whose target path goes through a symlink of a lower layer:
+// Extract follows that symlink (inside dir), Export reports the target as
+// not found.
 //
 // On error, what was written so far stays; dir itself is never removed.
 func Extract(ctx context.Context, dir string, r io.Reader, opts ...Option) error {
