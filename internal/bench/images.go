@@ -199,7 +199,7 @@ func benchImage(ctx context.Context, file, work, tarBin string, o Options) ([]Re
 			return nil
 		}},
 		{"export", func() error {
-			return Export(ctx, io.Discard, simg, dir)
+			return image.Export(ctx, io.Discard, name, simg, layer.WithTempDir(dir))
 		}},
 	}
 	var rs []Result
@@ -216,25 +216,6 @@ func benchImage(ctx context.Context, file, work, tarBin string, o Options) ([]Re
 		rs = append(rs, Result{Image: name, Op: op.op, Time: d, Baseline: baseline, Bytes: ubytes, PeakHeap: peak})
 	}
 	return rs, nil
-}
-
-// Export writes the merged root filesystem of img to w (what `lading
-// export` does), decompressing each layer as Export reads it.
-func Export(ctx context.Context, w io.Writer, img v1.Image, tmpDir string) error {
-	layers, err := img.Layers()
-	if err != nil {
-		return err
-	}
-	var srcs []layer.Source
-	for i, l := range layers {
-		l := l
-		d, _ := l.Digest()
-		srcs = append(srcs, layer.Source{
-			Name: fmt.Sprintf("layer %d/%d %s", i+1, len(layers), d),
-			Open: func(ctx context.Context) (io.ReadCloser, error) { return l.Uncompressed() },
-		})
-	}
-	return layer.Export(ctx, w, srcs, layer.WithTempDir(tmpDir))
 }
 
 func copyLayer(l v1.Layer, path string) error {

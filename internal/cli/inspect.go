@@ -110,7 +110,7 @@ and the platforms it offers. --raw prints the manifest (or index) as stored,
 			}
 			if len(s.Names) > 0 {
 				out.Name = s.Names[0]
-			} else if ref.Name != "" && !image.IsID(ref.Name) {
+			} else if (ref.Transport == image.Auto || ref.Transport == image.Registry || ref.Transport == image.Local || ref.Transport == image.Daemon) && !image.IsID(ref.Name) {
 				out.Name = ref.Name
 			}
 			if s.Index != nil {

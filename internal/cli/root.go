@@ -110,6 +110,8 @@ func newRootCommand(e *env) *cobra.Command {
 		newCopyCommand(e),
 		newSaveCommand(e),
 		newLoadCommand(e),
+		newExportCommand(e),
+		newImportCommand(e),
 		newInspectCommand(e),
 		newHistoryCommand(e),
 		newLsCommand(e),

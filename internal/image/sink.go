@@ -87,7 +87,7 @@ func save(ctx context.Context, dst Reference, items []Item, o *options, written 
 	if dst.Transport != DockerArchive && dst.Transport != OCIArchive {
 		return errdefs.InvalidArgument(fmt.Errorf("%s: save writes docker-archive: or oci-archive: files", dst))
 	}
-	return writeFileAtomic(dst.Path, func(w io.Writer) error {
+	return WriteFileAtomic(dst.Path, func(w io.Writer) error {
 		if dst.Transport == OCIArchive {
 			return writeOCIArchive(ctx, w, dst, items, o, written)
 		}
@@ -112,9 +112,9 @@ func save(ctx context.Context, dst Reference, items []Item, o *options, written 
 	})
 }
 
-// writeFileAtomic writes a file through a temp file in the same directory,
+// WriteFileAtomic writes a file through a temp file in the same directory,
 // fsynced and renamed into place; "-" writes to standard output.
-func writeFileAtomic(path string, write func(io.Writer) error) error {
+func WriteFileAtomic(path string, write func(io.Writer) error) error {
 	if path == "-" {
 		return write(os.Stdout)
 	}

@@ -47,6 +47,18 @@ var (
 	magicXz    = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
 )
 
+// Sniff reports the compression that a blob's first bytes announce (at
+// least 4 bytes are needed to recognize zstd).
+func Sniff(head []byte) Compression {
+	switch {
+	case bytes.HasPrefix(head, magicGzip):
+		return Gzip
+	case bytes.HasPrefix(head, magicZstd):
+		return Zstd
+	}
+	return Uncompressed
+}
+
 // Decompress returns the uncompressed stream of the layer blob r, sniffing
 // its first bytes: gzip (one or more members), zstd (one or more frames), or
 // anything else as an uncompressed tar. bzip2 and xz are an ErrUnsupported

@@ -264,18 +264,18 @@ func isConfigType(mt types.MediaType) bool {
 func (i *image) Layers() ([]v1.Layer, error) {
 	out := make([]v1.Layer, len(i.manifest.Layers))
 	for n, d := range i.manifest.Layers {
-		out[n] = &layer{img: i, desc: d, n: n}
+		out[n] = &imageLayer{img: i, desc: d, n: n}
 	}
 	return out, nil
 }
 
 func (i *image) LayerByDigest(h v1.Hash) (v1.Layer, error) {
 	if h == i.manifest.Config.Digest {
-		return &layer{img: i, desc: i.manifest.Config, n: -1}, nil
+		return &imageLayer{img: i, desc: i.manifest.Config, n: -1}, nil
 	}
 	for n, d := range i.manifest.Layers {
 		if d.Digest == h {
-			return &layer{img: i, desc: d, n: n}, nil
+			return &imageLayer{img: i, desc: d, n: n}, nil
 		}
 	}
 	return nil, errdefs.NotFound(fmt.Errorf("%s: image %s has no layer %s", i.src.Name(), i.desc.Digest, h))
@@ -284,29 +284,29 @@ func (i *image) LayerByDigest(h v1.Hash) (v1.Layer, error) {
 func (i *image) LayerByDiffID(h v1.Hash) (v1.Layer, error) {
 	for n := range i.manifest.Layers {
 		if d, ok := i.diffID(n); ok && d == h {
-			return &layer{img: i, desc: i.manifest.Layers[n], n: n}, nil
+			return &imageLayer{img: i, desc: i.manifest.Layers[n], n: n}, nil
 		}
 	}
 	return nil, errdefs.NotFound(fmt.Errorf("%s: image %s has no layer with diffID %s", i.src.Name(), i.desc.Digest, h))
 }
 
-// layer is one blob of an image. Compressed verifies at EOF; Uncompressed
+// imageLayer is one blob of an image. Compressed verifies at EOF; Uncompressed
 // decompresses (gzip or zstd, detected from the bytes) and, when the config
 // gives the layer's diffID, verifies the uncompressed bytes against it too.
-type layer struct {
+type imageLayer struct {
 	img  *image
 	desc v1.Descriptor
 	n    int // index in the manifest; -1 for the config
 }
 
-var _ v1.Layer = (*layer)(nil)
+var _ v1.Layer = (*imageLayer)(nil)
 
-func (l *layer) Digest() (v1.Hash, error)            { return l.desc.Digest, nil }
-func (l *layer) Size() (int64, error)                { return l.desc.Size, nil }
-func (l *layer) MediaType() (types.MediaType, error) { return l.desc.MediaType, nil }
-func (l *layer) Descriptor() (*v1.Descriptor, error) { d := l.desc; return &d, nil }
+func (l *imageLayer) Digest() (v1.Hash, error)            { return l.desc.Digest, nil }
+func (l *imageLayer) Size() (int64, error)                { return l.desc.Size, nil }
+func (l *imageLayer) MediaType() (types.MediaType, error) { return l.desc.MediaType, nil }
+func (l *imageLayer) Descriptor() (*v1.Descriptor, error) { d := l.desc; return &d, nil }
 
-func (l *layer) DiffID() (v1.Hash, error) {
+func (l *imageLayer) DiffID() (v1.Hash, error) {
 	if d, ok := l.img.diffID(l.n); ok {
 		return d, nil
 	}
@@ -316,7 +316,7 @@ func (l *layer) DiffID() (v1.Hash, error) {
 	return v1.Hash{}, errdefs.NotFound(fmt.Errorf("%s: layer %s: the config gives no diffID", l.img.src.Name(), l.desc.Digest))
 }
 
-func (l *layer) Compressed() (io.ReadCloser, error) {
+func (l *imageLayer) Compressed() (io.ReadCloser, error) {
 	rc, err := Open(l.img.src, l.desc)
 	if err != nil {
 		if errdefs.IsNotFound(err) && !l.desc.MediaType.IsDistributable() {
@@ -327,7 +327,7 @@ func (l *layer) Compressed() (io.ReadCloser, error) {
 	return rc, nil
 }
 
-func (l *layer) Uncompressed() (io.ReadCloser, error) {
+func (l *imageLayer) Uncompressed() (io.ReadCloser, error) {
 	rc, err := l.Compressed()
 	if err != nil {
 		return nil, err

@@ -31,6 +31,7 @@ import (
 
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/image/content"
+	"github.com/lading-dev/lading/internal/layer"
 	"github.com/lading-dev/lading/internal/verify"
 )
 
@@ -164,8 +165,8 @@ func (a *Archive) layerDescriptor(lp string, diffID v1.Hash, sources map[v1.Hash
 	}
 	magic := make([]byte, 4)
 	n, _ := io.ReadFull(f, magic)
-	c := content.Sniff(magic[:n])
-	if c == content.Uncompressed {
+	c := layer.Sniff(magic[:n])
+	if c == layer.Uncompressed {
 		mt := types.OCIUncompressedLayer
 		if ls, ok := sources[diffID]; ok {
 			mt = ls.MediaType
@@ -173,7 +174,7 @@ func (a *Archive) layerDescriptor(lp string, diffID v1.Hash, sources map[v1.Hash
 		return v1.Descriptor{MediaType: mt, Digest: diffID, Size: fi.Size()}, p, nil
 	}
 	mt := types.OCILayer
-	if c == content.Zstd {
+	if c == layer.Zstd {
 		mt = types.OCILayerZStd
 	}
 	// The Docker 25+ layout names compressed blobs by their digest; else
