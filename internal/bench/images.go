@@ -61,15 +61,15 @@ type Op struct {
 // Fixture is one corpus image prepared for measuring: in a store, its layer
 // blobs as files, and a docker-archive of it.
 type Fixture struct {
-	Name   string
-	Bytes  int64 // uncompressed layer bytes
-	dir    string
-	tar    string
-	st     *store.Store
-	img    v1.Image
-	ref    image.Reference
-	blobs  []string
-	gzip   []bool
+	Name    string
+	Bytes   int64 // uncompressed layer bytes
+	dir     string
+	tar     string
+	st      *store.Store
+	img     v1.Image
+	ref     image.Reference
+	blobs   []string
+	gzip    []bool
 	archive string
 }
 

@@ -183,7 +183,9 @@ func TestCorpusExportMatchesUmoci(t *testing.T) {
 		t.Run(ci.file+ci.platform, func(t *testing.T) {
 			_, img := openCorpus(t, ci)
 			pr, pw := io.Pipe()
-			go func() { pw.CloseWithError(Export(context.Background(), pw, ci.file, img, layer.AllowDevices(), layer.WithTempDir(t.TempDir()))) }()
+			go func() {
+				pw.CloseWithError(Export(context.Background(), pw, ci.file, img, layer.AllowDevices(), layer.WithTempDir(t.TempDir())))
+			}()
 			got := treeFromTar(t, pr, root)
 
 			var layout, tag string
@@ -235,4 +237,3 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "\n…"
 }
-
