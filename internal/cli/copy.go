@@ -37,35 +37,21 @@ uncompressed layers. A multi-platform index is copied whole with
 			if err != nil {
 				return err
 			}
-			st, err := e.openStore()
+			ss, err := e.begin(&f, true)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			p := e.reporter()
-			defer p.Close()
-			opts, err := f.options(e, st, p)
-			if err != nil {
-				return err
-			}
-			s, err := image.Open(ctx, src, opts...)
+			defer ss.Close()
+			s, art, err := ss.open(ctx, src)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			art := s.Artifact
-			if art.Index != nil && !f.allPlatforms {
-				img, err := s.Select(mustPlatform(f.platform))
-				if err != nil {
-					return fmt.Errorf("%s: %w", src, err)
-				}
-				art = image.Artifact{Image: img}
-			}
-			desc, err := image.Write(ctx, dst, art, opts...)
+			desc, err := image.Write(ctx, dst, art, ss.opts...)
 			if err != nil {
 				return err
 			}
-			p.Close()
+			ss.p.Close()
 			fmt.Fprintf(e.stdout, "%s\n", desc.Digest)
 			return nil
 		},

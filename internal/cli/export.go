@@ -40,24 +40,16 @@ Device nodes in an image are refused unless --allow-devices.`,
 			if err != nil {
 				return err
 			}
-			st, err := e.openStore()
+			ss, err := e.begin(&f, false)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			opts, err := f.options(e, st, nil)
-			if err != nil {
-				return err
-			}
-			s, err := image.Open(ctx, ref, opts...)
+			defer ss.Close()
+			s, img, err := ss.openImage(ctx, ref)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			img, err := s.Select(mustPlatform(f.platform))
-			if err != nil {
-				return err
-			}
 			var lopts []layer.Option
 			if devices {
 				lopts = append(lopts, layer.AllowDevices())

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lading-dev/lading/internal/errdefs"
-	"github.com/lading-dev/lading/internal/image"
 	"github.com/lading-dev/lading/internal/progress"
 )
 
@@ -47,24 +46,16 @@ images. --format json prints every field, with the layer digest and diffID.`,
 			if err != nil {
 				return err
 			}
-			st, err := e.openStore()
+			ss, err := e.begin(&f, false)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			opts, err := f.options(e, st, nil)
-			if err != nil {
-				return err
-			}
-			s, err := image.Open(ctx, ref, opts...)
+			defer ss.Close()
+			s, img, err := ss.openImage(ctx, ref)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			img, err := s.Select(mustPlatform(f.platform))
-			if err != nil {
-				return err
-			}
 			cf, err := img.ConfigFile()
 			if err != nil {
 				return err

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net/http"
@@ -173,4 +174,71 @@ func insecureTransport() http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
 	return t
+}
+
+// session is what an image command holds while it runs: the local store,
+// the progress reporter and the image options from its flags.
+type session struct {
+	f    *imageFlags
+	st   *store.Store
+	p    progress.Reporter
+	opts []image.Option
+}
+
+// begin opens the store and builds the options; with progress, blob
+// transfers are reported on stderr as the global flags say.
+func (e *env) begin(f *imageFlags, withProgress bool) (*session, error) {
+	st, err := e.openStore()
+	if err != nil {
+		return nil, err
+	}
+	var p progress.Reporter = progress.Nop{}
+	if withProgress {
+		p = e.reporter()
+	}
+	opts, err := f.options(e, st, p)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &session{f: f, st: st, p: p, opts: opts}, nil
+}
+
+// Close finishes the progress output and releases the store.
+func (s *session) Close() {
+	s.p.Close()
+	s.st.Close()
+}
+
+// open opens ref. Unless --all-platforms, an index is resolved to the
+// image for --platform; the source must be closed by the caller.
+func (s *session) open(ctx context.Context, ref image.Reference) (*image.Source, image.Artifact, error) {
+	src, err := image.Open(ctx, ref, s.opts...)
+	if err != nil {
+		return nil, image.Artifact{}, err
+	}
+	art := src.Artifact
+	if art.Index != nil && !s.f.allPlatforms {
+		img, err := src.Select(mustPlatform(s.f.platform))
+		if err != nil {
+			src.Close()
+			return nil, image.Artifact{}, fmt.Errorf("%s: %w", ref, err)
+		}
+		art = image.Artifact{Image: img}
+	}
+	return src, art, nil
+}
+
+// openImage opens ref and selects the image for --platform.
+func (s *session) openImage(ctx context.Context, ref image.Reference) (*image.Source, v1.Image, error) {
+	src, err := image.Open(ctx, ref, s.opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	img, err := src.Select(mustPlatform(s.f.platform))
+	if err != nil {
+		src.Close()
+		return nil, nil, err
+	}
+	return src, img, nil
 }

@@ -62,16 +62,12 @@ and the platforms it offers. --raw prints the manifest (or index) as stored,
 			if err != nil {
 				return err
 			}
-			st, err := e.openStore()
+			ss, err := e.begin(&f, false)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			opts, err := f.options(e, st, nil)
-			if err != nil {
-				return err
-			}
-			s, err := image.Open(ctx, ref, opts...)
+			defer ss.Close()
+			s, err := image.Open(ctx, ref, ss.opts...)
 			if err != nil {
 				return err
 			}

@@ -25,18 +25,12 @@ archive and verified against the config's diffIDs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			st, err := e.openStore()
+			ss, err := e.begin(&f, true)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			p := e.reporter()
-			defer p.Close()
-			opts, err := f.options(e, st, p)
-			if err != nil {
-				return err
-			}
-			srcs, err := image.OpenAll(ctx, image.Reference{Transport: image.DockerArchive, Path: input}, opts...)
+			defer ss.Close()
+			srcs, err := image.OpenAll(ctx, image.Reference{Transport: image.DockerArchive, Path: input}, ss.opts...)
 			if err != nil {
 				return err
 			}
@@ -57,7 +51,7 @@ archive and verified against the config's diffIDs.`,
 							n = nn
 						}
 					}
-					desc, err := image.Write(ctx, image.Reference{Transport: image.Local, Name: n}, s.Artifact, opts...)
+					desc, err := image.Write(ctx, image.Reference{Transport: image.Local, Name: n}, s.Artifact, ss.opts...)
 					if err != nil {
 						return err
 					}
@@ -74,7 +68,7 @@ archive and verified against the config's diffIDs.`,
 					}
 				}
 			}
-			p.Close()
+			ss.p.Close()
 			for _, l := range loaded {
 				fmt.Fprintln(e.stdout, l)
 			}

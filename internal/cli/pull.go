@@ -41,18 +41,12 @@ this machine's) is pulled from a multi-platform index unless --all-platforms.`,
 				}
 				name = dst.Name
 			}
-			st, err := e.openStore()
+			ss, err := e.begin(&f, true)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			p := e.reporter()
-			defer p.Close()
-			opts, err := f.options(e, st, p)
-			if err != nil {
-				return err
-			}
-			s, err := image.Open(ctx, src, opts...)
+			defer ss.Close()
+			s, art, err := ss.open(ctx, src)
 			if err != nil {
 				return err
 			}
@@ -67,19 +61,11 @@ this machine's) is pulled from a multi-platform index unless --all-platforms.`,
 					}
 				}
 			}
-			art := s.Artifact
-			if art.Index != nil && !f.allPlatforms {
-				img, err := s.Select(mustPlatform(f.platform))
-				if err != nil {
-					return fmt.Errorf("%s: %w", src, err)
-				}
-				art = image.Artifact{Image: img}
-			}
-			desc, err := image.Write(ctx, image.Reference{Transport: image.Local, Name: name}, art, opts...)
+			desc, err := image.Write(ctx, image.Reference{Transport: image.Local, Name: name}, art, ss.opts...)
 			if err != nil {
 				return err
 			}
-			p.Close()
+			ss.p.Close()
 			if name == "" {
 				name = "(untagged)"
 			}

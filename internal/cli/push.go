@@ -32,35 +32,24 @@ gzipped on the way (see --compress); blobs the registry has are not sent.`,
 					return err
 				}
 			}
-			st, err := e.openStore()
+			if f.platform == "" {
+				f.allPlatforms = true // push what the store holds, index and all
+			}
+			ss, err := e.begin(&f, true)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			p := e.reporter()
-			defer p.Close()
-			opts, err := f.options(e, st, p)
-			if err != nil {
-				return err
-			}
-			s, err := image.Open(ctx, src, opts...)
+			defer ss.Close()
+			s, art, err := ss.open(ctx, src)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			art := s.Artifact
-			if art.Index != nil && f.platform != "" && !f.allPlatforms {
-				img, err := s.Select(mustPlatform(f.platform))
-				if err != nil {
-					return err
-				}
-				art = image.Artifact{Image: img}
-			}
-			desc, err := image.Write(ctx, dst, art, opts...)
+			desc, err := image.Write(ctx, dst, art, ss.opts...)
 			if err != nil {
 				return err
 			}
-			p.Close()
+			ss.p.Close()
 			fmt.Fprintf(e.stdout, "%s: %s\n", image.FamiliarName(dst.Name), desc.Digest)
 			return nil
 		},

@@ -44,29 +44,26 @@ and the same file is also an OCI image layout.`,
 				}
 				output = "-"
 			}
-			st, err := e.openStore()
+			if t == image.DockerArchive {
+				f.allPlatforms = false // a docker-archive holds single images
+			}
+			ss, err := e.begin(&f, true)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			p := e.reporter()
-			defer p.Close()
-			opts, err := f.options(e, st, p)
-			if err != nil {
-				return err
-			}
+			defer ss.Close()
 			var items []image.Item
 			for _, a := range args {
 				ref, err := parseRef(a)
 				if err != nil {
 					return err
 				}
-				s, err := image.Open(ctx, ref, opts...)
+				s, art, err := ss.open(ctx, ref)
 				if err != nil {
 					return err
 				}
 				defer s.Close()
-				it := image.Item{Artifact: s.Artifact}
+				it := image.Item{Artifact: art}
 				it.Names = s.Names
 				switch ref.Transport {
 				case image.Auto, image.Registry, image.Local:
@@ -74,16 +71,9 @@ and the same file is also an OCI image layout.`,
 						it.Names = []string{ref.Name}
 					}
 				}
-				if it.Index != nil && !(f.allPlatforms && t == image.OCIArchive) {
-					img, err := s.Select(mustPlatform(f.platform))
-					if err != nil {
-						return fmt.Errorf("%s: %w", a, err)
-					}
-					it.Artifact = image.Artifact{Image: img}
-				}
 				items = append(items, it)
 			}
-			return image.Save(ctx, image.Reference{Transport: t, Path: output}, items, opts...)
+			return image.Save(ctx, image.Reference{Transport: t, Path: output}, items, ss.opts...)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "archive file to write (default: standard output)")
