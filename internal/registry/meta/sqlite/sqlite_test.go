@@ -1,0 +1,45 @@
+package sqlite
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/lading-dev/lading/internal/registry/meta"
+	"github.com/lading-dev/lading/internal/registry/meta/metatest"
+)
+
+func TestConformance(t *testing.T) {
+	metatest.Run(t, func(t *testing.T) meta.Store {
+		s, err := Open(context.Background(), filepath.Join(t.TempDir(), "meta.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// Reopening a database keeps its content and does not redo the schema.
+func TestReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "sub", "meta.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ClaimBlob(ctx, "sha256:aa"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CommitBlob(ctx, "repo", "sha256:aa", 3); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Blob(ctx, "repo", "sha256:aa"); err != nil {
+		t.Errorf("after reopen: %v", err)
+	}
+}
