@@ -106,6 +106,7 @@ func newRootCommand(e *env) *cobra.Command {
 
 	cmd.AddCommand(
 		newVersionCommand(e),
+		newServeCommand(e),
 	)
 	return cmd
 }

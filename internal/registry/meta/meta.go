@@ -44,9 +44,10 @@ import (
 // database and honours ctx.
 type Store interface {
 	// ClaimBlob announces that content for dgst is about to be written to
-	// storage. It fails with errdefs.ErrUnavailable while the collector
-	// deletes that blob.
-	ClaimBlob(ctx context.Context, dgst string) error
+	// storage, and reports whether the content is already present (the
+	// writer may then skip writing it). It fails with
+	// errdefs.ErrUnavailable while the collector deletes that blob.
+	ClaimBlob(ctx context.Context, dgst string) (present bool, err error)
 	// CommitBlob records dgst as present with its size and links it into
 	// repo (creating the repository). An empty repo links nowhere.
 	CommitBlob(ctx context.Context, repo, dgst string, size int64) error

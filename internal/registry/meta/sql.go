@@ -136,8 +136,10 @@ func (s *SQL) ensureRepo(ctx context.Context, tx *sql.Tx, repo string) error {
 }
 
 // ClaimBlob implements Store.
-func (s *SQL) ClaimBlob(ctx context.Context, dgst string) error {
-	return s.tx(ctx, "claim blob "+dgst, func(tx *sql.Tx) error {
+func (s *SQL) ClaimBlob(ctx context.Context, dgst string) (bool, error) {
+	present := false
+	err := s.tx(ctx, "claim blob "+dgst, func(tx *sql.Tx) error {
+		present = false
 		now := nanos(s.now())
 		var state string
 		var updated int64
@@ -160,8 +162,10 @@ func (s *SQL) ClaimBlob(ctx context.Context, dgst string) error {
 			newState = StatePending
 		}
 		_, err = tx.ExecContext(ctx, s.q(`UPDATE blobs SET state = ?, updated = ? WHERE digest = ?`), newState, now, dgst)
+		present = err == nil && state == StatePresent
 		return err
 	})
+	return present, err
 }
 
 // deletingTimeout is how long a blob may stay deleting before a claim takes

@@ -75,7 +75,8 @@ func wantClass(t *testing.T, what string, err, class error) {
 
 func putBlob(t *testing.T, s meta.Store, repo, dgst string, size int64) {
 	t.Helper()
-	must(t, s.ClaimBlob(ctx, dgst))
+	_, err := s.ClaimBlob(ctx, dgst)
+	must(t, err)
 	must(t, s.CommitBlob(ctx, repo, dgst, size))
 }
 
@@ -98,7 +99,11 @@ func putImage(t *testing.T, s meta.Store, repo string, m, cfg, layer int, tags .
 func testBlobs(t *testing.T, s meta.Store) {
 	_, err := s.Blob(ctx, "a", dg(1))
 	wantClass(t, "Blob before claim", err, errdefs.ErrNotFound)
-	must(t, s.ClaimBlob(ctx, dg(1)))
+	present, err := s.ClaimBlob(ctx, dg(1))
+	must(t, err)
+	if present {
+		t.Error("first claim reports the content present")
+	}
 	_, err = s.Blob(ctx, "a", dg(1))
 	wantClass(t, "Blob while pending", err, errdefs.ErrNotFound)
 	_, err = s.GlobalBlob(ctx, dg(1))
@@ -114,8 +119,14 @@ func testBlobs(t *testing.T, s meta.Store) {
 	if _, err := s.GlobalBlob(ctx, dg(1)); err != nil {
 		t.Errorf("GlobalBlob: %v", err)
 	}
-	// A second claim and commit of present content is harmless.
-	putBlob(t, s, "a", dg(1), 42)
+	// A second claim of present content says so; committing again is
+	// harmless.
+	present, err = s.ClaimBlob(ctx, dg(1))
+	must(t, err)
+	if !present {
+		t.Error("claim of present content does not report it")
+	}
+	must(t, s.CommitBlob(ctx, "a", dg(1), 42))
 	// Commit without a repository links nowhere.
 	putBlob(t, s, "", dg(2), 7)
 	if _, err := s.GlobalBlob(ctx, dg(2)); err != nil {
@@ -366,7 +377,8 @@ func candidates(t *testing.T, s meta.Store, before time.Time) []string {
 
 func testGCGrace(t *testing.T, s meta.Store) {
 	putBlob(t, s, "r", dg(1), 1)
-	must(t, s.ClaimBlob(ctx, dg(2))) // a write in flight
+	_, err := s.ClaimBlob(ctx, dg(2)) // a write in flight
+	must(t, err)
 	past, future := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
 	if got := candidates(t, s, past); len(got) != 0 {
 		t.Errorf("fresh blobs are candidates: %v", got)
@@ -424,7 +436,8 @@ func testGCClaimWhileDeleting(t *testing.T, s meta.Store) {
 	if !ok {
 		t.Fatal("not marked")
 	}
-	wantClass(t, "ClaimBlob while deleting", s.ClaimBlob(ctx, dg(1)), errdefs.ErrUnavailable)
+	_, err = s.ClaimBlob(ctx, dg(1))
+	wantClass(t, "ClaimBlob while deleting", err, errdefs.ErrUnavailable)
 	wantClass(t, "LinkBlob while deleting", s.LinkBlob(ctx, "s", dg(1)), errdefs.ErrNotFound)
 	// Interrupted collections are resumed: deleting rows stay candidates.
 	if diff := cmp.Diff([]string{dg(1)}, candidates(t, s, time.Now().Add(-time.Hour))); diff != "" {
@@ -445,9 +458,11 @@ func testGCOrphan(t *testing.T, s meta.Store) {
 	if !ok {
 		t.Fatal("orphan not marked")
 	}
-	wantClass(t, "ClaimBlob of an orphan being deleted", s.ClaimBlob(ctx, dg(7)), errdefs.ErrUnavailable)
+	_, err = s.ClaimBlob(ctx, dg(7))
+	wantClass(t, "ClaimBlob of an orphan being deleted", err, errdefs.ErrUnavailable)
 	must(t, s.ForgetBlob(ctx, dg(7)))
-	must(t, s.ClaimBlob(ctx, dg(7)))
+	_, err = s.ClaimBlob(ctx, dg(7))
+	must(t, err)
 }
 
 // testGCRace pushes images while a collector that considers everything old
@@ -532,7 +547,7 @@ func pushRetrying(s meta.Store, repo string, base int) error {
 
 func push(s meta.Store, repo string, base int) error {
 	for _, d := range []int{base + 1, base + 2, base} {
-		if err := s.ClaimBlob(ctx, dg(d)); err != nil {
+		if _, err := s.ClaimBlob(ctx, dg(d)); err != nil {
 			return err
 		}
 		if err := s.CommitBlob(ctx, repo, dg(d), 1); err != nil {

@@ -27,7 +27,7 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ClaimBlob(ctx, "sha256:aa"); err != nil {
+	if _, err := s.ClaimBlob(ctx, "sha256:aa"); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.CommitBlob(ctx, "repo", "sha256:aa", 3); err != nil {
