@@ -115,6 +115,35 @@ func (r *Registry) claim(ctx context.Context, dgst v1.Hash) (bool, error) {
 	}
 }
 
+// publish makes received and verified content visible as the blob dgst and
+// links it into repo: it claims the digest, calls put (a Writer's Commit, a
+// Move) unless the content is already present, and commits the row. The
+// claim covers only this short step, so the collector's grace window need
+// not cover the time a client takes to send the content. It reports whether
+// put was called; when it was not, the caller discards its copy.
+func (r *Registry) publish(ctx context.Context, repo string, dgst v1.Hash, size int64, put func() error) (bool, error) {
+	used := false
+	for attempt := 0; ; attempt++ {
+		present, err := r.claim(ctx, dgst)
+		if err != nil {
+			return used, err
+		}
+		if !present && !used {
+			used = true
+			if err := put(); err != nil {
+				return used, storageWriteError(dgst, err)
+			}
+		}
+		err = r.meta.CommitBlob(ctx, repo, dgst.String(), size)
+		if err == nil || used || attempt == 2 || !errors.Is(err, errdefs.ErrUnavailable) {
+			return used, err
+		}
+		// The present copy was collected between the claim and the
+		// commit: claim again (after the collector is done) and write
+		// ours.
+	}
+}
+
 // storeBlob writes src, received from the client, as the blob dgst and
 // links it into repo; see writeBlob.
 func (r *Registry) storeBlob(ctx context.Context, repo string, dgst v1.Hash, size int64, src io.Reader) (int64, error) {
@@ -126,38 +155,28 @@ func (r *Registry) storeBlob(ctx context.Context, repo string, dgst v1.Hash, siz
 }
 
 // writeBlob writes src as the blob dgst and links it into repo. The
-// content is verified against dgst (and size, unless it is -1) as it
-// streams; it becomes visible only once verified, and content already
-// present is verified and not written again. It returns the bytes read.
+// content streams into an invisible storage.Writer while it is verified
+// against dgst (and size, unless it is -1); only verified content is
+// published. It returns the bytes read.
 func (r *Registry) writeBlob(ctx context.Context, repo string, dgst v1.Hash, size int64, src io.Reader) (int64, error) {
 	vr, err := verify.NewReader(src, dgst, size)
 	if err != nil {
 		return 0, withCode(http.StatusBadRequest, codeDigestInvalid, err)
 	}
-	present, err := r.claim(ctx, dgst)
-	if err != nil {
-		return 0, err
-	}
-	if present {
-		n, err := io.Copy(io.Discard, vr)
-		if err != nil {
-			return n, blobWriteError(dgst, err)
-		}
-		return n, r.meta.CommitBlob(ctx, repo, dgst.String(), n)
-	}
 	w, err := r.driver.Writer(ctx, blobPath(dgst))
 	if err != nil {
-		return 0, err
+		return 0, storageWriteError(dgst, err)
 	}
 	n, err := io.Copy(w, vr)
 	if err != nil {
 		w.Cancel(context.WithoutCancel(ctx))
 		return n, blobWriteError(dgst, err)
 	}
-	if err := w.Commit(ctx); err != nil {
-		return n, err
+	used, err := r.publish(ctx, repo, dgst, n, func() error { return w.Commit(ctx) })
+	if !used {
+		w.Cancel(context.WithoutCancel(ctx))
 	}
-	return n, r.meta.CommitBlob(ctx, repo, dgst.String(), n)
+	return n, err
 }
 
 // blobWriteError classifies a failed blob write: the client's body, the
@@ -168,6 +187,17 @@ func blobWriteError(dgst v1.Hash, err error) error {
 	}
 	if errdefs.IsCorrupt(err) {
 		return withCode(http.StatusBadRequest, codeDigestInvalid, fmt.Errorf("blob %s: %w", dgst, err))
+	}
+	return storageWriteError(dgst, err)
+}
+
+// storageWriteError keeps a storage failure during a write from reading as
+// a client error: a path that vanished under a write (a concurrent
+// collection) is a reason to retry, not a 404.
+func storageWriteError(dgst v1.Hash, err error) error {
+	if errdefs.IsNotFound(err) {
+		// %v, not %w: the class is Unavailable, not NotFound.
+		return errdefs.Unavailable(fmt.Errorf("blob %s: storage changed during the write, retry: %v", dgst, err))
 	}
 	return fmt.Errorf("blob %s: %w", dgst, err)
 }

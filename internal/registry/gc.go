@@ -35,7 +35,7 @@ type GCReport struct {
 	OrphansDeleted int      // content in storage that no metadata names
 	UploadsExpired int      // idle upload sessions
 	ChunkDirs      int      // chunk directories no session names
-	TempPurged     int      // a driver's leftovers from interrupted writes
+	TempPurged     int      // a driver's leftovers from interrupted writes (older than UploadTTL)
 	Digests        []string // the blobs, up to 1000
 }
 
@@ -78,7 +78,9 @@ func (r *Registry) CollectGarbage(ctx context.Context, o GCOptions) (GCReport, e
 			if !ok || o.DryRun {
 				return nil
 			}
-			n, err := p.Purge(ctx, cutoff)
+			// Temporary files belong to writes in flight until
+			// they are older than any upload may be.
+			n, err := p.Purge(ctx, start.Add(-max(o.Grace, o.UploadTTL)))
 			rep.TempPurged = n
 			return err
 		}},
@@ -219,7 +221,9 @@ func (r *Registry) deleteBlobContent(ctx context.Context, dgst string, cutoff ti
 	if err != nil || !ok {
 		return false, err
 	}
-	if err := r.driver.Delete(ctx, blobDir(h)); err != nil {
+	// Only the content file: a writer may have its temporary file in
+	// the same directory.
+	if err := r.driver.Delete(ctx, blobPath(h)); err != nil {
 		return false, err
 	}
 	return true, r.meta.ForgetBlob(ctx, dgst)

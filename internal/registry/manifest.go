@@ -104,7 +104,8 @@ func parseManifest(body []byte, contentType string) (parsedManifest, error) {
 	case mt == "":
 		mt = MediaTypeOCIManifest
 	}
-	if mt == mediaTypeDockerSchema1 || mt == mediaTypeDockerSchema1Signed {
+	if mt == mediaTypeDockerSchema1 || mt == mediaTypeDockerSchema1Signed || ct == mediaTypeDockerSchema1 || ct == mediaTypeDockerSchema1Signed ||
+		raw.SchemaVersion != nil && *raw.SchemaVersion == 1 && raw.MediaType == "" {
 		return parsedManifest{}, errdefs.Unsupported(errors.New("Docker schema 1 manifests are not supported; push schema 2 or OCI"))
 	}
 	if !isManifestType(mt) {

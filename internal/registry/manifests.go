@@ -1,7 +1,8 @@
 package registry
 
 import (
-	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -122,9 +123,6 @@ func (r *Registry) putManifest(c *call) error {
 	if err != nil {
 		return withCode(http.StatusBadRequest, codeManifestInvalid, err)
 	}
-	if _, err := r.writeBlob(ctx, c.rt.repo, dgst, int64(len(body)), bytes.NewReader(body)); err != nil {
-		return err
-	}
 	m := meta.Manifest{
 		Digest:       dgst.String(),
 		MediaType:    pm.MediaType,
@@ -135,7 +133,7 @@ func (r *Registry) putManifest(c *call) error {
 		Blobs:        pm.Blobs,
 		Manifests:    pm.Manifests,
 	}
-	if err := r.meta.PutManifest(ctx, c.rt.repo, m, tags); err != nil {
+	if err := r.storeManifest(ctx, c.rt.repo, dgst, body, m, tags); err != nil {
 		return err
 	}
 	h := c.w.Header()
@@ -162,6 +160,42 @@ func (r *Registry) putManifest(c *call) error {
 		User:       c.who.user,
 	})
 	return nil
+}
+
+// storeManifest writes a manifest's content and records it. The content's
+// claim protects it from the collector until the manifest, recorded in the
+// same transaction that makes the content present, does.
+func (r *Registry) storeManifest(ctx context.Context, repo string, dgst v1.Hash, body []byte, m meta.Manifest, tags []string) error {
+	w, err := r.driver.Writer(ctx, blobPath(dgst))
+	if err != nil {
+		return storageWriteError(dgst, err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			w.Cancel(context.WithoutCancel(ctx))
+		}
+	}()
+	if _, err := w.Write(body); err != nil {
+		return storageWriteError(dgst, err)
+	}
+	for attempt := 0; ; attempt++ {
+		present, err := r.claim(ctx, dgst)
+		if err != nil {
+			return err
+		}
+		if !present && !committed {
+			committed = true
+			if err := w.Commit(ctx); err != nil {
+				return storageWriteError(dgst, err)
+			}
+		}
+		err = r.meta.PutManifest(ctx, repo, m, tags)
+		if err == nil || committed || attempt == 2 || !errors.Is(err, errdefs.ErrUnavailable) {
+			return err
+		}
+		// The present copy was collected meanwhile; write ours.
+	}
 }
 
 // deleteManifest deletes a manifest (by digest) or a tag (by tag).

@@ -382,17 +382,11 @@ func (r *Registry) assemble(ctx context.Context, u meta.Upload, dgst v1.Hash) er
 	}
 	if len(paths) == 1 && verified {
 		// The common push (one PATCH, then PUT): the chunk becomes the
-		// blob by a rename, after the claim.
-		present, err := r.claim(ctx, dgst)
-		if err != nil {
-			return err
-		}
-		if !present {
-			if err := r.driver.Move(ctx, paths[0], blobPath(dgst)); err != nil {
-				return err
-			}
-		}
-		return r.meta.CommitBlob(ctx, u.Repo, dgst.String(), u.Size)
+		// blob by a rename.
+		_, err := r.publish(ctx, u.Repo, dgst, u.Size, func() error {
+			return r.driver.Move(ctx, paths[0], blobPath(dgst))
+		})
+		return err
 	}
 	cr := &chunkReader{ctx: ctx, d: r.driver, paths: paths}
 	defer cr.Close()

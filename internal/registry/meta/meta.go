@@ -22,11 +22,13 @@
 //	                                      ▼
 //	                                  deleting ── ForgetBlob ──► (none)
 //
-// A writer claims a digest before it writes the content to storage and
-// commits it afterwards; the collector marks a blob deleting (re-checking,
-// under the row's lock, that no manifest references it and that nothing
-// claimed or linked it within the grace window), deletes the content, then
-// forgets the row. A claim that finds a blob deleting waits for the collector
+// A writer receives and verifies the content first (invisibly, in a
+// storage.Writer), then claims the digest, makes the content visible and
+// commits the row; a claim protects the blob for a fixed 15 minutes, whatever
+// the collector's grace window. The collector marks a blob deleting
+// (re-checking, under the row's lock, that no manifest references it and
+// that nothing claimed or linked it within the grace window), deletes the
+// content, then forgets the row. A claim that finds a blob deleting waits for the collector
 // (ErrUnavailable); PutManifest accepts only present blobs, under the same
 // lock, so a manifest either sees its blobs present and protects them or is
 // refused.
@@ -64,8 +66,8 @@ type Store interface {
 	// BlobRepositories lists up to limit repositories that link dgst.
 	BlobRepositories(ctx context.Context, dgst string, limit int) ([]string, error)
 
-	// PutManifest records a manifest whose content is a present blob, and
-	// points tags at it. Every digest in m.Blobs must be a blob linked into
+	// PutManifest records a manifest whose content is a claimed or present
+	// blob (it becomes present), and points tags at it. Every digest in m.Blobs must be a blob linked into
 	// repo and every digest in m.Manifests a manifest of repo; otherwise
 	// it fails with a *MissingError (class errdefs.ErrNotFound).
 	PutManifest(ctx context.Context, repo string, m Manifest, tags []string) error

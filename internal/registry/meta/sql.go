@@ -314,12 +314,17 @@ func (s *SQL) PutManifest(ctx context.Context, repo string, m Manifest, tags []s
 	children = slices.Compact(children)
 	return s.tx(ctx, "put manifest "+m.Digest, func(tx *sql.Tx) error {
 		now := nanos(s.now())
+		// The manifest's content: claimed (and written) or present;
+		// it becomes present here, with the manifest that protects it.
 		var state string
-		err := tx.QueryRowContext(ctx, s.q(`SELECT state FROM blobs WHERE digest = ?`+s.d.ForShare), m.Digest).Scan(&state)
-		if errors.Is(err, sql.ErrNoRows) || err == nil && state != StatePresent {
+		err := tx.QueryRowContext(ctx, s.q(`SELECT state FROM blobs WHERE digest = ?`+s.d.ForUpdate), m.Digest).Scan(&state)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && state == StateDeleting {
 			return errdefs.Unavailable(fmt.Errorf("manifest %s: its content was garbage collected while it was written; retry", m.Digest))
 		}
 		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE blobs SET state = ?, size = ?, updated = ? WHERE digest = ?`), StatePresent, m.Size, now, m.Digest); err != nil {
 			return err
 		}
 		for _, b := range blobs {
@@ -615,18 +620,35 @@ func (s *SQL) StaleUploads(ctx context.Context, before time.Time, limit int) ([]
 }
 
 // collectable is the condition for a blob row b to be garbage: no manifest
-// is it or references it, and nothing touched it since the cutoff (the
-// second placeholder).
+// is it or references it, nothing linked or touched it since the cutoff
+// (the first two placeholders), and, for a pending claim, its writer must
+// be long gone (the third: the pending cutoff).
 const collectable = `NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = b.digest)
 	AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.child = b.digest)
 	AND NOT EXISTS (SELECT 1 FROM repo_blobs l WHERE l.digest = b.digest AND l.linked >= ?)
-	AND b.updated < ?`
+	AND b.updated < ?
+	AND (b.state <> 'pending' OR b.updated < ?)`
+
+// pendingTimeout is how long a claim protects a blob being written,
+// whatever the collector's grace window: writers claim a digest only for the
+// moment between receiving the content and committing it, so a claim this
+// old belongs to a writer that died.
+const pendingTimeout = 15 * time.Minute
+
+// cutoffs returns the arguments of collectable for a grace cutoff.
+func (s *SQL) cutoffs(before time.Time) []any {
+	pending := s.now().Add(-pendingTimeout)
+	if before.Before(pending) {
+		pending = before
+	}
+	return []any{nanos(before), nanos(before), nanos(pending)}
+}
 
 // GCCandidates implements Store.
 func (s *SQL) GCCandidates(ctx context.Context, before time.Time, after string, limit int) ([]Blob, error) {
-	cut := nanos(before)
+	args := append([]any{after, StateDeleting}, s.cutoffs(before)...)
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT b.digest, b.size, b.state, b.updated FROM blobs b WHERE b.digest > ? AND (b.state = ? OR (`+collectable+`)) ORDER BY b.digest LIMIT ?`),
-		after, StateDeleting, cut, cut, limit)
+		append(args, limit)...)
 	if err != nil {
 		return nil, s.wrap("gc candidates", err)
 	}
@@ -668,9 +690,8 @@ func (s *SQL) MarkDeleting(ctx context.Context, dgst string, before time.Time) (
 		}
 		// Re-check in a statement that starts after the lock was
 		// taken, so it sees every manifest committed before.
-		cut := nanos(before)
 		var one int
-		err = tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM blobs b WHERE b.digest = ? AND `+collectable), dgst, cut, cut).Scan(&one)
+		err = tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM blobs b WHERE b.digest = ? AND `+collectable), append([]any{dgst}, s.cutoffs(before)...)...).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}

@@ -192,7 +192,15 @@ func testManifestNeedsBlobs(t *testing.T, s meta.Store) {
 	if got.Digest != dg(9) || got.MediaType != m.MediaType || got.Size != 300 {
 		t.Errorf("Tag = %+v", got)
 	}
-	// Content that is not a present blob is refused.
+	// Content claimed (written) but not committed becomes present with
+	// its manifest.
+	_, err = s.ClaimBlob(ctx, dg(11))
+	must(t, err)
+	must(t, s.PutManifest(ctx, "r", meta.Manifest{Digest: dg(11), MediaType: m.MediaType, Size: 5, Blobs: []string{dg(1)}}, nil))
+	if b, err := s.Blob(ctx, "r", dg(11)); err != nil || b.Size != 5 {
+		t.Errorf("manifest content after put: %+v, %v", b, err)
+	}
+	// Content nobody claimed is refused.
 	bad := meta.Manifest{Digest: dg(10), MediaType: m.MediaType, Size: 1}
 	if err := s.PutManifest(ctx, "r", bad, nil); err == nil {
 		t.Error("PutManifest of content never committed succeeded")
@@ -383,8 +391,12 @@ func testGCGrace(t *testing.T, s meta.Store) {
 	if got := candidates(t, s, past); len(got) != 0 {
 		t.Errorf("fresh blobs are candidates: %v", got)
 	}
-	if diff := cmp.Diff([]string{dg(1), dg(2)}, candidates(t, s, future)); diff != "" {
+	// A claim protects its write whatever the grace window.
+	if diff := cmp.Diff([]string{dg(1)}, candidates(t, s, future)); diff != "" {
 		t.Errorf("old blobs (-want +got):\n%s", diff)
+	}
+	if ok, _ := s.MarkDeleting(ctx, dg(2), future); ok {
+		t.Error("MarkDeleting took a blob being written")
 	}
 	ok, err := s.MarkDeleting(ctx, dg(1), past)
 	must(t, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/lading-dev/lading/internal/registry/meta"
 	"github.com/lading-dev/lading/internal/registry/meta/metatest"
@@ -41,5 +42,29 @@ func TestReopen(t *testing.T) {
 	defer s.Close()
 	if _, err := s.Blob(ctx, "repo", "sha256:aa"); err != nil {
 		t.Errorf("after reopen: %v", err)
+	}
+}
+
+// A claim whose writer died stops protecting its blob after the pending
+// timeout, whatever the grace window.
+func TestAbandonedClaim(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	start := time.Now()
+	s.SetClock(func() time.Time { return start })
+	if _, err := s.ClaimBlob(ctx, "sha256:bb"); err != nil {
+		t.Fatal(err)
+	}
+	s.SetClock(func() time.Time { return start.Add(10 * time.Minute) })
+	if ok, _ := s.MarkDeleting(ctx, "sha256:bb", start.Add(10*time.Minute)); ok {
+		t.Error("a 10-minute-old claim was collected")
+	}
+	s.SetClock(func() time.Time { return start.Add(20 * time.Minute) })
+	if ok, err := s.MarkDeleting(ctx, "sha256:bb", start.Add(20*time.Minute)); !ok || err != nil {
+		t.Errorf("a 20-minute-old claim survived: %v", err)
 	}
 }
