@@ -311,6 +311,21 @@ func (r *Registry) allowed(p principal, repo, action string) bool {
 	return r.auth.may(p, repo, action)
 }
 
+// readable reports whether p's user may read repo by the access rules,
+// also when p holds a token whose scopes do not name repo. It decides what
+// the catalog lists (a catalog token names only the catalog) and where a
+// blob may be mounted from (clients ask for a token scoped to the target
+// repository only).
+func (r *Registry) readable(p principal, repo string) bool {
+	if r.auth == nil || p.open {
+		return true
+	}
+	if p.tokenAuth {
+		p = principal{user: p.user, anonymous: p.user == ""}
+	}
+	return r.auth.may(p, repo, "pull")
+}
+
 // identify reads the credentials of a request. A request without any is
 // anonymous; wrong credentials are an error.
 func (a *Auth) identify(req *http.Request) (principal, error) {

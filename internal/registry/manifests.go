@@ -286,7 +286,7 @@ func (r *Registry) catalog(c *call) error {
 			repos = repos[:n]
 		}
 		for _, repo := range repos {
-			if r.allowed(c.who, repo, "pull") {
+			if r.readable(c.who, repo) {
 				out = append(out, repo)
 			}
 		}

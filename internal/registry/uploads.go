@@ -133,7 +133,7 @@ func (r *Registry) mount(ctx context.Context, c *call, dgst v1.Hash, from string
 		}
 	}
 	for _, src := range sources {
-		if !r.allowed(c.who, src, "pull") {
+		if !r.readable(c.who, src) {
 			continue
 		}
 		if _, err := r.meta.Blob(ctx, src, dgst.String()); err != nil {
