@@ -37,7 +37,7 @@ By default it listens on ` + server.DefaultAddress + `, keeps blobs under <root>
 and metadata in SQLite at <root>/registry/meta.db, and lets anyone push and pull.
 A YAML configuration file (--config) sets everything; the flags override it.
 See the Registry section of README.md.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := sf.load(cmd, e)
 			if err != nil {
@@ -133,7 +133,7 @@ func newServeGCCommand(e *env, sf *serveFlags) *cobra.Command {
 window (gc.grace, default 1h), content no metadata names, and upload sessions idle
 longer than gc.upload_ttl (default 24h). It is safe while "lading serve" runs on
 the same storage and database. --dry-run reports without deleting.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := sf.load(cmd, e)
 			if err != nil {
@@ -165,4 +165,12 @@ the same storage and database. --dry-run reports without deleting.`,
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "report what would be deleted; delete nothing")
 	return cmd
+}
+
+// noArgs is cobra.NoArgs as a usage error (exit code 2).
+func noArgs(cmd *cobra.Command, args []string) error {
+	if err := cobra.NoArgs(cmd, args); err != nil {
+		return usageError{errdefs.InvalidArgument(err)}
+	}
+	return nil
 }
