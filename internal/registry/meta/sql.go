@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lading-dev/lading/internal/errdefs"
@@ -30,13 +31,18 @@ type Dialect struct {
 	// Schema is the list of statements that create the tables, run in
 	// one transaction; each is idempotent.
 	Schema []string
+	// OneWriter serializes this process's write transactions on a mutex,
+	// for databases that allow one writer at a time (SQLite): writers
+	// then queue in order instead of polling the database's lock.
+	OneWriter bool
 }
 
 // SQL is a Store on a database/sql database.
 type SQL struct {
-	db  *sql.DB
-	d   Dialect
-	now func() time.Time
+	db      *sql.DB
+	d       Dialect
+	now     func() time.Time
+	writeMu sync.Mutex // with Dialect.OneWriter
 }
 
 var _ Store = (*SQL)(nil)
@@ -115,6 +121,10 @@ func (s *SQL) tx(ctx context.Context, what string, fn func(tx *sql.Tx) error) er
 }
 
 func (s *SQL) tx1(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if s.d.OneWriter {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -124,6 +134,15 @@ func (s *SQL) tx1(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// exec runs a single writing statement outside a transaction.
+func (s *SQL) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s.d.OneWriter {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+	}
+	return s.db.ExecContext(ctx, query, args...)
 }
 
 func nanos(t time.Time) int64 { return t.UnixNano() }
@@ -524,7 +543,7 @@ func (s *SQL) Referrers(ctx context.Context, repo, dgst, artifactType string) ([
 // CreateUpload implements Store.
 func (s *SQL) CreateUpload(ctx context.Context, u Upload) error {
 	now := nanos(s.now())
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO uploads (id, repo, size, chunks, hash_state, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+	_, err := s.exec(ctx, s.q(`INSERT INTO uploads (id, repo, size, chunks, hash_state, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?)`),
 		u.ID, u.Repo, u.Size, strings.Join(u.Chunks, ","), u.HashState, now, now)
 	return s.wrap("create upload "+u.ID, err)
 }
@@ -566,7 +585,7 @@ func (s *SQL) UploadExists(ctx context.Context, id string) (bool, error) {
 
 // UpdateUpload implements Store.
 func (s *SQL) UpdateUpload(ctx context.Context, u Upload, prevSize int64) error {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE uploads SET size = ?, chunks = ?, hash_state = ?, updated = ? WHERE id = ? AND repo = ? AND size = ?`),
+	res, err := s.exec(ctx, s.q(`UPDATE uploads SET size = ?, chunks = ?, hash_state = ?, updated = ? WHERE id = ? AND repo = ? AND size = ?`),
 		u.Size, strings.Join(u.Chunks, ","), u.HashState, nanos(s.now()), u.ID, u.Repo, prevSize)
 	if err != nil {
 		return s.wrap("update upload "+u.ID, err)
@@ -588,7 +607,7 @@ func (s *SQL) DeleteUpload(ctx context.Context, repo, id string, size int64) err
 		query += ` AND size = ?`
 		args = append(args, size)
 	}
-	res, err := s.db.ExecContext(ctx, s.q(query), args...)
+	res, err := s.exec(ctx, s.q(query), args...)
 	if err != nil {
 		return s.wrap("delete upload "+id, err)
 	}

@@ -58,7 +58,8 @@ func Open(ctx context.Context, path string) (*meta.SQL, error) {
 
 // Dialect is SQLite's meta.Dialect.
 var Dialect = meta.Dialect{
-	Name: "sqlite",
+	Name:      "sqlite",
+	OneWriter: true,
 	Retryable: func(err error) bool {
 		s := err.Error()
 		return strings.Contains(s, "SQLITE_BUSY") || strings.Contains(s, "database is locked")
