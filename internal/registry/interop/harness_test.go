@@ -219,3 +219,10 @@ func tarOf(t testing.TB, name, content string) []byte {
 	tw.Close()
 	return b.Bytes()
 }
+
+func writeFile(t testing.TB, p string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
