@@ -101,9 +101,14 @@ func (r *Registry) deleteBlob(c *call) error {
 // claim announces a blob write to the metadata store, waiting while the
 // garbage collector finishes deleting the same digest.
 func (r *Registry) claim(ctx context.Context, dgst v1.Hash) (bool, error) {
+	return r.waitCollector(ctx, func() (bool, error) { return r.meta.ClaimBlob(ctx, dgst.String()) })
+}
+
+// waitCollector retries a claim while the collector deletes its digest.
+func (r *Registry) waitCollector(ctx context.Context, claim func() (bool, error)) (bool, error) {
 	deadline := time.Now().Add(r.limits.ClaimWait)
 	for {
-		present, err := r.meta.ClaimBlob(ctx, dgst.String())
+		present, err := claim()
 		if err == nil || !errors.Is(err, errdefs.ErrUnavailable) || time.Now().After(deadline) {
 			return present, err
 		}
@@ -122,9 +127,19 @@ func (r *Registry) claim(ctx context.Context, dgst v1.Hash) (bool, error) {
 // not cover the time a client takes to send the content. It reports whether
 // put was called; when it was not, the caller discards its copy.
 func (r *Registry) publish(ctx context.Context, repo string, dgst v1.Hash, size int64, put func() error) (bool, error) {
+	return r.publishClaimed(ctx, repo, dgst, size, put, nil)
+}
+
+// publishClaimed is publish with a first claim made another way (closing
+// an upload session claims its digest); nil means a plain claim.
+func (r *Registry) publishClaimed(ctx context.Context, repo string, dgst v1.Hash, size int64, put func() error, first func() (bool, error)) (bool, error) {
 	used := false
 	for attempt := 0; ; attempt++ {
-		present, err := r.claim(ctx, dgst)
+		claim := func() (bool, error) { return r.claim(ctx, dgst) }
+		if attempt == 0 && first != nil {
+			claim = first
+		}
+		present, err := claim()
 		if err != nil {
 			return used, err
 		}

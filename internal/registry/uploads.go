@@ -346,17 +346,11 @@ func (r *Registry) finishUpload(c *call) error {
 			return err
 		}
 	}
-	// Close the session first: from here a concurrent PATCH fails, and a
-	// crash leaves chunks no session names.
-	if err := r.meta.DeleteUpload(ctx, u.Repo, u.ID, u.Size); err != nil {
-		if errors.Is(err, errdefs.ErrConflict) {
-			return withCode(http.StatusRequestedRangeNotSatisfiable, codeBlobUploadInvalid, err)
+	closed, err := r.assemble(ctx, u, dgst)
+	if closed {
+		if derr := r.driver.Delete(context.WithoutCancel(ctx), uploadDir(u.ID)); derr != nil {
+			r.log.Warn("closed upload: chunks left for the collector", "upload", u.ID, "error", derr)
 		}
-		return err
-	}
-	err = r.assemble(ctx, u, dgst)
-	if derr := r.driver.Delete(context.WithoutCancel(ctx), uploadDir(u.ID)); derr != nil {
-		r.log.Warn("closed upload: chunks left for the collector", "upload", u.ID, "error", derr)
 	}
 	if err != nil {
 		return err
@@ -365,37 +359,61 @@ func (r *Registry) finishUpload(c *call) error {
 	return nil
 }
 
-// assemble turns a closed session's chunks into the blob dgst.
-func (r *Registry) assemble(ctx context.Context, u meta.Upload, dgst v1.Hash) error {
+// assemble closes a session and turns its chunks into the blob dgst.
+// Closing comes first: from there a concurrent PATCH fails, and a crash
+// leaves chunks that no session names, for the collector. It reports
+// whether the session was closed (its chunks are then the caller's to
+// delete).
+func (r *Registry) assemble(ctx context.Context, u meta.Upload, dgst v1.Hash) (bool, error) {
 	paths := make([]string, len(u.Chunks))
 	for i, ch := range u.Chunks {
 		paths[i] = uploadDir(u.ID) + "/" + ch
+	}
+	closeErr := func(err error) error {
+		if errors.Is(err, errdefs.ErrConflict) {
+			return withCode(http.StatusRequestedRangeNotSatisfiable, codeBlobUploadInvalid, err)
+		}
+		return err
 	}
 	verified := false
 	if dgst.Algorithm == "sha256" {
 		if h := restoreHash(u); h != nil {
 			if got := hex.EncodeToString(h.Sum(nil)); got != dgst.Hex {
-				return withCode(http.StatusBadRequest, codeDigestInvalid, fmt.Errorf("upload %s: content has digest sha256:%s, not %s", u.ID, got, dgst))
+				if err := r.meta.DeleteUpload(ctx, u.Repo, u.ID, u.Size); err != nil {
+					return false, closeErr(err)
+				}
+				return true, withCode(http.StatusBadRequest, codeDigestInvalid, fmt.Errorf("upload %s: content has digest sha256:%s, not %s", u.ID, got, dgst))
 			}
 			verified = true
 		}
 	}
 	if len(paths) == 1 && verified {
-		// The common push (one PATCH, then PUT): the chunk becomes the
-		// blob by a rename.
-		_, err := r.publish(ctx, u.Repo, dgst, u.Size, func() error {
+		// The common push (one PATCH, then PUT): closing the session
+		// claims the digest, and the chunk becomes the blob by a
+		// rename.
+		closed := false
+		_, err := r.publishClaimed(ctx, u.Repo, dgst, u.Size, func() error {
 			return r.driver.Move(ctx, paths[0], blobPath(dgst))
+		}, func() (bool, error) {
+			present, err := r.waitCollector(ctx, func() (bool, error) {
+				return r.meta.CloseUpload(ctx, u.Repo, u.ID, u.Size, dgst.String())
+			})
+			closed = err == nil
+			return present, err
 		})
-		return err
+		return closed, closeErr(err)
+	}
+	if err := r.meta.DeleteUpload(ctx, u.Repo, u.ID, u.Size); err != nil {
+		return false, closeErr(err)
 	}
 	cr := &chunkReader{ctx: ctx, d: r.driver, paths: paths}
 	defer cr.Close()
 	n, err := r.writeBlob(ctx, u.Repo, dgst, u.Size, cr)
 	if err != nil {
-		return err
+		return true, err
 	}
 	if n != u.Size {
-		return fmt.Errorf("upload %s: read %d bytes of %d", u.ID, n, u.Size)
+		return true, fmt.Errorf("upload %s: read %d bytes of %d", u.ID, n, u.Size)
 	}
-	return nil
+	return true, nil
 }

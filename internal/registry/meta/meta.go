@@ -99,6 +99,11 @@ type Store interface {
 	// DeleteUpload ends a session whose size is still size (or any size
 	// when size < 0); errdefs.ErrConflict if it moved, ErrNotFound if gone.
 	DeleteUpload(ctx context.Context, repo, id string, size int64) error
+	// CloseUpload ends a session whose size is still size and claims dgst
+	// for its content, in one step (see ClaimBlob); ErrConflict if the
+	// session moved, ErrNotFound if it is gone, ErrUnavailable (and the
+	// session kept) while the collector deletes dgst.
+	CloseUpload(ctx context.Context, repo, id string, size int64, dgst string) (present bool, err error)
 	// StaleUploads lists up to limit sessions not updated since before.
 	StaleUploads(ctx context.Context, before time.Time, limit int) ([]Upload, error)
 	// UploadExists reports whether a session with this id exists.

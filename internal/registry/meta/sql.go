@@ -158,30 +158,60 @@ func (s *SQL) ensureRepo(ctx context.Context, tx *sql.Tx, repo string) error {
 func (s *SQL) ClaimBlob(ctx context.Context, dgst string) (bool, error) {
 	present := false
 	err := s.tx(ctx, "claim blob "+dgst, func(tx *sql.Tx) error {
-		present = false
-		now := nanos(s.now())
-		var state string
-		var updated int64
-		err := tx.QueryRowContext(ctx, s.q(`SELECT state, updated FROM blobs WHERE digest = ?`+s.d.ForUpdate), dgst).Scan(&state, &updated)
-		if errors.Is(err, sql.ErrNoRows) {
-			_, err = tx.ExecContext(ctx, s.q(`INSERT INTO blobs (digest, size, state, created, updated) VALUES (?, 0, ?, ?, ?)`), dgst, StatePending, now, now)
-			return err
-		}
+		var err error
+		present, err = s.claim(ctx, tx, dgst)
+		return err
+	})
+	return present, err
+}
+
+// claim is ClaimBlob inside a transaction.
+func (s *SQL) claim(ctx context.Context, tx *sql.Tx, dgst string) (bool, error) {
+	now := nanos(s.now())
+	var state string
+	var updated int64
+	err := tx.QueryRowContext(ctx, s.q(`SELECT state, updated FROM blobs WHERE digest = ?`+s.d.ForUpdate), dgst).Scan(&state, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO blobs (digest, size, state, created, updated) VALUES (?, 0, ?, ?, ?)`), dgst, StatePending, now, now)
+		return false, err
+	}
+	if err != nil {
+		return false, err
+	}
+	if state == StateDeleting && now-updated < int64(deletingTimeout) {
+		return false, errdefs.Unavailable(fmt.Errorf("blob %s is being garbage collected; retry", dgst))
+	}
+	// present and pending rows are refreshed, so the collector's grace
+	// window starts again; a deleting row whose collector died long ago
+	// is taken over.
+	newState := state
+	if state == StateDeleting {
+		newState = StatePending
+	}
+	_, err = tx.ExecContext(ctx, s.q(`UPDATE blobs SET state = ?, updated = ? WHERE digest = ?`), newState, now, dgst)
+	return err == nil && state == StatePresent, err
+}
+
+// CloseUpload implements Store.
+func (s *SQL) CloseUpload(ctx context.Context, repo, id string, size int64, dgst string) (bool, error) {
+	present := false
+	err := s.tx(ctx, "close upload "+id, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM uploads WHERE id = ? AND repo = ? AND size = ?`), id, repo, size)
 		if err != nil {
 			return err
 		}
-		if state == StateDeleting && now-updated < int64(deletingTimeout) {
-			return errdefs.Unavailable(fmt.Errorf("blob %s is being garbage collected; retry", dgst))
+		if n, _ := res.RowsAffected(); n == 0 {
+			var one int
+			err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM uploads WHERE id = ? AND repo = ?`), id, repo).Scan(&one)
+			if err == nil {
+				return errdefs.Conflict(fmt.Errorf("upload %s moved past offset %d", id, size))
+			}
+			if errors.Is(err, sql.ErrNoRows) {
+				return errdefs.NotFound(fmt.Errorf("upload %s in %s", id, repo))
+			}
+			return err
 		}
-		// present and pending rows are refreshed, so the collector's
-		// grace window starts again; a deleting row whose collector
-		// died long ago is taken over.
-		newState := state
-		if state == StateDeleting {
-			newState = StatePending
-		}
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE blobs SET state = ?, updated = ? WHERE digest = ?`), newState, now, dgst)
-		present = err == nil && state == StatePresent
+		present, err = s.claim(ctx, tx, dgst)
 		return err
 	})
 	return present, err

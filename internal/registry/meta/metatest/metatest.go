@@ -360,6 +360,30 @@ func testUploads(t *testing.T, s meta.Store) {
 	if len(stale) != 0 {
 		t.Errorf("fresh upload listed stale: %v", stale)
 	}
+	// Closing claims the content's digest with the same rules as
+	// ClaimBlob, in the same step.
+	_, err = s.CloseUpload(ctx, "r", "u1", 10, dg(50))
+	wantClass(t, "CloseUpload at a stale size", err, errdefs.ErrConflict)
+	_, err = s.CloseUpload(ctx, "other", "u1", 25, dg(50))
+	wantClass(t, "CloseUpload from another repository", err, errdefs.ErrNotFound)
+	putBlob(t, s, "r", dg(51), 1)
+	ok, err = s.MarkDeleting(ctx, dg(51), time.Now().Add(time.Hour))
+	must(t, err)
+	if !ok {
+		t.Fatal("not marked")
+	}
+	_, err = s.CloseUpload(ctx, "r", "u1", 25, dg(51))
+	wantClass(t, "CloseUpload of a digest being collected", err, errdefs.ErrUnavailable)
+	if ok, _ := s.UploadExists(ctx, "u1"); !ok {
+		t.Fatal("a refused CloseUpload ended the session")
+	}
+	must(t, s.CreateUpload(ctx, meta.Upload{ID: "u2", Repo: "r"}))
+	present, err := s.CloseUpload(ctx, "r", "u2", 0, dg(52))
+	must(t, err)
+	if present {
+		t.Error("CloseUpload of new content says present")
+	}
+	must(t, s.CommitBlob(ctx, "r", dg(52), 0))
 	wantClass(t, "DeleteUpload at a stale size", s.DeleteUpload(ctx, "r", "u1", 10), errdefs.ErrConflict)
 	must(t, s.DeleteUpload(ctx, "r", "u1", 25))
 	wantClass(t, "DeleteUpload twice", s.DeleteUpload(ctx, "r", "u1", -1), errdefs.ErrNotFound)
