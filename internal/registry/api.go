@@ -14,7 +14,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/verify"
 )
 
@@ -199,6 +198,13 @@ type idleBody struct {
 func (b *idleBody) Read(p []byte) (int, error) {
 	b.rc.SetReadDeadline(time.Now().Add(b.idle))
 	n, err := b.r.Read(p)
+	if err == io.EOF {
+		// The body is in: what follows (verifying, assembling a
+		// large blob) may take longer than the idle timeout, and the
+		// server's watch for a closed connection must not trip on
+		// our deadline meanwhile.
+		b.rc.SetReadDeadline(time.Time{})
+	}
 	if err != nil && err != io.EOF {
 		return n, &bodyError{err: err, stalled: isTimeout(err)}
 	}
@@ -276,6 +282,3 @@ func (rec *recorder) ReadFrom(src io.Reader) (int64, error) {
 	rec.written += n
 	return n, err
 }
-
-// errBadRange: a malformed Content-Range or Range header.
-var errBadRange = errdefs.InvalidArgument(errors.New("malformed range"))

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -419,6 +418,3 @@ func (a *Auth) challenge(w http.ResponseWriter, req *http.Request, need []Scope,
 	}
 	w.Header().Set("WWW-Authenticate", b.String())
 }
-
-// constantTimeEqual compares secrets.
-func constantTimeEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }

@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -179,8 +180,10 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
+// requestID is the client's X-Request-Id when it is a plain token (it goes
+// back in a header and into the log), else a new one.
 func requestID(req *http.Request) string {
-	if id := req.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 {
+	if id := req.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 && strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == "" {
 		return id
 	}
 	var b [8]byte

@@ -24,8 +24,9 @@
 //
 // A writer receives and verifies the content first (invisibly, in a
 // storage.Writer), then claims the digest, makes the content visible and
-// commits the row; a claim protects the blob for a fixed 15 minutes, whatever
-// the collector's grace window. The collector marks a blob deleting
+// commits the row. A claim (on a new row or on a present one) protects the
+// blob from the collector until the commit, or for 15 minutes if the writer
+// dies, whatever the collector's grace window. The collector marks a blob deleting
 // (re-checking, under the row's lock, that no manifest references it and
 // that nothing claimed or linked it within the grace window), deletes the
 // content, then forgets the row. A claim that finds a blob deleting waits for the collector

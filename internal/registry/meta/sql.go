@@ -172,7 +172,7 @@ func (s *SQL) claim(ctx context.Context, tx *sql.Tx, dgst string) (bool, error) 
 	var updated int64
 	err := tx.QueryRowContext(ctx, s.q(`SELECT state, updated FROM blobs WHERE digest = ?`+s.d.ForUpdate), dgst).Scan(&state, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
-		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO blobs (digest, size, state, created, updated) VALUES (?, 0, ?, ?, ?)`), dgst, StatePending, now, now)
+		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO blobs (digest, size, state, created, updated, claimed, claims) VALUES (?, 0, ?, ?, ?, ?, 1)`), dgst, StatePending, now, now, now)
 		return false, err
 	}
 	if err != nil {
@@ -181,14 +181,15 @@ func (s *SQL) claim(ctx context.Context, tx *sql.Tx, dgst string) (bool, error) 
 	if state == StateDeleting && now-updated < int64(deletingTimeout) {
 		return false, errdefs.Unavailable(fmt.Errorf("blob %s is being garbage collected; retry", dgst))
 	}
-	// present and pending rows are refreshed, so the collector's grace
-	// window starts again; a deleting row whose collector died long ago
-	// is taken over.
+	// present and pending rows are refreshed and their claims counted
+	// (the collector leaves claimed rows alone until every claim is
+	// committed, whatever its grace window); a deleting row whose
+	// collector died long ago is taken over.
 	newState := state
 	if state == StateDeleting {
 		newState = StatePending
 	}
-	_, err = tx.ExecContext(ctx, s.q(`UPDATE blobs SET state = ?, updated = ? WHERE digest = ?`), newState, now, dgst)
+	_, err = tx.ExecContext(ctx, s.q(`UPDATE blobs SET state = ?, updated = ?, claimed = ?, claims = claims + 1 WHERE digest = ?`), newState, now, now, dgst)
 	return err == nil && state == StatePresent, err
 }
 
@@ -233,7 +234,7 @@ func (s *SQL) CommitBlob(ctx context.Context, repo, dgst string, size int64) err
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE blobs SET state = ?, size = ?, updated = ? WHERE digest = ?`), StatePresent, size, now, dgst); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE blobs SET state = ?, size = ?, updated = ?, claims = CASE WHEN claims > 0 THEN claims - 1 ELSE 0 END WHERE digest = ?`), StatePresent, size, now, dgst); err != nil {
 			return err
 		}
 		if repo == "" {
@@ -373,7 +374,7 @@ func (s *SQL) PutManifest(ctx context.Context, repo string, m Manifest, tags []s
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE blobs SET state = ?, size = ?, updated = ? WHERE digest = ?`), StatePresent, m.Size, now, m.Digest); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE blobs SET state = ?, size = ?, updated = ?, claims = CASE WHEN claims > 0 THEN claims - 1 ELSE 0 END WHERE digest = ?`), StatePresent, m.Size, now, m.Digest); err != nil {
 			return err
 		}
 		for _, b := range blobs {
@@ -670,18 +671,18 @@ func (s *SQL) StaleUploads(ctx context.Context, before time.Time, limit int) ([]
 
 // collectable is the condition for a blob row b to be garbage: no manifest
 // is it or references it, nothing linked or touched it since the cutoff
-// (the first two placeholders), and, for a pending claim, its writer must
-// be long gone (the third: the pending cutoff).
+// (the first two placeholders), and no writer holds a claim on it (the
+// third: claims made before the claim cutoff belong to dead writers).
 const collectable = `NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = b.digest)
 	AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.child = b.digest)
 	AND NOT EXISTS (SELECT 1 FROM repo_blobs l WHERE l.digest = b.digest AND l.linked >= ?)
 	AND b.updated < ?
-	AND (b.state <> 'pending' OR b.updated < ?)`
+	AND (b.claims = 0 OR b.claimed < ?)`
 
-// pendingTimeout is how long a claim protects a blob being written,
-// whatever the collector's grace window: writers claim a digest only for the
-// moment between receiving the content and committing it, so a claim this
-// old belongs to a writer that died.
+// pendingTimeout is how long claims protect a blob, whatever the
+// collector's grace window: writers claim a digest only for the moment
+// between receiving the content and committing it (which releases the
+// claim), so claims this old belong to writers that died.
 const pendingTimeout = 15 * time.Minute
 
 // cutoffs returns the arguments of collectable for a grace cutoff.
@@ -725,7 +726,7 @@ func (s *SQL) MarkDeleting(ctx context.Context, dgst string, before time.Time) (
 			// Content without a row: left by a crash between a
 			// write and its commit. A claim would have created the
 			// row first, so nobody is writing it now.
-			_, err = tx.ExecContext(ctx, s.q(`INSERT INTO blobs (digest, size, state, created, updated) VALUES (?, 0, ?, ?, ?)`), dgst, StateDeleting, now, now)
+			_, err = tx.ExecContext(ctx, s.q(`INSERT INTO blobs (digest, size, state, created, updated, claimed, claims) VALUES (?, 0, ?, ?, ?, 0, 0)`), dgst, StateDeleting, now, now)
 			marked = err == nil
 			return err
 		}

@@ -439,6 +439,27 @@ func testGCGrace(t *testing.T, s meta.Store) {
 	if len(repos) != 0 {
 		t.Errorf("links left after ForgetBlob: %v", repos)
 	}
+	// A claim on present content (a second push of it) protects it too,
+	// until the commit.
+	putBlob(t, s, "r", dg(4), 1)
+	if present, err := s.ClaimBlob(ctx, dg(4)); err != nil || !present {
+		t.Fatalf("reclaim: %v %v", present, err)
+	}
+	if ok, _ := s.MarkDeleting(ctx, dg(4), future); ok {
+		t.Error("MarkDeleting took a claimed present blob")
+	}
+	// Two writers claim it; the first commit leaves the second's claim.
+	if _, err := s.ClaimBlob(ctx, dg(4)); err != nil {
+		t.Fatal(err)
+	}
+	must(t, s.CommitBlob(ctx, "r", dg(4), 1))
+	if ok, _ := s.MarkDeleting(ctx, dg(4), future); ok {
+		t.Error("a commit released another writer's claim")
+	}
+	must(t, s.CommitBlob(ctx, "r", dg(4), 1))
+	if ok, _ := s.MarkDeleting(ctx, dg(4), future); !ok {
+		t.Error("the commits did not release the claims")
+	}
 	// A recent link (a mount) protects an old blob.
 	putBlob(t, s, "r", dg(3), 1)
 	must(t, s.LinkBlob(ctx, "s", dg(3)))

@@ -73,7 +73,9 @@ var Dialect = meta.Dialect{
 			size BIGINT NOT NULL,
 			state TEXT NOT NULL,
 			created BIGINT NOT NULL,
-			updated BIGINT NOT NULL)`,
+			updated BIGINT NOT NULL,
+			claimed BIGINT NOT NULL DEFAULT 0,
+			claims BIGINT NOT NULL DEFAULT 0)`,
 		`CREATE TABLE IF NOT EXISTS repo_blobs (
 			repo TEXT COLLATE "C" NOT NULL,
 			digest TEXT COLLATE "C" NOT NULL,

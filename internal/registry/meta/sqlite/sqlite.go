@@ -73,7 +73,9 @@ var Dialect = meta.Dialect{
 			size INTEGER NOT NULL,
 			state TEXT NOT NULL,
 			created INTEGER NOT NULL,
-			updated INTEGER NOT NULL)`,
+			updated INTEGER NOT NULL,
+			claimed INTEGER NOT NULL DEFAULT 0,
+			claims INTEGER NOT NULL DEFAULT 0)`,
 		`CREATE TABLE IF NOT EXISTS repo_blobs (
 			repo TEXT NOT NULL,
 			digest TEXT NOT NULL,
