@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/lading-dev/lading/internal/registry"
+	"github.com/lading-dev/lading/internal/registry/meta/postgres"
+	"github.com/lading-dev/lading/internal/registry/meta/postgres/pgtest"
 )
 
 // blobFile is where the filesystem driver keeps a blob.
@@ -136,7 +138,18 @@ func TestGC(t *testing.T) {
 // matching their digests. Pushes the collector beat get a clear refusal
 // (MANIFEST_BLOB_UNKNOWN or 503) and are retried, as clients do.
 func TestGCDuringPushes(t *testing.T) {
-	tr := newRegistry(t)
+	t.Run("sqlite", func(t *testing.T) { gcDuringPushes(t, newRegistry(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		pg := pgtest.Start(t)
+		store, err := postgres.Open(context.Background(), pg.NewDatabase(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		gcDuringPushes(t, newRegistryOn(t, store))
+	})
+}
+
+func gcDuringPushes(t *testing.T, tr *testRegistry) {
 	ctx := context.Background()
 	stop := make(chan struct{})
 	var gcWG sync.WaitGroup

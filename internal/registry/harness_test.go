@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/lading-dev/lading/internal/registry"
+	"github.com/lading-dev/lading/internal/registry/meta"
 	"github.com/lading-dev/lading/internal/registry/meta/sqlite"
 	"github.com/lading-dev/lading/internal/registry/storage/fs"
 )
@@ -74,12 +75,18 @@ func (n *notices) list() []registry.PushEvent {
 
 func newRegistry(t testing.TB, opts ...registry.Option) *testRegistry {
 	t.Helper()
-	dir := t.TempDir()
-	drv, err := fs.New(filepath.Join(dir, "content"))
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "meta.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := sqlite.Open(context.Background(), filepath.Join(dir, "meta.db"))
+	return newRegistryOn(t, store, opts...)
+}
+
+// newRegistryOn is newRegistry with another metadata store.
+func newRegistryOn(t testing.TB, store meta.Store, opts ...registry.Option) *testRegistry {
+	t.Helper()
+	dir := t.TempDir()
+	drv, err := fs.New(filepath.Join(dir, "content"))
 	if err != nil {
 		t.Fatal(err)
 	}
