@@ -43,6 +43,9 @@ type SQL struct {
 	d       Dialect
 	now     func() time.Time
 	writeMu sync.Mutex // with Dialect.OneWriter
+
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt // by query text
 }
 
 var _ Store = (*SQL)(nil)
@@ -69,7 +72,15 @@ func NewSQL(ctx context.Context, db *sql.DB, d Dialect) (*SQL, error) {
 func (s *SQL) SetClock(now func() time.Time) { s.now = now }
 
 // Close implements Store.
-func (s *SQL) Close() error { return s.db.Close() }
+func (s *SQL) Close() error {
+	s.stmtMu.Lock()
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	s.stmts = nil
+	s.stmtMu.Unlock()
+	return s.db.Close()
+}
 
 // q rewrites a query written with "?" placeholders for the dialect.
 func (s *SQL) q(query string) string {
@@ -136,13 +147,80 @@ func (s *SQL) tx1(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return tx.Commit()
 }
 
+// stmt returns the prepared statement for a query written with "?"
+// placeholders, preparing it once: parsing SQL is a large part of a small
+// query's cost.
+func (s *SQL) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if st, ok := s.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, s.q(query))
+	if err != nil {
+		return nil, err
+	}
+	if s.stmts == nil {
+		s.stmts = map[string]*sql.Stmt{}
+	}
+	s.stmts[query] = st
+	return st, nil
+}
+
+// errRow is a *sql.Row-like value carrying an error.
+type errRow struct{ err error }
+
+func (e errRow) Scan(...any) error { return e.err }
+
+type scanner interface{ Scan(...any) error }
+
+// row runs a query expected to return one row.
+func (s *SQL) row(ctx context.Context, query string, args ...any) scanner {
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// rows runs a query.
+func (s *SQL) rows(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
 // exec runs a single writing statement outside a transaction.
 func (s *SQL) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
 	if s.d.OneWriter {
 		s.writeMu.Lock()
 		defer s.writeMu.Unlock()
 	}
-	return s.db.ExecContext(ctx, query, args...)
+	return st.ExecContext(ctx, args...)
+}
+
+// txRow is row inside a transaction.
+func (s *SQL) txRow(ctx context.Context, tx *sql.Tx, query string, args ...any) scanner {
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return errRow{err}
+	}
+	return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+}
+
+// txExec is exec inside a transaction.
+func (s *SQL) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 }
 
 func nanos(t time.Time) int64 { return t.UnixNano() }
@@ -150,7 +228,7 @@ func nanos(t time.Time) int64 { return t.UnixNano() }
 func fromNanos(n int64) time.Time { return time.Unix(0, n) }
 
 func (s *SQL) ensureRepo(ctx context.Context, tx *sql.Tx, repo string) error {
-	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO repositories (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`), repo, nanos(s.now()))
+	_, err := s.txExec(ctx, tx, (`INSERT INTO repositories (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`), repo, nanos(s.now()))
 	return err
 }
 
@@ -170,9 +248,9 @@ func (s *SQL) claim(ctx context.Context, tx *sql.Tx, dgst string) (bool, error) 
 	now := nanos(s.now())
 	var state string
 	var updated int64
-	err := tx.QueryRowContext(ctx, s.q(`SELECT state, updated FROM blobs WHERE digest = ?`+s.d.ForUpdate), dgst).Scan(&state, &updated)
+	err := s.txRow(ctx, tx, (`SELECT state, updated FROM blobs WHERE digest = ?`+s.d.ForUpdate), dgst).Scan(&state, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
-		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO blobs (digest, size, state, created, updated, claimed, claims) VALUES (?, 0, ?, ?, ?, ?, 1)`), dgst, StatePending, now, now, now)
+		_, err = s.txExec(ctx, tx, (`INSERT INTO blobs (digest, size, state, created, updated, claimed, claims) VALUES (?, 0, ?, ?, ?, ?, 1)`), dgst, StatePending, now, now, now)
 		return false, err
 	}
 	if err != nil {
@@ -189,7 +267,7 @@ func (s *SQL) claim(ctx context.Context, tx *sql.Tx, dgst string) (bool, error) 
 	if state == StateDeleting {
 		newState = StatePending
 	}
-	_, err = tx.ExecContext(ctx, s.q(`UPDATE blobs SET state = ?, updated = ?, claimed = ?, claims = claims + 1 WHERE digest = ?`), newState, now, now, dgst)
+	_, err = s.txExec(ctx, tx, (`UPDATE blobs SET state = ?, updated = ?, claimed = ?, claims = claims + 1 WHERE digest = ?`), newState, now, now, dgst)
 	return err == nil && state == StatePresent, err
 }
 
@@ -197,13 +275,13 @@ func (s *SQL) claim(ctx context.Context, tx *sql.Tx, dgst string) (bool, error) 
 func (s *SQL) CloseUpload(ctx context.Context, repo, id string, size int64, dgst string) (bool, error) {
 	present := false
 	err := s.tx(ctx, "close upload "+id, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM uploads WHERE id = ? AND repo = ? AND size = ?`), id, repo, size)
+		res, err := s.txExec(ctx, tx, (`DELETE FROM uploads WHERE id = ? AND repo = ? AND size = ?`), id, repo, size)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			var one int
-			err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM uploads WHERE id = ? AND repo = ?`), id, repo).Scan(&one)
+			err := s.txRow(ctx, tx, (`SELECT 1 FROM uploads WHERE id = ? AND repo = ?`), id, repo).Scan(&one)
 			if err == nil {
 				return errdefs.Conflict(fmt.Errorf("upload %s moved past offset %d", id, size))
 			}
@@ -227,14 +305,14 @@ func (s *SQL) CommitBlob(ctx context.Context, repo, dgst string, size int64) err
 	return s.tx(ctx, "commit blob "+dgst, func(tx *sql.Tx) error {
 		now := nanos(s.now())
 		var state string
-		err := tx.QueryRowContext(ctx, s.q(`SELECT state FROM blobs WHERE digest = ?`+s.d.ForUpdate), dgst).Scan(&state)
+		err := s.txRow(ctx, tx, (`SELECT state FROM blobs WHERE digest = ?` + s.d.ForUpdate), dgst).Scan(&state)
 		if errors.Is(err, sql.ErrNoRows) || err == nil && state == StateDeleting {
 			return errdefs.Unavailable(fmt.Errorf("blob %s was garbage collected while it was written; retry", dgst))
 		}
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE blobs SET state = ?, size = ?, updated = ?, claims = CASE WHEN claims > 0 THEN claims - 1 ELSE 0 END WHERE digest = ?`), StatePresent, size, now, dgst); err != nil {
+		if _, err := s.txExec(ctx, tx, (`UPDATE blobs SET state = ?, size = ?, updated = ?, claims = CASE WHEN claims > 0 THEN claims - 1 ELSE 0 END WHERE digest = ?`), StatePresent, size, now, dgst); err != nil {
 			return err
 		}
 		if repo == "" {
@@ -243,7 +321,7 @@ func (s *SQL) CommitBlob(ctx context.Context, repo, dgst string, size int64) err
 		if err := s.ensureRepo(ctx, tx, repo); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO repo_blobs (repo, digest, linked) VALUES (?, ?, ?) ON CONFLICT (repo, digest) DO UPDATE SET linked = excluded.linked`), repo, dgst, now)
+		_, err = s.txExec(ctx, tx, (`INSERT INTO repo_blobs (repo, digest, linked) VALUES (?, ?, ?) ON CONFLICT (repo, digest) DO UPDATE SET linked = excluded.linked`), repo, dgst, now)
 		return err
 	})
 }
@@ -258,7 +336,7 @@ func scanBlob(row interface{ Scan(...any) error }) (Blob, error) {
 
 // Blob implements Store.
 func (s *SQL) Blob(ctx context.Context, repo, dgst string) (Blob, error) {
-	b, err := scanBlob(s.db.QueryRowContext(ctx, s.q(`SELECT b.digest, b.size, b.state, b.updated FROM blobs b JOIN repo_blobs l ON l.digest = b.digest WHERE l.repo = ? AND b.digest = ? AND b.state = ?`), repo, dgst, StatePresent))
+	b, err := scanBlob(s.row(ctx, (`SELECT b.digest, b.size, b.state, b.updated FROM blobs b JOIN repo_blobs l ON l.digest = b.digest WHERE l.repo = ? AND b.digest = ? AND b.state = ?`), repo, dgst, StatePresent))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Blob{}, errdefs.NotFound(fmt.Errorf("blob %s in %s", dgst, repo))
 	}
@@ -267,7 +345,7 @@ func (s *SQL) Blob(ctx context.Context, repo, dgst string) (Blob, error) {
 
 // GlobalBlob implements Store.
 func (s *SQL) GlobalBlob(ctx context.Context, dgst string) (Blob, error) {
-	b, err := scanBlob(s.db.QueryRowContext(ctx, s.q(`SELECT digest, size, state, updated FROM blobs WHERE digest = ? AND state = ?`), dgst, StatePresent))
+	b, err := scanBlob(s.row(ctx, (`SELECT digest, size, state, updated FROM blobs WHERE digest = ? AND state = ?`), dgst, StatePresent))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Blob{}, errdefs.NotFound(fmt.Errorf("blob %s", dgst))
 	}
@@ -278,7 +356,7 @@ func (s *SQL) GlobalBlob(ctx context.Context, dgst string) (Blob, error) {
 func (s *SQL) LinkBlob(ctx context.Context, repo, dgst string) error {
 	return s.tx(ctx, "link blob "+dgst, func(tx *sql.Tx) error {
 		var state string
-		err := tx.QueryRowContext(ctx, s.q(`SELECT state FROM blobs WHERE digest = ?`+s.d.ForShare), dgst).Scan(&state)
+		err := s.txRow(ctx, tx, (`SELECT state FROM blobs WHERE digest = ?` + s.d.ForShare), dgst).Scan(&state)
 		if errors.Is(err, sql.ErrNoRows) || err == nil && state != StatePresent {
 			return errdefs.NotFound(fmt.Errorf("blob %s", dgst))
 		}
@@ -288,7 +366,7 @@ func (s *SQL) LinkBlob(ctx context.Context, repo, dgst string) error {
 		if err := s.ensureRepo(ctx, tx, repo); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO repo_blobs (repo, digest, linked) VALUES (?, ?, ?) ON CONFLICT (repo, digest) DO UPDATE SET linked = excluded.linked`), repo, dgst, nanos(s.now()))
+		_, err = s.txExec(ctx, tx, (`INSERT INTO repo_blobs (repo, digest, linked) VALUES (?, ?, ?) ON CONFLICT (repo, digest) DO UPDATE SET linked = excluded.linked`), repo, dgst, nanos(s.now()))
 		return err
 	})
 }
@@ -297,21 +375,21 @@ func (s *SQL) LinkBlob(ctx context.Context, repo, dgst string) error {
 func (s *SQL) UnlinkBlob(ctx context.Context, repo, dgst string) error {
 	return s.tx(ctx, "unlink blob "+dgst, func(tx *sql.Tx) error {
 		var m string
-		err := tx.QueryRowContext(ctx, s.q(`SELECT manifest FROM manifest_refs WHERE repo = ? AND child = ? LIMIT 1`), repo, dgst).Scan(&m)
+		err := s.txRow(ctx, tx, (`SELECT manifest FROM manifest_refs WHERE repo = ? AND child = ? LIMIT 1`), repo, dgst).Scan(&m)
 		if err == nil {
 			return errdefs.Conflict(fmt.Errorf("blob %s is referenced by manifest %s of %s; delete the manifest first", dgst, m, repo))
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		err = tx.QueryRowContext(ctx, s.q(`SELECT digest FROM manifests WHERE repo = ? AND digest = ?`), repo, dgst).Scan(&m)
+		err = s.txRow(ctx, tx, (`SELECT digest FROM manifests WHERE repo = ? AND digest = ?`), repo, dgst).Scan(&m)
 		if err == nil {
 			return errdefs.Conflict(fmt.Errorf("blob %s is manifest %s of %s; delete the manifest", dgst, dgst, repo))
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM repo_blobs WHERE repo = ? AND digest = ?`), repo, dgst)
+		res, err := s.txExec(ctx, tx, (`DELETE FROM repo_blobs WHERE repo = ? AND digest = ?`), repo, dgst)
 		if err != nil {
 			return err
 		}
@@ -324,7 +402,7 @@ func (s *SQL) UnlinkBlob(ctx context.Context, repo, dgst string) error {
 
 // BlobRepositories implements Store.
 func (s *SQL) BlobRepositories(ctx context.Context, dgst string, limit int) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT l.repo FROM repo_blobs l JOIN blobs b ON b.digest = l.digest WHERE l.digest = ? AND b.state = ? ORDER BY l.repo LIMIT ?`), dgst, StatePresent, limit)
+	rows, err := s.rows(ctx, (`SELECT l.repo FROM repo_blobs l JOIN blobs b ON b.digest = l.digest WHERE l.digest = ? AND b.state = ? ORDER BY l.repo LIMIT ?`), dgst, StatePresent, limit)
 	if err != nil {
 		return nil, s.wrap("repositories of "+dgst, err)
 	}
@@ -367,19 +445,19 @@ func (s *SQL) PutManifest(ctx context.Context, repo string, m Manifest, tags []s
 		// The manifest's content: claimed (and written) or present;
 		// it becomes present here, with the manifest that protects it.
 		var state string
-		err := tx.QueryRowContext(ctx, s.q(`SELECT state FROM blobs WHERE digest = ?`+s.d.ForUpdate), m.Digest).Scan(&state)
+		err := s.txRow(ctx, tx, (`SELECT state FROM blobs WHERE digest = ?` + s.d.ForUpdate), m.Digest).Scan(&state)
 		if errors.Is(err, sql.ErrNoRows) || err == nil && state == StateDeleting {
 			return errdefs.Unavailable(fmt.Errorf("manifest %s: its content was garbage collected while it was written; retry", m.Digest))
 		}
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE blobs SET state = ?, size = ?, updated = ?, claims = CASE WHEN claims > 0 THEN claims - 1 ELSE 0 END WHERE digest = ?`), StatePresent, m.Size, now, m.Digest); err != nil {
+		if _, err := s.txExec(ctx, tx, (`UPDATE blobs SET state = ?, size = ?, updated = ?, claims = CASE WHEN claims > 0 THEN claims - 1 ELSE 0 END WHERE digest = ?`), StatePresent, m.Size, now, m.Digest); err != nil {
 			return err
 		}
 		for _, b := range blobs {
 			var n int
-			err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM blobs b JOIN repo_blobs l ON l.digest = b.digest WHERE l.repo = ? AND b.digest = ? AND b.state = ?`+s.d.ForShare), repo, b, StatePresent).Scan(&n)
+			err := s.txRow(ctx, tx, (`SELECT 1 FROM blobs b JOIN repo_blobs l ON l.digest = b.digest WHERE l.repo = ? AND b.digest = ? AND b.state = ?` + s.d.ForShare), repo, b, StatePresent).Scan(&n)
 			if errors.Is(err, sql.ErrNoRows) {
 				return &MissingError{Repo: repo, Digest: b}
 			}
@@ -389,7 +467,7 @@ func (s *SQL) PutManifest(ctx context.Context, repo string, m Manifest, tags []s
 		}
 		for _, c := range children {
 			var n int
-			err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM manifests WHERE repo = ? AND digest = ?`+s.d.ForShare), repo, c).Scan(&n)
+			err := s.txRow(ctx, tx, (`SELECT 1 FROM manifests WHERE repo = ? AND digest = ?` + s.d.ForShare), repo, c).Scan(&n)
 			if errors.Is(err, sql.ErrNoRows) {
 				return &MissingError{Repo: repo, Digest: c, Manifest: true}
 			}
@@ -400,28 +478,28 @@ func (s *SQL) PutManifest(ctx context.Context, repo string, m Manifest, tags []s
 		if err := s.ensureRepo(ctx, tx, repo); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO manifests (repo, digest, media_type, size, artifact_type, subject, annotations, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		_, err = s.txExec(ctx, tx, (`INSERT INTO manifests (repo, digest, media_type, size, artifact_type, subject, annotations, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (repo, digest) DO UPDATE SET media_type = excluded.media_type, size = excluded.size, artifact_type = excluded.artifact_type, subject = excluded.subject, annotations = excluded.annotations`),
 			repo, m.Digest, m.MediaType, m.Size, m.ArtifactType, m.Subject, ann, now)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM manifest_refs WHERE repo = ? AND manifest = ?`), repo, m.Digest); err != nil {
+		if _, err := s.txExec(ctx, tx, (`DELETE FROM manifest_refs WHERE repo = ? AND manifest = ?`), repo, m.Digest); err != nil {
 			return err
 		}
 		refs := append(slices.Clone(blobs), children...)
 		slices.Sort(refs)
 		for _, c := range slices.Compact(refs) {
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO manifest_refs (repo, manifest, child) VALUES (?, ?, ?)`), repo, m.Digest, c); err != nil {
+			if _, err := s.txExec(ctx, tx, (`INSERT INTO manifest_refs (repo, manifest, child) VALUES (?, ?, ?)`), repo, m.Digest, c); err != nil {
 				return err
 			}
 		}
 		// The manifest's own content is a blob of the repository.
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO repo_blobs (repo, digest, linked) VALUES (?, ?, ?) ON CONFLICT (repo, digest) DO UPDATE SET linked = excluded.linked`), repo, m.Digest, now); err != nil {
+		if _, err := s.txExec(ctx, tx, (`INSERT INTO repo_blobs (repo, digest, linked) VALUES (?, ?, ?) ON CONFLICT (repo, digest) DO UPDATE SET linked = excluded.linked`), repo, m.Digest, now); err != nil {
 			return err
 		}
 		for _, t := range tags {
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO tags (repo, tag, digest, updated) VALUES (?, ?, ?, ?) ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest, updated = excluded.updated`), repo, t, m.Digest, now); err != nil {
+			if _, err := s.txExec(ctx, tx, (`INSERT INTO tags (repo, tag, digest, updated) VALUES (?, ?, ?, ?) ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest, updated = excluded.updated`), repo, t, m.Digest, now); err != nil {
 				return err
 			}
 		}
@@ -449,7 +527,7 @@ func (s *SQL) scanManifest(row interface{ Scan(...any) error }) (Manifest, error
 
 // Manifest implements Store.
 func (s *SQL) Manifest(ctx context.Context, repo, dgst string) (Manifest, error) {
-	m, err := s.scanManifest(s.db.QueryRowContext(ctx, s.q(`SELECT `+manifestCols+` FROM manifests m WHERE m.repo = ? AND m.digest = ?`), repo, dgst))
+	m, err := s.scanManifest(s.row(ctx, (`SELECT ` + manifestCols + ` FROM manifests m WHERE m.repo = ? AND m.digest = ?`), repo, dgst))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Manifest{}, errdefs.NotFound(fmt.Errorf("manifest %s in %s", dgst, repo))
 	}
@@ -458,7 +536,7 @@ func (s *SQL) Manifest(ctx context.Context, repo, dgst string) (Manifest, error)
 
 // Tag implements Store.
 func (s *SQL) Tag(ctx context.Context, repo, tag string) (Manifest, error) {
-	m, err := s.scanManifest(s.db.QueryRowContext(ctx, s.q(`SELECT `+manifestCols+` FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest WHERE t.repo = ? AND t.tag = ?`), repo, tag))
+	m, err := s.scanManifest(s.row(ctx, (`SELECT ` + manifestCols + ` FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest WHERE t.repo = ? AND t.tag = ?`), repo, tag))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Manifest{}, errdefs.NotFound(fmt.Errorf("tag %s in %s", tag, repo))
 	}
@@ -469,24 +547,24 @@ func (s *SQL) Tag(ctx context.Context, repo, tag string) (Manifest, error) {
 func (s *SQL) DeleteManifest(ctx context.Context, repo, dgst string) error {
 	return s.tx(ctx, "delete manifest "+dgst, func(tx *sql.Tx) error {
 		var parent string
-		err := tx.QueryRowContext(ctx, s.q(`SELECT manifest FROM manifest_refs WHERE repo = ? AND child = ? AND manifest <> ? LIMIT 1`), repo, dgst, dgst).Scan(&parent)
+		err := s.txRow(ctx, tx, (`SELECT manifest FROM manifest_refs WHERE repo = ? AND child = ? AND manifest <> ? LIMIT 1`), repo, dgst, dgst).Scan(&parent)
 		if err == nil {
 			return errdefs.Conflict(fmt.Errorf("manifest %s is referenced by index %s of %s; delete the index first", dgst, parent, repo))
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM manifests WHERE repo = ? AND digest = ?`), repo, dgst)
+		res, err := s.txExec(ctx, tx, (`DELETE FROM manifests WHERE repo = ? AND digest = ?`), repo, dgst)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return errdefs.NotFound(fmt.Errorf("manifest %s in %s", dgst, repo))
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM manifest_refs WHERE repo = ? AND manifest = ?`), repo, dgst); err != nil {
+		if _, err := s.txExec(ctx, tx, (`DELETE FROM manifest_refs WHERE repo = ? AND manifest = ?`), repo, dgst); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, s.q(`DELETE FROM tags WHERE repo = ? AND digest = ?`), repo, dgst)
+		_, err = s.txExec(ctx, tx, (`DELETE FROM tags WHERE repo = ? AND digest = ?`), repo, dgst)
 		return err
 	})
 }
@@ -494,7 +572,7 @@ func (s *SQL) DeleteManifest(ctx context.Context, repo, dgst string) error {
 // DeleteTag implements Store.
 func (s *SQL) DeleteTag(ctx context.Context, repo, tag string) error {
 	return s.tx(ctx, "delete tag "+tag, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM tags WHERE repo = ? AND tag = ?`), repo, tag)
+		res, err := s.txExec(ctx, tx, (`DELETE FROM tags WHERE repo = ? AND tag = ?`), repo, tag)
 		if err != nil {
 			return err
 		}
@@ -508,7 +586,7 @@ func (s *SQL) DeleteTag(ctx context.Context, repo, tag string) error {
 // Tags implements Store.
 func (s *SQL) Tags(ctx context.Context, repo, last string, n int) ([]string, error) {
 	var one int
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT 1 FROM repositories WHERE name = ?`), repo).Scan(&one)
+	err := s.row(ctx, (`SELECT 1 FROM repositories WHERE name = ?`), repo).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errdefs.NotFound(fmt.Errorf("repository %s", repo))
 	}
@@ -525,7 +603,7 @@ func (s *SQL) Tags(ctx context.Context, repo, last string, n int) ([]string, err
 	if n < 0 {
 		n = 1 << 31
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(query), repo, last, n)
+	rows, err := s.rows(ctx, (query), repo, last, n)
 	if err != nil {
 		return nil, s.wrap("tags of "+repo, err)
 	}
@@ -540,7 +618,7 @@ func (s *SQL) Repositories(ctx context.Context, last string, n int) ([]string, e
 	if n < 0 {
 		n = 1 << 31
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?`), last, n)
+	rows, err := s.rows(ctx, (`SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?`), last, n)
 	if err != nil {
 		return nil, s.wrap("repositories", err)
 	}
@@ -555,7 +633,7 @@ func (s *SQL) Referrers(ctx context.Context, repo, dgst, artifactType string) ([
 		query += ` AND m.artifact_type = ?`
 		args = append(args, artifactType)
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(query+` ORDER BY m.digest`), args...)
+	rows, err := s.rows(ctx, (query + ` ORDER BY m.digest`), args...)
 	if err != nil {
 		return nil, s.wrap("referrers of "+dgst, err)
 	}
@@ -574,7 +652,7 @@ func (s *SQL) Referrers(ctx context.Context, repo, dgst, artifactType string) ([
 // CreateUpload implements Store.
 func (s *SQL) CreateUpload(ctx context.Context, u Upload) error {
 	now := nanos(s.now())
-	_, err := s.exec(ctx, s.q(`INSERT INTO uploads (id, repo, size, chunks, hash_state, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+	_, err := s.exec(ctx, (`INSERT INTO uploads (id, repo, size, chunks, hash_state, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?)`),
 		u.ID, u.Repo, u.Size, strings.Join(u.Chunks, ","), u.HashState, now, now)
 	return s.wrap("create upload "+u.ID, err)
 }
@@ -597,7 +675,7 @@ func scanUpload(row interface{ Scan(...any) error }) (Upload, error) {
 
 // Upload implements Store.
 func (s *SQL) Upload(ctx context.Context, repo, id string) (Upload, error) {
-	u, err := scanUpload(s.db.QueryRowContext(ctx, s.q(`SELECT `+uploadCols+` FROM uploads WHERE id = ? AND repo = ?`), id, repo))
+	u, err := scanUpload(s.row(ctx, (`SELECT ` + uploadCols + ` FROM uploads WHERE id = ? AND repo = ?`), id, repo))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Upload{}, errdefs.NotFound(fmt.Errorf("upload %s in %s", id, repo))
 	}
@@ -607,7 +685,7 @@ func (s *SQL) Upload(ctx context.Context, repo, id string) (Upload, error) {
 // UploadExists implements Store.
 func (s *SQL) UploadExists(ctx context.Context, id string) (bool, error) {
 	var one int
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT 1 FROM uploads WHERE id = ?`), id).Scan(&one)
+	err := s.row(ctx, (`SELECT 1 FROM uploads WHERE id = ?`), id).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -616,7 +694,7 @@ func (s *SQL) UploadExists(ctx context.Context, id string) (bool, error) {
 
 // UpdateUpload implements Store.
 func (s *SQL) UpdateUpload(ctx context.Context, u Upload, prevSize int64) error {
-	res, err := s.exec(ctx, s.q(`UPDATE uploads SET size = ?, chunks = ?, hash_state = ?, updated = ? WHERE id = ? AND repo = ? AND size = ?`),
+	res, err := s.exec(ctx, (`UPDATE uploads SET size = ?, chunks = ?, hash_state = ?, updated = ? WHERE id = ? AND repo = ? AND size = ?`),
 		u.Size, strings.Join(u.Chunks, ","), u.HashState, nanos(s.now()), u.ID, u.Repo, prevSize)
 	if err != nil {
 		return s.wrap("update upload "+u.ID, err)
@@ -638,7 +716,7 @@ func (s *SQL) DeleteUpload(ctx context.Context, repo, id string, size int64) err
 		query += ` AND size = ?`
 		args = append(args, size)
 	}
-	res, err := s.exec(ctx, s.q(query), args...)
+	res, err := s.exec(ctx, (query), args...)
 	if err != nil {
 		return s.wrap("delete upload "+id, err)
 	}
@@ -653,7 +731,7 @@ func (s *SQL) DeleteUpload(ctx context.Context, repo, id string, size int64) err
 
 // StaleUploads implements Store.
 func (s *SQL) StaleUploads(ctx context.Context, before time.Time, limit int) ([]Upload, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+uploadCols+` FROM uploads WHERE updated < ? ORDER BY updated LIMIT ?`), nanos(before), limit)
+	rows, err := s.rows(ctx, (`SELECT ` + uploadCols + ` FROM uploads WHERE updated < ? ORDER BY updated LIMIT ?`), nanos(before), limit)
 	if err != nil {
 		return nil, s.wrap("stale uploads", err)
 	}
@@ -697,7 +775,7 @@ func (s *SQL) cutoffs(before time.Time) []any {
 // GCCandidates implements Store.
 func (s *SQL) GCCandidates(ctx context.Context, before time.Time, after string, limit int) ([]Blob, error) {
 	args := append([]any{after, StateDeleting}, s.cutoffs(before)...)
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT b.digest, b.size, b.state, b.updated FROM blobs b WHERE b.digest > ? AND (b.state = ? OR (`+collectable+`)) ORDER BY b.digest LIMIT ?`),
+	rows, err := s.rows(ctx, (`SELECT b.digest, b.size, b.state, b.updated FROM blobs b WHERE b.digest > ? AND (b.state = ? OR (` + collectable + `)) ORDER BY b.digest LIMIT ?`),
 		append(args, limit)...)
 	if err != nil {
 		return nil, s.wrap("gc candidates", err)
@@ -721,12 +799,12 @@ func (s *SQL) MarkDeleting(ctx context.Context, dgst string, before time.Time) (
 		marked = false
 		now := nanos(s.now())
 		var state string
-		err := tx.QueryRowContext(ctx, s.q(`SELECT state FROM blobs WHERE digest = ?`+s.d.ForUpdate), dgst).Scan(&state)
+		err := s.txRow(ctx, tx, (`SELECT state FROM blobs WHERE digest = ?` + s.d.ForUpdate), dgst).Scan(&state)
 		if errors.Is(err, sql.ErrNoRows) {
 			// Content without a row: left by a crash between a
 			// write and its commit. A claim would have created the
 			// row first, so nobody is writing it now.
-			_, err = tx.ExecContext(ctx, s.q(`INSERT INTO blobs (digest, size, state, created, updated, claimed, claims) VALUES (?, 0, ?, ?, ?, 0, 0)`), dgst, StateDeleting, now, now)
+			_, err = s.txExec(ctx, tx, (`INSERT INTO blobs (digest, size, state, created, updated, claimed, claims) VALUES (?, 0, ?, ?, ?, 0, 0)`), dgst, StateDeleting, now, now)
 			marked = err == nil
 			return err
 		}
@@ -735,20 +813,20 @@ func (s *SQL) MarkDeleting(ctx context.Context, dgst string, before time.Time) (
 		}
 		if state == StateDeleting {
 			marked = true
-			_, err = tx.ExecContext(ctx, s.q(`UPDATE blobs SET updated = ? WHERE digest = ?`), now, dgst)
+			_, err = s.txExec(ctx, tx, (`UPDATE blobs SET updated = ? WHERE digest = ?`), now, dgst)
 			return err
 		}
 		// Re-check in a statement that starts after the lock was
 		// taken, so it sees every manifest committed before.
 		var one int
-		err = tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM blobs b WHERE b.digest = ? AND `+collectable), append([]any{dgst}, s.cutoffs(before)...)...).Scan(&one)
+		err = s.txRow(ctx, tx, (`SELECT 1 FROM blobs b WHERE b.digest = ? AND ` + collectable), append([]any{dgst}, s.cutoffs(before)...)...).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE blobs SET state = ?, updated = ? WHERE digest = ?`), StateDeleting, now, dgst)
+		_, err = s.txExec(ctx, tx, (`UPDATE blobs SET state = ?, updated = ? WHERE digest = ?`), StateDeleting, now, dgst)
 		marked = err == nil
 		return err
 	})
@@ -758,14 +836,14 @@ func (s *SQL) MarkDeleting(ctx context.Context, dgst string, before time.Time) (
 // ForgetBlob implements Store.
 func (s *SQL) ForgetBlob(ctx context.Context, dgst string) error {
 	return s.tx(ctx, "forget "+dgst, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM blobs WHERE digest = ? AND state = ?`), dgst, StateDeleting)
+		res, err := s.txExec(ctx, tx, (`DELETE FROM blobs WHERE digest = ? AND state = ?`), dgst, StateDeleting)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return nil // claimed again since; keep the links
 		}
-		_, err = tx.ExecContext(ctx, s.q(`DELETE FROM repo_blobs WHERE digest = ?`), dgst)
+		_, err = s.txExec(ctx, tx, (`DELETE FROM repo_blobs WHERE digest = ?`), dgst)
 		return err
 	})
 }
