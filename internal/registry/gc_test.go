@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/lading-dev/lading/internal/registry"
+	"github.com/lading-dev/lading/internal/registry/meta/pgtest"
 	"github.com/lading-dev/lading/internal/registry/meta/postgres"
-	"github.com/lading-dev/lading/internal/registry/meta/postgres/pgtest"
 )
 
 // blobFile is where the filesystem driver keeps a blob.

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lading-dev/lading/internal/registry/meta/postgres/pgtest"
+	"github.com/lading-dev/lading/internal/registry/meta/pgtest"
 	"github.com/lading-dev/lading/internal/registry/server"
-	"github.com/lading-dev/lading/internal/registry/storage/s3/s3test"
+	"github.com/lading-dev/lading/internal/registry/storage/s3test"
 )
 
 // conformanceBinary is the OCI distribution-spec conformance suite, built

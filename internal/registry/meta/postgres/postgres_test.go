@@ -6,7 +6,7 @@ import (
 
 	"github.com/lading-dev/lading/internal/registry/meta"
 	"github.com/lading-dev/lading/internal/registry/meta/metatest"
-	"github.com/lading-dev/lading/internal/registry/meta/postgres/pgtest"
+	"github.com/lading-dev/lading/internal/registry/meta/pgtest"
 )
 
 func TestConformance(t *testing.T) {

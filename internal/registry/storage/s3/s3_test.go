@@ -7,7 +7,7 @@ import (
 
 	"github.com/lading-dev/lading/internal/registry/storage"
 	"github.com/lading-dev/lading/internal/registry/storage/s3"
-	"github.com/lading-dev/lading/internal/registry/storage/s3/s3test"
+	"github.com/lading-dev/lading/internal/registry/storage/s3test"
 	"github.com/lading-dev/lading/internal/registry/storage/storagetest"
 )
 
