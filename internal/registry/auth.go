@@ -102,6 +102,9 @@ type Auth struct {
 
 	mu    sync.Mutex
 	cache map[string]cachedLogin // sha256(user:password) of recent good logins
+
+	dummyOnce sync.Once
+	dummy     []byte
 }
 
 type cachedLogin struct {
@@ -197,7 +200,7 @@ func (a *Auth) login(user, pass string) bool {
 	if !ok {
 		// Spend the same time as a real check, so a probe cannot tell
 		// users that exist.
-		bcrypt.CompareHashAndPassword(dummyHash, []byte(pass))
+		bcrypt.CompareHashAndPassword(a.dummyHash(), []byte(pass))
 		return false
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(pass)) != nil {
@@ -212,8 +215,21 @@ func (a *Auth) login(user, pass string) bool {
 	return true
 }
 
-// dummyHash is a bcrypt hash of nothing in particular, at the default cost.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("lading-no-such-user"), bcrypt.DefaultCost)
+// dummyHash is a bcrypt hash of nothing in particular, at the cost of the
+// real entries, made once when first needed.
+func (a *Auth) dummyHash() []byte {
+	a.dummyOnce.Do(func() {
+		cost := bcrypt.DefaultCost
+		for _, h := range a.users {
+			if c, err := bcrypt.Cost(h); err == nil {
+				cost = c
+			}
+			break
+		}
+		a.dummy, _ = bcrypt.GenerateFromPassword([]byte("lading-no-such-user"), cost)
+	})
+	return a.dummy
+}
 
 // ruleAllows reports whether the ACL lets user (authenticated) do action on
 // repo.
