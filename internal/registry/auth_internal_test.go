@@ -3,6 +3,8 @@ package registry
 import (
 	"encoding/base64"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -163,6 +165,22 @@ func TestHtpasswd(t *testing.T) {
 	}
 	if a.login("alice", "wrong") || a.login("bob", "password") || a.login("nobody", "secret") {
 		t.Error("bad login accepted")
+	}
+}
+
+// An htpasswd file from Apache's own tool ($2y$ bcrypt, and an MD5 entry
+// that is refused).
+func TestApacheHtpasswd(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "htpasswd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewAuth(AuthConfig{Htpasswd: b}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.login("alice", "secret") || a.login("alice", "Secret") || a.login("bob", "secret") {
+		t.Error("logins with Apache's htpasswd entries")
 	}
 }
 
