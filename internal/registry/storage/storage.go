@@ -17,9 +17,14 @@
 //	  sha512/
 //	    12/1234.../data
 //	uploads/
-//	  <session id>/
-//	    00000000000000000000    committed chunks of an upload session, named
-//	    00000000000001048576    by their start offset (20 decimal digits)
+//	  <session id>/           32 hex digits
+//	    00000000000000000000-3f9a1c0de4b27a65
+//	    00000000000001048576-80c1e2f3a4b5c6d7
+//	                          committed chunks of an upload session: the
+//	                          start offset (20 decimal digits) and a random
+//	                          suffix, so racing writers never share a name;
+//	                          the session row in the metadata database says
+//	                          which chunks count
 //
 // A blob path exists only for content whose digest has been verified: an
 // upload is assembled from its chunks, checked against the digest the client
