@@ -137,3 +137,28 @@ func TestOpenErrors(t *testing.T) {
 		t.Errorf("short token key: %v", err)
 	}
 }
+
+// The configuration shown in the README parses, so the documentation
+// cannot drift from the code.
+func TestREADMEConfig(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "README.md"))
+	if err != nil {
+		t.Skipf("README.md: %v", err)
+	}
+	_, rest, ok := strings.Cut(string(b), "### Configuration file\n\n```yaml\n")
+	if !ok {
+		t.Fatal("README.md has no configuration example")
+	}
+	y, _, _ := strings.Cut(rest, "```")
+	c, err := ParseConfig([]byte(y))
+	if err != nil {
+		t.Fatalf("README configuration: %v", err)
+	}
+	c.Defaults(t.TempDir())
+	if err := c.Validate(); err != nil {
+		t.Errorf("README configuration does not validate: %v", err)
+	}
+	if c.Auth.Token.TTL != 5*time.Minute || len(c.Auth.Access) != 2 || c.GC.Interval != 24*time.Hour {
+		t.Errorf("README configuration read as %+v", c)
+	}
+}
