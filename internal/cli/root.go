@@ -122,6 +122,7 @@ func newRootCommand(e *env) *cobra.Command {
 		newLogoutCommand(e),
 		newBenchCommand(e),
 		newVersionCommand(e),
+		newServeCommand(e),
 	)
 	return cmd
 }
