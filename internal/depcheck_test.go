@@ -1,6 +1,7 @@
 // Package internal_test keeps the arrows between lading's packages honest:
-// each rule says which packages may not import which. It reads the import
-// lines of every non-test Go file, so a rule breaks as soon as code does.
+// each rule says which packages may not depend on which, directly or
+// through other packages. It reads the import lines of every non-test Go
+// file, so a rule breaks as soon as code does.
 package internal_test
 
 import (
@@ -75,15 +76,32 @@ func TestDependencies(t *testing.T) {
 		prefix = strings.TrimSuffix(prefix, "/")
 		return p == prefix || strings.HasPrefix(p, prefix+"/")
 	}
+	// deps returns every module package pkg depends on, with the package
+	// that imports it (for the message).
+	deps := func(pkg string) map[string]string {
+		via := map[string]string{}
+		queue := []string{pkg}
+		for len(queue) > 0 {
+			p := queue[0]
+			queue = queue[1:]
+			for _, imp := range imports[p] {
+				if _, ok := via[imp]; !ok {
+					via[imp] = p
+					queue = append(queue, imp)
+				}
+			}
+		}
+		return via
+	}
 	for pkg, imps := range imports {
 		for _, r := range rules {
 			if !under(pkg, r.pkg) {
 				continue
 			}
-			for _, imp := range imps {
+			for dep, importer := range deps(pkg) {
 				for _, f := range r.forbid {
-					if under(imp, f) && !under(imp, r.pkg) {
-						t.Errorf("%s imports %s: %s", pkg, imp, r.why)
+					if under(dep, f) && !under(dep, r.pkg) {
+						t.Errorf("%s depends on %s (imported by %s): %s", pkg, dep, importer, r.why)
 					}
 				}
 			}

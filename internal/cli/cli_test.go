@@ -57,6 +57,9 @@ func TestExitCodes(t *testing.T) {
 	if _, _, code := l.run("--bogus"); code != exitUsage {
 		t.Errorf("unknown flag: exit %d, want %d", code, exitUsage)
 	}
+	if _, _, code := l.run("pull"); code != exitUsage {
+		t.Errorf("missing argument: exit %d, want %d", code, exitUsage)
+	}
 	if _, _, code := l.run("inspect", "local:nothere:1"); code != exitError {
 		t.Errorf("missing image: exit %d, want %d", code, exitError)
 	}
