@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 
 	dockerconfig "github.com/docker/cli/cli/config"
@@ -70,7 +72,7 @@ defaults to docker.io.`,
 			if err := checkLogin(ctx, reg, auth, insecure); err != nil {
 				return err
 			}
-			cf, err := dockerconfig.Load(dockerconfig.Dir())
+			cf, err := dockerconfig.Load(dockerConfigDir())
 			if err != nil {
 				return err
 			}
@@ -145,4 +147,16 @@ func loginError(reg name.Registry, err error) error {
 		return errdefs.Unauthorized(fmt.Errorf("login to %s: %w", reg.RegistryStr(), err))
 	}
 	return fmt.Errorf("login to %s: %w", reg.RegistryStr(), err)
+}
+
+// dockerConfigDir is $DOCKER_CONFIG, else ~/.docker, read now: docker/cli's
+// config.Dir caches the first value it sees for the life of the process.
+func dockerConfigDir() string {
+	if d := os.Getenv("DOCKER_CONFIG"); d != "" {
+		return d
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".docker")
+	}
+	return ".docker"
 }

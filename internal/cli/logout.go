@@ -24,7 +24,7 @@ func newLogoutCommand(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cf, err := dockerconfig.Load(dockerconfig.Dir())
+			cf, err := dockerconfig.Load(dockerConfigDir())
 			if err != nil {
 				return err
 			}
