@@ -1,0 +1,598 @@
+package vulndb
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lading-dev/lading/internal/errdefs"
+)
+
+// Metadata describes a database: its schema, when it was built and from
+// what. It is stored as JSON in the file and shown by `lading db info`.
+type Metadata struct {
+	Schema          int            `json:"schema"`
+	BuiltAt         time.Time      `json:"built_at"`
+	Builder         string         `json:"builder,omitempty"`
+	Sources         []SourceInfo   `json:"sources"`
+	Vulnerabilities int            `json:"vulnerabilities"`
+	Advisories      int            `json:"advisories"`
+	Packages        int            `json:"packages"`
+	Namespaces      map[string]int `json:"namespaces"` // advisories per namespace
+}
+
+// SourceInfo counts what a database holds from one data source.
+type SourceInfo struct {
+	Name       string         `json:"name"`
+	Files      int            `json:"files"`
+	Records    int            `json:"records"`
+	Advisories int            `json:"advisories"`
+	Skipped    map[string]int `json:"skipped,omitempty"` // what was left out, by reason
+}
+
+// A Builder collects records from the feeds and writes a database: it
+// merges records through their aliases, merges the advisories of one
+// source for one package and vulnerability, sorts range events, and counts.
+// A Builder is not safe for concurrent use.
+type Builder struct {
+	log     *slog.Logger
+	records []Record
+	sources map[string]*SourceInfo
+}
+
+// NewBuilder returns an empty Builder.
+func NewBuilder(log *slog.Logger) *Builder {
+	return &Builder{log: log, sources: map[string]*SourceInfo{}}
+}
+
+func (b *Builder) source(name string) *SourceInfo {
+	s := b.sources[name]
+	if s == nil {
+		s = &SourceInfo{Name: name}
+		b.sources[name] = s
+	}
+	return s
+}
+
+// Add adds a record. Its affected packages with an empty namespace or name
+// are dropped and counted.
+func (b *Builder) Add(r Record) {
+	s := b.source(r.Source)
+	kept := r.Affected[:0:0]
+	for _, a := range r.Affected {
+		a.Namespace = strings.TrimSpace(a.Namespace)
+		a.Package = NormalizeName(a.Namespace, a.Package)
+		if a.Namespace == "" || a.Package == "" || strings.IndexByte(a.Namespace, 0) >= 0 {
+			b.Skip(r.Source, "package without namespace or name")
+			continue
+		}
+		if a.Status == StatusUnknown {
+			a.Status = StatusAffected
+		}
+		kept = append(kept, a)
+	}
+	r.Affected = kept
+	s.Records++
+	b.records = append(b.records, r)
+}
+
+// AddFile counts a file read for a source.
+func (b *Builder) AddFile(source string) { b.source(source).Files++ }
+
+// Skip counts something a source's parser left out, by reason ("malformed
+// record", "withdrawn", "GIT range", ...).
+func (b *Builder) Skip(source, reason string) {
+	s := b.source(source)
+	if s.Skipped == nil {
+		s.Skipped = map[string]int{}
+	}
+	s.Skipped[reason]++
+}
+
+// aliasSets merges IDs through aliases, never putting two CVEs together: a
+// record that names two CVEs as aliases (it happens) does not make them one
+// vulnerability.
+type aliasSets struct {
+	index  map[string]int
+	ids    []string
+	parent []int
+	cve    []string // per root: its CVE, if any
+	record []bool   // the ID is a record's own ID
+}
+
+func (u *aliasSets) id(s string) int {
+	if i, ok := u.index[s]; ok {
+		return i
+	}
+	i := len(u.ids)
+	u.index[s] = i
+	u.ids = append(u.ids, s)
+	u.parent = append(u.parent, i)
+	c := ""
+	if strings.HasPrefix(s, "CVE-") {
+		c = s
+	}
+	u.cve = append(u.cve, c)
+	u.record = append(u.record, false)
+	return i
+}
+
+func (u *aliasSets) find(i int) int {
+	for u.parent[i] != i {
+		u.parent[i] = u.parent[u.parent[i]]
+		i = u.parent[i]
+	}
+	return i
+}
+
+// union joins the sets of a and b; it reports false when both hold
+// different CVEs.
+func (u *aliasSets) union(a, b int) bool {
+	ra, rb := u.find(a), u.find(b)
+	if ra == rb {
+		return true
+	}
+	if u.cve[ra] != "" && u.cve[rb] != "" && u.cve[ra] != u.cve[rb] {
+		return false
+	}
+	if u.cve[ra] == "" {
+		u.cve[ra] = u.cve[rb]
+	}
+	u.parent[rb] = ra
+	return true
+}
+
+type advKey struct{ ns, name, vuln, source string }
+
+// Write merges what was added and writes the database to path (write, then
+// rename). meta's BuiltAt and Builder are kept; the rest is filled in. It
+// returns the metadata written.
+func (b *Builder) Write(ctx context.Context, path string, meta Metadata) (Metadata, error) {
+	if meta.BuiltAt.IsZero() {
+		meta.BuiltAt = time.Now().UTC()
+	}
+	meta.Schema = SchemaVersion
+
+	// Group IDs through aliases.
+	u := &aliasSets{index: map[string]int{}}
+	conflicts := 0
+	for _, r := range b.records {
+		ri := u.id(r.ID)
+		u.record[ri] = true
+		for _, a := range r.Aliases {
+			if a = strings.TrimSpace(a); a != "" && a != r.ID {
+				if !u.union(ri, u.id(a)) {
+					conflicts++
+				}
+			}
+		}
+	}
+	if conflicts > 0 {
+		b.log.Debug("aliases naming two CVEs were not merged", "count", conflicts)
+	}
+	if err := ctx.Err(); err != nil {
+		return meta, err
+	}
+
+	// One vulnerability per set.
+	members := map[int][]int{}
+	for i := range u.ids {
+		r := u.find(i)
+		members[r] = append(members[r], i)
+	}
+	canon := map[int]string{} // root → vulnerability ID
+	for root, ms := range members {
+		canon[root] = canonicalID(u, root, ms)
+	}
+	byRoot := map[int][]*Record{}
+	for i := range b.records {
+		r := &b.records[i]
+		root := u.find(u.index[r.ID])
+		byRoot[root] = append(byRoot[root], r)
+	}
+	vulns := make([]Vulnerability, 0, len(byRoot))
+	for root, recs := range byRoot {
+		v := mergeVulnerability(canon[root], recs)
+		for _, m := range members[root] {
+			if id := u.ids[m]; id != v.ID {
+				v.Aliases = append(v.Aliases, id)
+			}
+		}
+		slices.Sort(v.Aliases)
+		vulns = append(vulns, v)
+	}
+	slices.SortFunc(vulns, func(a, b Vulnerability) int { return cmp.Compare(a.ID, b.ID) })
+
+	// Advisories, merged per package, vulnerability and source.
+	advs := map[advKey]*Advisory{}
+	for i := range b.records {
+		r := &b.records[i]
+		vid := canon[u.find(u.index[r.ID])]
+		for _, a := range r.Affected {
+			k := advKey{a.Namespace, a.Package, vid, r.Source}
+			if prev := advs[k]; prev != nil {
+				mergeAdvisory(prev, r.ID, a)
+				continue
+			}
+			advs[k] = &Advisory{
+				VulnID: vid, SourceID: r.ID, Source: r.Source, Status: a.Status,
+				Ranges: slices.Clone(a.Ranges), Versions: slices.Clone(a.Versions),
+				Severity: a.Severity, Note: a.Note,
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return meta, err
+	}
+	byKey := map[string][]*Advisory{}
+	meta.Namespaces = map[string]int{}
+	for k, a := range advs {
+		tidyAdvisory(k.ns, a)
+		key := k.ns + "\x00" + k.name
+		byKey[key] = append(byKey[key], a)
+		meta.Namespaces[k.ns]++
+		b.source(a.Source).Advisories++
+	}
+
+	// Sources, in name order; advisories refer to them by index.
+	meta.Sources = meta.Sources[:0]
+	for _, s := range b.sources {
+		meta.Sources = append(meta.Sources, *s)
+	}
+	slices.SortFunc(meta.Sources, func(a, b SourceInfo) int { return cmp.Compare(a.Name, b.Name) })
+	srcIndex := map[string]uint64{}
+	for i, s := range meta.Sources {
+		srcIndex[s.Name] = uint64(i)
+	}
+	meta.Vulnerabilities, meta.Advisories, meta.Packages = len(vulns), len(advs), len(byKey)
+
+	data, err := encode(meta, vulns, byKey, srcIndex)
+	if err != nil {
+		return meta, err
+	}
+	if err := ctx.Err(); err != nil {
+		return meta, err
+	}
+	return meta, WriteFileAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// canonicalID picks a set's vulnerability ID: its CVE, else a GHSA, else
+// the first record ID in sort order.
+func canonicalID(u *aliasSets, root int, members []int) string {
+	if c := u.cve[root]; c != "" {
+		return c
+	}
+	var ghsa, rec, any string
+	for _, m := range members {
+		id := u.ids[m]
+		if strings.HasPrefix(id, "GHSA-") && (ghsa == "" || id < ghsa) {
+			ghsa = id
+		}
+		if u.record[m] && (rec == "" || id < rec) {
+			rec = id
+		}
+		if any == "" || id < any {
+			any = id
+		}
+	}
+	switch {
+	case ghsa != "":
+		return ghsa
+	case rec != "":
+		return rec
+	}
+	return any
+}
+
+// mergeVulnerability combines the records of one vulnerability: the text of
+// the record published under the vulnerability's own ID comes first, then
+// the others by source and ID; references and severities are united.
+func mergeVulnerability(id string, recs []*Record) Vulnerability {
+	slices.SortFunc(recs, func(a, b *Record) int {
+		if (a.ID == id) != (b.ID == id) {
+			if a.ID == id {
+				return -1
+			}
+			return 1
+		}
+		if c := cmp.Compare(a.Source, b.Source); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	v := Vulnerability{ID: id}
+	seenRef := map[string]bool{}
+	type sevKey struct {
+		src, vec string
+		t        SeverityType
+	}
+	seenSev := map[sevKey]bool{}
+	for _, r := range recs {
+		if v.Title == "" {
+			v.Title = strings.TrimSpace(r.Title)
+		}
+		if v.Description == "" {
+			v.Description = strings.TrimSpace(r.Description)
+		}
+		for _, ref := range r.References {
+			if ref = strings.TrimSpace(ref); ref != "" && !seenRef[ref] {
+				seenRef[ref] = true
+				v.References = append(v.References, ref)
+			}
+		}
+		for _, s := range r.Severities {
+			k := sevKey{s.Source, s.Vector, s.Type}
+			if !s.IsZero() && !seenSev[k] {
+				seenSev[k] = true
+				v.Severities = append(v.Severities, s)
+			}
+		}
+		if !r.Published.IsZero() && r.Published.Unix() > 0 && (v.Published.IsZero() || r.Published.Before(v.Published)) {
+			v.Published = r.Published.UTC()
+		}
+		if !r.Modified.IsZero() && r.Modified.Unix() > 0 && r.Modified.After(v.Modified) {
+			v.Modified = r.Modified.UTC()
+		}
+	}
+	return v
+}
+
+// mergeAdvisory adds what another record of the same source says about the
+// same package and vulnerability (a DSA and its regression update, say).
+func mergeAdvisory(dst *Advisory, sourceID string, a Affected) {
+	if sourceID < dst.SourceID {
+		dst.SourceID = sourceID
+	}
+	switch {
+	case dst.Status == StatusNotAffected && a.Status != StatusNotAffected:
+		dst.Status, dst.Ranges, dst.Versions = a.Status, nil, nil
+	case a.Status == StatusNotAffected && dst.Status != StatusNotAffected:
+		return
+	}
+	for _, r := range a.Ranges {
+		if !slices.ContainsFunc(dst.Ranges, func(x Range) bool { return rangeEqual(x, r) }) {
+			dst.Ranges = append(dst.Ranges, r)
+		}
+	}
+	for _, v := range a.Versions {
+		if !slices.Contains(dst.Versions, v) {
+			dst.Versions = append(dst.Versions, v)
+		}
+	}
+	if dst.Severity.IsZero() {
+		dst.Severity = a.Severity
+	}
+	if dst.Note == "" {
+		dst.Note = a.Note
+	}
+}
+
+func rangeEqual(a, b Range) bool {
+	return a.Kind == b.Kind && a.Expr == b.Expr && a.Fixed == b.Fixed && slices.Equal(a.Events, b.Events)
+}
+
+// tidyAdvisory sorts range events and drops explicit versions the ranges
+// already cover, so that an OSV record listing every affected version next to
+// its range costs the range only.
+func tidyAdvisory(ns string, a *Advisory) {
+	eco, semver := Comparators(ns)
+	sorted := true
+	for i := range a.Ranges {
+		r := &a.Ranges[i]
+		if r.Kind == RangeNPM {
+			continue
+		}
+		var ok bool
+		r.Events, ok = sortEvents(comparatorFor(r.Kind, eco, semver), r.Events)
+		sorted = sorted && ok
+	}
+	if len(a.Ranges) > 0 && sorted && len(a.Versions) > 0 {
+		rangesOnly := Advisory{Status: StatusAffected, Ranges: a.Ranges}
+		kept := a.Versions[:0]
+		for _, v := range a.Versions {
+			if in, _, err := rangesOnly.Affects(eco, semver, v); err != nil || !in {
+				kept = append(kept, v)
+			}
+		}
+		a.Versions = kept
+	}
+	if len(a.Versions) == 0 {
+		a.Versions = nil
+	}
+}
+
+const (
+	flagSourceID = 1 << iota
+	flagSeverity
+	flagNote
+	flagRanges
+	flagVersions
+)
+
+// encode lays out the file.
+func encode(meta Metadata, vulns []Vulnerability, byKey map[string][]*Advisory, srcIndex map[string]uint64) ([]byte, error) {
+	var ve encoder
+	vulnOff := map[string]uint64{}
+	for _, v := range vulns {
+		vulnOff[v.ID] = uint64(len(ve.b))
+		var e encoder
+		e.str(v.ID)
+		e.strs(v.Aliases)
+		e.str(v.Title)
+		e.str(v.Description)
+		e.strs(v.References)
+		e.time(v.Published)
+		e.time(v.Modified)
+		e.uvarint(uint64(len(v.Severities)))
+		for _, s := range v.Severities {
+			e.severity(s)
+		}
+		ve.uvarint(uint64(len(e.b)))
+		ve.b = append(ve.b, e.b...)
+	}
+
+	keys := make([]string, 0, len(byKey))
+	for k := range byKey {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var ke, ae encoder
+	index := make([]byte, 0, len(keys)*entrySize)
+	for _, k := range keys {
+		list := byKey[k]
+		slices.SortFunc(list, func(a, b *Advisory) int {
+			return cmp.Or(cmp.Compare(a.VulnID, b.VulnID), cmp.Compare(a.Source, b.Source), cmp.Compare(a.SourceID, b.SourceID))
+		})
+		keyOff, advOff := len(ke.b), len(ae.b)
+		ke.b = append(ke.b, k...)
+		ae.uvarint(uint64(len(list)))
+		for _, a := range list {
+			encodeAdvisory(&ae, a, vulnOff[a.VulnID], srcIndex[a.Source])
+		}
+		if len(ke.b) > maxSection || len(ae.b) > maxSection {
+			return nil, errdefs.TooLarge(fmt.Errorf("vulnerability database: a section exceeds 4 GiB"))
+		}
+		index = binary.LittleEndian.AppendUint32(index, uint32(keyOff))
+		index = binary.LittleEndian.AppendUint32(index, uint32(len(k)))
+		index = binary.LittleEndian.AppendUint32(index, uint32(advOff))
+		index = binary.LittleEndian.AppendUint32(index, uint32(len(ae.b)-advOff))
+	}
+	if len(ve.b) > maxSection {
+		return nil, errdefs.TooLarge(fmt.Errorf("vulnerability database: vulnerabilities exceed 4 GiB"))
+	}
+	mj, err := json.Marshal(meta)
+	if err != nil {
+		return nil, err
+	}
+
+	var h header
+	h.schema = SchemaVersion
+	off := uint64(headerSize)
+	place := func(n uint64) section {
+		s := section{off, n}
+		off += n
+		return s
+	}
+	h.meta = place(uint64(len(mj)))
+	h.index = place(uint64(len(index)))
+	h.index.n = uint64(len(keys))
+	h.keys = place(uint64(len(ke.b)))
+	h.advs = place(uint64(len(ae.b)))
+	h.vulns = place(uint64(len(ve.b)))
+	h.size = off
+
+	var buf bytes.Buffer
+	buf.Grow(int(off))
+	buf.Write(h.marshal())
+	buf.Write(mj)
+	buf.Write(index)
+	buf.Write(ke.b)
+	buf.Write(ae.b)
+	buf.Write(ve.b)
+	return buf.Bytes(), nil
+}
+
+func encodeAdvisory(e *encoder, a *Advisory, vuln, source uint64) {
+	e.uvarint(vuln)
+	e.str(a.VulnID)
+	e.uvarint(source)
+	e.byte(byte(a.Status))
+	var flags byte
+	if a.SourceID != a.VulnID {
+		flags |= flagSourceID
+	}
+	if !a.Severity.IsZero() {
+		flags |= flagSeverity
+	}
+	if a.Note != "" {
+		flags |= flagNote
+	}
+	if len(a.Ranges) > 0 {
+		flags |= flagRanges
+	}
+	if len(a.Versions) > 0 {
+		flags |= flagVersions
+	}
+	e.byte(flags)
+	if flags&flagSourceID != 0 {
+		e.str(a.SourceID)
+	}
+	if flags&flagSeverity != 0 {
+		e.severity(a.Severity)
+	}
+	if flags&flagNote != 0 {
+		e.str(a.Note)
+	}
+	if flags&flagRanges != 0 {
+		e.uvarint(uint64(len(a.Ranges)))
+		for _, r := range a.Ranges {
+			e.byte(byte(r.Kind))
+			if r.Kind == RangeNPM {
+				e.str(r.Expr)
+				e.str(r.Fixed)
+				continue
+			}
+			e.uvarint(uint64(len(r.Events)))
+			for _, ev := range r.Events {
+				e.byte(byte(ev.Kind))
+				e.str(ev.Version)
+			}
+		}
+	}
+	if flags&flagVersions != 0 {
+		e.strs(a.Versions)
+	}
+}
+
+// WriteFileAtomic writes a file through a temporary file in the same
+// directory, synced and then renamed over path, so that readers see the old
+// file or the new one and a failed write leaves nothing behind.
+func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err := write(f); err != nil {
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
