@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"os"
@@ -48,11 +49,45 @@ type Builder struct {
 	log     *slog.Logger
 	records []Record
 	sources map[string]*SourceInfo
+	seen    map[uint64]int // record identity → index in records
+	seed    maphash.Seed
 }
 
 // NewBuilder returns an empty Builder.
 func NewBuilder(log *slog.Logger) *Builder {
-	return &Builder{log: log, sources: map[string]*SourceInfo{}}
+	return &Builder{log: log, sources: map[string]*SourceInfo{}, seen: map[uint64]int{}, seed: maphash.MakeSeed()}
+}
+
+// identity hashes what makes two records the same record: source, IDs and
+// what they say about which packages.
+func (b *Builder) identity(r *Record) uint64 {
+	var h maphash.Hash
+	h.SetSeed(b.seed)
+	str := func(s string) {
+		h.WriteString(s)
+		h.WriteByte(0)
+	}
+	str(r.Source)
+	str(r.ID)
+	str(r.SourceID)
+	for _, a := range r.Affected {
+		str(a.Namespace)
+		str(a.Package)
+		h.WriteByte(byte(a.Status))
+		for _, rg := range a.Ranges {
+			h.WriteByte(byte(rg.Kind))
+			str(rg.Expr)
+			for _, e := range rg.Events {
+				h.WriteByte(byte(e.Kind))
+				str(e.Version)
+			}
+		}
+		for _, v := range a.Versions {
+			str(v)
+		}
+		h.WriteByte(1)
+	}
+	return h.Sum64()
 }
 
 func (b *Builder) source(name string) *SourceInfo {
@@ -65,7 +100,9 @@ func (b *Builder) source(name string) *SourceInfo {
 }
 
 // Add adds a record. Its affected packages with an empty namespace or name
-// are dropped and counted.
+// are dropped and counted. A record that was added already (the same source,
+// IDs, packages and ranges: a feed's index next to its files, one zip inside
+// another) is counted as a duplicate; the one modified last is kept.
 func (b *Builder) Add(r Record) {
 	s := b.source(r.Source)
 	kept := r.Affected[:0:0]
@@ -82,6 +119,15 @@ func (b *Builder) Add(r Record) {
 		kept = append(kept, a)
 	}
 	r.Affected = kept
+	id := b.identity(&r)
+	if i, ok := b.seen[id]; ok {
+		b.Skip(r.Source, "duplicate record")
+		if r.Modified.After(b.records[i].Modified) {
+			b.records[i] = r
+		}
+		return
+	}
+	b.seen[id] = len(b.records)
 	s.Records++
 	b.records = append(b.records, r)
 }
@@ -218,14 +264,18 @@ func (b *Builder) Write(ctx context.Context, path string, meta Metadata) (Metada
 	for i := range b.records {
 		r := &b.records[i]
 		vid := canon[u.find(u.index[r.ID])]
+		sid := r.ID
+		if r.SourceID != "" {
+			sid = r.SourceID
+		}
 		for _, a := range r.Affected {
 			k := advKey{a.Namespace, a.Package, vid, r.Source}
 			if prev := advs[k]; prev != nil {
-				mergeAdvisory(prev, r.ID, a)
+				mergeAdvisory(prev, sid, a)
 				continue
 			}
 			advs[k] = &Advisory{
-				VulnID: vid, SourceID: r.ID, Source: r.Source, Status: a.Status,
+				VulnID: vid, SourceID: sid, Source: r.Source, Status: a.Status,
 				Ranges: slices.Clone(a.Ranges), Versions: slices.Clone(a.Versions),
 				Severity: a.Severity, Note: a.Note,
 			}
@@ -297,21 +347,23 @@ func canonicalID(u *aliasSets, root int, members []int) string {
 	return any
 }
 
-// mergeVulnerability combines the records of one vulnerability: the text of
-// the record published under the vulnerability's own ID comes first, then
-// the others by source and ID; references and severities are united.
+// mergeVulnerability combines the records of one vulnerability. Text comes
+// first from a record published under the vulnerability's own ID, then from
+// other records about it, and last from advisories that fix it among others
+// (a DSA's title names the advisory, not the flaw); within each, by source
+// and ID. References and severities are united.
 func mergeVulnerability(id string, recs []*Record) Vulnerability {
+	rank := func(r *Record) int {
+		switch {
+		case r.SourceID != "" && r.SourceID != r.ID:
+			return 2
+		case r.ID == id:
+			return 0
+		}
+		return 1
+	}
 	slices.SortFunc(recs, func(a, b *Record) int {
-		if (a.ID == id) != (b.ID == id) {
-			if a.ID == id {
-				return -1
-			}
-			return 1
-		}
-		if c := cmp.Compare(a.Source, b.Source); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.ID, b.ID)
+		return cmp.Or(cmp.Compare(rank(a), rank(b)), cmp.Compare(a.Source, b.Source), cmp.Compare(a.ID, b.ID))
 	})
 	v := Vulnerability{ID: id}
 	seenRef := map[string]bool{}

@@ -82,3 +82,10 @@ func Vendor(source, word string) Severity {
 	}
 	return Severity{Source: source, Type: SeverityVendor, Vector: w, Rating: RatingOf(w)}
 }
+
+// CVSSScore returns a severity known only by its CVSS score, with the
+// rating the version's specification gives the score.
+func CVSSScore(source string, t SeverityType, score float64) Severity {
+	score = math.Round(score*10) / 10
+	return Severity{Source: source, Type: t, Score: score, Rating: ratingOfScore(t, score)}
+}

@@ -211,18 +211,20 @@ func TestAliasesNeverJoinTwoCVEs(t *testing.T) {
 func TestMergeSameSource(t *testing.T) {
 	// A DSA and its regression update: one advisory with both fixes.
 	recs := []Record{
-		{ID: "CVE-2023-0001", Source: "debian-dsa", Affected: []Affected{{Namespace: "debian:11", Package: "p",
+		{ID: "CVE-2023-0001", SourceID: "DSA-100-1", Source: "debian-dsa", Affected: []Affected{{Namespace: "debian:11", Package: "p",
 			Ranges: []Range{{Events: []Event{{Introduced, "0"}, {Fixed, "1.0-1+deb11u1"}}}}}}},
-		{ID: "CVE-2023-0001", Source: "debian-dsa", Affected: []Affected{{Namespace: "debian:11", Package: "p",
+		{ID: "CVE-2023-0001", SourceID: "DSA-100-2", Source: "debian-dsa", Affected: []Affected{{Namespace: "debian:11", Package: "p",
 			Ranges: []Range{{Events: []Event{{Introduced, "0"}, {Fixed, "1.0-1+deb11u2"}}}}}}},
-		{ID: "CVE-2023-0001", Source: "debian-dsa", Affected: []Affected{{Namespace: "debian:10", Package: "p", Status: StatusNotAffected}}},
+		{ID: "CVE-2023-0001", SourceID: "DSA-100-1", Source: "debian-dsa", Affected: []Affected{{Namespace: "debian:10", Package: "p", Status: StatusNotAffected}}},
+		// The same record again (an index next to its files): counted once.
+		{ID: "CVE-2023-0001", SourceID: "DSA-100-1", Source: "debian-dsa", Affected: []Affected{{Namespace: "debian:10", Package: "p", Status: StatusNotAffected}}},
 	}
 	db, meta := buildSample(t, recs)
 	if meta.Advisories != 2 {
 		t.Errorf("%d advisories, want 2", meta.Advisories)
 	}
 	advs, _ := db.Advisories(context.Background(), "debian:11", "p")
-	if len(advs) != 1 || len(advs[0].Ranges) != 2 {
+	if len(advs) != 1 || len(advs[0].Ranges) != 2 || advs[0].SourceID != "DSA-100-1" {
 		t.Errorf("advisories: %+v", advs)
 	}
 	eco, sv := Comparators("debian:11")
@@ -230,7 +232,7 @@ func TestMergeSameSource(t *testing.T) {
 	if err != nil || !aff || !cmp.Equal(fixes, []string{"1.0-1+deb11u2"}) {
 		t.Errorf("Affects(1.0-1+deb11u1) = %v, %v, %v", aff, fixes, err)
 	}
-	if src := db.Metadata().Sources; len(src) != 1 || src[0].Records != 3 || src[0].Advisories != 2 {
+	if src := db.Metadata().Sources; len(src) != 1 || src[0].Records != 3 || src[0].Advisories != 2 || src[0].Skipped["duplicate record"] != 1 {
 		t.Errorf("sources: %+v", src)
 	}
 }

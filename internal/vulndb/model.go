@@ -198,9 +198,13 @@ type Advisory struct {
 // Record is one vulnerability as one source describes it, with what it says
 // about each package. Feed parsers produce records; a Builder merges them.
 type Record struct {
-	ID          string
-	Aliases     []string // the same vulnerability under other IDs (OSV aliases)
-	Source      string   // the data source
+	ID      string
+	Aliases []string // the same vulnerability under other IDs (OSV aliases)
+	// SourceID is the ID the source publishes the record under when it is
+	// not ID: a DSA or an ALSA fixing several CVEs becomes one record per
+	// CVE, each with the advisory's ID here.
+	SourceID    string
+	Source      string // the data source
 	Title       string
 	Description string
 	References  []string
@@ -219,4 +223,15 @@ type Affected struct {
 	Versions  []string
 	Severity  Severity
 	Note      string
+}
+
+// A Sink receives what a feed parser reads from one file.
+type Sink interface {
+	// Add adds a record.
+	Add(Record)
+	// Skip counts something the parser left out, under source and reason.
+	// A malformed part comes with err saying what and where, and is
+	// logged as a warning naming the file; an expected omission (a
+	// withdrawn record, a GIT range) has a nil err and is only counted.
+	Skip(source, reason string, err error)
 }
