@@ -162,19 +162,17 @@ func apkNextKind(prev apkKind, s string) (apkKind, string) {
 	return next, s
 }
 
-type apkCmp struct{}
-
-func (apkCmp) Scheme() Scheme { return APK }
-
-func (apkCmp) Compare(a, b string) (int, error) {
-	ta, ok := apkTokens(a)
-	if !ok || a == "" {
-		return 0, invalid(APK, a, nil)
+// apkParse returns the tokens of a valid apk version.
+func apkParse(v string) ([]apkToken, error) {
+	toks, ok := apkTokens(v)
+	if !ok || v == "" {
+		return nil, fmt.Errorf("not valid")
 	}
-	tb, ok := apkTokens(b)
-	if !ok || b == "" {
-		return 0, invalid(APK, b, nil)
-	}
+	return toks, nil
+}
+
+// apkCompare compares the tokens of two valid versions.
+func apkCompare(ta, tb []apkToken) int {
 	at := func(ts []apkToken, i int) apkToken {
 		if i < len(ts) {
 			return ts[i]
@@ -186,23 +184,23 @@ func (apkCmp) Compare(a, b string) (int, error) {
 		if x.kind != y.kind {
 			switch {
 			case x.kind == apkSuffix && x.val < 0:
-				return -1, nil
+				return -1
 			case y.kind == apkSuffix && y.val < 0:
-				return 1, nil
+				return 1
 			case x.kind > y.kind:
-				return -1, nil
+				return -1
 			default:
-				return 1, nil
+				return 1
 			}
 		}
 		if x.kind == apkEnd {
-			return 0, nil
+			return 0
 		}
 		if x.val != y.val {
 			if x.val < y.val {
-				return -1, nil
+				return -1
 			}
-			return 1, nil
+			return 1
 		}
 	}
 }

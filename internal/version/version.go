@@ -67,25 +67,25 @@ var Schemes = []Scheme{Dpkg, APK, RPM, SemVer, NPM, PEP440, Maven, RubyGems, Go,
 func For(s Scheme) Comparator {
 	switch s {
 	case Dpkg:
-		return dpkgCmp{}
+		return dpkgCmp
 	case APK:
-		return apkCmp{}
+		return apkCmp
 	case RPM:
-		return rpmCmp{}
+		return rpmCmp
 	case SemVer:
-		return semverCmp{}
+		return semverCmp
 	case NPM:
-		return npmCmp{}
+		return npmCmp
 	case PEP440:
-		return pep440Cmp{}
+		return pep440Cmp
 	case Maven:
-		return mavenCmp{}
+		return mavenCmp
 	case RubyGems:
-		return gemCmp{}
+		return gemCmp
 	case Go:
-		return goCmp{}
+		return goCmp
 	}
-	return genericCmp{}
+	return genericCmp
 }
 
 // SchemeOf returns the scheme an ecosystem uses. eco is an OSV ecosystem
@@ -128,88 +128,99 @@ func invalid(s Scheme, v string, err error) error {
 	return errdefs.InvalidArgument(fmt.Errorf("%s version %q: %v", s, v, err))
 }
 
-// parse2 parses a and b with parse and compares them with compare.
-func parse2[V any](s Scheme, a, b string, parse func(string) (V, error), compare func(V, V) int) (int, error) {
-	va, err := parse(a)
-	if err != nil {
-		return 0, invalid(s, a, err)
-	}
-	vb, err := parse(b)
-	if err != nil {
-		return 0, invalid(s, b, err)
-	}
-	return cmp.Compare(compare(va, vb), 0), nil
+// scheme is a Comparator made of a parser and a comparison of parsed
+// versions.
+type scheme[V any] struct {
+	name    Scheme
+	parse   func(string) (V, error)
+	compare func(V, V) int
 }
 
-type dpkgCmp struct{}
+func (s scheme[V]) Scheme() Scheme { return s.name }
 
-func (dpkgCmp) Scheme() Scheme { return Dpkg }
-func (dpkgCmp) Compare(a, b string) (int, error) {
-	return parse2(Dpkg, a, b, deb.NewVersion, func(x, y deb.Version) int { return x.Compare(y) })
+func (s scheme[V]) Compare(a, b string) (int, error) {
+	va, err := s.parse(a)
+	if err != nil {
+		return 0, invalid(s.name, a, err)
+	}
+	vb, err := s.parse(b)
+	if err != nil {
+		return 0, invalid(s.name, b, err)
+	}
+	return cmp.Compare(s.compare(va, vb), 0), nil
 }
 
-type rpmCmp struct{}
+func (s scheme[V]) cached() Comparator {
+	return &cachedScheme[V]{scheme: s, memo: map[string]parsed[V]{}}
+}
 
-func (rpmCmp) Scheme() Scheme { return RPM }
-func (rpmCmp) Compare(a, b string) (int, error) {
-	// rpm accepts any string; only an empty one says nothing.
-	parse := func(v string) (rpm.Version, error) {
+type parsed[V any] struct {
+	v   V
+	err error
+}
+
+// cachedScheme remembers parsed versions.
+type cachedScheme[V any] struct {
+	scheme[V]
+	memo map[string]parsed[V]
+}
+
+func (c *cachedScheme[V]) get(s string) (V, error) {
+	p, ok := c.memo[s]
+	if !ok {
+		if len(c.memo) >= 1<<16 {
+			clear(c.memo)
+		}
+		v, err := c.parse(s)
+		if err != nil {
+			err = invalid(c.name, s, err)
+		}
+		p = parsed[V]{v, err}
+		c.memo[s] = p
+	}
+	return p.v, p.err
+}
+
+func (c *cachedScheme[V]) Compare(a, b string) (int, error) {
+	va, err := c.get(a)
+	if err != nil {
+		return 0, err
+	}
+	vb, err := c.get(b)
+	if err != nil {
+		return 0, err
+	}
+	return cmp.Compare(c.compare(va, vb), 0), nil
+}
+
+// Cached returns a comparator that parses each version once, for many
+// comparisons of the same versions (building a database, matching an
+// image's packages). It is not safe for concurrent use.
+func Cached(c Comparator) Comparator {
+	if s, ok := c.(interface{ cached() Comparator }); ok {
+		return s.cached()
+	}
+	return c
+}
+
+var (
+	dpkgCmp = scheme[deb.Version]{Dpkg, deb.NewVersion, func(x, y deb.Version) int { return x.Compare(y) }}
+	apkCmp  = scheme[[]apkToken]{APK, apkParse, apkCompare}
+	rpmCmp  = scheme[rpm.Version]{RPM, func(v string) (rpm.Version, error) {
+		// rpm accepts any string; only an empty one says nothing.
 		if strings.TrimSpace(v) == "" {
 			return rpm.Version{}, fmt.Errorf("empty")
 		}
 		return rpm.NewVersion(v), nil
-	}
-	return parse2(RPM, a, b, parse, func(x, y rpm.Version) int { return x.Compare(y) })
-}
-
-type semverCmp struct{}
-
-func (semverCmp) Scheme() Scheme { return SemVer }
-func (semverCmp) Compare(a, b string) (int, error) {
-	return parse2(SemVer, a, b, semver.NewVersion, func(x, y *semver.Version) int { return x.Compare(y) })
-}
-
-type npmCmp struct{}
-
-func (npmCmp) Scheme() Scheme { return NPM }
-func (npmCmp) Compare(a, b string) (int, error) {
-	return parse2(NPM, a, b, npm.NewVersion, func(x, y npm.Version) int { return x.Compare(y) })
-}
-
-type pep440Cmp struct{}
-
-func (pep440Cmp) Scheme() Scheme { return PEP440 }
-func (pep440Cmp) Compare(a, b string) (int, error) {
-	return parse2(PEP440, a, b, pep440.Parse, func(x, y pep440.Version) int { return x.Compare(y) })
-}
-
-type mavenCmp struct{}
-
-func (mavenCmp) Scheme() Scheme { return Maven }
-func (mavenCmp) Compare(a, b string) (int, error) {
-	return parse2(Maven, a, b, mvn.NewVersion, func(x, y mvn.Version) int { return x.Compare(y) })
-}
-
-type gemCmp struct{}
-
-func (gemCmp) Scheme() Scheme { return RubyGems }
-func (gemCmp) Compare(a, b string) (int, error) {
-	return parse2(RubyGems, a, b, gem.NewVersion, func(x, y gem.Version) int { return x.Compare(y) })
-}
-
-type genericCmp struct{}
-
-func (genericCmp) Scheme() Scheme { return Generic }
-func (genericCmp) Compare(a, b string) (int, error) {
-	return parse2(Generic, a, b, gover.Parse, func(x, y gover.Version) int { return x.Compare(y) })
-}
-
-type goCmp struct{}
-
-func (goCmp) Scheme() Scheme { return Go }
-func (goCmp) Compare(a, b string) (int, error) {
-	return parse2(Go, a, b, CanonicalGo, modsemver.Compare)
-}
+	}, func(x, y rpm.Version) int { return x.Compare(y) }}
+	semverCmp  = scheme[*semver.Version]{SemVer, semver.NewVersion, func(x, y *semver.Version) int { return x.Compare(y) }}
+	npmCmp     = scheme[npm.Version]{NPM, npm.NewVersion, func(x, y npm.Version) int { return x.Compare(y) }}
+	pep440Cmp  = scheme[pep440.Version]{PEP440, pep440.Parse, func(x, y pep440.Version) int { return x.Compare(y) }}
+	mavenCmp   = scheme[mvn.Version]{Maven, mvn.NewVersion, func(x, y mvn.Version) int { return x.Compare(y) }}
+	gemCmp     = scheme[gem.Version]{RubyGems, gem.NewVersion, func(x, y gem.Version) int { return x.Compare(y) }}
+	genericCmp = scheme[gover.Version]{Generic, gover.Parse, func(x, y gover.Version) int { return x.Compare(y) }}
+	goCmp      = scheme[string]{Go, CanonicalGo, modsemver.Compare}
+)
 
 // CanonicalGo returns v as a Go module version with its leading "v": module
 // versions with or without the "v" ("1.2.3", "v2.0.0+incompatible",

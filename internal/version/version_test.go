@@ -77,6 +77,27 @@ func TestCompare(t *testing.T) {
 	}
 }
 
+func TestCached(t *testing.T) {
+	cached := map[Scheme]Comparator{}
+	for _, s := range Schemes {
+		cached[s] = Cached(For(s))
+	}
+	for range 2 { // the second round answers from the cache
+		for _, p := range readPairs(t) {
+			got, err := cached[p.scheme].Compare(p.a, p.b)
+			if err != nil || got != p.want {
+				t.Errorf("pairs.txt:%d: cached %s Compare(%q, %q) = %d, %v; want %d", p.line, p.scheme, p.a, p.b, got, err, p.want)
+			}
+		}
+		if _, err := cached[Dpkg].Compare("not a version", "1"); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("cached error: %v", err)
+		}
+	}
+	if c := Cached(For(PEP440)); c.Scheme() != PEP440 {
+		t.Errorf("Scheme() = %s", c.Scheme())
+	}
+}
+
 func TestEverySchemeHasPairs(t *testing.T) {
 	ps := readPairs(t)
 	for _, s := range Schemes {

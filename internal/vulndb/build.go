@@ -1,7 +1,7 @@
 package vulndb
 
 import (
-	"bytes"
+	"bufio"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/version"
 )
 
 // Metadata describes a database: its schema, when it was built and from
@@ -202,7 +203,8 @@ type advKey struct{ ns, name, vuln, source string }
 
 // Write merges what was added and writes the database to path (write, then
 // rename). meta's BuiltAt and Builder are kept; the rest is filled in. It
-// returns the metadata written.
+// returns the metadata written. A Builder writes once: Write lets go of the
+// records as it goes.
 func (b *Builder) Write(ctx context.Context, path string, meta Metadata) (Metadata, error) {
 	if meta.BuiltAt.IsZero() {
 		meta.BuiltAt = time.Now().UTC()
@@ -259,7 +261,9 @@ func (b *Builder) Write(ctx context.Context, path string, meta Metadata) (Metada
 	}
 	slices.SortFunc(vulns, func(a, b Vulnerability) int { return cmp.Compare(a.ID, b.ID) })
 
-	// Advisories, merged per package, vulnerability and source.
+	// Advisories, merged per package, vulnerability and source. Each
+	// record's packages are let go once read: the advisories hold what
+	// they need.
 	advs := map[advKey]*Advisory{}
 	for i := range b.records {
 		r := &b.records[i]
@@ -276,18 +280,29 @@ func (b *Builder) Write(ctx context.Context, path string, meta Metadata) (Metada
 			}
 			advs[k] = &Advisory{
 				VulnID: vid, SourceID: sid, Source: r.Source, Status: a.Status,
-				Ranges: slices.Clone(a.Ranges), Versions: slices.Clone(a.Versions),
-				Severity: a.Severity, Note: a.Note,
+				// Clipped: records may share these arrays (one OSV
+				// advisory split per CVE), so a merge must not append
+				// into them.
+				Ranges: slices.Clip(a.Ranges), Versions: slices.Clip(a.Versions), Severity: a.Severity, Note: a.Note,
 			}
 		}
+		r.Affected = nil
 	}
+	b.records, b.seen = nil, nil
 	if err := ctx.Err(); err != nil {
 		return meta, err
 	}
 	byKey := map[string][]*Advisory{}
 	meta.Namespaces = map[string]int{}
+	comparators := map[string][2]version.Comparator{}
 	for k, a := range advs {
-		tidyAdvisory(k.ns, a)
+		c, ok := comparators[k.ns]
+		if !ok {
+			eco, semver := Comparators(k.ns)
+			c = [2]version.Comparator{version.Cached(eco), version.Cached(semver)}
+			comparators[k.ns] = c
+		}
+		tidyAdvisory(c[0], c[1], a)
 		key := k.ns + "\x00" + k.name
 		byKey[key] = append(byKey[key], a)
 		meta.Namespaces[k.ns]++
@@ -306,16 +321,11 @@ func (b *Builder) Write(ctx context.Context, path string, meta Metadata) (Metada
 	}
 	meta.Vulnerabilities, meta.Advisories, meta.Packages = len(vulns), len(advs), len(byKey)
 
-	data, err := encode(meta, vulns, byKey, srcIndex)
-	if err != nil {
-		return meta, err
-	}
 	if err := ctx.Err(); err != nil {
 		return meta, err
 	}
-	return meta, WriteFileAtomic(path, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
+	return meta, WriteFileAtomic(path, func(f *os.File) error {
+		return writeDB(f, meta, vulns, byKey, srcIndex)
 	})
 }
 
@@ -439,9 +449,9 @@ func rangeEqual(a, b Range) bool {
 // tidyAdvisory sorts range events and drops explicit versions the ranges
 // already cover, so that an OSV record listing every affected version next to
 // its range costs the range only.
-func tidyAdvisory(ns string, a *Advisory) {
-	eco, semver := Comparators(ns)
+func tidyAdvisory(eco, semver version.Comparator, a *Advisory) {
 	sorted := true
+	a.Ranges = slices.Clone(a.Ranges) // shared with other advisories; events are replaced below
 	for i := range a.Ranges {
 		r := &a.Ranges[i]
 		if r.Kind == RangeNPM {
@@ -453,7 +463,7 @@ func tidyAdvisory(ns string, a *Advisory) {
 	}
 	if len(a.Ranges) > 0 && sorted && len(a.Versions) > 0 {
 		rangesOnly := Advisory{Status: StatusAffected, Ranges: a.Ranges}
-		kept := a.Versions[:0]
+		kept := make([]string, 0, len(a.Versions))
 		for _, v := range a.Versions {
 			if in, _, err := rangesOnly.Affects(eco, semver, v); err != nil || !in {
 				kept = append(kept, v)
@@ -474,13 +484,28 @@ const (
 	flagVersions
 )
 
-// encode lays out the file.
-func encode(meta Metadata, vulns []Vulnerability, byKey map[string][]*Advisory, srcIndex map[string]uint64) ([]byte, error) {
-	var ve encoder
-	vulnOff := map[string]uint64{}
+// writeDB writes the file: a header placeholder, then the metadata, the
+// vulnerabilities, the advisories, the keys and the index, streamed; then the
+// header, now that the sections' places are known.
+func writeDB(f *os.File, meta Metadata, vulns []Vulnerability, byKey map[string][]*Advisory, srcIndex map[string]uint64) error {
+	w := &countingWriter{w: bufio.NewWriterSize(f, 1<<20)}
+	w.Write(make([]byte, headerSize))
+	var h header
+	h.schema = SchemaVersion
+
+	mj, err := json.Marshal(meta)
+	if err != nil {
+		return err
+	}
+	h.meta = section{w.n, uint64(len(mj))}
+	w.Write(mj)
+
+	var e encoder
+	h.vulns.off = w.n
+	vulnOff := make(map[string]uint64, len(vulns))
 	for _, v := range vulns {
-		vulnOff[v.ID] = uint64(len(ve.b))
-		var e encoder
+		vulnOff[v.ID] = w.n - h.vulns.off
+		e.b = e.b[:0]
 		e.str(v.ID)
 		e.strs(v.Aliases)
 		e.str(v.Title)
@@ -492,69 +517,82 @@ func encode(meta Metadata, vulns []Vulnerability, byKey map[string][]*Advisory, 
 		for _, s := range v.Severities {
 			e.severity(s)
 		}
-		ve.uvarint(uint64(len(e.b)))
-		ve.b = append(ve.b, e.b...)
+		w.Write(binary.AppendUvarint(nil, uint64(len(e.b))))
+		w.Write(e.b)
 	}
+	h.vulns.n = w.n - h.vulns.off
 
 	keys := make([]string, 0, len(byKey))
 	for k := range byKey {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	var ke, ae encoder
 	index := make([]byte, 0, len(keys)*entrySize)
+	h.advs.off = w.n
+	keyOff := uint64(0)
 	for _, k := range keys {
 		list := byKey[k]
 		slices.SortFunc(list, func(a, b *Advisory) int {
 			return cmp.Or(cmp.Compare(a.VulnID, b.VulnID), cmp.Compare(a.Source, b.Source), cmp.Compare(a.SourceID, b.SourceID))
 		})
-		keyOff, advOff := len(ke.b), len(ae.b)
-		ke.b = append(ke.b, k...)
-		ae.uvarint(uint64(len(list)))
+		e.b = e.b[:0]
+		e.uvarint(uint64(len(list)))
 		for _, a := range list {
-			encodeAdvisory(&ae, a, vulnOff[a.VulnID], srcIndex[a.Source])
+			encodeAdvisory(&e, a, vulnOff[a.VulnID], srcIndex[a.Source])
 		}
-		if len(ke.b) > maxSection || len(ae.b) > maxSection {
-			return nil, errdefs.TooLarge(fmt.Errorf("vulnerability database: a section exceeds 4 GiB"))
+		advOff := w.n - h.advs.off
+		if keyOff+uint64(len(k)) > maxSection || advOff+uint64(len(e.b)) > maxSection || len(e.b) > maxSection {
+			return errdefs.TooLarge(fmt.Errorf("vulnerability database: a section exceeds 4 GiB"))
 		}
 		index = binary.LittleEndian.AppendUint32(index, uint32(keyOff))
 		index = binary.LittleEndian.AppendUint32(index, uint32(len(k)))
 		index = binary.LittleEndian.AppendUint32(index, uint32(advOff))
-		index = binary.LittleEndian.AppendUint32(index, uint32(len(ae.b)-advOff))
+		index = binary.LittleEndian.AppendUint32(index, uint32(len(e.b)))
+		keyOff += uint64(len(k))
+		w.Write(e.b)
 	}
-	if len(ve.b) > maxSection {
-		return nil, errdefs.TooLarge(fmt.Errorf("vulnerability database: vulnerabilities exceed 4 GiB"))
-	}
-	mj, err := json.Marshal(meta)
-	if err != nil {
-		return nil, err
-	}
+	h.advs.n = w.n - h.advs.off
 
-	var h header
-	h.schema = SchemaVersion
-	off := uint64(headerSize)
-	place := func(n uint64) section {
-		s := section{off, n}
-		off += n
-		return s
+	h.keys.off = w.n
+	for _, k := range keys {
+		io.WriteString(w, k)
 	}
-	h.meta = place(uint64(len(mj)))
-	h.index = place(uint64(len(index)))
-	h.index.n = uint64(len(keys))
-	h.keys = place(uint64(len(ke.b)))
-	h.advs = place(uint64(len(ae.b)))
-	h.vulns = place(uint64(len(ve.b)))
-	h.size = off
+	h.keys.n = w.n - h.keys.off
+	h.index = section{w.n, uint64(len(keys))}
+	w.Write(index)
+	h.size = w.n
+	if h.vulns.n > maxSection {
+		return errdefs.TooLarge(fmt.Errorf("vulnerability database: vulnerabilities exceed 4 GiB"))
+	}
+	if err := w.flush(); err != nil {
+		return err
+	}
+	_, err = f.WriteAt(h.marshal(), 0)
+	return err
+}
 
-	var buf bytes.Buffer
-	buf.Grow(int(off))
-	buf.Write(h.marshal())
-	buf.Write(mj)
-	buf.Write(index)
-	buf.Write(ke.b)
-	buf.Write(ae.b)
-	buf.Write(ve.b)
-	return buf.Bytes(), nil
+// countingWriter counts what it writes and keeps the first error.
+type countingWriter struct {
+	w   *bufio.Writer
+	n   uint64
+	err error
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	c.n += uint64(n)
+	c.err = err
+	return n, err
+}
+
+func (c *countingWriter) flush() error {
+	if c.err != nil {
+		return c.err
+	}
+	return c.w.Flush()
 }
 
 func encodeAdvisory(e *encoder, a *Advisory, vuln, source uint64) {
@@ -612,7 +650,7 @@ func encodeAdvisory(e *encoder, a *Advisory, vuln, source uint64) {
 // WriteFileAtomic writes a file through a temporary file in the same
 // directory, synced and then renamed over path, so that readers see the old
 // file or the new one and a failed write leaves nothing behind.
-func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
+func WriteFileAtomic(path string, write func(*os.File) error) (err error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err

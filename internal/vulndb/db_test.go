@@ -307,7 +307,7 @@ func TestWriteIsAtomic(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A write that fails leaves the old file and no temporary file.
-	err := WriteFileAtomic(path, func(w io.Writer) error {
+	err := WriteFileAtomic(path, func(w *os.File) error {
 		w.Write([]byte("partial"))
 		return errors.New("disk on fire")
 	})

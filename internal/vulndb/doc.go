@@ -27,7 +27,9 @@
 // fixed-width index followed by one copy of the matching value.
 //
 // All integers are little-endian. Offsets are from the start of the file;
-// offsets inside sections are from the section's start.
+// offsets inside sections are from the section's start. The header says
+// where each section is; this writer puts them in the order metadata,
+// vulnerabilities, advisories, keys, index.
 //
 //	offset  size
 //	     0     8  magic "LADINGDB"
@@ -59,7 +61,7 @@
 //	                        else uvarint n, n events: byte kind, string version]
 //	  [uvarint n, n strings: versions]
 //
-//	vulnerability: string ID, uvarint n + n strings aliases, string title,
+//	vulnerability: uvarint length of the rest, string ID, uvarint n + n strings aliases, string title,
 //	  string description, uvarint n + n strings references, varint published
 //	  and modified (Unix seconds, 0 unknown), uvarint n + n severities
 //

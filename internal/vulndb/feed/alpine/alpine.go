@@ -53,7 +53,7 @@ type secdb struct {
 
 var (
 	releaseDir = regexp.MustCompile(`^v\d+\.\d+$|^edge$`)
-	idPattern  = regexp.MustCompile(`^[A-Z][A-Z0-9]*-[0-9A-Za-z][0-9A-Za-z:._-]*$`)
+	idPattern  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*-[0-9A-Za-z][0-9A-Za-z:._-]*$`)
 )
 
 // Parse reads one secdb file; name is its path (its directory names the
@@ -118,6 +118,9 @@ func records(entry string) []vulndb.Record {
 	var cves, others []string
 	for _, f := range strings.Fields(entry) {
 		f = strings.Trim(f, ",;()")
+		if strings.HasPrefix(f, "CVE_") { // a typo the files have
+			f = "CVE-" + f[4:]
+		}
 		switch {
 		case strings.HasPrefix(f, "CVE-") && idPattern.MatchString(f):
 			cves = append(cves, f)

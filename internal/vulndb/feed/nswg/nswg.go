@@ -123,17 +123,17 @@ func convert(raw map[string]json.RawMessage, name string, sink vulndb.Sink) erro
 		Affected: []vulndb.Affected{{Namespace: "npm", Package: pkg, Status: vulndb.StatusAffected,
 			Ranges: []vulndb.Range{{Kind: vulndb.RangeNPM, Expr: expr, Fixed: fixed}}}},
 	}
-	switch {
-	case a.CVSSVector != nil && strings.TrimSpace(*a.CVSSVector) != "":
+	if a.CVSSVector != nil && strings.TrimSpace(*a.CVSSVector) != "" {
 		sev, err := vulndb.CVSS(Source, *a.CVSSVector)
 		if err != nil {
 			sink.Skip(Source, "bad CVSS vector", fmt.Errorf("%s: %s: %v", name, rid, err))
-			break
+		} else {
+			rec.Severities = append(rec.Severities, sev)
 		}
-		rec.Severities = append(rec.Severities, sev)
-	case a.CVSSScore != nil && *a.CVSSScore > 0 && *a.CVSSScore <= 10:
-		// A score without its vector: the working group scored with
-		// CVSS 3.
+	}
+	if len(rec.Severities) == 0 && a.CVSSScore != nil && *a.CVSSScore > 0 && *a.CVSSScore <= 10 {
+		// A score without a usable vector: the working group scored
+		// with CVSS 3.
 		rec.Severities = append(rec.Severities, vulndb.CVSSScore(Source, vulndb.SeverityCVSSv3, *a.CVSSScore))
 	}
 	sink.Add(rec)

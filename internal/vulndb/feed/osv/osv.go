@@ -185,8 +185,12 @@ func convert(rec *record, name string, sink vulndb.Sink) {
 		distroOnly = distroOnly && vulndb.IsDistro(a.Namespace)
 		out.Affected = append(out.Affected, a)
 	}
+	if len(rec.Affected) == 0 {
+		sink.Skip(source, "record without packages", nil)
+		return
+	}
 	if len(out.Affected) == 0 {
-		// Nothing placeable (only GIT ranges, or no packages): the
+		// Nothing placeable (only GIT ranges, malformed packages): the
 		// reasons are counted already.
 		return
 	}

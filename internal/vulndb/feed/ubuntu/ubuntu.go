@@ -48,9 +48,8 @@ type field struct {
 }
 
 var (
-	keyLine   = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9_./+-]*):(?:\s(.*)|)$`)
 	cveName   = regexp.MustCompile(`^CVE-\d{4}-\d+$`)
-	statusRe  = regexp.MustCompile(`^([a-z-]+)\s*(?:[(\[](.*)[)\]])?\s*$`)
+	statusRe  = regexp.MustCompile(`^([a-z-]+)(.*)$`)
 	eolIgnore = regexp.MustCompile(`(?i)end[- ]of[- ]life|out of standard support|end of standard support|reached eol`)
 )
 
@@ -59,9 +58,12 @@ func Parse(ctx context.Context, r io.Reader, name string, sink vulndb.Sink) erro
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	fields, err := readFields(r)
+	fields, bad, err := readFields(r)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
+	}
+	for _, b := range bad {
+		sink.Skip(Source, "malformed record", fmt.Errorf("%s:%v", name, b))
 	}
 	get := func(k string) *field {
 		for i := range fields {
@@ -162,39 +164,59 @@ func Parse(ctx context.Context, r io.Reader, name string, sink vulndb.Sink) erro
 	return nil
 }
 
-// readFields splits a tracker file into fields.
-func readFields(r io.Reader) ([]field, error) {
+// readFields splits a tracker file into fields. Lines that are not fields
+// (stray text, "-- Tags_xen: ...") are returned as errors and left out; the
+// tracker's own tools are as lenient.
+func readFields(r io.Reader) (fields []field, bad []error, err error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	var fields []field
 	n := 0
 	for sc.Scan() {
 		n++
-		l := sc.Text()
+		l := strings.TrimRight(sc.Text(), "\r")
+		if n == 1 {
+			l = strings.TrimPrefix(l, "\ufeff")
+		}
 		if strings.TrimSpace(l) == "" || strings.HasPrefix(l, "#") {
 			continue
 		}
 		if l[0] == ' ' || l[0] == '\t' {
 			if len(fields) == 0 {
-				return nil, fmt.Errorf("line %d: continuation line before any field", n)
+				return nil, nil, fmt.Errorf("line %d: continuation line before any field", n)
 			}
 			f := &fields[len(fields)-1]
 			f.more = append(f.more, strings.TrimSpace(l))
 			continue
 		}
-		m := keyLine.FindStringSubmatch(l)
-		if m == nil {
-			return nil, fmt.Errorf("line %d: not a field: %q", n, truncate(l))
+		key, value, ok := splitField(l)
+		if !ok {
+			bad = append(bad, fmt.Errorf("%d: not a field: %q", n, truncate(l)))
+			continue
 		}
-		fields = append(fields, field{key: m[1], value: strings.TrimSpace(m[2]), line: n})
+		fields = append(fields, field{key: key, value: value, line: n})
 	}
 	if err := sc.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(fields) == 0 {
-		return nil, fmt.Errorf("no fields")
+		return nil, nil, fmt.Errorf("no fields")
 	}
-	return fields, nil
+	return fields, bad, nil
+}
+
+// splitField splits "Key: value"; a key is letters, digits and "_./+-".
+func splitField(l string) (key, value string, ok bool) {
+	i := strings.IndexByte(l, ':')
+	if i <= 0 {
+		return "", "", false
+	}
+	for j := 0; j < i; j++ {
+		c := l[j]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || j > 0 && strings.IndexByte("_./+-", c) >= 0) {
+			return "", "", false
+		}
+	}
+	return l[:i], strings.TrimSpace(l[i+1:]), true
 }
 
 func truncate(s string) string {
@@ -250,15 +272,22 @@ func packageLine(release, pkg, value string) (vulndb.Affected, string, error) {
 	if strings.HasPrefix(value, "DNE") {
 		return vulndb.Affected{}, "DNE", nil
 	}
-	m := statusRe.FindStringSubmatch(value)
-	if m == nil {
-		return vulndb.Affected{}, "", fmt.Errorf("%s_%s: status %q", release, pkg, truncate(value))
-	}
-	status, note := m[1], strings.TrimSpace(m[2])
 	ns := namespace(release)
 	if ns == "" {
 		return vulndb.Affected{}, "track that is not a release", nil
 	}
+	// "status (note)", "status [note]", and the typos the files have:
+	// "released (1.0-1", "not-affected 1.0-1)", "released (1.0)needs-triage".
+	m := statusRe.FindStringSubmatch(value)
+	if m == nil {
+		return vulndb.Affected{}, "", fmt.Errorf("%s_%s: status %q", release, pkg, truncate(value))
+	}
+	status := m[1]
+	note := strings.TrimSpace(m[2])
+	if i := strings.IndexAny(note, ")]"); i >= 0 && (strings.HasPrefix(note, "(") || strings.HasPrefix(note, "[")) {
+		note = note[:i]
+	}
+	note = strings.TrimSpace(strings.Trim(note, "()[] "))
 	a := vulndb.Affected{Namespace: ns, Package: pkg, Note: note}
 	switch status {
 	case "released":
@@ -267,6 +296,9 @@ func packageLine(release, pkg, value string) (vulndb.Affected, string, error) {
 			return vulndb.Affected{}, "released without a version", nil
 		}
 		v := strings.Trim(fs[0], ",")
+		if !looksLikeVersion(v) {
+			return vulndb.Affected{}, "", fmt.Errorf("%s_%s: released version %q", release, pkg, truncate(v))
+		}
 		a.Status, a.Note = vulndb.StatusAffected, ""
 		a.Ranges = []vulndb.Range{{Events: []vulndb.Event{{Kind: vulndb.Introduced, Version: "0"}, {Kind: vulndb.Fixed, Version: v}}}}
 	case "needed", "needs-triage", "active":
@@ -292,6 +324,12 @@ func packageLine(release, pkg, value string) (vulndb.Affected, string, error) {
 		return vulndb.Affected{}, "", fmt.Errorf("%s_%s: status %q", release, pkg, status)
 	}
 	return a, "", nil
+}
+
+// looksLikeVersion reports whether a released version can be a Debian
+// version (it starts with a digit, or an epoch).
+func looksLikeVersion(v string) bool {
+	return v != "" && v[0] >= '0' && v[0] <= '9'
 }
 
 // Sniff reports whether head, the start of a file, looks like a tracker
