@@ -105,6 +105,22 @@ func newRootCommand(e *env) *cobra.Command {
 	f.StringVar(&e.progress, "progress", "auto", "progress output: auto, tty, plain, json, none")
 
 	cmd.AddCommand(
+		newPullCommand(e),
+		newPushCommand(e),
+		newCopyCommand(e),
+		newSaveCommand(e),
+		newLoadCommand(e),
+		newExportCommand(e),
+		newImportCommand(e),
+		newInspectCommand(e),
+		newHistoryCommand(e),
+		newLsCommand(e),
+		newTagCommand(e),
+		newRmiCommand(e),
+		newPruneCommand(e),
+		newLoginCommand(e),
+		newLogoutCommand(e),
+		newBenchCommand(e),
 		newVersionCommand(e),
 	)
 	return cmd

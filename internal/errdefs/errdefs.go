@@ -102,3 +102,6 @@ func IsUnauthorized(err error) bool { return errors.Is(err, ErrUnauthorized) }
 
 // IsCorrupt reports whether err is of class ErrCorrupt.
 func IsCorrupt(err error) bool { return errors.Is(err, ErrCorrupt) }
+
+// IsUnavailable reports whether err is of class ErrUnavailable.
+func IsUnavailable(err error) bool { return errors.Is(err, ErrUnavailable) }

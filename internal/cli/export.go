@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/image"
+	"github.com/lading-dev/lading/internal/layer"
+)
+
+func newExportCommand(e *env) *cobra.Command {
+	var (
+		f       imageFlags
+		output  string
+		devices bool
+	)
+	cmd := &cobra.Command{
+		Use:   "export IMAGE [-o FILE|DIR/]",
+		Short: "Write an image's merged root filesystem as a tar stream or into a directory",
+		Long: `Merge the layers of IMAGE into the root filesystem a container would see, applying
+whiteouts and opaque directories exactly as the kernel's overlayfs does, and
+write it as one tar stream (standard output or -o FILE), or unpack it into a
+directory (-o DIR/, created if needed; nothing is written outside it). Each
+layer is read once and streamed: memory does not grow with layer size.
+
+Device nodes in an image are refused unless --allow-devices.`,
+		Example: `  lading export alpine:3.20 | tar -tv
+  lading export -o rootfs/ oci-archive:app.oci.tar
+  lading export --platform linux/arm64 -o arm.tar docker.io/library/alpine:3.20`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			ref, err := parseRef(args[0])
+			if err != nil {
+				return err
+			}
+			ss, err := e.begin(&f, false)
+			if err != nil {
+				return err
+			}
+			defer ss.Close()
+			s, img, err := ss.openImage(ctx, ref)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			var lopts []layer.Option
+			if devices {
+				lopts = append(lopts, layer.AllowDevices())
+			}
+			export := func(w io.Writer) error { return image.Export(ctx, w, args[0], img, lopts...) }
+			switch {
+			case output == "" || output == "-":
+				if isTerminal(e.stdout) {
+					return usageError{errdefs.InvalidArgument(fmt.Errorf("refusing to write a tar stream to a terminal; use -o or redirect"))}
+				}
+				return export(e.stdout)
+			case strings.HasSuffix(output, "/") || isDir(output):
+				return exportToDir(ctx, output, export, lopts)
+			}
+			return image.WriteFileAtomic(output, export)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "tar file to write, or a directory (ending in /) to unpack into (default: standard output)")
+	cmd.Flags().BoolVar(&devices, "allow-devices", false, "export device nodes instead of refusing them")
+	f.register(cmd.Flags())
+	return cmd
+}
+
+// exportToDir streams the export into layer.Extract.
+func exportToDir(ctx context.Context, dir string, export func(io.Writer) error, lopts []layer.Option) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(export(pw)) }()
+	err := layer.Extract(ctx, dir, pr, lopts...)
+	pr.CloseWithError(err)
+	return err
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}

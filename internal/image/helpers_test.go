@@ -1,0 +1,9 @@
+package image
+
+import (
+	"io"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+func newGzipWriter(w io.Writer) io.WriteCloser { return gzip.NewWriter(w) }

@@ -1,0 +1,182 @@
+package layer
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/lading-dev/lading/internal/errdefs"
+)
+
+// Compression is how a layer blob is compressed.
+type Compression int
+
+// The compressions lading reads and writes.
+const (
+	Uncompressed Compression = iota
+	Gzip
+	Zstd
+)
+
+func (c Compression) String() string {
+	switch c {
+	case Uncompressed:
+		return "uncompressed"
+	case Gzip:
+		return "gzip"
+	case Zstd:
+		return "zstd"
+	}
+	return fmt.Sprintf("Compression(%d)", int(c))
+}
+
+// MaxZstdWindow is the largest zstd window [Decompress] accepts (128 MiB,
+// what zstd --long=27 writes); larger windows are refused rather than
+// allocated.
+const MaxZstdWindow = 128 << 20
+
+var (
+	magicGzip  = []byte{0x1f, 0x8b}
+	magicZstd  = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	magicBzip2 = []byte("BZh")
+	magicXz    = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
+)
+
+// Sniff reports the compression that a blob's first bytes announce (at
+// least 4 bytes are needed to recognize zstd).
+func Sniff(head []byte) Compression {
+	switch {
+	case bytes.HasPrefix(head, magicGzip):
+		return Gzip
+	case bytes.HasPrefix(head, magicZstd):
+		return Zstd
+	}
+	return Uncompressed
+}
+
+// Decompress returns the uncompressed stream of the layer blob r, sniffing
+// its first bytes: gzip (one or more members), zstd (one or more frames), or
+// anything else as an uncompressed tar. bzip2 and xz are an ErrUnsupported
+// error; a gzip header that does not parse is ErrInvalidArgument. Reads
+// from the returned stream fail with an ErrCorrupt error when the compressed
+// data is damaged or ends early, and, with [MaxSize], with an ErrTooLarge
+// error once more than that many uncompressed bytes would be returned (a
+// decompression bomb is stopped there). Errors start with the [WithName]
+// name. Close releases the decompressor; it does not close r.
+func Decompress(r io.Reader, opts ...Option) (io.ReadCloser, Compression, error) {
+	o := makeOptions(opts)
+	fail := func(err error) (io.ReadCloser, Compression, error) {
+		return nil, Uncompressed, &Error{Layer: o.name, Err: err}
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, err := br.Peek(6)
+	if err != nil && err != io.EOF {
+		return fail(err)
+	}
+	var (
+		rc io.ReadCloser
+		c  Compression
+	)
+	switch {
+	case bytes.HasPrefix(head, magicGzip):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				return fail(errdefs.Corrupt(fmt.Errorf("gzip: %w", io.ErrUnexpectedEOF)))
+			}
+			return fail(errdefs.InvalidArgument(fmt.Errorf("gzip: %w", err)))
+		}
+		rc, c = zr, Gzip
+	case bytes.HasPrefix(head, magicZstd):
+		zr, err := zstd.NewReader(br,
+			zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderMaxWindow(MaxZstdWindow),
+			zstd.WithDecoderMaxMemory(1<<62))
+		if err != nil {
+			return fail(errdefs.InvalidArgument(fmt.Errorf("zstd: %w", err)))
+		}
+		rc, c = zstdCloser{zr}, Zstd
+	case bytes.HasPrefix(head, magicBzip2):
+		return fail(errdefs.Unsupported(errors.New("bzip2-compressed layer")))
+	case bytes.HasPrefix(head, magicXz):
+		return fail(errdefs.Unsupported(errors.New("xz-compressed layer")))
+	default:
+		rc, c = io.NopCloser(br), Uncompressed
+	}
+	return &decompressed{rc: rc, c: c, name: o.name, max: o.maxSize}, c, nil
+}
+
+type zstdCloser struct{ *zstd.Decoder }
+
+func (z zstdCloser) Close() error { z.Decoder.Close(); return nil }
+
+type decompressed struct {
+	rc   io.ReadCloser
+	c    Compression
+	name string
+	n    int64
+	max  int64
+	err  error
+}
+
+func (d *decompressed) Read(p []byte) (int, error) {
+	if d.err != nil {
+		return 0, d.err
+	}
+	if d.max > 0 && int64(len(p)) > d.max-d.n+1 {
+		p = p[:d.max-d.n+1]
+	}
+	n, err := d.rc.Read(p)
+	d.n += int64(n)
+	if d.max > 0 && d.n > d.max {
+		n -= int(d.n - d.max)
+		d.n = d.max
+		d.err = &Error{Layer: d.name, Err: errdefs.TooLarge(
+			fmt.Errorf("uncompressed layer exceeds the limit of %d bytes", d.max))}
+		return n, d.err
+	}
+	if err != nil && err != io.EOF {
+		if d.c != Uncompressed {
+			err = errdefs.Corrupt(fmt.Errorf("%s: %w", d.c, err))
+		}
+		d.err = &Error{Layer: d.name, Err: err}
+		return n, d.err
+	}
+	return n, err
+}
+
+func (d *decompressed) Close() error { return d.rc.Close() }
+
+// Compress returns a writer that compresses what is written to it into w
+// with c, at the level set with [WithLevel]. Close flushes the compressor and
+// writes the trailer; it does not close w. The output depends only on the
+// input, c and the level (no file name or time in gzip headers).
+func Compress(w io.Writer, c Compression, opts ...Option) (io.WriteCloser, error) {
+	o := makeOptions(opts)
+	switch c {
+	case Uncompressed:
+		return nopWriteCloser{w}, nil
+	case Gzip:
+		level := o.level
+		if level < gzip.BestSpeed || level > gzip.BestCompression {
+			level = gzip.DefaultCompression
+		}
+		return gzip.NewWriterLevel(w, level)
+	case Zstd:
+		level := zstd.SpeedDefault
+		if o.level >= 1 {
+			level = zstd.EncoderLevelFromZstd(o.level)
+		}
+		return zstd.NewWriter(w, zstd.WithEncoderLevel(level))
+	}
+	return nil, errdefs.Unsupported(fmt.Errorf("compression %v", c))
+}
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }

@@ -1,0 +1,306 @@
+package layer
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+
+	"github.com/lading-dev/lading/internal/errdefs"
+)
+
+// WalkFunc is called by [Walk] for each entry, in archive order. It may read
+// the entry's content (the [Entry] is an io.Reader) and must not keep e after
+// it returns. Returning fs.SkipAll stops the walk early and makes Walk return
+// nil; any other error stops the walk and is returned, with the layer and
+// entry named (see [Error]) unless it is an *Error already.
+type WalkFunc func(e *Entry) error
+
+// Walk reads the uncompressed layer tar stream r once, from start to end,
+// checks every entry and calls fn for each one that passes. It returns nil at
+// the end of the archive, the first error otherwise. Entries are checked
+// before fn sees them; an archive is rejected with an [*Error] naming the
+// entry, class ErrInvalidArgument, at the first entry that:
+//
+//   - has an empty or absolute name, a NUL byte in it, a name that escapes the
+//     root through "..", or a name longer than [MaxNameLen];
+//   - is a hard link whose target is empty, absolute, escapes the root, is
+//     longer than MaxNameLen, is the entry itself, the root, or a directory of
+//     this layer, or lies below a symlink of this layer;
+//   - is a symlink with an empty target or one longer than MaxNameLen;
+//   - lies below an entry of this layer that is a symlink (writing it would
+//     write through the link) or another non-directory;
+//   - repeats the name of an earlier entry of this layer, unless both are
+//     directories (then both are delivered and the later header wins), or is
+//     a non-directory where an earlier entry implies a directory;
+//   - is a character or block device and [AllowDevices] was not given;
+//   - has a type other than regular, directory, symlink, hard link, FIFO or
+//     device, or is a whiteout with entries below it or of an invalid name.
+//
+// A stream that ends inside a header or content is an ErrCorrupt error that
+// names the last entry read; other unreadable headers are ErrInvalidArgument.
+//
+// Names are normalized (see [Entry.Name]). A ".wh.NAME" entry is delivered
+// as KindWhiteout of NAME and a ".wh..wh..opq" entry as KindOpaque of its
+// directory; other ".wh..wh.*" entries (aufs metadata such as .wh..wh.plnk)
+// and everything below them are skipped, as are PAX global headers. Walk
+// checks ctx between entries and on every content read. Memory grows with
+// the number of distinct paths in the layer, never with content size.
+func Walk(ctx context.Context, r io.Reader, fn WalkFunc, opts ...Option) error {
+	o := makeOptions(opts)
+	w := &walker{
+		ctx:     ctx,
+		name:    o.name,
+		devices: o.devices,
+		tr:      tar.NewReader(r),
+		paths:   make(map[string]pathState),
+	}
+	w.entry.w = w
+	defer func() { w.entry.w = nil }()
+	return w.run(fn)
+}
+
+type pathState uint8
+
+const (
+	pImplied pathState = iota + 1 // a directory implied by entries below it
+	pDir                          // an explicit directory
+	pSymlink                      // a symlink
+	pOther                        // any other non-directory
+)
+
+type walker struct {
+	ctx     context.Context
+	name    string
+	devices bool
+	tr      *tar.Reader
+	paths   map[string]pathState
+	entry   Entry
+	last    string // raw name of the last entry read
+}
+
+var eofErr = io.EOF
+
+func (w *walker) run(fn WalkFunc) error {
+	for {
+		if err := w.ctx.Err(); err != nil {
+			return wrapErr(w.name, "", err)
+		}
+		h, err := w.tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil && !(errors.Is(err, tar.ErrInsecurePath) && h != nil) {
+			return w.headerErr(err)
+		}
+		w.last = h.Name
+		ok, err := w.check(h)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		if err := fn(&w.entry); err != nil {
+			if errors.Is(err, fs.SkipAll) {
+				return nil
+			}
+			return wrapErr(w.name, h.Name, err)
+		}
+	}
+}
+
+func (w *walker) headerErr(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return &Error{Layer: w.name, Entry: w.last,
+			Err: errdefs.Corrupt(fmt.Errorf("stream truncated: %w", err))}
+	}
+	var le *Error
+	if errors.As(err, &le) {
+		return err // from the reader below, such as Decompress
+	}
+	if !strings.HasPrefix(err.Error(), "archive/tar:") {
+		return &Error{Layer: w.name, Entry: w.last, Err: err}
+	}
+	if w.last != "" {
+		return &Error{Layer: w.name, Err: errdefs.InvalidArgument(
+			fmt.Errorf("after entry %q: unreadable header: %w", truncName(w.last), err))}
+	}
+	return &Error{Layer: w.name, Err: errdefs.InvalidArgument(fmt.Errorf("unreadable header: %w", err))}
+}
+
+func (w *walker) readContent(e *Entry, p []byte) (int, error) {
+	if err := w.ctx.Err(); err != nil {
+		return 0, wrapErr(w.name, e.Header.Name, err)
+	}
+	n, err := w.tr.Read(p)
+	if err != nil && err != io.EOF {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = &Error{Layer: w.name, Entry: e.Header.Name,
+				Err: errdefs.Corrupt(fmt.Errorf("content truncated: %w", err))}
+		} else {
+			err = wrapErr(w.name, e.Header.Name, err)
+		}
+	}
+	return n, err
+}
+
+// check classifies h into w.entry and records it; ok is false for entries
+// that are skipped.
+func (w *walker) check(h *tar.Header) (ok bool, err error) {
+	raw := h.Name
+	bad := func(format string, args ...any) (bool, error) {
+		return false, invalid(w.name, raw, format, args...)
+	}
+	p, msg := normalize(raw)
+	if msg != "" {
+		return bad("%s", msg)
+	}
+	var kind Kind
+	switch h.Typeflag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+		kind = KindRegular
+	case tar.TypeDir:
+		kind = KindDir
+	case tar.TypeSymlink:
+		kind = KindSymlink
+	case tar.TypeLink:
+		kind = KindHardlink
+	case tar.TypeFifo:
+		kind = KindFIFO
+	case tar.TypeChar:
+		kind = KindCharDevice
+	case tar.TypeBlock:
+		kind = KindBlockDevice
+	case tar.TypeXGlobalHeader:
+		return false, nil
+	default:
+		return bad("unsupported entry type %q", h.Typeflag)
+	}
+
+	e := &w.entry
+	e.Name, e.path, e.Linkname, e.Header = p, p, "", h
+
+	if strings.Contains(p, whPrefix) {
+		rest := p
+		for rest != "" {
+			comp := rest
+			i := strings.IndexByte(rest, '/')
+			if i >= 0 {
+				comp, rest = rest[:i], rest[i+1:]
+			} else {
+				rest = ""
+			}
+			last := i < 0
+			switch {
+			case strings.HasPrefix(comp, whMeta):
+				if last && comp == whOpaque {
+					kind = KindOpaque
+					e.Name = parent(p)
+					break
+				}
+				return false, nil // aufs metadata: skipped with all below it
+			case strings.HasPrefix(comp, whPrefix):
+				if !last {
+					return bad("whiteout %q has entries below it", comp)
+				}
+				target := comp[len(whPrefix):]
+				if target == "" || target == "." || target == ".." {
+					return bad("whiteout of an invalid name")
+				}
+				kind = KindWhiteout
+				e.Name = join(parent(p), target)
+			}
+		}
+	}
+	e.Kind = kind
+
+	if p == "." && kind != KindDir {
+		return bad("the root must be a directory, not a %s", kind)
+	}
+	switch kind {
+	case KindCharDevice, KindBlockDevice:
+		if !w.devices {
+			return bad("device nodes are not allowed")
+		}
+	case KindSymlink:
+		if h.Linkname == "" {
+			return bad("symlink with an empty target")
+		}
+		if len(h.Linkname) > MaxNameLen {
+			return bad("symlink target longer than %d bytes", MaxNameLen)
+		}
+		e.Linkname = h.Linkname
+	case KindHardlink:
+		t, msg := normalize(h.Linkname)
+		if msg != "" {
+			return bad("hard link target %q: %s", truncName(h.Linkname), msg)
+		}
+		switch {
+		case t == ".":
+			return bad("hard link to the root directory")
+		case t == p:
+			return bad("hard link to itself")
+		}
+		if st, ok := w.paths[t]; ok && (st == pDir || st == pImplied) {
+			return bad("hard link to directory %q", t)
+		}
+		for d := parent(t); d != "."; d = parent(d) {
+			st, ok := w.paths[d]
+			if !ok {
+				continue
+			}
+			if st == pSymlink {
+				return bad("hard link target %q goes through symlink %q of this layer", t, d)
+			}
+			if st == pDir || st == pImplied {
+				break
+			}
+		}
+		e.Linkname = t
+	}
+
+	// Parents: implied directories, never a symlink or another non-directory.
+	for d := parent(p); d != "."; d = parent(d) {
+		st, ok := w.paths[d]
+		if !ok {
+			w.paths[d] = pImplied
+			continue
+		}
+		if st == pDir || st == pImplied {
+			break
+		}
+		if st == pSymlink {
+			return bad("parent %q is a symlink in this layer (writing through it is not allowed)", d)
+		}
+		return bad("parent %q is not a directory in this layer", d)
+	}
+	st, exists := w.paths[p]
+	switch {
+	case kind == KindDir:
+		if exists && st != pDir && st != pImplied {
+			return bad("duplicate entry (a directory replaces an earlier non-directory)")
+		}
+		w.paths[p] = pDir
+	case exists && (st == pDir || st == pImplied):
+		return bad("a %s where this layer has a directory", kind)
+	case exists:
+		return bad("duplicate entry")
+	case kind == KindSymlink:
+		w.paths[p] = pSymlink
+	default:
+		w.paths[p] = pOther
+	}
+	return true, nil
+}
+
+// truncName shortens a name for an error message.
+func truncName(s string) string {
+	if len(s) > 128 {
+		return s[:128] + "…"
+	}
+	return s
+}
