@@ -9,24 +9,23 @@ import (
 	"io"
 	"log"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/registrytest"
 	"github.com/lading-dev/lading/internal/vulndb"
 )
 
@@ -242,63 +241,40 @@ func pushConfig(t *testing.T, r name.Reference, manifest, oldCfg, newCfg []byte)
 }
 
 // TestDistribution pushes and pulls through CNCF Distribution, the registry
-// most registries are built on, when it is installed (Debian package
-// docker-registry).
+// most registries are built on, with basic authentication.
 func TestDistribution(t *testing.T) {
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Skip("docker-registry not installed (Debian package docker-registry)")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.yml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)), 0o644)
-	cmd := exec.Command(bin, "serve", cfg)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	for i := 0; ; i++ {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if i == 100 {
-			t.Fatalf("registry did not start: %v\n%s", err, logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	reg := registrytest.Start(t, registrytest.Htpasswd)
 	ctx := context.Background()
 	src := testDB(t)
-	r := ref(t, addr+"/lading/vulndb:1")
-	if _, err := Push(ctx, src, r); err != nil {
-		t.Fatalf("push: %v\n%s", err, logs.String())
+	r := ref(t, reg.Host+"/lading/vulndb:1")
+	creds := WithKeychain(staticKeychain{authn.FromConfig(authn.AuthConfig{Username: reg.User, Password: reg.Password})})
+	t.Setenv("DOCKER_CONFIG", t.TempDir()) // no credentials from the user's config
+
+	if _, err := Push(ctx, src, r); !errors.Is(err, errdefs.ErrUnauthorized) {
+		t.Errorf("push without credentials: %v", err)
+	}
+	if _, err := Push(ctx, src, r, creds); err != nil {
+		t.Fatalf("push: %v", err)
 	}
 	dest := filepath.Join(t.TempDir(), vulndb.FileName)
-	meta, err := Pull(ctx, r, dest)
+	if _, err := Pull(ctx, r, dest); !errors.Is(err, errdefs.ErrUnauthorized) {
+		t.Errorf("pull without credentials: %v", err)
+	}
+	meta, err := Pull(ctx, r, dest, creds)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a, _ := os.ReadFile(src)
 	b, _ := os.ReadFile(dest)
-	if !bytes.Equal(a, b) || meta.Advisories != 200 {
-		t.Errorf("round trip through distribution differs (%d advisories)", meta.Advisories)
-	}
-	if diff := cmp.Diff("test", meta.Builder); diff != "" {
-		t.Error(diff)
+	if !bytes.Equal(a, b) || meta.Advisories != 200 || meta.Builder != "test" {
+		t.Errorf("round trip through distribution differs (%+v)", meta)
 	}
 }
+
+// staticKeychain answers every registry with the same credentials.
+type staticKeychain struct{ a authn.Authenticator }
+
+func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { return k.a, nil }
 
 func sha256sum(b []byte) []byte {
 	h := sha256.Sum256(b)
