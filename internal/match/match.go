@@ -33,29 +33,29 @@ import (
 
 // Package is an installed package, as analyzers describe it.
 type Package struct {
-	Name          string
-	Version       string
-	SourceName    string // the source package (Debian, Ubuntu, RPM) or origin (Alpine), if known
-	SourceVersion string // the source package's version, if known
-	Namespace     string // "npm", "PyPI", "Go", "alpine:3.10", "debian:12", ...
+	Name          string `json:"name"`
+	Version       string `json:"version"`
+	SourceName    string `json:"source_name,omitempty"`    // the source package (Debian, Ubuntu, RPM) or origin (Alpine), if known
+	SourceVersion string `json:"source_version,omitempty"` // the source package's version, if known
+	Namespace     string `json:"namespace"`                // "npm", "PyPI", "Go", "alpine:3.10", "debian:12", ...
 }
 
 // Match is one vulnerability of one package.
 type Match struct {
-	Package          Package
-	VulnerabilityID  string   // a CVE when there is one
-	Aliases          []string // its other IDs
-	SourceID         string   // the ID the data source publishes it under (DSA-5380-1, GO-2023-1737)
-	DataSource       string   // the data source ("alpine-secdb", "osv:Go", ...)
-	InstalledVersion string   // the version compared: the source version for Debian and Ubuntu
-	FixedVersions    []string // the versions that fix it, none when there is no fix
-	Status           vulndb.Status
-	Severity         vulndb.Severity // Severity.Source says whose rating it is
-	Title            string
-	Description      string
-	References       []string
-	Published        string // YYYY-MM-DD, "" when unknown
-	Note             string // the source's remark ("out of standard support")
+	Package          Package         `json:"package"`
+	VulnerabilityID  string          `json:"vulnerability"`            // a CVE when there is one
+	Aliases          []string        `json:"aliases,omitempty"`        // its other IDs
+	SourceID         string          `json:"source_id"`                // the ID the data source publishes it under (DSA-5380-1, GO-2023-1737)
+	DataSource       string          `json:"data_source"`              // the data source ("alpine-secdb", "osv:Go", ...)
+	InstalledVersion string          `json:"installed_version"`        // the version compared: the source version for Debian and Ubuntu
+	FixedVersions    []string        `json:"fixed_versions,omitempty"` // the versions that fix it, none when there is no fix
+	Status           vulndb.Status   `json:"status"`
+	Severity         vulndb.Severity `json:"severity"` // Severity.Source says whose rating it is
+	Title            string          `json:"title,omitempty"`
+	Description      string          `json:"description,omitempty"`
+	References       []string        `json:"references,omitempty"`
+	Published        string          `json:"published,omitempty"` // YYYY-MM-DD
+	Note             string          `json:"note,omitempty"`      // the source's remark ("out of standard support")
 }
 
 // DB is what the matcher needs of a database; *vulndb.DB has it.

@@ -360,8 +360,8 @@ func canonicalID(u *aliasSets, root int, members []int) string {
 // mergeVulnerability combines the records of one vulnerability. Text comes
 // first from a record published under the vulnerability's own ID, then from
 // other records about it, and last from advisories that fix it among others
-// (a DSA's title names the advisory, not the flaw); within each, by source
-// and ID. References and severities are united.
+// (whose titles are not taken: a DSA's names the advisory, not the flaw);
+// within each, by source and ID. References and severities are united.
 func mergeVulnerability(id string, recs []*Record) Vulnerability {
 	rank := func(r *Record) int {
 		switch {
@@ -383,7 +383,9 @@ func mergeVulnerability(id string, recs []*Record) Vulnerability {
 	}
 	seenSev := map[sevKey]bool{}
 	for _, r := range recs {
-		if v.Title == "" {
+		if v.Title == "" && rank(r) < 2 {
+			// An advisory's title names the advisory ("DSA-5380-1
+			// xorg-server - security update"), not this flaw.
 			v.Title = strings.TrimSpace(r.Title)
 		}
 		if v.Description == "" {

@@ -1,6 +1,7 @@
 package vulndb
 
 import (
+	"fmt"
 	"strings"
 	"time"
 )
@@ -30,6 +31,25 @@ func (s Status) String() string {
 	return "unknown"
 }
 
+// MarshalText writes the status's name.
+func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads a status's name.
+func (s *Status) UnmarshalText(b []byte) error {
+	return unmarshalName(b, statusNames[:], (*uint8)(s), "status")
+}
+
+// unmarshalName sets *v to the index of b's text in names.
+func unmarshalName(b []byte, names []string, v *uint8, what string) error {
+	for i, n := range names {
+		if n == string(b) {
+			*v = uint8(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown %s %q", what, b)
+}
+
 // Rating is a severity level.
 type Rating uint8
 
@@ -50,6 +70,14 @@ func (r Rating) String() string {
 		return ratingNames[r]
 	}
 	return "UNKNOWN"
+}
+
+// MarshalText writes the rating's name.
+func (r Rating) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// UnmarshalText reads a rating's name.
+func (r *Rating) UnmarshalText(b []byte) error {
+	return unmarshalName(b, ratingNames[:], (*uint8)(r), "rating")
 }
 
 // RatingOf maps a source's own word for a severity to a rating: Ubuntu's
@@ -94,13 +122,21 @@ func (t SeverityType) String() string {
 	return "unknown"
 }
 
+// MarshalText writes the type's name.
+func (t SeverityType) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// UnmarshalText reads a type's name.
+func (t *SeverityType) UnmarshalText(b []byte) error {
+	return unmarshalName(b, severityTypeNames[:], (*uint8)(t), "severity type")
+}
+
 // Severity is one source's assessment.
 type Severity struct {
-	Source string       // who assessed it: a data source name, or "nvd" for NVD's CVSS quoted by a source
-	Type   SeverityType // vendor word or CVSS version
-	Vector string       // the CVSS vector, or the vendor's word ("medium", "unimportant", "Important")
-	Score  float64      // the CVSS base score, 0 for vendor ratings
-	Rating Rating
+	Source string       `json:"source,omitempty"` // who assessed it: a data source name, or "nvd" for NVD's CVSS quoted by a source
+	Type   SeverityType `json:"type"`             // vendor word or CVSS version
+	Vector string       `json:"vector,omitempty"` // the CVSS vector, or the vendor's word ("medium", "unimportant", "Important")
+	Score  float64      `json:"score,omitempty"`  // the CVSS base score, 0 for vendor ratings
+	Rating Rating       `json:"rating"`
 }
 
 // IsZero reports whether s says nothing.
@@ -139,10 +175,18 @@ func (k EventKind) String() string {
 	return "unknown"
 }
 
+// MarshalText writes the kind's name.
+func (k EventKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText reads a kind's name.
+func (k *EventKind) UnmarshalText(b []byte) error {
+	return unmarshalName(b, eventNames[:], (*uint8)(k), "event")
+}
+
 // Event is a version where a range's state changes.
 type Event struct {
-	Kind    EventKind
-	Version string
+	Kind    EventKind `json:"kind"`
+	Version string    `json:"version"`
 }
 
 // RangeKind says how a range's versions are ordered.
@@ -164,33 +208,41 @@ func (k RangeKind) String() string {
 	return "unknown"
 }
 
+// MarshalText writes the kind's name.
+func (k RangeKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText reads a kind's name.
+func (k *RangeKind) UnmarshalText(b []byte) error {
+	return unmarshalName(b, rangeKindNames[:], (*uint8)(k), "range kind")
+}
+
 // Range is a set of affected versions: the OSV model of events (stored
 // sorted by version), or an npm range expression.
 type Range struct {
-	Kind   RangeKind
-	Events []Event
-	Expr   string // RangeNPM: the affected versions
+	Kind   RangeKind `json:"kind"`
+	Events []Event   `json:"events,omitempty"`
+	Expr   string    `json:"expr,omitempty"` // RangeNPM: the affected versions
 	// Fixed, for RangeNPM: the patched versions as an npm range, shown to
 	// users as the fix.
-	Fixed string
+	Fixed string `json:"fixed,omitempty"`
 }
 
 // Advisory is what one source says about one vulnerability in one package of
 // one namespace.
 type Advisory struct {
-	VulnID   string // the vulnerability's ID after merging aliases
-	SourceID string // the ID under which the source publishes it (DSA-5380-1, GO-2023-1737, ...)
-	Source   string // the data source ("alpine-secdb", "osv:Go", "ubuntu-cve-tracker", ...)
+	VulnID   string `json:"vulnerability"` // the vulnerability's ID after merging aliases
+	SourceID string `json:"source_id"`     // the ID under which the source publishes it (DSA-5380-1, GO-2023-1737, ...)
+	Source   string `json:"source"`        // the data source ("alpine-secdb", "osv:Go", "ubuntu-cve-tracker", ...)
 	// Status applies to versions inside Ranges or Versions that no fix
 	// covers; StatusNotAffected says no version is affected.
-	Status Status
+	Status Status `json:"status"`
 	// Ranges and Versions: a version is affected when it is inside one of
 	// the ranges or equal to one of the versions. With neither, every
 	// version is (a distribution's "needed" or "will not fix").
-	Ranges   []Range
-	Versions []string
-	Severity Severity // the source's own rating for this package, if any
-	Note     string   // the source's remark ("out of standard support", "postponed")
+	Ranges   []Range  `json:"ranges,omitempty"`
+	Versions []string `json:"versions,omitempty"`
+	Severity Severity `json:"severity"`       // the source's own rating for this package, if any
+	Note     string   `json:"note,omitempty"` // the source's remark ("out of standard support", "postponed")
 
 	vuln uint32 // where its Vulnerability is stored
 }

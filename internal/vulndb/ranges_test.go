@@ -1,10 +1,13 @@
 package vulndb
 
 import (
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/version"
@@ -162,5 +165,29 @@ func TestCVSS(t *testing.T) {
 		if got := Vendor("x", w).Rating; got != r {
 			t.Errorf("Vendor(%q) = %v, want %v", w, got, r)
 		}
+	}
+}
+
+func TestJSON(t *testing.T) {
+	a := Advisory{VulnID: "CVE-1", Status: StatusWillNotFix, Severity: Vendor("s", "high"),
+		Ranges: []Range{{Kind: RangeSemVer, Events: ev("i", "0", "f", "1.0.0")}}}
+	b, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{`"status":"will not fix"`, `"rating":"HIGH"`, `"type":"vendor"`, `"kind":"SEMVER"`, `"kind":"introduced"`} {
+		if !strings.Contains(string(b), s) {
+			t.Errorf("%s lacks %s", b, s)
+		}
+	}
+	var back Advisory
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(a, back, cmpopts.IgnoreUnexported(Advisory{})); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+	if err := json.Unmarshal([]byte(`{"status":"sort of"}`), &back); err == nil {
+		t.Error("unknown status accepted")
 	}
 }

@@ -167,6 +167,9 @@ func read(ctx context.Context, log *slog.Logger, b *vulndb.Builder, inputs []str
 		return errdefs.InvalidArgument(errors.New("no feeds to read"))
 	}
 	for _, in := range inputs {
+		if o.progress != nil {
+			o.progress(Progress{Input: in})
+		}
 		r := &reader{ctx: ctx, log: log, b: b, o: o, input: in}
 		if err := r.input1(in); err != nil {
 			return err

@@ -140,7 +140,7 @@ func TestBuildFromEveryKindOfInput(t *testing.T) {
 			if !strings.Contains(logs.String(), "broken.json") || !strings.Contains(logs.String(), "malformed") {
 				t.Errorf("no warning naming the broken file:\n%s", logs)
 			}
-			if len(progress) == 0 || !progress[len(progress)-1].Done || progress[len(progress)-1].Files != 8 {
+			if len(progress) < 2 || progress[0].Done || !progress[len(progress)-1].Done || progress[len(progress)-1].Files != 8 {
 				t.Errorf("progress %+v", progress)
 			}
 		})

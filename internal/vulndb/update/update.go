@@ -2,7 +2,7 @@
 // downloads the public feeds and builds the database from them, or pulls a
 // prebuilt database from an OCI registry when a repository is configured.
 //
-// Downloads go to DIR/feeds/NAME/FILE next to the database, with the
+// Downloads go to DIR/feeds/NAME/FILE beside the database, with the
 // server's ETag and Last-Modified beside them, so that the next update asks
 // only for what changed. A feed that cannot be downloaded is built from its
 // previous download when there is one (with a warning); without one the
@@ -192,9 +192,9 @@ func WithBuiltBy(s string) Option { return func(o *options) { o.builtBy = s } }
 // WithMaxDownload limits each download (default 8 GiB).
 func WithMaxDownload(n int64) Option { return func(o *options) { o.maxSize = n } }
 
-// Update brings the database in dir (dir/vuln.db) up to date and returns
-// its metadata.
-func Update(ctx context.Context, log *slog.Logger, cfg Config, dir string, opts ...Option) (vulndb.Metadata, error) {
+// Update brings the database at dest up to date and returns its metadata.
+// Feeds are downloaded to the feeds directory beside it.
+func Update(ctx context.Context, log *slog.Logger, cfg Config, dest string, opts ...Option) (vulndb.Metadata, error) {
 	o := &options{client: http.DefaultClient, progress: func(Event) {}, maxSize: 8 << 30}
 	for _, opt := range opts {
 		opt(o)
@@ -202,7 +202,7 @@ func Update(ctx context.Context, log *slog.Logger, cfg Config, dir string, opts 
 	if err := cfg.Validate(); err != nil {
 		return vulndb.Metadata{}, err
 	}
-	dest := filepath.Join(dir, vulndb.FileName)
+	dir := filepath.Dir(dest)
 	if cfg.Repository != "" {
 		var nameOpts []name.Option
 		if cfg.Insecure {

@@ -117,7 +117,7 @@ func TestUpdateFromTheCorpusFeeds(t *testing.T) {
 			lastDownload = e
 		}
 	})
-	meta, err := Update(context.Background(), log, cfg, dir, progress, WithBuiltBy("test"))
+	meta, err := Update(context.Background(), log, cfg, filepath.Join(dir, vulndb.FileName), progress, WithBuiltBy("test"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestUpdateFromTheCorpusFeeds(t *testing.T) {
 
 	// Again: nothing changed, nothing downloaded.
 	clear(phases)
-	if _, err := Update(context.Background(), log, cfg, dir, progress); err != nil {
+	if _, err := Update(context.Background(), log, cfg, filepath.Join(dir, vulndb.FileName), progress); err != nil {
 		t.Fatal(err)
 	}
 	if phases["cached"] != len(cfg.Feeds) || phases["download"] != 0 {
@@ -176,7 +176,7 @@ func TestFailingFeed(t *testing.T) {
 	srv.fail["/v3.20/main.yaml"] = true
 
 	// No previous download: the update fails and writes nothing.
-	_, err := Update(context.Background(), log, cfg, dir)
+	_, err := Update(context.Background(), log, cfg, filepath.Join(dir, vulndb.FileName))
 	if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "feed alpine") {
 		t.Fatalf("err = %v", err)
 	}
@@ -186,11 +186,11 @@ func TestFailingFeed(t *testing.T) {
 
 	// With a previous download: built from it, with a warning.
 	srv.fail["/v3.20/main.yaml"] = false
-	if _, err := Update(context.Background(), log, cfg, dir); err != nil {
+	if _, err := Update(context.Background(), log, cfg, filepath.Join(dir, vulndb.FileName)); err != nil {
 		t.Fatal(err)
 	}
 	srv.fail["/v3.20/main.yaml"] = true
-	meta, err := Update(context.Background(), log, cfg, dir)
+	meta, err := Update(context.Background(), log, cfg, filepath.Join(dir, vulndb.FileName))
 	if err != nil || meta.Advisories != 2 {
 		t.Fatalf("meta %+v, err %v", meta, err)
 	}
@@ -199,7 +199,7 @@ func TestFailingFeed(t *testing.T) {
 	}
 	// A missing feed is not found.
 	cfg.Feeds = append(cfg.Feeds, Feed{Name: "gone", URL: cfg.Feeds[0].URL + "-gone"})
-	if _, err := Update(context.Background(), log, cfg, dir); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := Update(context.Background(), log, cfg, filepath.Join(dir, vulndb.FileName)); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("missing feed: %v", err)
 	}
 }
@@ -208,7 +208,7 @@ func TestPullFromRepository(t *testing.T) {
 	_, _, cfg := smallFeeds(t)
 	log, _ := logger()
 	built := t.TempDir()
-	if _, err := Update(context.Background(), log, cfg, built); err != nil {
+	if _, err := Update(context.Background(), log, cfg, filepath.Join(built, vulndb.FileName)); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(registry.New(registry.Logger(log0())))
@@ -220,7 +220,7 @@ func TestPullFromRepository(t *testing.T) {
 	}
 	dir := t.TempDir()
 	var pulled int64
-	meta, err := Update(context.Background(), log, Config{Repository: repo}, dir, WithProgress(func(e Event) {
+	meta, err := Update(context.Background(), log, Config{Repository: repo}, filepath.Join(dir, vulndb.FileName), WithProgress(func(e Event) {
 		if e.Phase == "pull" {
 			pulled = e.Done
 		}
