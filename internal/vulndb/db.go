@@ -192,6 +192,28 @@ func decodeAdvisories(s string, sources []string) ([]Advisory, error) {
 	c := &cursor{s: s}
 	n := c.count(4)
 	out := make([]Advisory, 0, n)
+	// Ranges and events are cut from shared chunks: a package with
+	// hundreds of advisories costs a few allocations, not two per
+	// advisory. Full slice expressions keep an append by a caller from
+	// spilling into a neighbour.
+	var ranges []Range
+	var events []Event
+	takeRanges := func(k int) []Range {
+		if k > cap(ranges)-len(ranges) {
+			ranges = make([]Range, 0, max(k, n, 4))
+		}
+		r := ranges[len(ranges) : len(ranges)+k : len(ranges)+k]
+		ranges = ranges[:len(ranges)+k]
+		return r
+	}
+	takeEvents := func(k int) []Event {
+		if k > cap(events)-len(events) {
+			events = make([]Event, 0, max(k, 2*n, 8))
+		}
+		e := events[len(events) : len(events)+k : len(events)+k]
+		events = events[:len(events)+k]
+		return e
+	}
 	for range n {
 		var a Advisory
 		off := c.uvarint()
@@ -218,7 +240,7 @@ func decodeAdvisories(s string, sources []string) ([]Advisory, error) {
 			a.Note = c.str()
 		}
 		if flags&flagRanges != 0 {
-			a.Ranges = make([]Range, c.count(2))
+			a.Ranges = takeRanges(c.count(2))
 			for i := range a.Ranges {
 				r := &a.Ranges[i]
 				r.Kind = RangeKind(c.byte())
@@ -226,7 +248,7 @@ func decodeAdvisories(s string, sources []string) ([]Advisory, error) {
 					r.Expr, r.Fixed = c.str(), c.str()
 					continue
 				}
-				r.Events = make([]Event, c.count(2))
+				r.Events = takeEvents(c.count(2))
 				for j := range r.Events {
 					r.Events[j] = Event{EventKind(c.byte()), c.str()}
 				}

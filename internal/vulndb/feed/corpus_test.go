@@ -26,7 +26,7 @@ var corpusDB struct {
 func buildCorpus(t testing.TB) (string, vulndb.Metadata) {
 	t.Helper()
 	feeds := filepath.Join(corpustest.Dir(t), "feeds")
-	if testing.Short() {
+	if _, bench := t.(*testing.B); testing.Short() && !bench {
 		t.Skip("building from the corpus feeds takes about 20 seconds; not in -short mode")
 	}
 	corpusDB.once.Do(func() {
@@ -174,4 +174,49 @@ func BenchmarkBuildCorpus(b *testing.B) {
 	st, _ := os.Stat(out)
 	b.ReportMetric(float64(meta.Advisories), "advisories")
 	b.ReportMetric(float64(st.Size())/(1<<20), "MiB")
+}
+
+// corpusKeys are packages that real scans look up: OS packages of the
+// corpus images and application packages.
+var corpusKeys = [][2]string{
+	{"alpine:3.10", "openssl"}, {"alpine:3.10", "busybox"}, {"alpine:3.10", "musl"}, {"alpine:3.10", "zlib"},
+	{"ubuntu:18.04", "openssl"}, {"ubuntu:18.04", "glibc"}, {"ubuntu:18.04", "systemd"}, {"ubuntu:18.04", "bash"},
+	{"debian:11", "openssl"}, {"debian:11", "curl"}, {"almalinux:9", "openssl"}, {"almalinux:9", "kernel"},
+	{"npm", "lodash"}, {"Go", "golang.org/x/net"}, {"PyPI", "requests"}, {"crates.io", "openssl"},
+}
+
+// BenchmarkOpenCorpus opens the database built from the corpus feeds.
+func BenchmarkOpenCorpus(b *testing.B) {
+	path, _ := buildCorpus(b)
+	for b.Loop() {
+		db, err := vulndb.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		db.Close()
+	}
+}
+
+// BenchmarkLookupCorpus looks up real packages in the corpus database; the
+// advisories per lookup vary from one (npm lodash) to hundreds (Ubuntu's
+// glibc across its tracker history).
+func BenchmarkLookupCorpus(b *testing.B) {
+	path, _ := buildCorpus(b)
+	db, err := vulndb.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	n := 0
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		k := corpusKeys[i%len(corpusKeys)]
+		advs, err := db.Advisories(ctx, k[0], k[1])
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += len(advs)
+	}
+	b.ReportMetric(float64(n)/float64(b.N), "advisories/lookup")
 }
