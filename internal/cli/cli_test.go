@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
@@ -52,6 +56,9 @@ func TestExitCodes(t *testing.T) {
 	l := newLading(t)
 	if _, _, code := l.run("--bogus"); code != exitUsage {
 		t.Errorf("unknown flag: exit %d, want %d", code, exitUsage)
+	}
+	if _, _, code := l.run("pull"); code != exitUsage {
+		t.Errorf("missing argument: exit %d, want %d", code, exitUsage)
 	}
 	if _, _, code := l.run("inspect", "local:nothere:1"); code != exitError {
 		t.Errorf("missing image: exit %d, want %d", code, exitError)
@@ -193,4 +200,95 @@ func writeSmallArchive(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestCredentialHelper has docker's credential-helper protocol supply and
+// store the credentials: config.json names a helper (credsStore), lading
+// runs docker-credential-<name> get/store as docker does.
+func TestCredentialHelper(t *testing.T) {
+	corpus := corpustest.Dir(t)
+	reg := registrytest.Start(t, registrytest.Htpasswd)
+	l := newLading(t)
+	bin := t.TempDir()
+	stored := filepath.Join(bin, "stored.json")
+	script := `#!/bin/sh
+case "$1" in
+get) read server; printf '{"ServerURL":"%s","Username":"` + reg.User + `","Secret":"` + reg.Password + `"}' "$server" ;;
+store) cat > '` + stored + `' ;;
+erase) rm -f '` + stored + `' ;;
+list) echo '{}' ;;
+esac
+`
+	if err := os.WriteFile(filepath.Join(bin, "docker-credential-ladingtest"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	cfg := filepath.Join(os.Getenv("DOCKER_CONFIG"), "config.json")
+	os.WriteFile(cfg, []byte(`{"credsStore":"ladingtest"}`), 0o600)
+
+	ref := reg.Host + "/helper/alpine:3.9"
+	l.ok("pull", "docker-archive:"+filepath.Join(corpus, "images", "alpine-3.9.docker.tar"), ref)
+	l.ok("push", ref) // credentials from the helper's get
+
+	l.stdin = reg.Password + "\n"
+	l.ok("login", "-u", reg.User, "--password-stdin", reg.Host)
+	b, err := os.ReadFile(stored)
+	if err != nil || !strings.Contains(string(b), reg.Password) {
+		t.Errorf("login did not hand the credentials to the helper: %s %v", b, err)
+	}
+	if c, _ := os.ReadFile(cfg); strings.Contains(string(c), reg.Password) {
+		t.Errorf("the password landed in config.json despite credsStore: %s", c)
+	}
+}
+
+// TestExportHostileLayer exports an image whose layer writes through a
+// symlink that points out of the root: the command fails naming the image,
+// the layer and the entry, writes nothing outside the target directory, and
+// leaves no partial tar file.
+func TestExportHostileLayer(t *testing.T) {
+	dir := t.TempDir()
+	outside := filepath.Join(dir, "outside")
+	os.MkdirAll(outside, 0o755)
+	var layerBuf bytes.Buffer
+	tw := tar.NewWriter(&layerBuf)
+	tw.WriteHeader(&tar.Header{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: "evil", Typeflag: tar.TypeSymlink, Linkname: outside, Mode: 0o777})
+	tw.WriteHeader(&tar.Header{Name: "evil/pwned", Typeflag: tar.TypeReg, Mode: 0o644, Size: 3})
+	tw.Write([]byte("bad"))
+	tw.Close()
+	layerBytes := layerBuf.Bytes()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layerBytes)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(dir, "hostile.tar")
+	tag, _ := name.NewTag("hostile:1")
+	if err := tarball.WriteToFile(archive, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	lad := newLading(t)
+	for _, out := range []string{filepath.Join(dir, "rootfs") + "/", filepath.Join(dir, "rootfs.tar")} {
+		_, errs, code := lad.run("export", "-o", out, "docker-archive:"+archive)
+		if code != exitError {
+			t.Fatalf("export -o %s: exit %d, want %d", out, code, exitError)
+		}
+		for _, want := range []string{"docker-archive:" + archive, "layer 1/1 sha256:", `"evil/pwned"`} {
+			if !strings.Contains(errs, want) {
+				t.Errorf("export -o %s: error %q does not name %s", out, errs, want)
+			}
+		}
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("export wrote outside its target: %v", ents)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "rootfs.tar")); err == nil {
+		t.Error("a failed export left a tar file")
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".rootfs.tar.tmp-*")); len(left) != 0 {
+		t.Errorf("temp files left: %v", left)
+	}
 }

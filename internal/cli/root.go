@@ -123,8 +123,30 @@ func newRootCommand(e *env) *cobra.Command {
 		newBenchCommand(e),
 		newDBCommand(e),
 		newVersionCommand(e),
+		newServeCommand(e),
 	)
+	usageArgs(cmd)
 	return cmd
+}
+
+// usageArgs makes every command's argument check fail as a usage error
+// (exit code 2), like a bad flag.
+func usageArgs(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				var u usageError
+				if errors.As(err, &u) {
+					return err
+				}
+				return usageError{errdefs.InvalidArgument(err)}
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		usageArgs(sub)
+	}
 }
 
 // setup resolves the global flags once the command line is parsed.

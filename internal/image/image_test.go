@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -323,5 +324,78 @@ func TestDockerArchiveGzipAndStdin(t *testing.T) {
 	defer src.Close()
 	if diff := cmp.Diff(identityOf(t, img), identityOf(t, src.Image)); diff != "" {
 		t.Errorf("gzipped archive (-want +got):\n%s", diff)
+	}
+}
+
+// TestForeignLayers copies an image with a non-distributable layer whose
+// blob is absent (as Windows base images have): every sink skips it without
+// failing, and the manifest keeps naming it.
+func TestForeignLayers(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	img := testImage(t, "f")
+	m, _ := img.Manifest()
+	cf, _ := img.ConfigFile()
+	// Make the first layer foreign and drop its blob from the source.
+	foreign := m.Layers[0]
+	foreign.MediaType = types.DockerForeignLayer
+	foreign.URLs = []string{"https://example.com/layer.tar.gz"}
+	m.Layers[0] = foreign
+	m.MediaType = types.DockerManifestSchema2
+	m.Config.MediaType = types.DockerConfigJSON
+	cfgRaw, _ := json.Marshal(cf)
+	m.Config.Digest = sha(cfgRaw)
+	m.Config.Size = int64(len(cfgRaw))
+	raw, _ := json.Marshal(m)
+	src := memSource{sha(cfgRaw): memSource{}.raw(cfgRaw), sha(raw): memSource{}.raw(raw)}
+	second, _ := img.LayerByDigest(m.Layers[1].Digest)
+	src[m.Layers[1].Digest] = second.Compressed
+	fimg, err := content.ImageFromManifest(src, v1.Descriptor{MediaType: types.DockerManifestSchema2, Digest: sha(raw), Size: int64(len(raw))}, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := store.Open(filepath.Join(dir, "store"))
+	defer st.Close()
+	for _, dst := range []string{"local:example.com/f:1", "oci:" + filepath.Join(dir, "l") + ":f", "oci-archive:" + filepath.Join(dir, "a.tar") + ":f"} {
+		ref, _ := Parse(dst)
+		desc, err := Write(ctx, ref, Artifact{Image: fimg}, WithStore(st))
+		if err != nil {
+			t.Fatalf("%s: %v", dst, err)
+		}
+		if desc.Digest != sha(raw) {
+			t.Errorf("%s: digest changed", dst)
+		}
+		back, err := Open(ctx, ref, WithStore(st))
+		if err != nil {
+			t.Fatalf("%s: read back: %v", dst, err)
+		}
+		bm, _ := back.Image.Manifest()
+		if bm.Layers[0].MediaType != types.DockerForeignLayer || len(bm.Layers[0].URLs) != 1 {
+			t.Errorf("%s: the foreign layer lost its descriptor: %+v", dst, bm.Layers[0])
+		}
+		back.Close()
+	}
+}
+
+// TestZstdLayers writes an image with zstd layers and reads it back.
+func TestZstdLayers(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	img := testImage(t, "zstd")
+	ref, _ := Parse("oci:" + filepath.Join(dir, "z") + ":1")
+	if _, err := Write(ctx, ref, Artifact{Image: img}, WithCompression(CompressZstd)); err != nil {
+		t.Fatal(err)
+	}
+	src, err := Open(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	m, _ := src.Image.Manifest()
+	if m.Layers[0].MediaType != types.OCILayerZStd {
+		t.Fatalf("layer media type %s", m.Layers[0].MediaType)
+	}
+	if diff := cmp.Diff(identityOf(t, img), identityOf(t, src.Image)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

@@ -1,0 +1,176 @@
+package cli
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/registry/server"
+)
+
+// serveFlags are the flags of "lading serve" and its subcommands; each one
+// set on the command line overrides the configuration file.
+type serveFlags struct {
+	config        string
+	address       string
+	tlsCert       string
+	tlsKey        string
+	storage       string
+	databaseURL   string
+	htpasswd      string
+	token         bool
+	anonymousRead bool
+	gcInterval    time.Duration
+}
+
+func newServeCommand(e *env) *cobra.Command {
+	sf := &serveFlags{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve an OCI distribution registry",
+		Long: `Serve an OCI distribution (1.1) registry.
+
+By default it listens on ` + server.DefaultAddress + `, keeps blobs under <root>/registry/content
+and metadata in SQLite at <root>/registry/meta.db, and lets anyone push and pull.
+A YAML configuration file (--config) sets everything; the flags override it.
+See the Registry section of README.md.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := sf.load(cmd, e)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			srv, err := server.Open(ctx, cfg, server.Options{Log: e.log, AccessLog: e.stderr})
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			l, err := net.Listen("tcp", cfg.Address)
+			if err != nil {
+				return errdefs.Unavailable(fmt.Errorf("listen %s: %w", cfg.Address, err))
+			}
+			scheme := "http"
+			if cfg.TLS.Certificate != "" {
+				scheme = "https"
+			}
+			fmt.Fprintf(e.stderr, "lading: registry serving on %s://%s (storage %s)\n", scheme, l.Addr(), srv.Driver.Name())
+			return srv.Serve(ctx, l)
+		},
+	}
+	f := cmd.PersistentFlags()
+	f.StringVar(&sf.config, "config", "", "YAML configuration file")
+	f.StringVar(&sf.address, "address", "", "listen address (default "+server.DefaultAddress+")")
+	f.StringVar(&sf.tlsCert, "tls-cert", "", "TLS certificate file (PEM); serve HTTPS")
+	f.StringVar(&sf.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	f.StringVar(&sf.storage, "storage", "", "blob storage: a directory, or s3://bucket[/prefix]?endpoint=host:port[&region=r][&insecure=true][&create=true]")
+	f.StringVar(&sf.databaseURL, "database-url", "", "PostgreSQL URL for metadata (default: SQLite under the root)")
+	f.StringVar(&sf.htpasswd, "htpasswd", "", "htpasswd file (bcrypt) of users; enables authentication")
+	f.BoolVar(&sf.token, "token-auth", false, "issue Docker tokens at /auth/token instead of basic auth on every request")
+	f.BoolVar(&sf.anonymousRead, "anonymous-read", false, "allow pulls without credentials")
+	f.DurationVar(&sf.gcInterval, "gc-interval", 0, "run garbage collection this often (0: never)")
+
+	cmd.AddCommand(newServeGCCommand(e, sf))
+	return cmd
+}
+
+// load reads the configuration file, applies the flags set, and fills the
+// defaults.
+func (sf *serveFlags) load(cmd *cobra.Command, e *env) (server.Config, error) {
+	var cfg server.Config
+	if sf.config != "" {
+		var err error
+		if cfg, err = server.LoadConfig(sf.config); err != nil {
+			return cfg, err
+		}
+	}
+	set := cmd.Flags().Changed
+	if set("address") {
+		cfg.Address = sf.address
+	}
+	if set("tls-cert") {
+		cfg.TLS.Certificate = sf.tlsCert
+	}
+	if set("tls-key") {
+		cfg.TLS.Key = sf.tlsKey
+	}
+	if set("storage") {
+		if err := server.ParseStorageFlag(sf.storage, &cfg.Storage); err != nil {
+			return cfg, usageError{err}
+		}
+	}
+	if set("database-url") {
+		cfg.Database.URL = sf.databaseURL
+	}
+	if set("htpasswd") {
+		cfg.Auth.Htpasswd = sf.htpasswd
+	}
+	if set("token-auth") {
+		cfg.Auth.Token.Enabled = sf.token
+	}
+	if set("anonymous-read") {
+		cfg.Auth.AnonymousRead = sf.anonymousRead
+	}
+	if set("gc-interval") {
+		cfg.GC.Interval = sf.gcInterval
+	}
+	cfg.Defaults(e.root)
+	if err := cfg.Validate(); err != nil {
+		return cfg, usageError{err}
+	}
+	return cfg, nil
+}
+
+func newServeGCCommand(e *env, sf *serveFlags) *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Collect the registry's garbage once (safe while it serves)",
+		Long: `Delete blobs that no manifest references and that nothing touched within the grace
+window (gc.grace, default 1h), content no metadata names, and upload sessions idle
+longer than gc.upload_ttl (default 24h). It is safe while "lading serve" runs on
+the same storage and database. --dry-run reports without deleting.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := sf.load(cmd, e)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			srv, err := server.Open(ctx, cfg, server.Options{Log: e.log})
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			rep, err := srv.CollectGarbage(ctx, dryRun)
+			if err != nil {
+				return err
+			}
+			verb := "deleted"
+			if dryRun {
+				verb = "would delete"
+			}
+			fmt.Fprintf(e.stdout, "%s %d unreferenced blobs and %d orphaned blobs (%d bytes), %d expired uploads, %d chunk directories, %d temporary files\n",
+				verb, rep.BlobsDeleted, rep.OrphansDeleted, rep.BytesDeleted, rep.UploadsExpired, rep.ChunkDirs, rep.TempPurged)
+			if dryRun {
+				for _, d := range rep.Digests {
+					fmt.Fprintln(e.stdout, d)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "report what would be deleted; delete nothing")
+	return cmd
+}
+
+// noArgs is cobra.NoArgs as a usage error (exit code 2).
+func noArgs(cmd *cobra.Command, args []string) error {
+	if err := cobra.NoArgs(cmd, args); err != nil {
+		return usageError{errdefs.InvalidArgument(err)}
+	}
+	return nil
+}

@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+var servingOn = regexp.MustCompile(`serving on (http://\S+)`)
+
+func TestServe(t *testing.T) {
+	root := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stderr := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"--root", root, "serve", "--address", "127.0.0.1:0"}, nil, io.Discard, stderr)
+	}()
+	var base string
+	for deadline := time.Now().Add(10 * time.Second); base == ""; {
+		if m := servingOn.FindStringSubmatch(stderr.String()); m != nil {
+			base = m[1]
+			break
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited with %d: %s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not start: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := http.Get(base + "/v2/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /v2/: %s", resp.Status)
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("serve exit code %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), `"msg":"request"`) {
+		t.Errorf("no JSON access log on stderr: %s", stderr.String())
+	}
+	for _, p := range []string{"registry/meta.db", "registry/content"} {
+		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+			t.Errorf("default layout: %v", err)
+		}
+	}
+
+	var out bytes.Buffer
+	if code := Run(context.Background(), []string{"--root", root, "serve", "gc", "--dry-run"}, nil, &out, io.Discard); code != exitOK {
+		t.Errorf("serve gc exit code %d", code)
+	}
+	if !strings.HasPrefix(out.String(), "would delete 0 unreferenced blobs") {
+		t.Errorf("serve gc --dry-run: %q", out.String())
+	}
+}
+
+func TestServeBadInvocations(t *testing.T) {
+	root := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"serve", "extra"}, exitUsage},
+		{[]string{"serve", "--storage", "s3://bucket"}, exitUsage},
+		{[]string{"serve", "--tls-cert", "x.pem"}, exitUsage},
+		{[]string{"serve", "--anonymous-read"}, exitUsage},
+		{[]string{"serve", "--config", filepath.Join(root, "missing.yaml")}, exitError},
+		{[]string{"serve", "--address", "256.0.0.1:99999"}, exitError},
+	} {
+		var stderr bytes.Buffer
+		code := Run(context.Background(), append([]string{"--root", root}, tc.args...), nil, io.Discard, &stderr)
+		if code != tc.code {
+			t.Errorf("%v: exit %d, want %d (%s)", tc.args, code, tc.code, stderr.String())
+		}
+		if !strings.HasPrefix(stderr.String(), "lading: ") {
+			t.Errorf("%v: stderr %q", tc.args, stderr.String())
+		}
+	}
+}

@@ -1,0 +1,129 @@
+// Package internal_test keeps the arrows between lading's packages honest:
+// each rule says which packages may not depend on which, directly or
+// through other packages. It reads the import lines of every non-test Go
+// file, so a rule breaks as soon as code does.
+package internal_test
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/lading-dev/lading/"
+
+// rules: a package (and those below it) must not import any of the listed
+// packages (or those below them).
+var rules = []struct {
+	pkg    string
+	forbid []string
+	why    string
+}{
+	{"internal/errdefs", []string{"internal/"}, "error classes are the bottom of the graph"},
+	{"internal/verify", []string{"internal/image", "internal/store", "internal/layer", "internal/cli"}, "digest checks know no formats"},
+	{"internal/layer", []string{"internal/image", "internal/store", "internal/cli", "internal/registry", "internal/analyze"}, "the tar walker knows nothing of images or stores"},
+	{"internal/store", []string{"internal/image", "internal/layer", "internal/cli", "internal/registry"}, "the store holds blobs and references only"},
+	{"internal/tarfs", []string{"internal/image", "internal/store", "internal/cli"}, "an archive reader knows no image formats"},
+	{"internal/image", []string{"internal/cli", "internal/registry", "internal/analyze", "internal/scan", "internal/match", "internal/vulndb", "internal/report"}, "transports do not scan or serve"},
+	{"internal/registry", []string{"internal/cli", "internal/analyze", "internal/scan", "internal/match", "internal/vulndb", "internal/report"}, "the registry reaches the scanner only through an interface"},
+	{"internal/analyze", []string{"internal/cli", "internal/report", "internal/registry"}, "analyzers produce inventories, nothing more"},
+	{"internal/vulndb", []string{"internal/cli", "internal/analyze", "internal/report", "internal/registry"}, "the database knows no scanner"},
+	{"internal/match", []string{"internal/cli", "internal/report", "internal/registry"}, "matching knows no output"},
+	{"internal/report", []string{"internal/cli", "internal/registry"}, "reports are written by commands"},
+}
+
+func TestDependencies(t *testing.T) {
+	imports := map[string][]string{} // package dir -> module-internal imports
+	fset := token.NewFileSet()
+	err := filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && p != "." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, p, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		dir := "internal/" + filepath.ToSlash(filepath.Dir(p))
+		if filepath.Dir(p) == "." {
+			dir = "internal"
+		}
+		for _, imp := range f.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			if rest, ok := strings.CutPrefix(path, module); ok {
+				imports[dir] = append(imports[dir], rest)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imports) < 5 {
+		t.Fatalf("read only %d packages; is the test running in internal/?", len(imports))
+	}
+	under := func(p, prefix string) bool {
+		prefix = strings.TrimSuffix(prefix, "/")
+		return p == prefix || strings.HasPrefix(p, prefix+"/")
+	}
+	// deps returns every module package pkg depends on, with the package
+	// that imports it (for the message).
+	deps := func(pkg string) map[string]string {
+		via := map[string]string{}
+		queue := []string{pkg}
+		for len(queue) > 0 {
+			p := queue[0]
+			queue = queue[1:]
+			for _, imp := range imports[p] {
+				if _, ok := via[imp]; !ok {
+					via[imp] = p
+					queue = append(queue, imp)
+				}
+			}
+		}
+		return via
+	}
+	for pkg, imps := range imports {
+		for _, r := range rules {
+			if !under(pkg, r.pkg) {
+				continue
+			}
+			for dep, importer := range deps(pkg) {
+				for _, f := range r.forbid {
+					if under(dep, f) && !under(dep, r.pkg) {
+						t.Errorf("%s depends on %s (imported by %s): %s", pkg, dep, importer, r.why)
+					}
+				}
+			}
+		}
+		for _, imp := range imps {
+			if under(imp, "internal/cli") {
+				t.Errorf("%s imports internal/cli: only cmd/lading may", pkg)
+			}
+		}
+	}
+	// cmd/lading is main only: it imports the CLI and nothing else of ours.
+	main, err := parser.ParseFile(fset, filepath.Join("..", "cmd", "lading", "main.go"), nil, parser.ImportsOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range main.Imports {
+		path, _ := strconv.Unquote(imp.Path.Value)
+		if rest, ok := strings.CutPrefix(path, module); ok && rest != "internal/cli" {
+			t.Errorf("cmd/lading imports %s; it should only run internal/cli", rest)
+		}
+	}
+	if _, err := os.Stat(filepath.Join("..", "cmd", "lading", "main.go")); err != nil {
+		t.Fatal(err)
+	}
+}

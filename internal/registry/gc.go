@@ -1,0 +1,288 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/registry/storage"
+	"github.com/lading-dev/lading/internal/verify"
+)
+
+// GCOptions tune a garbage collection.
+type GCOptions struct {
+	// Grace protects blobs written, mounted or linked within this window,
+	// so the blobs of a push in flight, whose manifest is not there yet,
+	// survive. Default 1h.
+	Grace time.Duration
+	// UploadTTL expires upload sessions idle this long, with their
+	// chunks. Default 24h.
+	UploadTTL time.Duration
+	// DryRun reports what would be deleted, and deletes nothing.
+	DryRun bool
+}
+
+// GCReport says what a collection deleted (or, in a dry run, would).
+type GCReport struct {
+	DryRun         bool
+	BlobsDeleted   int      // blobs no manifest references
+	BytesDeleted   int64    // their size
+	OrphansDeleted int      // content in storage that no metadata names
+	UploadsExpired int      // idle upload sessions
+	ChunkDirs      int      // chunk directories no session names
+	TempPurged     int      // a driver's leftovers from interrupted writes (older than UploadTTL)
+	Digests        []string // the blobs, up to 1000
+}
+
+func (g *GCReport) note(dgst string) {
+	if len(g.Digests) < 1000 {
+		g.Digests = append(g.Digests, dgst)
+	}
+}
+
+// CollectGarbage deletes blobs that no manifest references and that nothing
+// touched within the grace window, content that no metadata names, and
+// expired upload sessions. It is safe while the registry serves pushes,
+// also from another process sharing the storage and the database: every
+// deletion is decided under the blob's row lock (see package meta).
+func (r *Registry) CollectGarbage(ctx context.Context, o GCOptions) (GCReport, error) {
+	if o.Grace <= 0 {
+		o.Grace = time.Hour
+	}
+	if o.UploadTTL <= 0 {
+		o.UploadTTL = 24 * time.Hour
+	}
+	r.gcMu.Lock()
+	defer r.gcMu.Unlock()
+	start := time.Now()
+	rep := GCReport{DryRun: o.DryRun}
+	cutoff := start.Add(-o.Grace)
+	log := r.log.With("gc_dry_run", o.DryRun)
+	log.Info("garbage collection started", "grace", o.Grace.String(), "upload_ttl", o.UploadTTL.String())
+
+	steps := []struct {
+		name string
+		fn   func() error
+	}{
+		{"expire uploads", func() error { return r.gcUploads(ctx, o, start.Add(-o.UploadTTL), &rep) }},
+		{"chunk directories", func() error { return r.gcChunkDirs(ctx, o, start.Add(-o.UploadTTL), &rep) }},
+		{"unreferenced blobs", func() error { return r.gcBlobs(ctx, o, cutoff, &rep) }},
+		{"orphaned content", func() error { return r.gcOrphans(ctx, o, cutoff, &rep) }},
+		{"temporary files", func() error {
+			p, ok := r.driver.(storage.Purger)
+			if !ok || o.DryRun {
+				return nil
+			}
+			// Temporary files belong to writes in flight until
+			// they are older than any upload may be.
+			n, err := p.Purge(ctx, start.Add(-max(o.Grace, o.UploadTTL)))
+			rep.TempPurged = n
+			return err
+		}},
+	}
+	for _, s := range steps {
+		if err := s.fn(); err != nil {
+			return rep, fmt.Errorf("garbage collection: %s: %w", s.name, err)
+		}
+	}
+	if r.metrics != nil && !o.DryRun {
+		r.metrics.gcRuns.Inc()
+		r.metrics.gcBlobs.Add(float64(rep.BlobsDeleted + rep.OrphansDeleted))
+		r.metrics.gcBytes.Add(float64(rep.BytesDeleted))
+		r.metrics.gcUploads.Add(float64(rep.UploadsExpired))
+		r.metrics.gcLast.SetToCurrentTime()
+	}
+	log.Info("garbage collection finished", "duration", time.Since(start).String(),
+		"blobs", rep.BlobsDeleted, "bytes", rep.BytesDeleted, "orphans", rep.OrphansDeleted,
+		"uploads", rep.UploadsExpired, "chunk_dirs", rep.ChunkDirs, "temp", rep.TempPurged)
+	return rep, nil
+}
+
+func (r *Registry) gcUploads(ctx context.Context, o GCOptions, before time.Time, rep *GCReport) error {
+	limit := 100
+	if o.DryRun {
+		limit = 100000
+	}
+	for {
+		stale, err := r.meta.StaleUploads(ctx, before, limit)
+		if err != nil {
+			return err
+		}
+		if o.DryRun {
+			rep.UploadsExpired = len(stale)
+			return nil
+		}
+		progress := false
+		for _, u := range stale {
+			err := r.meta.DeleteUpload(ctx, u.Repo, u.ID, u.Size)
+			if errdefs.IsNotFound(err) || errors.Is(err, errdefs.ErrConflict) {
+				continue // closed or moved meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			progress = true
+			rep.UploadsExpired++
+			if err := r.driver.Delete(ctx, uploadDir(u.ID)); err != nil {
+				return err
+			}
+		}
+		if len(stale) < limit || !progress {
+			return nil
+		}
+	}
+}
+
+// gcChunkDirs removes chunk directories that no session names and that
+// nobody wrote to since before (a session closed or cancelled by a process
+// that died before deleting its chunks).
+func (r *Registry) gcChunkDirs(ctx context.Context, o GCOptions, before time.Time, rep *GCReport) error {
+	newest := map[string]time.Time{}
+	var order []string
+	err := r.driver.Walk(ctx, "uploads", func(fi storage.FileInfo) error {
+		rest, _ := strings.CutPrefix(fi.Path, "uploads/")
+		id, _, _ := strings.Cut(rest, "/")
+		if _, ok := newest[id]; !ok {
+			order = append(order, id)
+		}
+		if fi.ModTime.After(newest[id]) {
+			newest[id] = fi.ModTime
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range order {
+		if !newest[id].Before(before) || checkUploadID(id) != nil {
+			continue
+		}
+		ok, err := r.meta.UploadExists(ctx, id)
+		if err != nil {
+			return err
+		}
+		if ok {
+			continue
+		}
+		rep.ChunkDirs++
+		if !o.DryRun {
+			if err := r.driver.Delete(ctx, uploadDir(id)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *Registry) gcBlobs(ctx context.Context, o GCOptions, cutoff time.Time, rep *GCReport) error {
+	after := ""
+	for {
+		cands, err := r.meta.GCCandidates(ctx, cutoff, after, 500)
+		if err != nil {
+			return err
+		}
+		if len(cands) == 0 {
+			return nil
+		}
+		after = cands[len(cands)-1].Digest
+		for _, b := range cands {
+			if o.DryRun {
+				rep.BlobsDeleted++
+				rep.BytesDeleted += b.Size
+				rep.note(b.Digest)
+				continue
+			}
+			ok, err := r.deleteBlobContent(ctx, b.Digest, cutoff)
+			if err != nil {
+				return err
+			}
+			if ok {
+				rep.BlobsDeleted++
+				rep.BytesDeleted += b.Size
+				rep.note(b.Digest)
+			}
+		}
+	}
+}
+
+// deleteBlobContent marks a blob deleting (if it is still collectable),
+// deletes its content and forgets it.
+func (r *Registry) deleteBlobContent(ctx context.Context, dgst string, cutoff time.Time) (bool, error) {
+	h, err := verify.ParseDigest(dgst)
+	if err != nil {
+		return false, err
+	}
+	ok, err := r.meta.MarkDeleting(ctx, dgst, cutoff)
+	if err != nil || !ok {
+		return false, err
+	}
+	// Only the content file: a writer may have its temporary file in
+	// the same directory.
+	if err := r.driver.Delete(ctx, blobPath(h)); err != nil {
+		return false, err
+	}
+	return true, r.meta.ForgetBlob(ctx, dgst)
+}
+
+// gcOrphans deletes blob content that no present blob row names: left by a
+// crash between a write and its commit, or by a collection interrupted
+// between deleting the row and the content.
+func (r *Registry) gcOrphans(ctx context.Context, o GCOptions, cutoff time.Time, rep *GCReport) error {
+	type orphan struct {
+		dgst string
+		size int64
+	}
+	var found []orphan
+	err := r.driver.Walk(ctx, "blobs", func(fi storage.FileInfo) error {
+		h, ok := digestOfBlobPath(fi.Path)
+		if !ok || !fi.ModTime.Before(cutoff) {
+			return nil
+		}
+		if _, err := r.meta.GlobalBlob(ctx, h.String()); err == nil {
+			return nil
+		} else if !errdefs.IsNotFound(err) {
+			return err
+		}
+		found = append(found, orphan{h.String(), fi.Size})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, f := range found {
+		if o.DryRun {
+			rep.OrphansDeleted++
+			rep.BytesDeleted += f.size
+			rep.note(f.dgst)
+			continue
+		}
+		ok, err := r.deleteBlobContent(ctx, f.dgst, cutoff)
+		if err != nil {
+			return err
+		}
+		if ok {
+			rep.OrphansDeleted++
+			rep.BytesDeleted += f.size
+			rep.note(f.dgst)
+		}
+	}
+	return nil
+}
+
+// digestOfBlobPath reads the digest back from blobs/<alg>/<xx>/<hex>/data.
+func digestOfBlobPath(p string) (h v1.Hash, ok bool) {
+	parts := strings.Split(p, "/")
+	if len(parts) != 5 || parts[0] != "blobs" || parts[4] != "data" || len(parts[3]) < 2 || parts[2] != parts[3][:2] {
+		return h, false
+	}
+	d, err := verify.ParseDigest(parts[1] + ":" + parts[3])
+	if err != nil {
+		return h, false
+	}
+	return d, true
+}

@@ -1,0 +1,70 @@
+package sqlite
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/lading-dev/lading/internal/registry/meta"
+	"github.com/lading-dev/lading/internal/registry/meta/metatest"
+)
+
+func TestConformance(t *testing.T) {
+	metatest.Run(t, func(t *testing.T) meta.Store {
+		s, err := Open(context.Background(), filepath.Join(t.TempDir(), "meta.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// Reopening a database keeps its content and does not redo the schema.
+func TestReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "sub", "meta.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimBlob(ctx, "sha256:aa"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CommitBlob(ctx, "repo", "sha256:aa", 3); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Blob(ctx, "repo", "sha256:aa"); err != nil {
+		t.Errorf("after reopen: %v", err)
+	}
+}
+
+// A claim whose writer died stops protecting its blob after the pending
+// timeout, whatever the grace window.
+func TestAbandonedClaim(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	start := time.Now()
+	s.SetClock(func() time.Time { return start })
+	if _, err := s.ClaimBlob(ctx, "sha256:bb"); err != nil {
+		t.Fatal(err)
+	}
+	s.SetClock(func() time.Time { return start.Add(10 * time.Minute) })
+	if ok, _ := s.MarkDeleting(ctx, "sha256:bb", start.Add(10*time.Minute)); ok {
+		t.Error("a 10-minute-old claim was collected")
+	}
+	s.SetClock(func() time.Time { return start.Add(20 * time.Minute) })
+	if ok, err := s.MarkDeleting(ctx, "sha256:bb", start.Add(20*time.Minute)); !ok || err != nil {
+		t.Errorf("a 20-minute-old claim survived: %v", err)
+	}
+}

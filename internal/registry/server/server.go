@@ -1,0 +1,238 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/lading-dev/lading/internal/registry"
+	"github.com/lading-dev/lading/internal/registry/meta"
+	"github.com/lading-dev/lading/internal/registry/meta/postgres"
+	"github.com/lading-dev/lading/internal/registry/meta/sqlite"
+	"github.com/lading-dev/lading/internal/registry/storage"
+	"github.com/lading-dev/lading/internal/registry/storage/fs"
+	"github.com/lading-dev/lading/internal/registry/storage/s3"
+)
+
+// Server is an assembled registry, ready to serve.
+type Server struct {
+	Config   Config
+	Registry *registry.Registry
+	Driver   storage.Driver
+	Meta     meta.Store
+	log      *slog.Logger
+}
+
+// Options are what a Server needs besides its configuration.
+type Options struct {
+	// Log receives operational messages.
+	Log *slog.Logger
+	// AccessLog receives one JSON record per request when the
+	// configuration's log.access is on (the default).
+	AccessLog io.Writer
+	// Notifier hears about pushes (scan-on-push); default none.
+	Notifier registry.Notifier
+}
+
+// Open opens the storage and the database the configuration names and
+// builds the registry over them. cfg must have had Defaults applied.
+func Open(ctx context.Context, cfg Config, o Options) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	drv, err := openStorage(ctx, cfg.Storage)
+	if err != nil {
+		return nil, err
+	}
+	var store meta.Store
+	if cfg.Database.URL != "" {
+		store, err = postgres.Open(ctx, cfg.Database.URL)
+	} else {
+		store, err = sqlite.Open(ctx, cfg.Database.SQLite)
+	}
+	if err != nil {
+		return nil, err
+	}
+	opts := []registry.Option{
+		registry.WithLogger(log),
+		registry.WithLimits(registry.Limits{
+			MaxManifestSize: cfg.Limits.MaxManifestSize,
+			IdleTimeout:     cfg.Limits.IdleTimeout,
+		}),
+	}
+	if o.Notifier != nil {
+		opts = append(opts, registry.WithNotifier(o.Notifier))
+	}
+	if cfg.Auth.Htpasswd != "" {
+		a, err := openAuth(cfg.Auth, log)
+		if err != nil {
+			store.Close()
+			return nil, err
+		}
+		opts = append(opts, registry.WithAuth(a))
+	}
+	if cfg.Metrics.Enabled == nil || *cfg.Metrics.Enabled {
+		opts = append(opts, registry.WithMetrics(registry.NewMetrics()))
+	}
+	if o.AccessLog != nil && (cfg.Log.Access == nil || *cfg.Log.Access) {
+		opts = append(opts, registry.WithAccessLog(slog.New(slog.NewJSONHandler(o.AccessLog, nil))))
+	}
+	return &Server{
+		Config:   cfg,
+		Registry: registry.New(drv, store, opts...),
+		Driver:   drv,
+		Meta:     store,
+		log:      log,
+	}, nil
+}
+
+func openStorage(ctx context.Context, c StorageConfig) (storage.Driver, error) {
+	switch c.Driver {
+	case "s3":
+		d, err := s3.New(s3.Config{
+			Endpoint:  c.S3.Endpoint,
+			Secure:    !c.S3.Insecure,
+			Bucket:    c.S3.Bucket,
+			Prefix:    c.S3.Prefix,
+			Region:    c.S3.Region,
+			AccessKey: c.S3.AccessKey,
+			SecretKey: c.S3.SecretKey,
+			PartSize:  c.S3.PartSize,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if c.S3.Create {
+			if err := d.EnsureBucket(ctx, c.S3.Region); err != nil {
+				return nil, err
+			}
+		}
+		return d, nil
+	default:
+		return fs.New(c.Filesystem.Root)
+	}
+}
+
+func openAuth(c AuthConfig, log *slog.Logger) (*registry.Auth, error) {
+	pw, err := registry.ReadHtpasswd(c.Htpasswd)
+	if err != nil {
+		return nil, err
+	}
+	ac := registry.AuthConfig{Htpasswd: pw, AnonymousRead: c.AnonymousRead, Rules: c.Access}
+	if c.Token.Enabled {
+		tc := &registry.TokenConfig{Service: c.Token.Service, Realm: c.Token.Realm, TTL: c.Token.TTL}
+		if c.Token.KeyFile != "" {
+			if tc.Key, err = os.ReadFile(c.Token.KeyFile); err != nil {
+				return nil, fmt.Errorf("token key: %w", err)
+			}
+		}
+		ac.Token = tc
+	}
+	return registry.NewAuth(ac, log)
+}
+
+// Close releases the database.
+func (s *Server) Close() error { return s.Meta.Close() }
+
+// ListenAndServe listens on the configured address and serves until ctx
+// ends.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	l, err := net.Listen("tcp", s.Config.Address)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", s.Config.Address, err)
+	}
+	return s.Serve(ctx, l)
+}
+
+// Serve serves on l until ctx ends, then shuts down gracefully (in-flight
+// requests get 30 seconds). It runs the periodic garbage collector when
+// the configuration asks for one.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.Registry,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	useTLS := s.Config.TLS.Certificate != ""
+	if useTLS {
+		// Fail before serving on a bad pair.
+		if _, err := tls.LoadX509KeyPair(s.Config.TLS.Certificate, s.Config.TLS.Key); err != nil {
+			l.Close()
+			return fmt.Errorf("tls: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	var wg sync.WaitGroup
+	gcCtx, stopGC := context.WithCancel(ctx)
+	defer func() { stopGC(); wg.Wait() }()
+	if iv := s.Config.GC.Interval; iv > 0 {
+		wg.Go(func() { s.periodicGC(gcCtx, iv) })
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-done:
+			return
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	scheme := "http"
+	if useTLS {
+		scheme = "https"
+	}
+	s.log.Info("registry listening", "address", l.Addr().String(), "scheme", scheme,
+		"storage", s.Driver.Name(), "auth", s.Config.Auth.Htpasswd != "", "token", s.Config.Auth.Token.Enabled)
+	var err error
+	if useTLS {
+		err = srv.ServeTLS(l, s.Config.TLS.Certificate, s.Config.TLS.Key)
+	} else {
+		err = srv.Serve(l)
+	}
+	close(done)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func (s *Server) periodicGC(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.CollectGarbage(ctx, false); err != nil && ctx.Err() == nil {
+				s.log.Error("periodic garbage collection failed", "error", err)
+			}
+		}
+	}
+}
+
+// CollectGarbage runs one collection with the configured grace and TTL.
+func (s *Server) CollectGarbage(ctx context.Context, dryRun bool) (registry.GCReport, error) {
+	return s.Registry.CollectGarbage(ctx, registry.GCOptions{
+		Grace:     s.Config.GC.Grace,
+		UploadTTL: s.Config.GC.UploadTTL,
+		DryRun:    dryRun,
+	})
+}
