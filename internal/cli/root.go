@@ -121,6 +121,7 @@ func newRootCommand(e *env) *cobra.Command {
 		newLoginCommand(e),
 		newLogoutCommand(e),
 		newBenchCommand(e),
+		newDBCommand(e),
 		newVersionCommand(e),
 		newServeCommand(e),
 	)

@@ -1,0 +1,690 @@
+package vulndb
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/version"
+)
+
+// Metadata describes a database: its schema, when it was built and from
+// what. It is stored as JSON in the file and shown by `lading db info`.
+type Metadata struct {
+	Schema          int            `json:"schema"`
+	BuiltAt         time.Time      `json:"built_at"`
+	Builder         string         `json:"builder,omitempty"`
+	Sources         []SourceInfo   `json:"sources"`
+	Vulnerabilities int            `json:"vulnerabilities"`
+	Advisories      int            `json:"advisories"`
+	Packages        int            `json:"packages"`
+	Namespaces      map[string]int `json:"namespaces"` // advisories per namespace
+}
+
+// SourceInfo counts what a database holds from one data source.
+type SourceInfo struct {
+	Name       string         `json:"name"`
+	Files      int            `json:"files"`
+	Records    int            `json:"records"`
+	Advisories int            `json:"advisories"`
+	Skipped    map[string]int `json:"skipped,omitempty"` // what was left out, by reason
+}
+
+// A Builder collects records from the feeds and writes a database: it
+// merges records through their aliases, merges the advisories of one
+// source for one package and vulnerability, sorts range events, and counts.
+// A Builder is not safe for concurrent use.
+type Builder struct {
+	log     *slog.Logger
+	records []Record
+	sources map[string]*SourceInfo
+	seen    map[uint64]int // record identity → index in records
+	seed    maphash.Seed
+}
+
+// NewBuilder returns an empty Builder.
+func NewBuilder(log *slog.Logger) *Builder {
+	return &Builder{log: log, sources: map[string]*SourceInfo{}, seen: map[uint64]int{}, seed: maphash.MakeSeed()}
+}
+
+// identity hashes what makes two records the same record: source, IDs and
+// what they say about which packages.
+func (b *Builder) identity(r *Record) uint64 {
+	var h maphash.Hash
+	h.SetSeed(b.seed)
+	str := func(s string) {
+		h.WriteString(s)
+		h.WriteByte(0)
+	}
+	str(r.Source)
+	str(r.ID)
+	str(r.SourceID)
+	for _, a := range r.Affected {
+		str(a.Namespace)
+		str(a.Package)
+		h.WriteByte(byte(a.Status))
+		for _, rg := range a.Ranges {
+			h.WriteByte(byte(rg.Kind))
+			str(rg.Expr)
+			for _, e := range rg.Events {
+				h.WriteByte(byte(e.Kind))
+				str(e.Version)
+			}
+		}
+		for _, v := range a.Versions {
+			str(v)
+		}
+		h.WriteByte(1)
+	}
+	return h.Sum64()
+}
+
+func (b *Builder) source(name string) *SourceInfo {
+	s := b.sources[name]
+	if s == nil {
+		s = &SourceInfo{Name: name}
+		b.sources[name] = s
+	}
+	return s
+}
+
+// Add adds a record. Its affected packages with an empty namespace or name
+// are dropped and counted. A record that was added already (the same source,
+// IDs, packages and ranges: a feed's index next to its files, one zip inside
+// another) is counted as a duplicate; the one modified last is kept.
+func (b *Builder) Add(r Record) {
+	s := b.source(r.Source)
+	kept := r.Affected[:0:0]
+	for _, a := range r.Affected {
+		a.Namespace = strings.TrimSpace(a.Namespace)
+		a.Package = NormalizeName(a.Namespace, a.Package)
+		if a.Namespace == "" || a.Package == "" || strings.IndexByte(a.Namespace, 0) >= 0 {
+			b.Skip(r.Source, "package without namespace or name")
+			continue
+		}
+		if a.Status == StatusUnknown {
+			a.Status = StatusAffected
+		}
+		kept = append(kept, a)
+	}
+	r.Affected = kept
+	id := b.identity(&r)
+	if i, ok := b.seen[id]; ok {
+		b.Skip(r.Source, "duplicate record")
+		if r.Modified.After(b.records[i].Modified) {
+			b.records[i] = r
+		}
+		return
+	}
+	b.seen[id] = len(b.records)
+	s.Records++
+	b.records = append(b.records, r)
+}
+
+// AddFile counts a file read for a source.
+func (b *Builder) AddFile(source string) { b.source(source).Files++ }
+
+// Skip counts something a source's parser left out, by reason ("malformed
+// record", "withdrawn", "GIT range", ...).
+func (b *Builder) Skip(source, reason string) {
+	s := b.source(source)
+	if s.Skipped == nil {
+		s.Skipped = map[string]int{}
+	}
+	s.Skipped[reason]++
+}
+
+// aliasSets merges IDs through aliases, never putting two CVEs together: a
+// record that names two CVEs as aliases (it happens) does not make them one
+// vulnerability.
+type aliasSets struct {
+	index  map[string]int
+	ids    []string
+	parent []int
+	cve    []string // per root: its CVE, if any
+	record []bool   // the ID is a record's own ID
+}
+
+func (u *aliasSets) id(s string) int {
+	if i, ok := u.index[s]; ok {
+		return i
+	}
+	i := len(u.ids)
+	u.index[s] = i
+	u.ids = append(u.ids, s)
+	u.parent = append(u.parent, i)
+	c := ""
+	if strings.HasPrefix(s, "CVE-") {
+		c = s
+	}
+	u.cve = append(u.cve, c)
+	u.record = append(u.record, false)
+	return i
+}
+
+func (u *aliasSets) find(i int) int {
+	for u.parent[i] != i {
+		u.parent[i] = u.parent[u.parent[i]]
+		i = u.parent[i]
+	}
+	return i
+}
+
+// union joins the sets of a and b; it reports false when both hold
+// different CVEs.
+func (u *aliasSets) union(a, b int) bool {
+	ra, rb := u.find(a), u.find(b)
+	if ra == rb {
+		return true
+	}
+	if u.cve[ra] != "" && u.cve[rb] != "" && u.cve[ra] != u.cve[rb] {
+		return false
+	}
+	if u.cve[ra] == "" {
+		u.cve[ra] = u.cve[rb]
+	}
+	u.parent[rb] = ra
+	return true
+}
+
+type advKey struct{ ns, name, vuln, source string }
+
+// Write merges what was added and writes the database to path (write, then
+// rename). meta's BuiltAt and Builder are kept; the rest is filled in. It
+// returns the metadata written. A Builder writes once: Write lets go of the
+// records as it goes.
+func (b *Builder) Write(ctx context.Context, path string, meta Metadata) (Metadata, error) {
+	if meta.BuiltAt.IsZero() {
+		meta.BuiltAt = time.Now().UTC()
+	}
+	meta.Schema = SchemaVersion
+
+	// Group IDs through aliases.
+	u := &aliasSets{index: map[string]int{}}
+	conflicts := 0
+	for _, r := range b.records {
+		ri := u.id(r.ID)
+		u.record[ri] = true
+		for _, a := range r.Aliases {
+			if a = strings.TrimSpace(a); a != "" && a != r.ID {
+				if !u.union(ri, u.id(a)) {
+					conflicts++
+				}
+			}
+		}
+	}
+	if conflicts > 0 {
+		b.log.Debug("aliases naming two CVEs were not merged", "count", conflicts)
+	}
+	if err := ctx.Err(); err != nil {
+		return meta, err
+	}
+
+	// One vulnerability per set.
+	members := map[int][]int{}
+	for i := range u.ids {
+		r := u.find(i)
+		members[r] = append(members[r], i)
+	}
+	canon := map[int]string{} // root → vulnerability ID
+	for root, ms := range members {
+		canon[root] = canonicalID(u, root, ms)
+	}
+	byRoot := map[int][]*Record{}
+	for i := range b.records {
+		r := &b.records[i]
+		root := u.find(u.index[r.ID])
+		byRoot[root] = append(byRoot[root], r)
+	}
+	vulns := make([]Vulnerability, 0, len(byRoot))
+	for root, recs := range byRoot {
+		v := mergeVulnerability(canon[root], recs)
+		for _, m := range members[root] {
+			if id := u.ids[m]; id != v.ID {
+				v.Aliases = append(v.Aliases, id)
+			}
+		}
+		slices.Sort(v.Aliases)
+		vulns = append(vulns, v)
+	}
+	slices.SortFunc(vulns, func(a, b Vulnerability) int { return cmp.Compare(a.ID, b.ID) })
+
+	// Advisories, merged per package, vulnerability and source. Each
+	// record's packages are let go once read: the advisories hold what
+	// they need.
+	advs := map[advKey]*Advisory{}
+	for i := range b.records {
+		r := &b.records[i]
+		vid := canon[u.find(u.index[r.ID])]
+		sid := r.ID
+		if r.SourceID != "" {
+			sid = r.SourceID
+		}
+		for _, a := range r.Affected {
+			k := advKey{a.Namespace, a.Package, vid, r.Source}
+			if prev := advs[k]; prev != nil {
+				mergeAdvisory(prev, sid, a)
+				continue
+			}
+			advs[k] = &Advisory{
+				VulnID: vid, SourceID: sid, Source: r.Source, Status: a.Status,
+				// Clipped: records may share these arrays (one OSV
+				// advisory split per CVE), so a merge must not append
+				// into them.
+				Ranges: slices.Clip(a.Ranges), Versions: slices.Clip(a.Versions), Severity: a.Severity, Note: a.Note,
+			}
+		}
+		r.Affected = nil
+	}
+	b.records, b.seen = nil, nil
+	if err := ctx.Err(); err != nil {
+		return meta, err
+	}
+	byKey := map[string][]*Advisory{}
+	meta.Namespaces = map[string]int{}
+	comparators := map[string][2]version.Comparator{}
+	for k, a := range advs {
+		c, ok := comparators[k.ns]
+		if !ok {
+			eco, semver := Comparators(k.ns)
+			c = [2]version.Comparator{version.Cached(eco), version.Cached(semver)}
+			comparators[k.ns] = c
+		}
+		tidyAdvisory(c[0], c[1], a)
+		key := k.ns + "\x00" + k.name
+		byKey[key] = append(byKey[key], a)
+		meta.Namespaces[k.ns]++
+		b.source(a.Source).Advisories++
+	}
+
+	// Sources, in name order; advisories refer to them by index.
+	meta.Sources = meta.Sources[:0]
+	for _, s := range b.sources {
+		meta.Sources = append(meta.Sources, *s)
+	}
+	slices.SortFunc(meta.Sources, func(a, b SourceInfo) int { return cmp.Compare(a.Name, b.Name) })
+	srcIndex := map[string]uint64{}
+	for i, s := range meta.Sources {
+		srcIndex[s.Name] = uint64(i)
+	}
+	meta.Vulnerabilities, meta.Advisories, meta.Packages = len(vulns), len(advs), len(byKey)
+
+	if err := ctx.Err(); err != nil {
+		return meta, err
+	}
+	return meta, WriteFileAtomic(path, func(f *os.File) error {
+		return writeDB(f, meta, vulns, byKey, srcIndex)
+	})
+}
+
+// canonicalID picks a set's vulnerability ID: its CVE, else a GHSA, else
+// the first record ID in sort order.
+func canonicalID(u *aliasSets, root int, members []int) string {
+	if c := u.cve[root]; c != "" {
+		return c
+	}
+	var ghsa, rec, any string
+	for _, m := range members {
+		id := u.ids[m]
+		if strings.HasPrefix(id, "GHSA-") && (ghsa == "" || id < ghsa) {
+			ghsa = id
+		}
+		if u.record[m] && (rec == "" || id < rec) {
+			rec = id
+		}
+		if any == "" || id < any {
+			any = id
+		}
+	}
+	switch {
+	case ghsa != "":
+		return ghsa
+	case rec != "":
+		return rec
+	}
+	return any
+}
+
+// mergeVulnerability combines the records of one vulnerability. Text comes
+// first from a record published under the vulnerability's own ID, then from
+// other records about it, and last from advisories that fix it among others
+// (whose titles are not taken: a DSA's names the advisory, not the flaw);
+// within each, by source and ID. References and severities are united.
+func mergeVulnerability(id string, recs []*Record) Vulnerability {
+	rank := func(r *Record) int {
+		switch {
+		case r.SourceID != "" && r.SourceID != r.ID:
+			return 2
+		case r.ID == id:
+			return 0
+		}
+		return 1
+	}
+	slices.SortFunc(recs, func(a, b *Record) int {
+		return cmp.Or(cmp.Compare(rank(a), rank(b)), cmp.Compare(a.Source, b.Source), cmp.Compare(a.ID, b.ID))
+	})
+	v := Vulnerability{ID: id}
+	seenRef := map[string]bool{}
+	type sevKey struct {
+		src, vec string
+		t        SeverityType
+	}
+	seenSev := map[sevKey]bool{}
+	for _, r := range recs {
+		if v.Title == "" && rank(r) < 2 {
+			// An advisory's title names the advisory ("DSA-5380-1
+			// xorg-server - security update"), not this flaw.
+			v.Title = strings.TrimSpace(r.Title)
+		}
+		if v.Description == "" {
+			v.Description = strings.TrimSpace(r.Description)
+		}
+		for _, ref := range r.References {
+			if ref = strings.TrimSpace(ref); ref != "" && !seenRef[ref] {
+				seenRef[ref] = true
+				v.References = append(v.References, ref)
+			}
+		}
+		for _, s := range r.Severities {
+			k := sevKey{s.Source, s.Vector, s.Type}
+			if !s.IsZero() && !seenSev[k] {
+				seenSev[k] = true
+				v.Severities = append(v.Severities, s)
+			}
+		}
+		if !r.Published.IsZero() && r.Published.Unix() > 0 && (v.Published.IsZero() || r.Published.Before(v.Published)) {
+			v.Published = r.Published.UTC()
+		}
+		if !r.Modified.IsZero() && r.Modified.Unix() > 0 && r.Modified.After(v.Modified) {
+			v.Modified = r.Modified.UTC()
+		}
+	}
+	return v
+}
+
+// mergeAdvisory adds what another record of the same source says about the
+// same package and vulnerability (a DSA and its regression update, say).
+func mergeAdvisory(dst *Advisory, sourceID string, a Affected) {
+	if sourceID < dst.SourceID {
+		dst.SourceID = sourceID
+	}
+	switch {
+	case dst.Status == StatusNotAffected && a.Status != StatusNotAffected:
+		dst.Status, dst.Ranges, dst.Versions = a.Status, nil, nil
+	case a.Status == StatusNotAffected && dst.Status != StatusNotAffected:
+		return
+	}
+	for _, r := range a.Ranges {
+		if !slices.ContainsFunc(dst.Ranges, func(x Range) bool { return rangeEqual(x, r) }) {
+			dst.Ranges = append(dst.Ranges, r)
+		}
+	}
+	for _, v := range a.Versions {
+		if !slices.Contains(dst.Versions, v) {
+			dst.Versions = append(dst.Versions, v)
+		}
+	}
+	if dst.Severity.IsZero() {
+		dst.Severity = a.Severity
+	}
+	if dst.Note == "" {
+		dst.Note = a.Note
+	}
+}
+
+func rangeEqual(a, b Range) bool {
+	return a.Kind == b.Kind && a.Expr == b.Expr && a.Fixed == b.Fixed && slices.Equal(a.Events, b.Events)
+}
+
+// tidyAdvisory sorts range events and drops explicit versions the ranges
+// already cover, so that an OSV record listing every affected version next to
+// its range costs the range only.
+func tidyAdvisory(eco, semver version.Comparator, a *Advisory) {
+	sorted := true
+	a.Ranges = slices.Clone(a.Ranges) // shared with other advisories; events are replaced below
+	for i := range a.Ranges {
+		r := &a.Ranges[i]
+		if r.Kind == RangeNPM {
+			continue
+		}
+		var ok bool
+		r.Events, ok = sortEvents(comparatorFor(r.Kind, eco, semver), r.Events)
+		sorted = sorted && ok
+	}
+	if len(a.Ranges) > 0 && sorted && len(a.Versions) > 0 {
+		rangesOnly := Advisory{Status: StatusAffected, Ranges: a.Ranges}
+		kept := make([]string, 0, len(a.Versions))
+		for _, v := range a.Versions {
+			if in, _, err := rangesOnly.Affects(eco, semver, v); err != nil || !in {
+				kept = append(kept, v)
+			}
+		}
+		a.Versions = kept
+	}
+	if len(a.Versions) == 0 {
+		a.Versions = nil
+	}
+}
+
+const (
+	flagSourceID = 1 << iota
+	flagSeverity
+	flagNote
+	flagRanges
+	flagVersions
+)
+
+// writeDB writes the file: a header placeholder, then the metadata, the
+// vulnerabilities, the advisories, the keys and the index, streamed; then the
+// header, now that the sections' places are known.
+func writeDB(f *os.File, meta Metadata, vulns []Vulnerability, byKey map[string][]*Advisory, srcIndex map[string]uint64) error {
+	w := &countingWriter{w: bufio.NewWriterSize(f, 1<<20)}
+	w.Write(make([]byte, headerSize))
+	var h header
+	h.schema = SchemaVersion
+
+	mj, err := json.Marshal(meta)
+	if err != nil {
+		return err
+	}
+	h.meta = section{w.n, uint64(len(mj))}
+	w.Write(mj)
+
+	var e encoder
+	h.vulns.off = w.n
+	vulnOff := make(map[string]uint64, len(vulns))
+	for _, v := range vulns {
+		vulnOff[v.ID] = w.n - h.vulns.off
+		e.b = e.b[:0]
+		e.str(v.ID)
+		e.strs(v.Aliases)
+		e.str(v.Title)
+		e.str(v.Description)
+		e.strs(v.References)
+		e.time(v.Published)
+		e.time(v.Modified)
+		e.uvarint(uint64(len(v.Severities)))
+		for _, s := range v.Severities {
+			e.severity(s)
+		}
+		w.Write(binary.AppendUvarint(nil, uint64(len(e.b))))
+		w.Write(e.b)
+	}
+	h.vulns.n = w.n - h.vulns.off
+
+	keys := make([]string, 0, len(byKey))
+	for k := range byKey {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	index := make([]byte, 0, len(keys)*entrySize)
+	h.advs.off = w.n
+	keyOff := uint64(0)
+	for _, k := range keys {
+		list := byKey[k]
+		slices.SortFunc(list, func(a, b *Advisory) int {
+			return cmp.Or(cmp.Compare(a.VulnID, b.VulnID), cmp.Compare(a.Source, b.Source), cmp.Compare(a.SourceID, b.SourceID))
+		})
+		e.b = e.b[:0]
+		e.uvarint(uint64(len(list)))
+		for _, a := range list {
+			encodeAdvisory(&e, a, vulnOff[a.VulnID], srcIndex[a.Source])
+		}
+		advOff := w.n - h.advs.off
+		if keyOff+uint64(len(k)) > maxSection || advOff+uint64(len(e.b)) > maxSection || len(e.b) > maxSection {
+			return errdefs.TooLarge(fmt.Errorf("vulnerability database: a section exceeds 4 GiB"))
+		}
+		index = binary.LittleEndian.AppendUint32(index, uint32(keyOff))
+		index = binary.LittleEndian.AppendUint32(index, uint32(len(k)))
+		index = binary.LittleEndian.AppendUint32(index, uint32(advOff))
+		index = binary.LittleEndian.AppendUint32(index, uint32(len(e.b)))
+		keyOff += uint64(len(k))
+		w.Write(e.b)
+	}
+	h.advs.n = w.n - h.advs.off
+
+	h.keys.off = w.n
+	for _, k := range keys {
+		io.WriteString(w, k)
+	}
+	h.keys.n = w.n - h.keys.off
+	h.index = section{w.n, uint64(len(keys))}
+	w.Write(index)
+	h.size = w.n
+	if h.vulns.n > maxSection {
+		return errdefs.TooLarge(fmt.Errorf("vulnerability database: vulnerabilities exceed 4 GiB"))
+	}
+	if err := w.flush(); err != nil {
+		return err
+	}
+	_, err = f.WriteAt(h.marshal(), 0)
+	return err
+}
+
+// countingWriter counts what it writes and keeps the first error.
+type countingWriter struct {
+	w   *bufio.Writer
+	n   uint64
+	err error
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	c.n += uint64(n)
+	c.err = err
+	return n, err
+}
+
+func (c *countingWriter) flush() error {
+	if c.err != nil {
+		return c.err
+	}
+	return c.w.Flush()
+}
+
+func encodeAdvisory(e *encoder, a *Advisory, vuln, source uint64) {
+	e.uvarint(vuln)
+	e.str(a.VulnID)
+	e.uvarint(source)
+	e.byte(byte(a.Status))
+	var flags byte
+	if a.SourceID != a.VulnID {
+		flags |= flagSourceID
+	}
+	if !a.Severity.IsZero() {
+		flags |= flagSeverity
+	}
+	if a.Note != "" {
+		flags |= flagNote
+	}
+	if len(a.Ranges) > 0 {
+		flags |= flagRanges
+	}
+	if len(a.Versions) > 0 {
+		flags |= flagVersions
+	}
+	e.byte(flags)
+	if flags&flagSourceID != 0 {
+		e.str(a.SourceID)
+	}
+	if flags&flagSeverity != 0 {
+		e.severity(a.Severity)
+	}
+	if flags&flagNote != 0 {
+		e.str(a.Note)
+	}
+	if flags&flagRanges != 0 {
+		e.uvarint(uint64(len(a.Ranges)))
+		for _, r := range a.Ranges {
+			e.byte(byte(r.Kind))
+			if r.Kind == RangeNPM {
+				e.str(r.Expr)
+				e.str(r.Fixed)
+				continue
+			}
+			e.uvarint(uint64(len(r.Events)))
+			for _, ev := range r.Events {
+				e.byte(byte(ev.Kind))
+				e.str(ev.Version)
+			}
+		}
+	}
+	if flags&flagVersions != 0 {
+		e.strs(a.Versions)
+	}
+}
+
+// WriteFileAtomic writes a file through a temporary file in the same
+// directory, synced and then renamed over path, so that readers see the old
+// file or the new one and a failed write leaves nothing behind.
+func WriteFileAtomic(path string, write func(*os.File) error) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err := write(f); err != nil {
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
