@@ -102,9 +102,9 @@ type openVEX struct {
 }
 
 type vexComponent struct {
-	ID            string `json:"@id"`
+	ID            string            `json:"@id"`
 	Identifiers   map[string]string `json:"identifiers"`
-	Subcomponents []vexComponent `json:"subcomponents"`
+	Subcomponents []vexComponent    `json:"subcomponents"`
 }
 
 func parseOpenVEX(b []byte, name string) (*VEX, error) {
