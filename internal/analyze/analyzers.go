@@ -1,0 +1,20 @@
+package analyze
+
+import (
+	"github.com/lading-dev/lading/internal/analyze/analyzer"
+	"github.com/lading-dev/lading/internal/analyze/apk"
+	"github.com/lading-dev/lading/internal/analyze/dpkg"
+	"github.com/lading-dev/lading/internal/analyze/osrelease"
+	"github.com/lading-dev/lading/internal/analyze/rpm"
+)
+
+// Default returns the analyzers lading runs, in the order their results
+// are merged: the OS first, then OS packages, then language packages.
+func Default() []analyzer.Analyzer {
+	return []analyzer.Analyzer{
+		osrelease.New(),
+		apk.New(),
+		dpkg.New(),
+		rpm.New(),
+	}
+}

@@ -1,0 +1,315 @@
+package analyze
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"runtime/debug"
+	"strconv"
+
+	"github.com/lading-dev/lading/internal/analyze/analyzer"
+	"github.com/lading-dev/lading/internal/cache"
+	"github.com/lading-dev/lading/internal/layer"
+)
+
+// resultFormat is the version of the encoding of cached parts; it is part
+// of every part's cache key.
+const resultFormat = 1
+
+// part is what one analyzer found in one layer.
+type part struct {
+	Results []*analyzer.Result `json:"results,omitempty"`
+	// Links are hard links of the layer to files of lower layers that the
+	// analyzer wants: the merge gives them the result of their target.
+	Links []link `json:"links,omitempty"`
+	// Warnings are files the analyzer could not analyze.
+	Warnings []Warning `json:"warnings,omitempty"`
+}
+
+type link struct {
+	Path   string `json:"path"`
+	Target string `json:"target"`
+}
+
+// layerOutcome is everything known about one layer.
+type layerOutcome struct {
+	info  LayerInfo
+	index *pathIndex
+	parts map[string]*part // by analyzer name
+	// warnings are about the layer as a whole (unreadable, truncated).
+	warnings []Warning
+}
+
+func partKey(a analyzer.Analyzer) string {
+	return a.Name() + "@" + strconv.Itoa(a.Version()) + ".f" + strconv.Itoa(resultFormat)
+}
+
+const indexPart = "paths@1"
+
+// analyzeLayer returns the outcome of one layer, from the cache where it
+// can and by reading the layer once for the rest.
+func (o *options) analyzeLayer(ctx context.Context, i int, src LayerSource, name string) *layerOutcome {
+	out := &layerOutcome{
+		info:  LayerInfo{Index: i, DiffID: src.DiffID, Digest: src.Digest, CreatedBy: src.CreatedBy},
+		parts: make(map[string]*part),
+	}
+	var need []analyzer.Analyzer
+	useCache := o.cache != nil && src.DiffID != ""
+	if useCache {
+		out.index = o.cachedIndex(ctx, src.DiffID)
+		for _, a := range o.analyzers {
+			if p := o.cachedPart(ctx, src.DiffID, a); p != nil {
+				out.parts[a.Name()] = p
+				continue
+			}
+			need = append(need, a)
+		}
+	} else {
+		need = o.analyzers
+	}
+	if out.index != nil && len(need) == 0 {
+		out.info.Cached = true
+		o.log.Debug("layer results from the cache", "layer", name)
+		return out
+	}
+	o.log.Debug("reading layer", "layer", name, "analyzers", len(need))
+	w := &walk{o: o, ctx: ctx, layer: i, name: name, analyzers: need, parts: make(map[string]*part)}
+	err := w.run(src)
+	for _, a := range need {
+		out.parts[a.Name()] = w.parts[a.Name()]
+	}
+	out.index = w.index.build()
+	if err != nil {
+		out.warnings = append(out.warnings, Warning{Layer: i, Message: err.Error()})
+		return out // incomplete: not cached
+	}
+	if useCache {
+		o.store(ctx, src.DiffID, out, need)
+	}
+	return out
+}
+
+func (o *options) cachedIndex(ctx context.Context, diffID string) *pathIndex {
+	b, ok, err := o.cache.Get(ctx, cache.Key{DiffID: diffID, Part: indexPart})
+	if err != nil || !ok {
+		return nil
+	}
+	var x pathIndex
+	if x.UnmarshalBinary(b) != nil {
+		return nil
+	}
+	return &x
+}
+
+func (o *options) cachedPart(ctx context.Context, diffID string, a analyzer.Analyzer) *part {
+	b, ok, err := o.cache.Get(ctx, cache.Key{DiffID: diffID, Part: partKey(a)})
+	if err != nil || !ok {
+		return nil
+	}
+	var p part
+	if json.Unmarshal(b, &p) != nil {
+		return nil
+	}
+	return &p
+}
+
+func (o *options) store(ctx context.Context, diffID string, out *layerOutcome, written []analyzer.Analyzer) {
+	put := func(partName string, b []byte) {
+		if err := o.cache.Put(ctx, cache.Key{DiffID: diffID, Part: partName}, b); err != nil {
+			o.log.Warn("cannot cache layer results", "diffID", diffID, "error", err)
+		}
+	}
+	for _, a := range written {
+		b, err := json.Marshal(out.parts[a.Name()])
+		if err == nil {
+			put(partKey(a), b)
+		}
+	}
+	b, _ := out.index.MarshalBinary()
+	put(indexPart, b)
+}
+
+// walk reads one layer for a set of analyzers.
+type walk struct {
+	o         *options
+	ctx       context.Context
+	layer     int
+	name      string
+	analyzers []analyzer.Analyzer
+	parts     map[string]*part
+	index     indexBuilder
+	// files are the regular files of the layer so far, with the results
+	// analyzers made of them, for hard links to them.
+	files map[string][]owned
+}
+
+// owned is a result and the analyzer that made it.
+type owned struct {
+	analyzer string
+	r        *analyzer.Result
+}
+
+func (w *walk) part(name string) *part {
+	p := w.parts[name]
+	if p == nil {
+		p = &part{}
+		w.parts[name] = p
+	}
+	return p
+}
+
+func (w *walk) warn(a, path, msg string) {
+	p := w.part(a)
+	if path != "" {
+		path = "/" + path
+	}
+	p.Warnings = append(p.Warnings, Warning{Layer: w.layer, Path: path, Analyzer: a, Message: msg})
+}
+
+// run reads the layer stream to its end (so that its digest is verified)
+// and calls the analyzers. Results found before an error are kept.
+func (w *walk) run(src LayerSource) error {
+	for _, a := range w.analyzers {
+		w.part(a.Name())
+	}
+	w.files = make(map[string][]owned)
+	if src.Open == nil {
+		return errors.New("no layer stream")
+	}
+	rc, err := src.Open(w.ctx)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	err = layer.Walk(w.ctx, rc, w.entry, layer.WithName(w.name), layer.AllowDevices())
+	if err == nil {
+		// The rest of the stream (tar padding) must be read for the digest
+		// to be checked.
+		_, err = io.Copy(io.Discard, rc)
+	}
+	if err == nil {
+		w.post()
+	}
+	return err
+}
+
+func (w *walk) entry(e *layer.Entry) error {
+	w.index.add(e)
+	switch e.Kind {
+	case layer.KindRegular:
+		return w.file(e)
+	case layer.KindHardlink:
+		w.hardlink(e)
+	}
+	return nil
+}
+
+func (w *walk) file(e *layer.Entry) error {
+	info := e.Header.FileInfo()
+	var wanters []analyzer.Analyzer
+	for _, a := range w.analyzers {
+		if a.Wants(e.Name, info) {
+			wanters = append(wanters, a)
+		}
+	}
+	if len(wanters) == 0 {
+		w.files[e.Name] = nil
+		return nil
+	}
+	f := analyzer.NewFile(e.Name, info, e, &w.o.scratch)
+	defer f.Close()
+	views := f.Views(len(wanters))
+	var results []owned
+	for k, a := range wanters {
+		r, err := analyzeFile(w.ctx, a, views[k])
+		if err != nil {
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return err
+			}
+			var le *layer.Error
+			if errors.As(err, &le) {
+				return err // the layer stream itself failed
+			}
+			w.warn(a.Name(), e.Name, err.Error())
+			continue
+		}
+		if r == nil {
+			continue
+		}
+		r.Path = e.Name
+		if r.Type == "" {
+			r.Type = a.Name()
+		}
+		p := w.part(a.Name())
+		p.Results = append(p.Results, r)
+		results = append(results, owned{a.Name(), r})
+	}
+	w.files[e.Name] = results
+	return nil
+}
+
+// analyzeFile calls a.Analyze, turning a panic into an error.
+func analyzeFile(ctx context.Context, a analyzer.Analyzer, f *analyzer.File) (r *analyzer.Result, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			r, err = nil, fmt.Errorf("analyzer failed: %v\n%s", v, debug.Stack())
+		}
+	}()
+	return a.Analyze(ctx, f)
+}
+
+// hardlink makes a hard link another name of its target's results: of the
+// same result when the target is a file of this layer, of whatever the
+// target is in the lower layers (resolved when merging) otherwise.
+func (w *walk) hardlink(e *layer.Entry) {
+	t := e.Linkname
+	results, inLayer := w.files[t]
+	var info fs.FileInfo = e.Header.FileInfo()
+	for _, a := range w.analyzers {
+		if !a.Wants(e.Name, info) {
+			continue
+		}
+		if !inLayer {
+			p := w.part(a.Name())
+			p.Links = append(p.Links, link{Path: e.Name, Target: t})
+			continue
+		}
+		for _, x := range results {
+			if x.analyzer == a.Name() {
+				x.r.Aliases = append(x.r.Aliases, e.Name)
+			}
+		}
+	}
+	if inLayer {
+		w.files[e.Name] = results
+	}
+}
+
+// post runs the post-pass of the analyzers that have one.
+func (w *walk) post() {
+	for _, a := range w.analyzers {
+		pa, ok := a.(analyzer.PostAnalyzer)
+		if !ok {
+			continue
+		}
+		p := w.part(a.Name())
+		rs, err := postAnalyze(w.ctx, pa, p.Results)
+		if err != nil {
+			w.warn(a.Name(), "", err.Error())
+			continue
+		}
+		p.Results = rs
+	}
+}
+
+func postAnalyze(ctx context.Context, pa analyzer.PostAnalyzer, rs []*analyzer.Result) (out []*analyzer.Result, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			out, err = nil, fmt.Errorf("post-pass failed: %v", v)
+		}
+	}()
+	return pa.PostAnalyze(ctx, rs)
+}

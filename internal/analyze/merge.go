@@ -1,0 +1,318 @@
+package analyze
+
+import (
+	"cmp"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/lading-dev/lading/internal/analyze/analyzer"
+	"github.com/lading-dev/lading/internal/analyze/osrelease"
+	"github.com/lading-dev/lading/internal/pkg"
+)
+
+// live is a result of one layer and how long it stays visible.
+type live struct {
+	layer    int
+	analyzer string
+	r        *analyzer.Result
+	// ends[k] is the first layer that hides r's path k (0 is r.Path, then
+	// its aliases); len(outs) when none does.
+	ends []int
+	end  int    // the largest of ends: r is visible in views layer..end-1
+	path string // the path r is seen at last (in the final view if end == n)
+}
+
+// span is a package record and the views it is visible in.
+type span struct {
+	layer, end int
+	p          *pkg.Package
+}
+
+type merger struct {
+	outs   []*layerOutcome
+	o      *options
+	n      int
+	lives  []*live
+	byPath map[string][]*live // analyzer + "\x00" + path → lives, lowest layer first
+	spans  map[pkg.Key][]span
+}
+
+func merge(outs []*layerOutcome, o *options) *Inventory {
+	m := &merger{outs: outs, o: o, n: len(outs), byPath: make(map[string][]*live), spans: make(map[pkg.Key][]span)}
+	inv := &Inventory{Targets: []Target{}, Layers: make([]LayerInfo, 0, len(outs))}
+	for i, out := range outs {
+		inv.Layers = append(inv.Layers, out.info)
+		inv.Warnings = append(inv.Warnings, out.warnings...)
+		for _, a := range o.analyzers {
+			p := out.parts[a.Name()]
+			if p == nil {
+				continue
+			}
+			inv.Warnings = append(inv.Warnings, p.Warnings...)
+			for _, l := range p.Links {
+				m.link(i, a.Name(), l)
+			}
+			for _, r := range p.Results {
+				m.add(i, a.Name(), r)
+			}
+		}
+	}
+	var final []*live
+	for _, lv := range m.lives {
+		for _, w := range lv.r.Warnings {
+			inv.Warnings = append(inv.Warnings, Warning{Layer: lv.layer, Path: "/" + lv.r.Path, Analyzer: lv.analyzer, Message: w})
+		}
+		if lv.end == m.n {
+			final = append(final, lv)
+		}
+	}
+	inv.OS = m.os(final)
+	inv.Targets = m.targets(final, inv.OS)
+	inv.Removed = m.removed(inv.OS)
+	slices.SortStableFunc(inv.Warnings, func(a, b Warning) int {
+		return cmp.Or(cmp.Compare(a.Layer, b.Layer), cmp.Compare(a.Path, b.Path))
+	})
+	return inv
+}
+
+// hiddenAt returns the first layer above layer i that hides path p, or n.
+func (m *merger) hiddenAt(p string, i int) int {
+	c := chainOf(p)
+	for j := i + 1; j < m.n; j++ {
+		if x := m.outs[j].index; x != nil && x.hides(c) {
+			return j
+		}
+	}
+	return m.n
+}
+
+func (m *merger) add(i int, a string, r *analyzer.Result) {
+	paths := append([]string{r.Path}, r.Aliases...)
+	lv := &live{layer: i, analyzer: a, r: r, ends: make([]int, len(paths)), end: -1}
+	for k, p := range paths {
+		lv.ends[k] = m.hiddenAt(p, i)
+		if lv.ends[k] > lv.end {
+			lv.end, lv.path = lv.ends[k], p
+		}
+	}
+	m.lives = append(m.lives, lv)
+	for _, p := range paths {
+		key := a + "\x00" + p
+		m.byPath[key] = append(m.byPath[key], lv)
+	}
+	for k := range r.Packages {
+		p := &r.Packages[k]
+		if p.Location == "" {
+			p.Location = "/" + r.Path
+		}
+		key := p.Key()
+		m.spans[key] = append(m.spans[key], span{layer: i, end: lv.end, p: p})
+	}
+}
+
+// link gives hard link l of layer i the result its target has in the view
+// below layer i, as a result of layer i.
+func (m *merger) link(i int, a string, l link) {
+	cands := m.byPath[a+"\x00"+l.Target]
+	for k := len(cands) - 1; k >= 0; k-- {
+		lv := cands[k]
+		if lv.layer >= i {
+			continue
+		}
+		idx := slices.Index(append([]string{lv.r.Path}, lv.r.Aliases...), l.Target)
+		if idx < 0 || lv.ends[idx] < i {
+			continue
+		}
+		m.add(i, a, retarget(lv.r, l.Target, l.Path))
+		return
+	}
+}
+
+// retarget copies r as the result of the same content at path to.
+func retarget(r *analyzer.Result, from, to string) *analyzer.Result {
+	c := *r
+	c.Path, c.Aliases = to, nil
+	if c.Target == "" || c.Target == from || c.Target == r.Path {
+		c.Target = to
+	}
+	c.Packages = slices.Clone(r.Packages)
+	for k := range c.Packages {
+		p := &c.Packages[k]
+		p.Licenses = slices.Clone(p.Licenses)
+		if rest, ok := strings.CutPrefix(p.Location, "/"+r.Path); ok && (rest == "" || rest[0] == '!') {
+			p.Location = "/" + to + rest
+		}
+	}
+	if r.OS != nil {
+		os := *r.OS
+		c.OS = &os
+	}
+	return &c
+}
+
+func (m *merger) os(final []*live) *pkg.OS {
+	var ev []pkg.OS
+	for _, lv := range final {
+		if lv.r.OS != nil {
+			e := *lv.r.OS
+			e.Source = "/" + lv.path
+			ev = append(ev, e)
+		}
+	}
+	return osrelease.Resolve(ev)
+}
+
+func (m *merger) ref(i int) pkg.LayerRef {
+	return pkg.LayerRef{Index: i, DiffID: m.outs[i].info.DiffID}
+}
+
+// recordAt returns the record of key visible in view k (the layers up to k
+// stacked), or nil.
+func (m *merger) recordAt(key pkg.Key, k int) *pkg.Package {
+	var best *span
+	for i, s := range m.spans[key] {
+		if s.layer <= k && k < s.end && (best == nil || s.layer > best.layer) {
+			best = &m.spans[key][i]
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	return best.p
+}
+
+// attribute says which layers introduced and last changed p, whose record
+// is visible in view top.
+func (m *merger) attribute(p *pkg.Package, top int) *pkg.Attribution {
+	key := p.Key()
+	changed := top
+	for k := top - 1; k >= 0; k-- {
+		r := m.recordAt(key, k)
+		if r == nil || !sameRecord(r, p) {
+			break
+		}
+		changed = k
+	}
+	introduced := changed
+	for k := 0; k < changed; k++ {
+		if r := m.recordAt(key, k); r != nil && r.Version == p.Version {
+			introduced = k
+			break
+		}
+	}
+	return &pkg.Attribution{Introduced: m.ref(introduced), Changed: m.ref(changed)}
+}
+
+func sameRecord(a, b *pkg.Package) bool {
+	x, y := *a, *b
+	x.Layer, y.Layer, x.PURL, y.PURL = nil, nil, "", ""
+	return reflect.DeepEqual(x, y)
+}
+
+func (m *merger) targets(final []*live, os *pkg.OS) []Target {
+	// License facts of the final view, by analyzer and package name.
+	facts := map[string]map[string][]string{}
+	for _, lv := range final {
+		for name, ls := range lv.r.Licenses {
+			if facts[lv.analyzer] == nil {
+				facts[lv.analyzer] = map[string][]string{}
+			}
+			facts[lv.analyzer][name] = ls
+		}
+	}
+	type tkey struct{ typ, path string }
+	groups := map[tkey]*Target{}
+	var order []tkey
+	for _, lv := range final {
+		if len(lv.r.Packages) == 0 {
+			continue
+		}
+		target := lv.r.Target
+		if target == "" || target == lv.r.Path {
+			target = lv.path
+		}
+		k := tkey{lv.r.Type, "/" + target}
+		t := groups[k]
+		if t == nil {
+			t = &Target{Path: k.path, Type: k.typ, Class: ClassLang}
+			groups[k] = t
+			order = append(order, k)
+		}
+		for _, src := range lv.r.Packages {
+			p := src
+			p.Licenses = slices.Clone(src.Licenses)
+			p.Layer = m.attribute(&src, lv.layer)
+			if lv.path != lv.r.Path {
+				if rest, ok := strings.CutPrefix(p.Location, "/"+lv.r.Path); ok && (rest == "" || rest[0] == '!') {
+					p.Location = "/" + lv.path + rest
+				}
+			}
+			if len(p.Licenses) == 0 {
+				f := facts[lv.analyzer]
+				ls, ok := f[p.Name]
+				if !ok && p.Source != nil {
+					ls = f[p.Source.Name]
+				}
+				for _, l := range ls {
+					p.AddLicense(l)
+				}
+			}
+			p.PURL = pkg.PURL(&p, os)
+			if p.Ecosystem.IsOS() {
+				t.Class = ClassOS
+			}
+			t.Packages = append(t.Packages, p)
+		}
+	}
+	out := make([]Target, 0, len(order))
+	for _, k := range order {
+		t := groups[k]
+		slices.SortFunc(t.Packages, func(a, b pkg.Package) int { return pkg.Compare(&a, &b) })
+		out = append(out, *t)
+	}
+	slices.SortFunc(out, func(a, b Target) int {
+		return cmp.Or(
+			cmp.Compare(classRank(a.Class), classRank(b.Class)),
+			cmp.Compare(a.Path, b.Path),
+			cmp.Compare(a.Type, b.Type))
+	})
+	return out
+}
+
+func classRank(c Class) int {
+	if c == ClassOS {
+		return 0
+	}
+	return 1
+}
+
+// removed lists the packages that some view had and the final view has
+// not, as last seen.
+func (m *merger) removed(os *pkg.OS) []Removed {
+	var out []Removed
+	for _, spans := range m.spans {
+		var last *span
+		for i, s := range spans {
+			if s.end == m.n {
+				last = nil
+				break
+			}
+			if last == nil || s.end > last.end || s.end == last.end && s.layer > last.layer {
+				last = &spans[i]
+			}
+		}
+		if last == nil {
+			continue
+		}
+		p := *last.p
+		p.Licenses = slices.Clone(p.Licenses)
+		p.Layer = m.attribute(last.p, last.end-1)
+		p.PURL = pkg.PURL(&p, os)
+		out = append(out, Removed{Package: p, RemovedIn: m.ref(last.end)})
+	}
+	slices.SortFunc(out, func(a, b Removed) int {
+		return cmp.Or(pkg.Compare(&a.Package, &b.Package), cmp.Compare(a.RemovedIn.Index, b.RemovedIn.Index))
+	})
+	return out
+}

@@ -1,0 +1,69 @@
+package analyze
+
+import (
+	"log/slog"
+	"runtime"
+
+	"github.com/lading-dev/lading/internal/analyze/analyzer"
+	"github.com/lading-dev/lading/internal/cache"
+)
+
+// Option configures [Image] and [Layers].
+type Option func(*options)
+
+type options struct {
+	cache     *cache.Cache
+	analyzers []analyzer.Analyzer
+	log       *slog.Logger
+	scratch   analyzer.Scratch
+	parallel  int
+	name      string
+}
+
+func makeOptions(opts []Option) *options {
+	o := &options{analyzers: Default(), parallel: defaultParallel()}
+	for _, f := range opts {
+		if f != nil {
+			f(o)
+		}
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
+	if o.parallel < 1 {
+		o.parallel = 1
+	}
+	return o
+}
+
+// defaultParallel is how many layers are read at once by default: one per
+// CPU, at most four (decompression is CPU-bound; more only costs memory).
+func defaultParallel() int { return min(runtime.GOMAXPROCS(0), 4) }
+
+// WithCache keeps per-layer results in c and reuses them (default: no
+// cache).
+func WithCache(c *cache.Cache) Option { return func(o *options) { o.cache = c } }
+
+// WithAnalyzers sets the analyzers to run (default: [Default]()).
+func WithAnalyzers(as ...analyzer.Analyzer) Option {
+	return func(o *options) { o.analyzers = as }
+}
+
+// WithLogger sets where debug messages go (cache hits, layers read);
+// warnings are returned in the Inventory.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithTempDir sets where large files are buffered (default os.TempDir()).
+func WithTempDir(dir string) Option { return func(o *options) { o.scratch.Dir = dir } }
+
+// WithMemLimit sets the size up to which a file an analyzer reads whole is
+// kept in memory; larger files go to a temporary file (default
+// analyzer.DefaultMemLimit).
+func WithMemLimit(n int64) Option { return func(o *options) { o.scratch.MemLimit = n } }
+
+// WithParallel sets how many layers are read at once (default: one per
+// CPU, at most 4).
+func WithParallel(n int) Option { return func(o *options) { o.parallel = n } }
+
+// WithName sets how messages name the image.
+func WithName(name string) Option { return func(o *options) { o.name = name } }

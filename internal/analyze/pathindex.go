@@ -1,0 +1,172 @@
+package analyze
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/lading-dev/lading/internal/layer"
+)
+
+// pathIndex is what one layer hides of the layers below it, by overlay
+// rules, as sets of path hashes:
+//
+//   - self: every path the layer has an entry at (a file, a directory,
+//     explicit or implied by entries below it, a symlink, a whiteout's
+//     target). A lower regular file there is hidden: replaced, whited out,
+//     turned into a directory.
+//   - subtree: the paths of non-directories and whiteout targets. Everything
+//     lower layers have below them is hidden (a directory replaced by a file
+//     or a symlink, trivy#2637; a directory whited out).
+//   - opaque: directories with an opaque marker. Everything lower layers
+//     have below them is hidden, the directory itself is not. An opaque root
+//     is ignored, as overlayfs ignores it.
+//
+// A path's hash is the first 8 bytes of its SHA-256: an image cannot make a
+// path collide with another to hide a package.
+type pathIndex struct {
+	self, subtree, opaque []uint64
+}
+
+func pathHash(p string) uint64 {
+	s := sha256.Sum256([]byte(p))
+	return binary.LittleEndian.Uint64(s[:8])
+}
+
+// indexBuilder collects a pathIndex during a walk.
+type indexBuilder struct {
+	x          pathIndex
+	lastParent string
+}
+
+func (b *indexBuilder) add(e *layer.Entry) {
+	// The directories the entry implies (for a marker, its own directory
+	// and those above). Entries of a directory usually come together, so
+	// the parents of the previous entry are not hashed again.
+	raw := e.Name
+	if e.Kind == layer.KindWhiteout || e.Kind == layer.KindOpaque {
+		raw = e.Name + "/.wh." // any child of the marker's directory
+		if e.Kind == layer.KindWhiteout {
+			raw = parent(e.Name) + "/.wh."
+		}
+	}
+	if d := parent(raw); d != b.lastParent {
+		b.lastParent = d
+		for ; d != "." && d != ""; d = parent(d) {
+			b.x.self = append(b.x.self, pathHash(d))
+		}
+	}
+	switch e.Kind {
+	case layer.KindOpaque:
+		if e.Name != "." {
+			b.x.opaque = append(b.x.opaque, pathHash(e.Name))
+		}
+		return
+	case layer.KindDir:
+		if e.Name != "." {
+			b.x.self = append(b.x.self, pathHash(e.Name))
+		}
+		return
+	}
+	h := pathHash(e.Name)
+	b.x.self = append(b.x.self, h)
+	b.x.subtree = append(b.x.subtree, h)
+}
+
+func (b *indexBuilder) build() *pathIndex {
+	for _, s := range []*[]uint64{&b.x.self, &b.x.subtree, &b.x.opaque} {
+		slices.Sort(*s)
+		*s = slices.Compact(*s)
+		*s = slices.Clip(*s)
+	}
+	x := b.x
+	return &x
+}
+
+// chain is the hashes of a path and its ancestors, path first.
+type chain []uint64
+
+func chainOf(p string) chain {
+	c := chain{pathHash(p)}
+	for d := parent(p); d != "."; d = parent(d) {
+		c = append(c, pathHash(d))
+	}
+	return c
+}
+
+// hides reports whether the layer hides the lower regular file whose chain
+// is c.
+func (x *pathIndex) hides(c chain) bool {
+	if has(x.self, c[0]) {
+		return true
+	}
+	for _, h := range c[1:] {
+		if has(x.subtree, h) || has(x.opaque, h) {
+			return true
+		}
+	}
+	return false
+}
+
+func has(s []uint64, h uint64) bool {
+	_, ok := slices.BinarySearch(s, h)
+	return ok
+}
+
+var indexMagic = []byte("lading-paths\x00\x01")
+
+func (x *pathIndex) MarshalBinary() ([]byte, error) {
+	n := len(indexMagic) + 3*binary.MaxVarintLen64 + 8*(len(x.self)+len(x.subtree)+len(x.opaque))
+	b := make([]byte, 0, n)
+	b = append(b, indexMagic...)
+	for _, s := range [][]uint64{x.self, x.subtree, x.opaque} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+	}
+	for _, s := range [][]uint64{x.self, x.subtree, x.opaque} {
+		for _, h := range s {
+			b = binary.LittleEndian.AppendUint64(b, h)
+		}
+	}
+	return b, nil
+}
+
+func (x *pathIndex) UnmarshalBinary(b []byte) error {
+	bad := errors.New("malformed path index")
+	if !bytes.HasPrefix(b, indexMagic) {
+		return bad
+	}
+	b = b[len(indexMagic):]
+	var counts [3]uint64
+	for i := range counts {
+		v, n := binary.Uvarint(b)
+		if n <= 0 || v > uint64(len(b)) {
+			return bad
+		}
+		counts[i], b = v, b[n:]
+	}
+	if counts[0]+counts[1]+counts[2] != uint64(len(b))/8 || len(b)%8 != 0 {
+		return bad
+	}
+	for i, s := range []*[]uint64{&x.self, &x.subtree, &x.opaque} {
+		*s = make([]uint64, counts[i])
+		for j := range *s {
+			(*s)[j] = binary.LittleEndian.Uint64(b)
+			b = b[8:]
+		}
+		if !slices.IsSorted(*s) {
+			return bad
+		}
+	}
+	return nil
+}
+
+// parent returns the directory holding p ("." for top-level names).
+func parent(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return "."
+}
