@@ -120,6 +120,7 @@ func newRootCommand(e *env) *cobra.Command {
 		newPruneCommand(e),
 		newLoginCommand(e),
 		newLogoutCommand(e),
+		newScanCommand(e),
 		newBenchCommand(e),
 		newDBCommand(e),
 		newVersionCommand(e),

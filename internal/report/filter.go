@@ -42,30 +42,44 @@ func (f Filter) Apply(r *Report) []Suppression {
 		now = time.Now()
 	}
 	var sup []Suppression
-	for _, rs := range [][]Result{r.Results, r.Removed} {
-		for i := range rs {
-			res := &rs[i]
-			if !f.wantClass(res.Class) {
-				res.Vulnerabilities = []Finding{}
+	keep := func(target string, fs []Finding) []Finding {
+		kept := fs[:0]
+		for _, v := range fs {
+			if len(f.Severities) > 0 && !slices.Contains(f.Severities, v.Severity) {
 				continue
 			}
-			kept := res.Vulnerabilities[:0]
-			for _, v := range res.Vulnerabilities {
-				if len(f.Severities) > 0 && !slices.Contains(f.Severities, v.Severity) {
-					continue
-				}
-				if f.IgnoreUnfixed && v.FixedVersion == "" {
-					continue
-				}
-				if why := f.suppressed(v, now); why != "" {
-					sup = append(sup, Suppression{Target: res.Target, Finding: v, Reason: why})
-					continue
-				}
-				kept = append(kept, v)
+			if f.IgnoreUnfixed && v.FixedVersion == "" {
+				continue
 			}
-			res.Vulnerabilities = kept
+			if why := f.suppressed(v, now); why != "" {
+				sup = append(sup, Suppression{Target: target, Finding: v, Reason: why})
+				continue
+			}
+			kept = append(kept, v)
 		}
+		return kept
 	}
+	for i := range r.Results {
+		res := &r.Results[i]
+		if !f.wantClass(res.Class) {
+			res.Vulnerabilities = []Finding{}
+			continue
+		}
+		res.Vulnerabilities = keep(res.Target, res.Vulnerabilities)
+	}
+	removed := r.Removed[:0]
+	for _, p := range r.Removed {
+		class := "lang-pkgs"
+		if p.Ecosystem == "apk" || p.Ecosystem == "deb" || p.Ecosystem == "rpm" {
+			class = "os-pkgs"
+		}
+		if !f.wantClass(class) {
+			continue
+		}
+		p.Vulnerabilities = keep(p.PkgPath+" (removed)", p.Vulnerabilities)
+		removed = append(removed, p)
+	}
+	r.Removed = removed
 	return sup
 }
 

@@ -51,7 +51,7 @@ type Report struct {
 	// removed: they are not in the container's filesystem but their bytes
 	// ship in the image. Informational: they count in no total and no exit
 	// code.
-	Removed []Result `json:"RemovedPackages,omitempty"`
+	Removed []RemovedPackage `json:"RemovedPackages,omitempty"`
 	// Database says which vulnerability data was used.
 	Database Database `json:"Database"`
 	// Warnings are what the analysis could not read; the rest was scanned.
@@ -141,6 +141,19 @@ type Finding struct {
 	Suppressed string `json:"Suppressed,omitempty"`
 }
 
+// RemovedPackage is a package a lower layer installed and a higher layer
+// removed, with the vulnerabilities it would have.
+type RemovedPackage struct {
+	PkgName         string    `json:"PkgName"`
+	Version         string    `json:"Version"`
+	Ecosystem       string    `json:"Ecosystem"`
+	PkgPURL         string    `json:"PkgPURL,omitempty"`
+	PkgPath         string    `json:"PkgPath,omitempty"`
+	InstalledIn     *Layer    `json:"InstalledIn,omitempty"`
+	RemovedIn       *Layer    `json:"RemovedIn,omitempty"`
+	Vulnerabilities []Finding `json:"Vulnerabilities"`
+}
+
 // CVSS is one CVSS assessment.
 type CVSS struct {
 	Source  string  `json:"Source,omitempty"`
@@ -174,9 +187,8 @@ func (r *Report) Total() int {
 // Sort orders findings the way the table shows them: by package, then
 // severity (highest first), then ID.
 func (r *Report) Sort() {
-	for _, rs := range [][]Result{r.Results, r.Removed} {
-		for i := range rs {
-			slices.SortStableFunc(rs[i].Vulnerabilities, func(a, b Finding) int {
+	sortFindings := func(fs []Finding) {
+		slices.SortStableFunc(fs, func(a, b Finding) int {
 				return cmp.Or(
 					cmp.Compare(a.PkgName, b.PkgName),
 					cmp.Compare(a.InstalledVersion, b.InstalledVersion),
@@ -185,6 +197,14 @@ func (r *Report) Sort() {
 					cmp.Compare(a.PkgPath, b.PkgPath),
 				)
 			})
-		}
 	}
+	for i := range r.Results {
+		sortFindings(r.Results[i].Vulnerabilities)
+	}
+	for i := range r.Removed {
+		sortFindings(r.Removed[i].Vulnerabilities)
+	}
+	slices.SortStableFunc(r.Removed, func(a, b RemovedPackage) int {
+		return cmp.Or(cmp.Compare(a.PkgPath, b.PkgPath), cmp.Compare(a.PkgName, b.PkgName), cmp.Compare(a.Version, b.Version))
+	})
 }

@@ -41,9 +41,11 @@ func sample() *Report {
 					InstalledVersion: "4.17.4", FixedVersion: "4.17.5", Status: "fixed", Severity: Critical, Title: "Prototype pollution in lodash", Layer: app},
 			}},
 		},
-		Removed: []Result{{Target: "alpine 3.10.4 (alpine)", Class: "os-pkgs", Type: "alpine", Packages: 1, Vulnerabilities: []Finding{
-			{VulnerabilityID: "CVE-2019-0001", PkgName: "scanelf", InstalledVersion: "1.2.3-r0", FixedVersion: "1.2.4-r0", Status: "fixed", Severity: Medium, Layer: base},
-		}}},
+		Removed: []RemovedPackage{
+			{PkgName: "scanelf", Version: "1.2.3-r0", Ecosystem: "apk", PkgPath: "/lib/apk/db/installed", InstalledIn: base, RemovedIn: &Layer{Index: 2, CreatedBy: "RUN apk del libc-utils"},
+				Vulnerabilities: []Finding{{VulnerabilityID: "CVE-2019-0001", PkgName: "scanelf", InstalledVersion: "1.2.3-r0", FixedVersion: "1.2.4-r0", Status: "fixed", Severity: Medium, Layer: base}}},
+			{PkgName: "musl-utils", Version: "1.1.22-r3", Ecosystem: "apk", PkgPath: "/lib/apk/db/installed", InstalledIn: base, RemovedIn: &Layer{Index: 2, CreatedBy: "RUN apk del libc-utils"}, Vulnerabilities: []Finding{}},
+		},
 	}
 	r.Sort()
 	return r

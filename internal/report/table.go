@@ -46,8 +46,26 @@ func WriteTable(w io.Writer, r *Report, o TableOptions) error {
 		fmt.Fprintln(tw, "A lower layer installed these packages and a higher layer removed them: they are not in the")
 		fmt.Fprintln(tw, "container's filesystem, but their bytes ship in the image. Not counted in totals or exit codes.")
 		fmt.Fprintln(tw)
-		for _, res := range r.Removed {
-			writeSection(tw, res.Target+" (removed)", res.Vulnerabilities, o, true)
+		rows := [][]string{{"Package", "Version", "Declared in", "Installed in", "Removed in", "Vulnerabilities"}}
+		for _, p := range r.Removed {
+			counts := Result{Vulnerabilities: p.Vulnerabilities}.Counts()
+			var vs []string
+			for i := len(Severities) - 1; i >= 0; i-- {
+				if n := counts[Severities[i]]; n > 0 {
+					vs = append(vs, fmt.Sprintf("%s: %d", Severities[i], n))
+				}
+			}
+			if len(vs) == 0 {
+				vs = []string{"none"}
+			}
+			rows = append(rows, []string{p.PkgName, p.Version, p.PkgPath, layerText(p.InstalledIn), layerText(p.RemovedIn), strings.Join(vs, ", ")})
+		}
+		box(tw, rows, nil)
+		fmt.Fprintln(tw)
+		for _, p := range r.Removed {
+			if len(p.Vulnerabilities) > 0 {
+				writeSection(tw, p.PkgName+" "+p.Version+" (removed)", p.Vulnerabilities, o, false)
+			}
 		}
 	}
 	if len(o.Suppressed) > 0 {
@@ -111,6 +129,18 @@ func writeSection(w io.Writer, title string, fs []Finding, o TableOptions, layer
 	}
 	box(w, rows, paint)
 	fmt.Fprintln(w)
+}
+
+// layerText is a layer's index and command, for the removed-packages table.
+func layerText(l *Layer) string {
+	if l == nil {
+		return ""
+	}
+	s := strconv.Itoa(l.Index)
+	if l.CreatedBy != "" {
+		s += ": " + clip(l.CreatedBy, 40)
+	}
+	return s
 }
 
 func layerLabel(l *Layer) string {
@@ -180,12 +210,17 @@ func writeByLayer(w io.Writer, r *Report, o TableOptions) {
 	}
 }
 
+// firstLine is a description's first sentence: up to a newline or a
+// period followed by a space (so "before 2.32.1" is not cut).
 func firstLine(s string) string {
 	s = strings.TrimSpace(s)
-	if i := strings.IndexAny(s, "\n."); i >= 0 {
-		return s[:i]
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
 	}
-	return s
+	if i := strings.Index(s, ". "); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSuffix(s, ".")
 }
 
 func clip(s string, n int) string {
