@@ -189,14 +189,14 @@ func (r *Report) Total() int {
 func (r *Report) Sort() {
 	sortFindings := func(fs []Finding) {
 		slices.SortStableFunc(fs, func(a, b Finding) int {
-				return cmp.Or(
-					cmp.Compare(a.PkgName, b.PkgName),
-					cmp.Compare(a.InstalledVersion, b.InstalledVersion),
-					cmp.Compare(SeverityRank(b.Severity), SeverityRank(a.Severity)),
-					cmp.Compare(a.VulnerabilityID, b.VulnerabilityID),
-					cmp.Compare(a.PkgPath, b.PkgPath),
-				)
-			})
+			return cmp.Or(
+				cmp.Compare(a.PkgName, b.PkgName),
+				cmp.Compare(a.InstalledVersion, b.InstalledVersion),
+				cmp.Compare(SeverityRank(b.Severity), SeverityRank(a.Severity)),
+				cmp.Compare(a.VulnerabilityID, b.VulnerabilityID),
+				cmp.Compare(a.PkgPath, b.PkgPath),
+			)
+		})
 	}
 	for i := range r.Results {
 		sortFindings(r.Results[i].Vulnerabilities)

@@ -337,4 +337,3 @@ func isCmdOrEntrypoint(createdBy string) bool {
 	s = strings.TrimSpace(strings.TrimPrefix(s, "#(nop)"))
 	return strings.HasPrefix(s, "CMD") || strings.HasPrefix(s, "ENTRYPOINT")
 }
-
