@@ -172,7 +172,9 @@ func TestFromSBOM(t *testing.T) {
 }
 
 func TestBaseLayers(t *testing.T) {
-	h := func(createdBy string, empty bool) v1.History { return v1.History{CreatedBy: createdBy, EmptyLayer: empty} }
+	h := func(createdBy string, empty bool) v1.History {
+		return v1.History{CreatedBy: createdBy, EmptyLayer: empty}
+	}
 	tests := []struct {
 		name    string
 		history []v1.History
