@@ -4,7 +4,11 @@ import (
 	"github.com/lading-dev/lading/internal/analyze/analyzer"
 	"github.com/lading-dev/lading/internal/analyze/apk"
 	"github.com/lading-dev/lading/internal/analyze/dpkg"
+	"github.com/lading-dev/lading/internal/analyze/golang"
+	"github.com/lading-dev/lading/internal/analyze/java"
+	"github.com/lading-dev/lading/internal/analyze/npm"
 	"github.com/lading-dev/lading/internal/analyze/osrelease"
+	"github.com/lading-dev/lading/internal/analyze/python"
 	"github.com/lading-dev/lading/internal/analyze/rpm"
 )
 
@@ -16,5 +20,9 @@ func Default() []analyzer.Analyzer {
 		apk.New(),
 		dpkg.New(),
 		rpm.New(),
+		npm.New(),
+		python.New(),
+		golang.New(),
+		java.New(),
 	}
 }
