@@ -56,6 +56,9 @@ type Builder struct {
 
 // NewBuilder returns an empty Builder.
 func NewBuilder(log *slog.Logger) *Builder {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Builder{log: log, sources: map[string]*SourceInfo{}, seen: map[uint64]int{}, seed: maphash.MakeSeed()}
 }
 

@@ -141,10 +141,15 @@ func newOptions(opts []Option) (*options, error) {
 }
 
 // Build reads the inputs and writes a database to out (write, then rename).
+// A nil log discards the warnings about records left out (they are still
+// counted in the metadata).
 func Build(ctx context.Context, log *slog.Logger, out string, inputs []string, opts ...Option) (vulndb.Metadata, error) {
 	o, err := newOptions(opts)
 	if err != nil {
 		return vulndb.Metadata{}, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	b := vulndb.NewBuilder(log)
 	if err := read(ctx, log, b, inputs, o); err != nil {
@@ -153,11 +158,14 @@ func Build(ctx context.Context, log *slog.Logger, out string, inputs []string, o
 	return b.Write(ctx, out, vulndb.Metadata{Builder: o.builtBy})
 }
 
-// Read reads the inputs into b.
+// Read reads the inputs into b. A nil log discards warnings.
 func Read(ctx context.Context, log *slog.Logger, b *vulndb.Builder, inputs []string, opts ...Option) error {
 	o, err := newOptions(opts)
 	if err != nil {
 		return err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	return read(ctx, log, b, inputs, o)
 }

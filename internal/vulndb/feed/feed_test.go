@@ -147,6 +147,26 @@ func TestBuildFromEveryKindOfInput(t *testing.T) {
 	}
 }
 
+// TestNilLogger: a nil logger discards the warnings about malformed records
+// (broken.json) instead of failing on the first one.
+func TestNilLogger(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir)
+	meta, err := Build(context.Background(), nil, filepath.Join(t.TempDir(), "vuln.db"), []string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	skipped := 0
+	for _, s := range meta.Sources {
+		for _, n := range s.Skipped {
+			skipped += n
+		}
+	}
+	if skipped == 0 {
+		t.Errorf("broken.json was not counted as left out: %+v", meta.Sources)
+	}
+}
+
 func TestForcedFormat(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "advisory.txt")
