@@ -17,7 +17,8 @@
 // ("trusty/esm", "esm-infra/xenial") go to "ubuntu-pro:14.04" and the like;
 // upstream, devel, snap and other tracks are left out, counted. Statuses:
 // released (version) is fixed in the version; needed, needs-triage, pending
-// and active are affected; deferred is fix deferred; ignored is end of life
+// and active are affected (pending (version) only below the version, which
+// has the fix but is not published yet); deferred is fix deferred; ignored is end of life
 // when its note says so ("reached end-of-life", "out of standard support"),
 // will not fix otherwise; not-affected is not affected; DNE (the package is
 // not in the release) is skipped. The priority (per package when given as
@@ -307,9 +308,16 @@ func packageLine(release, pkg, value string) (vulndb.Affected, string, error) {
 			a.Note = "needs triage"
 		}
 	case "pending":
+		// The tracker's README: vulnerable, and an update is pending; the
+		// version is the one that will contain the fix. Versions at or
+		// above it have the fix (an image can be newer than the tracker),
+		// so they are outside; below it there is no published fix.
 		a.Status = vulndb.StatusAffected
 		if note != "" {
 			a.Note = "fix pending: " + note
+		}
+		if fs := strings.Fields(note); len(fs) > 0 && looksLikeVersion(strings.Trim(fs[0], ",")) {
+			a.Ranges = []vulndb.Range{{Events: []vulndb.Event{{Kind: vulndb.Introduced, Version: "0"}, {Kind: vulndb.Limit, Version: strings.Trim(fs[0], ",")}}}}
 		}
 	case "deferred":
 		a.Status = vulndb.StatusFixDeferred

@@ -39,6 +39,9 @@ func TestTrackerFile(t *testing.T) {
 		fix := ""
 		for _, rg := range a.Ranges {
 			fix = rg.Events[1].Version
+			if rg.Events[1].Kind == vulndb.Limit {
+				fix = "below " + fix
+			}
 		}
 		got = append(got, strings.Join([]string{a.Namespace, a.Package, a.Status.String(), fix, a.Severity.Vector, a.Note}, "|"))
 	}
@@ -47,7 +50,7 @@ func TestTrackerFile(t *testing.T) {
 		"ubuntu:14.04|openssl|end of life||low|out of standard support",
 		"ubuntu-pro:14.04|openssl|affected||low|",
 		"ubuntu:16.04|openssl|affected|1.0.2g-1ubuntu4.16|low|",
-		"ubuntu:18.04|openssl|affected||low|fix pending: 1.1.1-1ubuntu2.1~18.04.5",
+		"ubuntu:18.04|openssl|affected|below 1.1.1-1ubuntu2.1~18.04.5|low|fix pending: 1.1.1-1ubuntu2.1~18.04.5",
 		"ubuntu:19.04|openssl|end of life||low|reached end-of-life",
 		"ubuntu:19.10|openssl|fix deferred||low|2099-10-01",
 		"ubuntu:16.04|nodejs|not affected||medium|uses system openssl",
@@ -69,6 +72,15 @@ func TestTrackerFile(t *testing.T) {
 	}
 	if len(r.Severities) != 1 || r.Severities[0].Source != "nvd" || r.Severities[0].Score != 4.7 {
 		t.Errorf("severities %+v", r.Severities)
+	}
+	// pending (version): affected below the version, with no fix to
+	// offer; the version itself has the fix.
+	eco, _ := vulndb.Comparators("ubuntu:18.04")
+	for v, want := range map[string]bool{"1.1.1-1ubuntu2.1~18.04.4": true, "1.1.1-1ubuntu2.1~18.04.5": false, "1.1.1-1ubuntu2.1~18.04.6": false} {
+		in, fix, err := r.Affected[4].Ranges[0].Contains(eco, v)
+		if err != nil || in != want || fix != "" {
+			t.Errorf("pending fix, %s: in %v, fix %q, %v; want in %v, no fix", v, in, fix, err, want)
+		}
 	}
 	if s := r.Affected[0].Severity; s.Rating != vulndb.RatingLow || s.Source != Source {
 		t.Errorf("priority %+v", s)
