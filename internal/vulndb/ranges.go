@@ -27,7 +27,8 @@ func comparatorFor(k RangeKind, eco, semver version.Comparator) version.Comparat
 }
 
 // Contains reports whether version v is inside the range and, when it is,
-// the version that fixes it ("" when the range has no fix after v). Events
+// the version that fixes it ("" when the range has no fix after v). An npm
+// range holds the versions that satisfy Expr and not Fixed. Events
 // are evaluated as the OSV specification does: in version order, an
 // introduced event at or below v enters the range, a fixed event at or below v
 // or a last_affected event below v leaves it; v at or above a limit is
@@ -37,6 +38,15 @@ func (r Range) Contains(c version.Comparator, v string) (in bool, fix string, er
 		in, err := version.NPMSatisfies(r.Expr, v)
 		if err != nil || !in {
 			return false, "", err
+		}
+		// The patched versions are not affected, even where the
+		// advisory's vulnerable_versions is written wider ("mqtt >=2.0.0,
+		// patched >=2.15.0"; backports: "protobufjs <=6.8.5, patched
+		// >=5.0.3 <6.0.0 || >=6.8.6").
+		if r.Fixed != "" {
+			if patched, err := version.NPMSatisfies(r.Fixed, v); err == nil && patched {
+				return false, "", nil
+			}
 		}
 		return true, r.Fixed, nil
 	}

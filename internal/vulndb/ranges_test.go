@@ -62,6 +62,26 @@ func TestRangeContains(t *testing.T) {
 	if in, fix, err := npm.Contains(nil, "4.17.4"); !in || fix != ">=4.17.5" || err != nil {
 		t.Errorf("npm range: %v, %q, %v", in, fix, err)
 	}
+	// Node Security WG advisories whose vulnerable_versions also covers
+	// patched versions (nodejs/security-wg vuln/npm/357.json, 400.json):
+	// the patched ones are not affected.
+	for _, tt := range []struct {
+		r  Range
+		v  string
+		in bool
+	}{
+		{Range{Kind: RangeNPM, Expr: ">=2.0.0", Fixed: ">=2.15.0"}, "2.14.9", true},
+		{Range{Kind: RangeNPM, Expr: ">=2.0.0", Fixed: ">=2.15.0"}, "2.15.0", false},
+		{Range{Kind: RangeNPM, Expr: ">=2.0.0", Fixed: ">=2.15.0"}, "4.3.7", false},
+		{Range{Kind: RangeNPM, Expr: "<=6.8.5", Fixed: ">=5.0.3 <6.0.0 || >=6.8.6"}, "5.0.2", true},
+		{Range{Kind: RangeNPM, Expr: "<=6.8.5", Fixed: ">=5.0.3 <6.0.0 || >=6.8.6"}, "5.0.3", false},
+		{Range{Kind: RangeNPM, Expr: "<=6.8.5", Fixed: ">=5.0.3 <6.0.0 || >=6.8.6"}, "6.8.5", true},
+		{Range{Kind: RangeNPM, Expr: "<=99.999.99999"}, "1.0.0", true},
+	} {
+		if in, _, err := tt.r.Contains(nil, tt.v); in != tt.in || err != nil {
+			t.Errorf("%s, patched %s: Contains(%s) = %v, %v; want %v", tt.r.Expr, tt.r.Fixed, tt.v, in, err, tt.in)
+		}
+	}
 }
 
 func TestAffects(t *testing.T) {
