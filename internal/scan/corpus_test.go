@@ -1,0 +1,545 @@
+package scan
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/lading-dev/lading/internal/analyze"
+	"github.com/lading-dev/lading/internal/corpustest"
+	"github.com/lading-dev/lading/internal/image"
+	"github.com/lading-dev/lading/internal/pkg"
+	"github.com/lading-dev/lading/internal/report"
+	"github.com/lading-dev/lading/internal/vulndb"
+	"github.com/lading-dev/lading/internal/vulndb/feed"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden from lading's findings (the expected findings are derived every run, never written)")
+
+// corpusScans are the corpus image files and how to open them. Copies of
+// one image (OCI layout and docker-archive) share a golden file; the
+// multi-platform index is scanned once per platform.
+var corpusScans = []struct {
+	file, tag, platform, golden string
+}{
+	{"alpine-3.10.oci.tar", "3.10", "", "alpine-3.10"},
+	{"alpine-3.10.docker-save.tar.gz", "", "", "alpine-3.10"},
+	{"alpine-3.9.oci.tar", "3.9.6", "", "alpine-3.9"},
+	{"alpine-3.9.docker.tar", "", "", "alpine-3.9"},
+	{"alpine-3.20-app.oci.tar", "latest", "", "alpine-3.20-app"},
+	{"alpine-3.20-app.docker.tar.gz", "", "", "alpine-3.20-app"},
+	{"debian-12-app.oci.tar", "latest", "", "debian-12-app"},
+	{"ubuntu-18.04-pkgdb.oci.tar", "latest", "", "ubuntu-18.04-pkgdb"},
+	{"ubuntu-18.04-pkgdb.docker.tar", "", "", "ubuntu-18.04-pkgdb"},
+	{"mariner-2.0-rpmdb.oci.tar", "latest", "", "mariner-2.0-rpmdb"},
+	{"mariner-2.0-rpmdb.docker.tar", "", "", "mariner-2.0-rpmdb"},
+	{"rhel-8-rpmdb-bdb.oci.tar", "latest", "", "rhel-8-rpmdb-bdb"},
+	{"rhel-8-rpmdb-bdb.docker.tar", "", "", "rhel-8-rpmdb-bdb"},
+	{"debian-12-distroless.oci.tar", "latest", "", "debian-12-distroless"},
+	{"debian-12-distroless.docker.tar.gz", "", "", "debian-12-distroless"},
+	{"alpine-3.20-multiarch.oci.tar", "latest", "linux/amd64", "alpine-3.20-multiarch.linux-amd64"},
+	{"alpine-3.20-multiarch.oci.tar", "latest", "linux/arm64/v8", "alpine-3.20-multiarch.linux-arm64-v8"},
+}
+
+// TestCorpusFindings scans every corpus image with lading and compares the
+// findings with findings the test derives on its own, from the raw feed
+// records and the real tools' version decisions, never from lading's
+// output or its feed parsers:
+//
+//   - the packages are lading's inventory of the image (name, version,
+//     source package and version: Debian's and Ubuntu's Source, Alpine's
+//     origin), which the analysis tests of issue 3 check against the real
+//     tools (apk, dpkg-query, rpm, npm ls, go version -m);
+//   - the advisories are read from the corpus feeds by the test's own small
+//     parsers (corpus_feeds_test.go): the Alpine secdb of the image's
+//     branch, the Ubuntu CVE tracker for its release, the Debian DSA and DLA
+//     lists for its code name (they end before bookworm, so Debian 12
+//     finds nothing), the Node Security WG advisories for npm, and the OSV
+//     zips for PyPI, Go and crates.io; no corpus feed covers CBL-Mariner or
+//     RHEL, and no image is AlmaLinux;
+//   - whether a version is affected is decided by dpkg, apk, node-semver
+//     and python's packaging (corpus_versions_test.go), each asked all of
+//     its questions in one process.
+//
+// The set of (package, version, vulnerability) lading reports must equal
+// the derived one, removed packages included, with the same status and,
+// for fixed findings, the feed's fixed version; for Ubuntu, the severity
+// is the tracker's priority. IDs match leniently: a derived record matches
+// a finding when one of the record's IDs and aliases is the finding's
+// VulnerabilityID, SourceID or one of its Aliases. Lading's findings are
+// also compared with testdata/golden/<image>.json; -update rewrites those
+// files, never the derived expectations.
+func TestCorpusFindings(t *testing.T) {
+	corpus := corpustest.Dir(t)
+	if testing.Short() {
+		t.Skip("building the database from the corpus feeds takes about 20 seconds; not in -short mode")
+	}
+	checkCorpusCovered(t, corpus)
+	tmp := t.TempDir()
+	dbPath := filepath.Join(tmp, vulndb.FileName)
+	if _, err := feed.Build(context.Background(), nil, dbPath, []string{filepath.Join(corpus, "feeds")}); err != nil {
+		t.Fatal(err)
+	}
+	db, err := vulndb.Open(dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	feeds := newCorpusFeeds(filepath.Join(corpus, "feeds"))
+	tools := newOracles(tmp)
+	written := map[string]bool{} // golden files rewritten in this run
+	for _, sc := range corpusScans {
+		name := sc.file
+		if sc.platform != "" {
+			name += "@" + sc.platform
+		}
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			img := openCorpusImage(t, filepath.Join(corpus, "images", sc.file), sc.tag, sc.platform)
+			inv, err := analyze.Image(ctx, img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := New(db, dbPath, nil).Image(ctx, img, ImageInfo{Name: sc.file, BaseLayers: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ladingFindings(t, inv, r)
+			checkGolden(t, filepath.Join("testdata", "golden", sc.golden+".json"), got, written)
+
+			before := tools.counts()
+			want, st := deriveFindings(t, inv, feeds, tools)
+			matched := "all matched"
+			if diff := compareFindings(want, got); diff != "" {
+				matched = "NOT matched"
+				t.Errorf("lading's findings differ from those derived from the feeds and the tools (- derived only, + lading only, ~ different):\n%s", diff)
+			}
+			t.Logf("%d packages, %d advisories about them, %d version questions (new to the tools: %s); %d findings derived, %d reported by lading, %s",
+				len(inv.Packages())+len(inv.Removed), st.advisories, st.questions, tools.since(before), len(want), len(got), matched)
+		})
+	}
+}
+
+// checkCorpusCovered fails when a corpus image file is not in corpusScans.
+func checkCorpusCovered(t *testing.T, corpus string) {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(corpus, "images"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !slices.ContainsFunc(corpusScans, func(s struct{ file, tag, platform, golden string }) bool { return s.file == e.Name() }) {
+			t.Errorf("corpus image %s is not in corpusScans", e.Name())
+		}
+	}
+}
+
+func openCorpusImage(t *testing.T, file, tag, platform string) v1.Image {
+	t.Helper()
+	ref := image.Reference{Transport: image.DockerArchive, Path: file}
+	if strings.Contains(filepath.Base(file), ".oci.") {
+		ref = image.Reference{Transport: image.OCIArchive, Path: file, Name: tag}
+	}
+	src, err := image.Open(context.Background(), ref, image.WithTempDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	var p *v1.Platform
+	if platform != "" {
+		if p, err = image.ParsePlatform(platform); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img, err := src.Select(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// pkgKey names a package of an inventory: its target (index in
+// Inventory.Targets, -1 for removed packages), declaring file, name and
+// version.
+type pkgKey struct {
+	target        int
+	path          string
+	name, version string
+}
+
+func (k pkgKey) String() string {
+	t := fmt.Sprintf("target %d", k.target)
+	if k.target < 0 {
+		t = "removed"
+	}
+	return fmt.Sprintf("%s %s %s@%s", t, k.path, k.name, k.version)
+}
+
+// found is one of lading's findings.
+type found struct {
+	key     pkgKey
+	target  string // the report's target
+	f       report.Finding
+	removed bool
+}
+
+// ladingFindings lists the findings of r, keyed by the inventory's
+// packages: r's results are inv's targets, in order.
+func ladingFindings(t *testing.T, inv *analyze.Inventory, r *report.Report) []found {
+	t.Helper()
+	if len(r.Results) != len(inv.Targets) {
+		t.Fatalf("%d results for %d targets", len(r.Results), len(inv.Targets))
+	}
+	var out []found
+	for i, res := range r.Results {
+		tg := inv.Targets[i]
+		if res.Packages != len(tg.Packages) || res.Class != string(tg.Class) || tg.Class == analyze.ClassLang && res.Target != tg.Path {
+			t.Fatalf("result %d (%s, %d packages) is not target %s (%d packages)", i, res.Target, res.Packages, tg.Path, len(tg.Packages))
+		}
+		for _, f := range res.Vulnerabilities {
+			out = append(out, found{pkgKey{i, f.PkgPath, f.PkgName, f.InstalledVersion}, res.Target, f, false})
+		}
+	}
+	for _, rp := range r.Removed {
+		for _, f := range rp.Vulnerabilities {
+			out = append(out, found{pkgKey{-1, rp.PkgPath, rp.PkgName, rp.Version}, "removed", f, true})
+		}
+	}
+	return out
+}
+
+// goldenFinding is the part of a finding the golden files keep.
+type goldenFinding struct {
+	Target   string `json:"target"`
+	Path     string `json:"path,omitempty"`
+	Package  string `json:"package"`
+	Version  string `json:"version"`
+	ID       string `json:"id"`
+	Status   string `json:"status"`
+	Fixed    string `json:"fixed,omitempty"`
+	Severity string `json:"severity"`
+	Layer    int    `json:"layer"`
+	Removed  bool   `json:"removed,omitempty"`
+}
+
+// checkGolden compares lading's findings with a golden file, or writes it
+// with -update (once per run: the copies of an image then compare with
+// what the first wrote).
+func checkGolden(t *testing.T, file string, fs []found, written map[string]bool) {
+	t.Helper()
+	got := []goldenFinding{}
+	for _, x := range fs {
+		g := goldenFinding{Target: x.target, Path: x.f.PkgPath, Package: x.f.PkgName, Version: x.f.InstalledVersion,
+			ID: x.f.VulnerabilityID, Status: x.f.Status, Fixed: x.f.FixedVersion, Severity: x.f.Severity, Layer: -1, Removed: x.removed}
+		if x.f.Layer != nil {
+			g.Layer = x.f.Layer.Index
+		}
+		got = append(got, g)
+	}
+	sort.Slice(got, func(i, j int) bool {
+		a, b := got[i], got[j]
+		return fmt.Sprint(a.Removed, a.Target, a.Path, a.Package, a.Version, a.ID) < fmt.Sprint(b.Removed, b.Target, b.Path, b.Package, b.Version, b.ID)
+	})
+	if *update && !written[file] {
+		written[file] = true
+		var b strings.Builder
+		b.WriteString("[")
+		if len(got) == 0 {
+			b.WriteString("]\n")
+		}
+		for i, g := range got {
+			line, err := json.Marshal(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i > 0 {
+				b.WriteString(",")
+			}
+			b.WriteString("\n  ")
+			b.Write(line)
+		}
+		if len(got) > 0 {
+			b.WriteString("\n]\n")
+		}
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%v (go test ./internal/scan -run Corpus -update writes it)", err)
+	}
+	var want []goldenFinding
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("findings differ from %s (-golden +lading; go test ./internal/scan -run Corpus -update rewrites it):\n%s", file, diff)
+	}
+}
+
+// expected is a vulnerability the feeds say a package has: the advisories
+// about it (records with overlapping IDs count as one vulnerability) and
+// their verdicts.
+type expected struct {
+	key      pkgKey
+	ids      []string
+	status   []string // what the advisories say: fixed, affected, will_not_fix, fix_deferred
+	fixed    []string
+	severity []string // the distribution's ratings, when it gives one
+	from     []string // the advisories, for messages
+}
+
+type deriveStats struct{ advisories, questions int }
+
+// deriveFindings works out, for every package of inv (removed ones too),
+// what the feeds say, with the tools deciding the versions. It returns the
+// expected findings, and how many advisories and distinct version
+// questions it took.
+func deriveFindings(t *testing.T, inv *analyze.Inventory, feeds *corpusFeeds, tools *oracles) ([]expected, deriveStats) {
+	t.Helper()
+	type item struct {
+		key pkgKey
+		ver string // the version compared
+		adv advisory
+	}
+	var items []item
+	add := func(target int, p pkg.Package) {
+		ns, name, ver := feedLookup(inv.OS, p)
+		if ns == "" {
+			return
+		}
+		for _, a := range feeds.lookup(t, ns, name) {
+			items = append(items, item{pkgKey{target, p.Location, p.Name, p.Version}, ver, a})
+		}
+	}
+	for i, tg := range inv.Targets {
+		for _, p := range tg.Packages {
+			add(i, p)
+		}
+	}
+	for _, rm := range inv.Removed {
+		add(-1, rm.Package)
+	}
+	var qs []question
+	for _, it := range items {
+		qs = append(qs, it.adv.questions(it.ver)...)
+	}
+	nq := tools.resolve(t, qs)
+
+	// Group each package's affecting advisories by overlapping IDs.
+	byKey := map[pkgKey][]*expected{}
+	var keys []pkgKey
+	for _, it := range items {
+		v, err := it.adv.decide(it.ver, tools)
+		if err != nil {
+			t.Logf("%s: %s left out: %v", it.key, it.adv, err)
+			continue
+		}
+		if !v.affected {
+			continue
+		}
+		var merged *expected
+		rest := byKey[it.key][:0]
+		for _, e := range byKey[it.key] {
+			if !overlap(e.ids, it.adv.ids) {
+				rest = append(rest, e)
+				continue
+			}
+			if merged == nil {
+				merged = e
+				continue
+			}
+			merged.absorb(e)
+		}
+		if merged == nil {
+			merged = &expected{key: it.key}
+			if len(byKey[it.key]) == 0 {
+				keys = append(keys, it.key)
+			}
+		}
+		merged.absorb(&expected{ids: it.adv.ids, status: strings.Split(v.status, "|"), fixed: v.fixed, from: []string{it.adv.String()}})
+		if it.adv.severity != "" {
+			merged.severity = appendNew(merged.severity, it.adv.severity)
+		}
+		byKey[it.key] = append(rest, merged)
+	}
+	var out []expected
+	for _, k := range keys {
+		for _, e := range byKey[k] {
+			out = append(out, *e)
+		}
+	}
+	return out, deriveStats{advisories: len(items), questions: nq}
+}
+
+func (e *expected) absorb(o *expected) {
+	for _, id := range o.ids {
+		e.ids = appendNew(e.ids, id)
+	}
+	for _, s := range o.status {
+		e.status = appendNew(e.status, s)
+	}
+	for _, f := range o.fixed {
+		e.fixed = appendNew(e.fixed, f)
+	}
+	for _, s := range o.severity {
+		e.severity = appendNew(e.severity, s)
+	}
+	e.from = append(e.from, o.from...)
+}
+
+func appendNew(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+func overlap(a, b []string) bool {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// feedLookup says in which feed namespace, under which name and at which
+// version the test looks a package up: distributions by source package
+// (Alpine's origin; Debian's and Ubuntu's Source, whose version their
+// trackers give), language packages by name in their ecosystem (Go
+// versions without their "v", as OSV writes them).
+func feedLookup(os *pkg.OS, p pkg.Package) (ns, name, ver string) {
+	name, ver = p.Name, p.Version
+	if p.Ecosystem.IsOS() {
+		if os == nil {
+			return "", "", ""
+		}
+		if p.Source != nil && p.Source.Name != "" {
+			name = p.Source.Name
+			if p.Source.Version != "" {
+				ver = p.Source.Version
+			}
+		}
+		switch os.ID {
+		case "alpine":
+			parts := strings.SplitN(os.VersionID, ".", 3)
+			if len(parts) < 2 {
+				return "", "", ""
+			}
+			return "alpine:v" + parts[0] + "." + parts[1], name, ver
+		case "debian", "ubuntu":
+			return os.ID + ":" + os.Codename, name, ver
+		}
+		return os.ID + ":" + os.VersionID, name, ver // no corpus feed: nothing found
+	}
+	if p.Ecosystem == pkg.Go {
+		ver = strings.TrimPrefix(ver, "v")
+	}
+	return string(p.Ecosystem), name, ver
+}
+
+// compareFindings matches derived and reported findings package by
+// package, and describes the differences.
+func compareFindings(want []expected, got []found) string {
+	var lines []string
+	gotBy := map[pkgKey][]found{}
+	for _, g := range got {
+		gotBy[g.key] = append(gotBy[g.key], g)
+	}
+	used := map[*found]bool{}
+	for _, e := range want {
+		var match []*found
+		for i := range gotBy[e.key] {
+			g := &gotBy[e.key][i]
+			ids := append([]string{g.f.VulnerabilityID, g.f.SourceID}, g.f.Aliases...)
+			if overlap(e.ids, ids) {
+				match = append(match, g)
+			}
+		}
+		desc := fmt.Sprintf("%s %s", e.key, strings.Join(e.ids, "/"))
+		switch len(match) {
+		case 0:
+			lines = append(lines, fmt.Sprintf("- %s %v fixed in %v (%s)", desc, e.status, e.fixed, strings.Join(e.from, "; ")))
+			continue
+		case 1:
+		default:
+			lines = append(lines, fmt.Sprintf("~ %s reported %d times", desc, len(match)))
+		}
+		for _, g := range match {
+			if used[g] {
+				lines = append(lines, fmt.Sprintf("~ %s: finding %s matches more than one derived vulnerability", desc, g.f.VulnerabilityID))
+			}
+			used[g] = true
+			if msg := e.differs(g.f); msg != "" {
+				lines = append(lines, fmt.Sprintf("~ %s: %s", desc, msg))
+			}
+		}
+	}
+	for k := range gotBy {
+		for i := range gotBy[k] {
+			g := &gotBy[k][i]
+			if !used[g] {
+				lines = append(lines, fmt.Sprintf("+ %s %s (%s %s) %s fixed in %q", k, g.f.VulnerabilityID, g.f.DataSource, g.f.SourceID, g.f.Status, g.f.FixedVersion))
+			}
+		}
+	}
+	sort.Strings(lines)
+	if len(lines) > 60 {
+		lines = append(lines[:60], fmt.Sprintf("... and %d more", len(lines)-60))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// differs says how a finding differs from what the feeds say: its
+// status, its fixed versions (those of the advisories that fix it), its
+// severity when the distribution rates it.
+func (e expected) differs(f report.Finding) string {
+	var msgs []string
+	want := "affected"
+	switch {
+	case slices.Contains(e.status, "fixed"):
+		want = "fixed"
+	case len(e.status) == 1:
+		want = e.status[0]
+	}
+	if f.Status != want && !(len(e.status) > 1 && slices.Contains(e.status, f.Status) && want != "fixed") {
+		msgs = append(msgs, fmt.Sprintf("status %s, the feeds say %v", f.Status, e.status))
+	}
+	var fixes []string
+	if f.FixedVersion != "" {
+		fixes = strings.Split(f.FixedVersion, ", ")
+	}
+	switch {
+	case want == "fixed" && len(fixes) == 0:
+		msgs = append(msgs, fmt.Sprintf("no fixed version, the feeds say %v", e.fixed))
+	case want != "fixed" && len(fixes) > 0:
+		msgs = append(msgs, fmt.Sprintf("fixed in %q, the feeds give no fix", f.FixedVersion))
+	default:
+		for _, x := range fixes {
+			if !slices.Contains(e.fixed, x) {
+				msgs = append(msgs, fmt.Sprintf("fixed in %q, the feeds say %v", f.FixedVersion, e.fixed))
+				break
+			}
+		}
+	}
+	if len(e.severity) > 0 && !slices.Contains(e.severity, f.Severity) {
+		msgs = append(msgs, fmt.Sprintf("severity %s, the distribution says %v", f.Severity, e.severity))
+	}
+	return strings.Join(msgs, "; ")
+}
