@@ -153,20 +153,18 @@ func (a Advisory) Affects(eco, semver version.Comparator, v string) (affected bo
 }
 
 // sortEvents puts a range's events in version order ("0" first), the order
-// Contains expects, and drops duplicates. It leaves them as they are when a
-// version cannot be ordered, and reports whether it sorted them.
+// Contains expects, and drops duplicates. Events at one version keep the
+// order the record lists them in, as osv.dev's own expansion of ranges into
+// versions does: "introduced X, fixed X" is an empty interval, but "fixed
+// 3.1.1" listed before "introduced 3.1.1" closes one interval and opens the
+// next (PYSEC-2022-236), so 3.1.1 is affected. It leaves the events as they
+// are when a version cannot be ordered, and reports whether it sorted them.
 func sortEvents(c version.Comparator, evs []Event) ([]Event, bool) {
 	ok := true
-	key := func(e Event) int { // at one version: introduced, then the rest
-		if e.Kind == Introduced {
-			return 0
-		}
-		return 1
-	}
 	cmp := func(a, b Event) int {
 		switch {
 		case a.Version == b.Version:
-			return key(a) - key(b)
+			return 0
 		case a.Kind == Introduced && a.Version == "0":
 			return -1
 		case b.Kind == Introduced && b.Version == "0":
@@ -180,9 +178,6 @@ func sortEvents(c version.Comparator, evs []Event) ([]Event, bool) {
 		if err != nil {
 			ok = false
 			return 0
-		}
-		if n == 0 {
-			return key(a) - key(b)
 		}
 		return n
 	}

@@ -123,6 +123,42 @@ func TestSortEvents(t *testing.T) {
 	}
 }
 
+// TestEventsAtOneVersion: events at one version keep the record's order,
+// which is what the records' own versions lists (osv.dev's expansion of the
+// ranges) say.
+func TestEventsAtOneVersion(t *testing.T) {
+	pep440 := version.For(version.PEP440)
+	tests := []struct {
+		name   string
+		events []Event
+		v      string
+		in     bool
+		fix    string
+	}{
+		// PYSEC-2022-236 (pyspark): versions lists 3.1.1, 3.1.2, 3.2.0, 3.2.1.
+		{"closed then reopened", ev("i", "0", "f", "3.1.1", "i", "3.2.0", "f", "3.2.2", "i", "3.1.1", "f", "3.1.3"), "3.1.1", true, "3.1.3"},
+		{"closed then reopened, inside", ev("i", "0", "f", "3.1.1", "i", "3.2.0", "f", "3.2.2", "i", "3.1.1", "f", "3.1.3"), "3.1.2", true, "3.1.3"},
+		{"closed then reopened, fixed", ev("i", "0", "f", "3.1.1", "i", "3.2.0", "f", "3.2.2", "i", "3.1.1", "f", "3.1.3"), "3.1.3", false, ""},
+		// PYSEC-2023-72 (pyspark): versions lists 3.1.1, 3.1.2, 3.1.3, not 3.2.0.
+		{"opened then closed", ev("i", "0", "f", "3.1.1", "i", "3.2.0", "f", "3.2.2", "i", "3.1.1", "f", "3.2.0"), "3.2.0", false, ""},
+		{"opened then closed, below", ev("i", "0", "f", "3.1.1", "i", "3.2.0", "f", "3.2.2", "i", "3.1.1", "f", "3.2.0"), "3.1.3", true, "3.2.0"},
+		// RUSTSEC-2023-0039 (buffered-reader): "introduced 1.2.0, fixed
+		// 1.2.0" is an empty interval.
+		{"empty interval", ev("i", "0", "f", "1.0.2", "i", "1.1.0", "f", "1.1.5", "i", "1.2.0", "f", "1.2.0"), "1.2.0", false, ""},
+		{"empty interval, above", ev("i", "0", "f", "1.0.2", "i", "1.1.0", "f", "1.1.5", "i", "1.2.0", "f", "1.2.0"), "1.3.0", false, ""},
+	}
+	for _, tt := range tests {
+		sorted, ok := sortEvents(pep440, tt.events)
+		if !ok {
+			t.Fatalf("%s: not sorted", tt.name)
+		}
+		in, fix, err := Range{Events: sorted}.Contains(pep440, tt.v)
+		if err != nil || in != tt.in || fix != tt.fix {
+			t.Errorf("%s: Contains(%s) = %v, %q, %v; want %v, %q", tt.name, tt.v, in, fix, err, tt.in, tt.fix)
+		}
+	}
+}
+
 func TestNamespace(t *testing.T) {
 	tests := map[string]string{
 		"Go": "Go", "golang": "Go", "npm": "npm", "PyPI": "PyPI", "pypi": "PyPI", "crates.io": "crates.io",
