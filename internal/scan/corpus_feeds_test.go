@@ -18,7 +18,8 @@ package scan
 //     fix; the report may call it end of life when the note says so),
 //     not-affected and DNE (no finding).
 //   - Debian security tracker DSA and DLA lists: per advisory, its CVEs and
-//     "[release] - source version" lines.
+//     "[release] - source version" lines; each CVE is a vulnerability fixed
+//     in that version, with the DSA or DLA as an alias.
 //   - Node.js Security WG (vuln/npm/N.json): module_name, vulnerable_versions
 //     and patched_versions (node-semver ranges), cves.
 //   - OSV (feeds/osv/<Ecosystem>.zip; JSON, or YAML for PyPI): affected
@@ -201,6 +202,9 @@ func (f *corpusFeeds) alpine(release string) (feedIndex, error) {
 				}
 				for _, e := range entries {
 					var ids []string
+					// "CVE_2019-2426" (v3.10 community, openjdk7) is a
+					// typing error for CVE-2019-2426.
+					e = strings.ReplaceAll(e, "CVE_", "CVE-")
 					for _, w := range strings.Fields(e) {
 						if idPattern.MatchString(w) {
 							ids = append(ids, w)
@@ -366,7 +370,14 @@ func (f *corpusFeeds) debian(release string) (feedIndex, error) {
 				if len(w) < 2 || strings.HasPrefix(w[1], "<") || len(cur) == 0 {
 					continue // <not-affected>, <end-of-life>, <unfixed>: no fixed version
 				}
-				idx[w[0]] = append(idx[w[0]], advisory{kind: advDistro, source: source, ids: cur, fixed: w[1]})
+				// One advisory per CVE the DSA or DLA fixes; the
+				// advisory's own ID is an alias of each.
+				if len(cur) == 1 {
+					idx[w[0]] = append(idx[w[0]], advisory{kind: advDistro, source: source, ids: cur, fixed: w[1]})
+				}
+				for _, cve := range cur[1:] {
+					idx[w[0]] = append(idx[w[0]], advisory{kind: advDistro, source: source, ids: []string{cve, cur[0]}, fixed: w[1]})
+				}
 			}
 		}
 		file.Close()
@@ -529,8 +540,8 @@ func TestCorpusFeedReaders(t *testing.T) {
 			`alpine-secdb v3.10 ids=[CVE-2016-6258 XSA-182] fixed="4.7.0-r0" pending=false status="" severity="" vulnerable="" patched="" ranges=[] versions=0`},
 		{"ubuntu:bionic", "apt", "CVE-2019-3462",
 			`ubuntu-cve-tracker ids=[CVE-2019-3462] fixed="1.6.6ubuntu0.1" pending=false status="" severity="HIGH" vulnerable="" patched="" ranges=[] versions=0`},
-		{"debian:bullseye", "xorg-server", "DSA-5380-1",
-			`debian-dsa ids=[DSA-5380-1 CVE-2023-1393] fixed="2:1.20.11-1+deb11u6" pending=false status="" severity="" vulnerable="" patched="" ranges=[] versions=0`},
+		{"debian:bullseye", "xorg-server", "CVE-2023-1393",
+			`debian-dsa ids=[CVE-2023-1393 DSA-5380-1] fixed="2:1.20.11-1+deb11u6" pending=false status="" severity="" vulnerable="" patched="" ranges=[] versions=0`},
 		{"npm", "lodash", "NSWG-ECO-368",
 			`nodejs-security-wg ids=[NSWG-ECO-368 CVE-2018-3721] fixed="" pending=false status="" severity="" vulnerable="<4.17.5" patched=">=4.17.5" ranges=[] versions=0`},
 		{"Go", "github.com/gin-gonic/gin", "GO-2023-1737",

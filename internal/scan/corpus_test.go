@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -23,6 +26,48 @@ import (
 	"github.com/lading-dev/lading/internal/vulndb"
 	"github.com/lading-dev/lading/internal/vulndb/feed"
 )
+
+var corpus struct {
+	once   sync.Once
+	dir    string
+	db     *vulndb.DB
+	dbPath string
+	err    error
+}
+
+// corpusDB builds a database from the corpus feeds, once per test binary.
+func corpusDB(t *testing.T) (*vulndb.DB, string) {
+	t.Helper()
+	feeds := filepath.Join(corpustest.Dir(t), "feeds")
+	if testing.Short() {
+		t.Skip("building the database from the corpus feeds takes about 20 seconds; not in -short mode")
+	}
+	corpus.once.Do(func() {
+		if corpus.dir, corpus.err = os.MkdirTemp("", "lading-scan-corpus-"); corpus.err != nil {
+			return
+		}
+		corpus.dbPath = filepath.Join(corpus.dir, vulndb.FileName)
+		if _, corpus.err = feed.Build(context.Background(), nil, corpus.dbPath, []string{feeds}); corpus.err != nil {
+			return
+		}
+		corpus.db, corpus.err = vulndb.Open(corpus.dbPath)
+	})
+	if corpus.err != nil {
+		t.Fatal(corpus.err)
+	}
+	return corpus.db, corpus.dbPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if corpus.db != nil {
+		corpus.db.Close()
+	}
+	if corpus.dir != "" {
+		os.RemoveAll(corpus.dir)
+	}
+	os.Exit(code)
+}
 
 var update = flag.Bool("update", false, "rewrite testdata/golden from lading's findings (the expected findings are derived every run, never written)")
 
@@ -81,22 +126,10 @@ var corpusScans = []struct {
 // files, never the derived expectations.
 func TestCorpusFindings(t *testing.T) {
 	corpus := corpustest.Dir(t)
-	if testing.Short() {
-		t.Skip("building the database from the corpus feeds takes about 20 seconds; not in -short mode")
-	}
 	checkCorpusCovered(t, corpus)
-	tmp := t.TempDir()
-	dbPath := filepath.Join(tmp, vulndb.FileName)
-	if _, err := feed.Build(context.Background(), nil, dbPath, []string{filepath.Join(corpus, "feeds")}); err != nil {
-		t.Fatal(err)
-	}
-	db, err := vulndb.Open(dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, dbPath := corpusDB(t)
 	feeds := newCorpusFeeds(filepath.Join(corpus, "feeds"))
-	tools := newOracles(tmp)
+	tools := newOracles(t.TempDir())
 	written := map[string]bool{} // golden files rewritten in this run
 	for _, sc := range corpusScans {
 		name := sc.file
@@ -126,6 +159,80 @@ func TestCorpusFindings(t *testing.T) {
 			}
 			t.Logf("%d packages, %d advisories about them, %d version questions (new to the tools: %s); %d findings derived, %d reported by lading, %s",
 				len(inv.Packages())+len(inv.Removed), st.advisories, st.questions, tools.since(before), len(want), len(got), matched)
+		})
+	}
+}
+
+// TestCorpusFeedVersions goes past the images: every package the corpus
+// feeds name, at every version their records name (fixed, introduced and
+// last affected versions, the ends of OSV versions lists, the versions in
+// npm ranges), is scanned by lading and decided by the same derivation as
+// TestCorpusFindings. Boundaries are where version orders and range rules
+// part ways.
+func TestCorpusFeedVersions(t *testing.T) {
+	corpus := corpustest.Dir(t)
+	db, dbPath := corpusDB(t)
+	feeds := newCorpusFeeds(filepath.Join(corpus, "feeds"))
+	tools := newOracles(t.TempDir())
+	semverish := regexp.MustCompile(`\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?`)
+	for _, tc := range []struct {
+		ns   string
+		os   *pkg.OS
+		eco  pkg.Ecosystem
+		vpfx string // what the ecosystem writes before versions the feed writes without ("v" for Go)
+	}{
+		{"alpine:v3.10", &pkg.OS{ID: "alpine", VersionID: "3.10.4"}, pkg.Apk, ""},
+		{"ubuntu:bionic", &pkg.OS{ID: "ubuntu", VersionID: "18.04", Codename: "bionic"}, pkg.Deb, ""},
+		{"debian:bullseye", &pkg.OS{ID: "debian", VersionID: "11.6", Codename: "bullseye"}, pkg.Deb, ""},
+		{"npm", nil, pkg.Npm, ""},
+		{"Go", nil, pkg.Go, "v"},
+		{"PyPI", nil, pkg.PyPI, ""},
+		{"crates.io", nil, pkg.Cargo, ""},
+	} {
+		t.Run(tc.ns, func(t *testing.T) {
+			idx := feeds.index(t, tc.ns)
+			names := slices.Sorted(maps.Keys(idx))
+			var pkgs []pkg.Package
+			seen := map[string]bool{}
+			for _, name := range names {
+				for _, a := range idx[name] {
+					vs := []string{a.fixed}
+					vs = append(vs, semverish.FindAllString(a.vulnerable+" "+a.patched, -1)...)
+					for _, r := range a.ranges {
+						if r.Type != "GIT" {
+							for _, e := range r.Events {
+								vs = append(vs, e.Introduced, e.Fixed, e.LastAffected)
+							}
+						}
+					}
+					if n := len(a.versions); n > 0 {
+						vs = append(vs, a.versions[0], a.versions[n-1])
+					}
+					for _, v := range vs {
+						if v == "" || v == "0" || seen[name+"@"+v] {
+							continue
+						}
+						seen[name+"@"+v] = true
+						pkgs = append(pkgs, pkg.Package{Name: name, Version: tc.vpfx + v, Ecosystem: tc.eco, Location: "/feed"})
+					}
+				}
+			}
+			class := analyze.ClassLang
+			if tc.os != nil {
+				class = analyze.ClassOS
+			}
+			inv := &analyze.Inventory{OS: tc.os, Targets: []analyze.Target{{Path: "/feed", Type: string(tc.eco), Class: class, Packages: pkgs}}}
+			r, err := New(db, dbPath, nil).Inventory(context.Background(), inv, "sbom", ImageInfo{Name: tc.ns})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ladingFindings(t, inv, r)
+			want, st := deriveFindings(t, inv, feeds, tools)
+			if diff := compareFindings(want, got); diff != "" {
+				t.Errorf("lading's findings differ from those derived from the feeds and the tools (- derived only, + lading only, ~ different):\n%s", diff)
+			}
+			t.Logf("%d package versions, %d advisories about them, %d version questions; %d findings derived, %d reported by lading",
+				len(pkgs), st.advisories, st.questions, len(want), len(got))
 		})
 	}
 }
@@ -341,7 +448,10 @@ func deriveFindings(t *testing.T, inv *analyze.Inventory, feeds *corpusFeeds, to
 	}
 	nq := tools.resolve(t, qs)
 
-	// Group each package's affecting advisories by overlapping IDs.
+	// Group each package's affecting advisories into vulnerabilities:
+	// advisories sharing an ID are one, unless each names a CVE the other
+	// does not (records that alias one GHSA or XSA but are about different
+	// CVEs).
 	byKey := map[pkgKey][]*expected{}
 	var keys []pkgKey
 	for _, it := range items {
@@ -353,28 +463,20 @@ func deriveFindings(t *testing.T, inv *analyze.Inventory, feeds *corpusFeeds, to
 		if !v.affected {
 			continue
 		}
-		var merged *expected
-		rest := byKey[it.key][:0]
-		for _, e := range byKey[it.key] {
-			if !overlap(e.ids, it.adv.ids) {
-				rest = append(rest, e)
-				continue
-			}
-			if merged == nil {
-				merged = e
-				continue
-			}
-			merged.absorb(e)
+		if _, ok := byKey[it.key]; !ok {
+			keys = append(keys, it.key)
 		}
-		if merged == nil {
-			merged = &expected{key: it.key}
-			if len(byKey[it.key]) == 0 {
-				keys = append(keys, it.key)
-			}
-		}
-		merged.absorb(&expected{ids: it.adv.ids, status: strings.Split(v.status, "|"), fixed: v.fixed, from: []string{it.adv.String()}})
+		merged := &expected{key: it.key, ids: it.adv.ids, status: strings.Split(v.status, "|"), fixed: v.fixed, from: []string{it.adv.String()}}
 		if it.adv.severity != "" {
-			merged.severity = appendNew(merged.severity, it.adv.severity)
+			merged.severity = []string{it.adv.severity}
+		}
+		var rest []*expected
+		for _, e := range byKey[it.key] {
+			if overlap(e.ids, merged.ids) && nested(cves(e.ids), cves(merged.ids)) {
+				merged.absorb(e)
+			} else {
+				rest = append(rest, e)
+			}
 		}
 		byKey[it.key] = append(rest, merged)
 	}
@@ -408,6 +510,30 @@ func appendNew(list []string, s string) []string {
 		return list
 	}
 	return append(list, s)
+}
+
+// cves returns the distinct CVE IDs among ids.
+func cves(ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if strings.HasPrefix(id, "CVE-") {
+			out = appendNew(out, id)
+		}
+	}
+	return out
+}
+
+// nested reports whether one of two sets holds the other.
+func nested(a, b []string) bool {
+	sub := func(x, y []string) bool {
+		for _, s := range x {
+			if !slices.Contains(y, s) {
+				return false
+			}
+		}
+		return true
+	}
+	return sub(a, b) || sub(b, a)
 }
 
 func overlap(a, b []string) bool {
@@ -462,30 +588,55 @@ func compareFindings(want []expected, got []found) string {
 	for _, g := range got {
 		gotBy[g.key] = append(gotBy[g.key], g)
 	}
+	// A finding is the derived vulnerability that has its
+	// VulnerabilityID, else the one that has its SourceID (one DSA fixes
+	// several CVEs), else the one that has one of its Aliases.
 	used := map[*found]bool{}
-	for _, e := range want {
-		var match []*found
-		for i := range gotBy[e.key] {
-			g := &gotBy[e.key][i]
-			ids := append([]string{g.f.VulnerabilityID, g.f.SourceID}, g.f.Aliases...)
-			if overlap(e.ids, ids) {
-				match = append(match, g)
+	matches := map[int][]*found{}
+	wantBy := map[pkgKey][]int{}
+	for i, e := range want {
+		wantBy[e.key] = append(wantBy[e.key], i)
+	}
+	for k, gs := range gotBy {
+		for i := range gs {
+			g := &gs[i]
+			var cands []int
+			for _, pass := range [][]string{{g.f.VulnerabilityID}, {g.f.SourceID}, g.f.Aliases} {
+				for _, w := range wantBy[k] {
+					if overlap(want[w].ids, pass) {
+						cands = append(cands, w)
+					}
+				}
+				if len(cands) > 0 {
+					break
+				}
+			}
+			switch len(cands) {
+			case 0:
+			case 1:
+				used[g] = true
+				matches[cands[0]] = append(matches[cands[0]], g)
+			default:
+				used[g] = true
+				var ds []string
+				for _, w := range cands {
+					ds = append(ds, strings.Join(want[w].ids, "/"))
+				}
+				lines = append(lines, fmt.Sprintf("~ %s %s matches %d derived vulnerabilities: %s", k, g.f.VulnerabilityID, len(cands), strings.Join(ds, ", ")))
 			}
 		}
+	}
+	for i, e := range want {
 		desc := fmt.Sprintf("%s %s", e.key, strings.Join(e.ids, "/"))
-		switch len(match) {
+		switch len(matches[i]) {
 		case 0:
 			lines = append(lines, fmt.Sprintf("- %s %v fixed in %v (%s)", desc, e.status, e.fixed, strings.Join(e.from, "; ")))
 			continue
 		case 1:
 		default:
-			lines = append(lines, fmt.Sprintf("~ %s reported %d times", desc, len(match)))
+			lines = append(lines, fmt.Sprintf("~ %s reported %d times", desc, len(matches[i])))
 		}
-		for _, g := range match {
-			if used[g] {
-				lines = append(lines, fmt.Sprintf("~ %s: finding %s matches more than one derived vulnerability", desc, g.f.VulnerabilityID))
-			}
-			used[g] = true
+		for _, g := range matches[i] {
 			if msg := e.differs(g.f); msg != "" {
 				lines = append(lines, fmt.Sprintf("~ %s: %s", desc, msg))
 			}

@@ -454,6 +454,7 @@ func (a advisory) decide(v string, o *oracles) (verdict, error) {
 				}
 			}
 		}
+		var rangeErr error
 		for _, r := range a.ranges {
 			tool := a.rangeTool(r)
 			if tool == "" {
@@ -461,7 +462,8 @@ func (a advisory) decide(v string, o *oracles) (verdict, error) {
 			}
 			in, fix, err := osvIncludes(v, r, func(x, y string) (int, error) { return o.cmp(tool, x, y) })
 			if err != nil {
-				return verdict{}, err
+				rangeErr = err
+				continue
 			}
 			if in {
 				out.affected = true
@@ -471,7 +473,9 @@ func (a advisory) decide(v string, o *oracles) (verdict, error) {
 			}
 		}
 		if !out.affected {
-			return verdict{}, nil
+			// A range the tool cannot decide leaves the advisory out,
+			// unless the version is listed.
+			return verdict{}, rangeErr
 		}
 		out.status = "affected"
 		if len(out.fixed) > 0 {
