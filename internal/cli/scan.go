@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -293,12 +292,4 @@ func writeReport(e *env, f *scanFlags, rep *report.Report, suppressed []report.S
 		return write(e.stdout)
 	}
 	return image.WriteFileAtomic(f.output, write)
-}
-
-// ladingVersion is the module version, "(devel)" in a source build.
-func ladingVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }
