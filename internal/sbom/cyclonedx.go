@@ -16,6 +16,20 @@ import (
 // component, every package as a library component, and a dependency graph
 // in which the image contains them all.
 func CycloneDX(w io.Writer, img Image, inv *analyze.Inventory, o Options) error {
+	return EncodeCycloneDX(w, CycloneDXBOM(img, inv, o))
+}
+
+// EncodeCycloneDX writes bom as CycloneDX 1.6 JSON.
+func EncodeCycloneDX(w io.Writer, bom *cdx.BOM) error {
+	enc := cdx.NewBOMEncoder(w, cdx.BOMFileFormatJSON)
+	enc.SetPretty(true)
+	enc.SetEscapeHTML(false)
+	return enc.EncodeVersion(bom, cdx.SpecVersion1_6)
+}
+
+// CycloneDXBOM builds the BOM CycloneDX writes. Package components have
+// the bom-refs "pkg-1", "pkg-2"... in inventory order.
+func CycloneDXBOM(img Image, inv *analyze.Inventory, o Options) *cdx.BOM {
 	o = o.normalize()
 	bom := cdx.NewBOM()
 	bom.SpecVersion = cdx.SpecVersion1_6
@@ -66,10 +80,7 @@ func CycloneDX(w io.Writer, img Image, inv *analyze.Inventory, o Options) error 
 	}
 	bom.Components = &comps
 	bom.Dependencies = &[]cdx.Dependency{{Ref: root.BOMRef, Dependencies: &refs}}
-	enc := cdx.NewBOMEncoder(w, cdx.BOMFileFormatJSON)
-	enc.SetPretty(true)
-	enc.SetEscapeHTML(false)
-	return enc.EncodeVersion(bom, cdx.SpecVersion1_6)
+	return bom
 }
 
 func component(p *pkg.Package, t analyze.Target, ref string) cdx.Component {

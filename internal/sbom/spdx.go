@@ -20,14 +20,21 @@ const noAssertion = "NOASSERTION"
 // image (a package of purpose CONTAINER), which CONTAINS the OS (purpose
 // OPERATING-SYSTEM) and every package (purpose LIBRARY).
 func SPDX(w io.Writer, img Image, inv *analyze.Inventory, o Options) error {
-	doc, err := spdxDocument(img, inv, o)
+	doc, err := SPDXDocument(img, inv, o)
 	if err != nil {
 		return err
 	}
+	return EncodeSPDX(w, doc)
+}
+
+// EncodeSPDX writes doc as SPDX 2.3 JSON.
+func EncodeSPDX(w io.Writer, doc *spdx.Document) error {
 	return spdxjson.Write(doc, w, spdxjson.Indent("  "), spdxjson.EscapeHTML(false))
 }
 
-func spdxDocument(img Image, inv *analyze.Inventory, o Options) (*spdx.Document, error) {
+// SPDXDocument builds the document SPDX writes. Package elements have the
+// identifiers "Package-1", "Package-2"... in inventory order.
+func SPDXDocument(img Image, inv *analyze.Inventory, o Options) (*spdx.Document, error) {
 	o = o.normalize()
 	name := img.Name
 	if name == "" {

@@ -57,11 +57,12 @@ type ImageInfo struct {
 	BaseLayers int
 }
 
-// Image analyzes img (analyze options pass through) and scans it.
-func (s *Scanner) Image(ctx context.Context, img v1.Image, info ImageInfo, opts ...analyze.Option) (*report.Report, error) {
+// Image analyzes img (analyze options pass through) and scans it. It
+// returns the inventory too, for outputs that list every package (SBOMs).
+func (s *Scanner) Image(ctx context.Context, img v1.Image, info ImageInfo, opts ...analyze.Option) (*report.Report, *analyze.Inventory, error) {
 	inv, err := analyze.Image(ctx, img, opts...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if info.BaseLayers < 0 {
 		if cf, err := img.ConfigFile(); err == nil {
@@ -80,7 +81,8 @@ func (s *Scanner) Image(ctx context.Context, img v1.Image, info ImageInfo, opts 
 			info.Digest = d.String()
 		}
 	}
-	return s.Inventory(ctx, inv, "container_image", info)
+	r, err := s.Inventory(ctx, inv, "container_image", info)
+	return r, inv, err
 }
 
 // Inventory scans an inventory that has already been made (from an image
