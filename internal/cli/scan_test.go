@@ -276,4 +276,3 @@ func TestScanReadsNoLayerTwice(t *testing.T) {
 		t.Errorf("the shared layer's cached result gave %d packages, want 14 apk", r.Metadata.PackageSize)
 	}
 }
-
