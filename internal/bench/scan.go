@@ -45,36 +45,19 @@ func Scan(ctx context.Context, corpus string, o ScanOptions) ([]ScanResult, erro
 	if o.Runs <= 0 {
 		o.Runs = 5
 	}
-	files, err := CorpusImages(corpus, o.Only)
-	if err != nil {
-		return nil, err
-	}
-	work, err := os.MkdirTemp(o.TempDir, "lading-bench-scan-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(work)
 	var out []ScanResult
-	for _, file := range files {
-		if o.Log != nil {
-			fmt.Fprintf(o.Log, "bench scan: %s\n", filepath.Base(file))
-		}
-		r, err := benchScan(ctx, file, work, o)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Base(file), err)
-		}
+	err := eachFixture(ctx, corpus, o.Only, o.TempDir, o.Log, func(f *Fixture) error {
+		r, err := benchScan(ctx, f, o)
 		out = append(out, r)
-	}
-	return out, nil
+		return err
+	})
+	return out, err
 }
 
-func benchScan(ctx context.Context, file, work string, o ScanOptions) (ScanResult, error) {
-	f, err := Prepare(ctx, file, work)
-	if err != nil {
-		return ScanResult{}, err
-	}
-	defer f.Close()
+func benchScan(ctx context.Context, f *Fixture, o ScanOptions) (ScanResult, error) {
+	file := f.file
 	r := ScanResult{Image: f.Name}
+	var err error
 	r.Baseline, err = median(ctx, o.Runs, Op{"gzip-tar-t", f.gzipTarList}, nil)
 	if err != nil {
 		return r, err
