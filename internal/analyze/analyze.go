@@ -24,6 +24,13 @@
 // rewrites replaces the earlier one as a whole. Hard links carry the result
 // of their target.
 //
+// Nothing stops the analysis but a context that ends: a file an analyzer
+// cannot read, a layer that cannot be opened, a layer the walker refuses as
+// hostile or finds truncated are warnings in the Inventory, naming the layer
+// and the file or entry. A layer that cannot be read to its end contributes
+// what was read before the problem (what a runtime that unpacked it that far
+// would show) and is not cached.
+//
 // The analyzers run are listed in [Default]; each has a version, and none
 // registers itself.
 package analyze
