@@ -88,7 +88,7 @@ func Sources(img v1.Image) ([]LayerSource, error) {
 	}
 	srcs := make([]LayerSource, len(ls))
 	for i, l := range ls {
-		src := LayerSource{Open: func(context.Context) (io.ReadCloser, error) { return l.Uncompressed() }}
+		src := LayerSource{Open: func(context.Context) (io.ReadCloser, error) { return openLayer(l) }}
 		if d, err := l.DiffID(); err == nil {
 			src.DiffID = d.String()
 		}
@@ -128,9 +128,12 @@ func Layers(ctx context.Context, layers []LayerSource, opts ...Option) (*Invento
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if o.cache != nil {
-		if _, err := o.cache.Trim(ctx); err != nil {
-			o.log.Warn("cannot trim the cache", "error", err)
+	for _, out := range outs {
+		if out.stored {
+			if _, err := o.cache.MaybeTrim(ctx); err != nil {
+				o.log.Warn("cannot trim the cache", "error", err)
+			}
+			break
 		}
 	}
 	return merge(outs, o), nil

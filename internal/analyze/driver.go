@@ -1,7 +1,9 @@
 package analyze
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,13 +43,53 @@ type layerOutcome struct {
 	parts map[string]*part // by analyzer name
 	// warnings are about the layer as a whole (unreadable, truncated).
 	warnings []Warning
+	// stored is set when results were written to the cache.
+	stored bool
 }
 
 func partKey(a analyzer.Analyzer) string {
 	return a.Name() + "@" + strconv.Itoa(a.Version()) + ".f" + strconv.Itoa(resultFormat)
 }
 
-const indexPart = "paths@1"
+// The cache holds, for each layer, one layer entry (the path index, and for
+// each analyzer part computed whether it found anything) and one entry per
+// part that found something: a layer that most analyzers find nothing in
+// costs one or two files, not one per analyzer.
+const layerPart = "layer@1"
+
+// layerEntry is the layer entry: a magic, the JSON of the parts, then the
+// path index.
+type layerEntry struct {
+	Parts map[string]bool `json:"parts"` // part key → has an entry of its own
+	index *pathIndex
+}
+
+var layerMagic = []byte("lading-layer\x00\x01")
+
+func (e *layerEntry) marshal() []byte {
+	j, _ := json.Marshal(e)
+	x, _ := e.index.MarshalBinary()
+	b := append([]byte{}, layerMagic...)
+	b = binary.AppendUvarint(b, uint64(len(j)))
+	return append(append(b, j...), x...)
+}
+
+func (e *layerEntry) unmarshal(b []byte) error {
+	bad := errors.New("malformed layer entry")
+	rest, ok := bytes.CutPrefix(b, layerMagic)
+	if !ok {
+		return bad
+	}
+	n, k := binary.Uvarint(rest)
+	if k <= 0 || n > uint64(len(rest)-k) {
+		return bad
+	}
+	if err := json.Unmarshal(rest[k:k+int(n)], e); err != nil {
+		return bad
+	}
+	e.index = &pathIndex{}
+	return e.index.UnmarshalBinary(rest[k+int(n):])
+}
 
 // analyzeLayer returns the outcome of one layer, from the cache where it
 // can and by reading the layer once for the rest.
@@ -58,10 +100,17 @@ func (o *options) analyzeLayer(ctx context.Context, i int, src LayerSource, name
 	}
 	var need []analyzer.Analyzer
 	useCache := o.cache != nil && src.DiffID != ""
+	entry := &layerEntry{Parts: map[string]bool{}}
 	if useCache {
-		out.index = o.cachedIndex(ctx, src.DiffID)
+		if b, ok, err := o.cache.Get(ctx, cache.Key{DiffID: src.DiffID, Part: layerPart}); err == nil && ok {
+			var e layerEntry
+			if e.unmarshal(b) == nil {
+				entry = &e
+				out.index = e.index
+			}
+		}
 		for _, a := range o.analyzers {
-			if p := o.cachedPart(ctx, src.DiffID, a); p != nil {
+			if p := o.cachedPart(ctx, src.DiffID, entry, a); p != nil {
 				out.parts[a.Name()] = p
 				continue
 			}
@@ -87,24 +136,22 @@ func (o *options) analyzeLayer(ctx context.Context, i int, src LayerSource, name
 		return out // incomplete: not cached
 	}
 	if useCache {
-		o.store(ctx, src.DiffID, out, need)
+		entry.index = out.index
+		o.store(ctx, src.DiffID, entry, out, need)
+		out.stored = true
 	}
 	return out
 }
 
-func (o *options) cachedIndex(ctx context.Context, diffID string) *pathIndex {
-	b, ok, err := o.cache.Get(ctx, cache.Key{DiffID: diffID, Part: indexPart})
-	if err != nil || !ok {
+// cachedPart returns a's part of the layer from the cache, or nil.
+func (o *options) cachedPart(ctx context.Context, diffID string, e *layerEntry, a analyzer.Analyzer) *part {
+	stored, ok := e.Parts[partKey(a)]
+	switch {
+	case !ok:
 		return nil
+	case !stored:
+		return &part{} // the analyzer found nothing in the layer
 	}
-	var x pathIndex
-	if x.UnmarshalBinary(b) != nil {
-		return nil
-	}
-	return &x
-}
-
-func (o *options) cachedPart(ctx context.Context, diffID string, a analyzer.Analyzer) *part {
 	b, ok, err := o.cache.Get(ctx, cache.Key{DiffID: diffID, Part: partKey(a)})
 	if err != nil || !ok {
 		return nil
@@ -116,20 +163,24 @@ func (o *options) cachedPart(ctx context.Context, diffID string, a analyzer.Anal
 	return &p
 }
 
-func (o *options) store(ctx context.Context, diffID string, out *layerOutcome, written []analyzer.Analyzer) {
-	put := func(partName string, b []byte) {
-		if err := o.cache.Put(ctx, cache.Key{DiffID: diffID, Part: partName}, b); err != nil {
-			o.log.Warn("cannot cache layer results", "diffID", diffID, "error", err)
-		}
-	}
+func (o *options) store(ctx context.Context, diffID string, e *layerEntry, out *layerOutcome, written []analyzer.Analyzer) {
+	entries := map[string][]byte{}
 	for _, a := range written {
-		b, err := json.Marshal(out.parts[a.Name()])
-		if err == nil {
-			put(partKey(a), b)
+		p := out.parts[a.Name()]
+		empty := p == nil || len(p.Results) == 0 && len(p.Links) == 0 && len(p.Warnings) == 0
+		e.Parts[partKey(a)] = !empty
+		if !empty {
+			b, err := json.Marshal(p)
+			if err != nil {
+				return
+			}
+			entries[partKey(a)] = b
 		}
 	}
-	b, _ := out.index.MarshalBinary()
-	put(indexPart, b)
+	entries[layerPart] = e.marshal()
+	if err := o.cache.PutAll(ctx, diffID, entries); err != nil {
+		o.log.Warn("cannot cache layer results", "diffID", diffID, "error", err)
+	}
 }
 
 // walk reads one layer for a set of analyzers.
