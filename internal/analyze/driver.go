@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
 	"runtime/debug"
 	"strconv"
 
@@ -194,7 +195,12 @@ type walk struct {
 	index     indexBuilder
 	// files are the regular files of the layer so far, with the results
 	// analyzers made of them, for hard links to them.
-	files map[string][]owned
+	files map[string]fileRec
+}
+
+type fileRec struct {
+	info    fs.FileInfo
+	results []owned
 }
 
 // owned is a result and the analyzer that made it.
@@ -226,7 +232,7 @@ func (w *walk) run(src LayerSource) error {
 	for _, a := range w.analyzers {
 		w.part(a.Name())
 	}
-	w.files = make(map[string][]owned)
+	w.files = make(map[string]fileRec)
 	if src.Open == nil {
 		return errors.New("no layer stream")
 	}
@@ -267,7 +273,7 @@ func (w *walk) file(e *layer.Entry) error {
 		}
 	}
 	if len(wanters) == 0 {
-		w.files[e.Name] = nil
+		w.files[e.Name] = fileRec{info: info}
 		return nil
 	}
 	f := analyzer.NewFile(e.Name, info, e, &w.o.scratch)
@@ -298,7 +304,7 @@ func (w *walk) file(e *layer.Entry) error {
 		p.Results = append(p.Results, r)
 		results = append(results, owned{a.Name(), r})
 	}
-	w.files[e.Name] = results
+	w.files[e.Name] = fileRec{info: info, results: results}
 	return nil
 }
 
@@ -314,11 +320,16 @@ func analyzeFile(ctx context.Context, a analyzer.Analyzer, f *analyzer.File) (r 
 
 // hardlink makes a hard link another name of its target's results: of the
 // same result when the target is a file of this layer, of whatever the
-// target is in the lower layers (resolved when merging) otherwise.
+// target is in the lower layers (resolved when merging) otherwise. Whether
+// an analyzer wants the link is asked with the target's file info when the
+// target is in this layer, with the link's own header (size 0) otherwise.
 func (w *walk) hardlink(e *layer.Entry) {
 	t := e.Linkname
-	results, inLayer := w.files[t]
-	var info fs.FileInfo = e.Header.FileInfo()
+	rec, inLayer := w.files[t]
+	info := e.Header.FileInfo()
+	if inLayer {
+		info = linkInfo{FileInfo: rec.info, name: path.Base(e.Name)}
+	}
 	for _, a := range w.analyzers {
 		if !a.Wants(e.Name, info) {
 			continue
@@ -328,16 +339,24 @@ func (w *walk) hardlink(e *layer.Entry) {
 			p.Links = append(p.Links, link{Path: e.Name, Target: t})
 			continue
 		}
-		for _, x := range results {
+		for _, x := range rec.results {
 			if x.analyzer == a.Name() {
 				x.r.Aliases = append(x.r.Aliases, e.Name)
 			}
 		}
 	}
 	if inLayer {
-		w.files[e.Name] = results
+		w.files[e.Name] = rec
 	}
 }
+
+// linkInfo is a target's file info under a link's name.
+type linkInfo struct {
+	fs.FileInfo
+	name string
+}
+
+func (l linkInfo) Name() string { return l.name }
 
 // post runs the post-pass of the analyzers that have one.
 func (w *walk) post() {
