@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"path"
 	"runtime/debug"
 	"strconv"
 
@@ -193,14 +192,18 @@ type walk struct {
 	analyzers []analyzer.Analyzer
 	parts     map[string]*part
 	index     indexBuilder
-	// files are the regular files of the layer so far, with the results
-	// analyzers made of them, for hard links to them.
-	files map[string]fileRec
+	// files are the regular files of the layer so far, by path hash, with
+	// the results analyzers made of them, for hard links to them.
+	files map[uint64]fileRec
 }
 
+// fileRec is what a hard link needs of its target: its size and mode (not
+// the tar header, which would keep every header of the layer alive) and the
+// results made of it, if any. It is small: a layer can have millions.
 type fileRec struct {
-	info    fs.FileInfo
-	results []owned
+	size    int64
+	mode    fs.FileMode
+	results *[]owned
 }
 
 // owned is a result and the analyzer that made it.
@@ -232,7 +235,7 @@ func (w *walk) run(src LayerSource) error {
 	for _, a := range w.analyzers {
 		w.part(a.Name())
 	}
-	w.files = make(map[string]fileRec)
+	w.files = make(map[uint64]fileRec)
 	if src.Open == nil {
 		return errors.New("no layer stream")
 	}
@@ -254,17 +257,17 @@ func (w *walk) run(src LayerSource) error {
 }
 
 func (w *walk) entry(e *layer.Entry) error {
-	w.index.add(e)
+	h := w.index.add(e)
 	switch e.Kind {
 	case layer.KindRegular:
-		return w.file(e)
+		return w.file(e, h)
 	case layer.KindHardlink:
-		w.hardlink(e)
+		w.hardlink(e, h)
 	}
 	return nil
 }
 
-func (w *walk) file(e *layer.Entry) error {
+func (w *walk) file(e *layer.Entry, h uint64) error {
 	info := e.Header.FileInfo()
 	var wanters []analyzer.Analyzer
 	for _, a := range w.analyzers {
@@ -273,7 +276,7 @@ func (w *walk) file(e *layer.Entry) error {
 		}
 	}
 	if len(wanters) == 0 {
-		w.files[e.Name] = fileRec{info: info}
+		w.files[h] = fileRec{size: info.Size(), mode: info.Mode()}
 		return nil
 	}
 	f := analyzer.NewFile(e.Name, info, e, &w.o.scratch)
@@ -304,7 +307,11 @@ func (w *walk) file(e *layer.Entry) error {
 		p.Results = append(p.Results, r)
 		results = append(results, owned{a.Name(), r})
 	}
-	w.files[e.Name] = fileRec{info: info, results: results}
+	rec := fileRec{size: info.Size(), mode: info.Mode()}
+	if len(results) > 0 {
+		rec.results = &results
+	}
+	w.files[h] = rec
 	return nil
 }
 
@@ -323,12 +330,12 @@ func analyzeFile(ctx context.Context, a analyzer.Analyzer, f *analyzer.File) (r 
 // target is in the lower layers (resolved when merging) otherwise. Whether
 // an analyzer wants the link is asked with the target's file info when the
 // target is in this layer, with the link's own header (size 0) otherwise.
-func (w *walk) hardlink(e *layer.Entry) {
+func (w *walk) hardlink(e *layer.Entry, h uint64) {
 	t := e.Linkname
-	rec, inLayer := w.files[t]
+	rec, inLayer := w.files[pathHash(t)]
 	info := e.Header.FileInfo()
 	if inLayer {
-		info = linkInfo{FileInfo: rec.info, name: path.Base(e.Name)}
+		info = analyzer.FileInfo(e.Name, rec.size, rec.mode)
 	}
 	for _, a := range w.analyzers {
 		if !a.Wants(e.Name, info) {
@@ -339,24 +346,19 @@ func (w *walk) hardlink(e *layer.Entry) {
 			p.Links = append(p.Links, link{Path: e.Name, Target: t})
 			continue
 		}
-		for _, x := range rec.results {
+		if rec.results == nil {
+			continue
+		}
+		for _, x := range *rec.results {
 			if x.analyzer == a.Name() {
 				x.r.Aliases = append(x.r.Aliases, e.Name)
 			}
 		}
 	}
 	if inLayer {
-		w.files[e.Name] = rec
+		w.files[h] = rec
 	}
 }
-
-// linkInfo is a target's file info under a link's name.
-type linkInfo struct {
-	fs.FileInfo
-	name string
-}
-
-func (l linkInfo) Name() string { return l.name }
 
 // post runs the post-pass of the analyzers that have one.
 func (w *walk) post() {
