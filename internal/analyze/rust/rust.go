@@ -43,7 +43,8 @@ func (Analyzer) Wants(p string, info fs.FileInfo) bool {
 	if path.Base(p) == "Cargo.lock" {
 		return true
 	}
-	return info != nil && info.Mode().IsRegular() && info.Mode().Perm()&0o111 != 0 && info.Size() >= minBinary
+	// A size of 0 is unknown: the info of a hard link to a lower layer.
+	return info != nil && info.Mode().IsRegular() && info.Mode().Perm()&0o111 != 0 && (info.Size() >= minBinary || info.Size() == 0)
 }
 
 func (Analyzer) Analyze(_ context.Context, f *analyzer.File) (*analyzer.Result, error) {
