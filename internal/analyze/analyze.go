@@ -24,6 +24,13 @@
 // rewrites replaces the earlier one as a whole. Hard links carry the result
 // of their target.
 //
+// Nothing stops the analysis but a context that ends: a file an analyzer
+// cannot read, a layer that cannot be opened, a layer the walker refuses as
+// hostile or finds truncated are warnings in the Inventory, naming the layer
+// and the file or entry. A layer that cannot be read to its end contributes
+// what was read before the problem (what a runtime that unpacked it that far
+// would show) and is not cached.
+//
 // The analyzers run are listed in [Default]; each has a version, and none
 // registers itself.
 package analyze
@@ -81,7 +88,7 @@ func Sources(img v1.Image) ([]LayerSource, error) {
 	}
 	srcs := make([]LayerSource, len(ls))
 	for i, l := range ls {
-		src := LayerSource{Open: func(context.Context) (io.ReadCloser, error) { return l.Uncompressed() }}
+		src := LayerSource{Open: func(context.Context) (io.ReadCloser, error) { return openLayer(l) }}
 		if d, err := l.DiffID(); err == nil {
 			src.DiffID = d.String()
 		}
@@ -121,9 +128,12 @@ func Layers(ctx context.Context, layers []LayerSource, opts ...Option) (*Invento
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if o.cache != nil {
-		if _, err := o.cache.Trim(ctx); err != nil {
-			o.log.Warn("cannot trim the cache", "error", err)
+	for _, out := range outs {
+		if out.stored {
+			if _, err := o.cache.MaybeTrim(ctx); err != nil {
+				o.log.Warn("cannot trim the cache", "error", err)
+			}
+			break
 		}
 	}
 	return merge(outs, o), nil

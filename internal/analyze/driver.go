@@ -1,7 +1,9 @@
 package analyze
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,13 +43,53 @@ type layerOutcome struct {
 	parts map[string]*part // by analyzer name
 	// warnings are about the layer as a whole (unreadable, truncated).
 	warnings []Warning
+	// stored is set when results were written to the cache.
+	stored bool
 }
 
 func partKey(a analyzer.Analyzer) string {
 	return a.Name() + "@" + strconv.Itoa(a.Version()) + ".f" + strconv.Itoa(resultFormat)
 }
 
-const indexPart = "paths@1"
+// The cache holds, for each layer, one layer entry (the path index, and for
+// each analyzer part computed whether it found anything) and one entry per
+// part that found something: a layer that most analyzers find nothing in
+// costs one or two files, not one per analyzer.
+const layerPart = "layer@1"
+
+// layerEntry is the layer entry: a magic, the JSON of the parts, then the
+// path index.
+type layerEntry struct {
+	Parts map[string]bool `json:"parts"` // part key → has an entry of its own
+	index *pathIndex
+}
+
+var layerMagic = []byte("lading-layer\x00\x01")
+
+func (e *layerEntry) marshal() []byte {
+	j, _ := json.Marshal(e)
+	x, _ := e.index.MarshalBinary()
+	b := append([]byte{}, layerMagic...)
+	b = binary.AppendUvarint(b, uint64(len(j)))
+	return append(append(b, j...), x...)
+}
+
+func (e *layerEntry) unmarshal(b []byte) error {
+	bad := errors.New("malformed layer entry")
+	rest, ok := bytes.CutPrefix(b, layerMagic)
+	if !ok {
+		return bad
+	}
+	n, k := binary.Uvarint(rest)
+	if k <= 0 || n > uint64(len(rest)-k) {
+		return bad
+	}
+	if err := json.Unmarshal(rest[k:k+int(n)], e); err != nil {
+		return bad
+	}
+	e.index = &pathIndex{}
+	return e.index.UnmarshalBinary(rest[k+int(n):])
+}
 
 // analyzeLayer returns the outcome of one layer, from the cache where it
 // can and by reading the layer once for the rest.
@@ -58,10 +100,17 @@ func (o *options) analyzeLayer(ctx context.Context, i int, src LayerSource, name
 	}
 	var need []analyzer.Analyzer
 	useCache := o.cache != nil && src.DiffID != ""
+	entry := &layerEntry{Parts: map[string]bool{}}
 	if useCache {
-		out.index = o.cachedIndex(ctx, src.DiffID)
+		if b, ok, err := o.cache.Get(ctx, cache.Key{DiffID: src.DiffID, Part: layerPart}); err == nil && ok {
+			var e layerEntry
+			if e.unmarshal(b) == nil {
+				entry = &e
+				out.index = e.index
+			}
+		}
 		for _, a := range o.analyzers {
-			if p := o.cachedPart(ctx, src.DiffID, a); p != nil {
+			if p := o.cachedPart(ctx, src.DiffID, entry, a); p != nil {
 				out.parts[a.Name()] = p
 				continue
 			}
@@ -87,24 +136,22 @@ func (o *options) analyzeLayer(ctx context.Context, i int, src LayerSource, name
 		return out // incomplete: not cached
 	}
 	if useCache {
-		o.store(ctx, src.DiffID, out, need)
+		entry.index = out.index
+		o.store(ctx, src.DiffID, entry, out, need)
+		out.stored = true
 	}
 	return out
 }
 
-func (o *options) cachedIndex(ctx context.Context, diffID string) *pathIndex {
-	b, ok, err := o.cache.Get(ctx, cache.Key{DiffID: diffID, Part: indexPart})
-	if err != nil || !ok {
+// cachedPart returns a's part of the layer from the cache, or nil.
+func (o *options) cachedPart(ctx context.Context, diffID string, e *layerEntry, a analyzer.Analyzer) *part {
+	stored, ok := e.Parts[partKey(a)]
+	switch {
+	case !ok:
 		return nil
+	case !stored:
+		return &part{} // the analyzer found nothing in the layer
 	}
-	var x pathIndex
-	if x.UnmarshalBinary(b) != nil {
-		return nil
-	}
-	return &x
-}
-
-func (o *options) cachedPart(ctx context.Context, diffID string, a analyzer.Analyzer) *part {
 	b, ok, err := o.cache.Get(ctx, cache.Key{DiffID: diffID, Part: partKey(a)})
 	if err != nil || !ok {
 		return nil
@@ -116,20 +163,24 @@ func (o *options) cachedPart(ctx context.Context, diffID string, a analyzer.Anal
 	return &p
 }
 
-func (o *options) store(ctx context.Context, diffID string, out *layerOutcome, written []analyzer.Analyzer) {
-	put := func(partName string, b []byte) {
-		if err := o.cache.Put(ctx, cache.Key{DiffID: diffID, Part: partName}, b); err != nil {
-			o.log.Warn("cannot cache layer results", "diffID", diffID, "error", err)
-		}
-	}
+func (o *options) store(ctx context.Context, diffID string, e *layerEntry, out *layerOutcome, written []analyzer.Analyzer) {
+	entries := map[string][]byte{}
 	for _, a := range written {
-		b, err := json.Marshal(out.parts[a.Name()])
-		if err == nil {
-			put(partKey(a), b)
+		p := out.parts[a.Name()]
+		empty := p == nil || len(p.Results) == 0 && len(p.Links) == 0 && len(p.Warnings) == 0
+		e.Parts[partKey(a)] = !empty
+		if !empty {
+			b, err := json.Marshal(p)
+			if err != nil {
+				return
+			}
+			entries[partKey(a)] = b
 		}
 	}
-	b, _ := out.index.MarshalBinary()
-	put(indexPart, b)
+	entries[layerPart] = e.marshal()
+	if err := o.cache.PutAll(ctx, diffID, entries); err != nil {
+		o.log.Warn("cannot cache layer results", "diffID", diffID, "error", err)
+	}
 }
 
 // walk reads one layer for a set of analyzers.
@@ -141,9 +192,18 @@ type walk struct {
 	analyzers []analyzer.Analyzer
 	parts     map[string]*part
 	index     indexBuilder
-	// files are the regular files of the layer so far, with the results
-	// analyzers made of them, for hard links to them.
-	files map[string][]owned
+	// files are the regular files of the layer so far, by path hash, with
+	// the results analyzers made of them, for hard links to them.
+	files map[uint64]fileRec
+}
+
+// fileRec is what a hard link needs of its target: its size and mode (not
+// the tar header, which would keep every header of the layer alive) and the
+// results made of it, if any. It is small: a layer can have millions.
+type fileRec struct {
+	size    int64
+	mode    fs.FileMode
+	results *[]owned
 }
 
 // owned is a result and the analyzer that made it.
@@ -175,7 +235,7 @@ func (w *walk) run(src LayerSource) error {
 	for _, a := range w.analyzers {
 		w.part(a.Name())
 	}
-	w.files = make(map[string][]owned)
+	w.files = make(map[uint64]fileRec)
 	if src.Open == nil {
 		return errors.New("no layer stream")
 	}
@@ -197,17 +257,17 @@ func (w *walk) run(src LayerSource) error {
 }
 
 func (w *walk) entry(e *layer.Entry) error {
-	w.index.add(e)
+	h := w.index.add(e)
 	switch e.Kind {
 	case layer.KindRegular:
-		return w.file(e)
+		return w.file(e, h)
 	case layer.KindHardlink:
-		w.hardlink(e)
+		w.hardlink(e, h)
 	}
 	return nil
 }
 
-func (w *walk) file(e *layer.Entry) error {
+func (w *walk) file(e *layer.Entry, h uint64) error {
 	info := e.Header.FileInfo()
 	var wanters []analyzer.Analyzer
 	for _, a := range w.analyzers {
@@ -216,7 +276,7 @@ func (w *walk) file(e *layer.Entry) error {
 		}
 	}
 	if len(wanters) == 0 {
-		w.files[e.Name] = nil
+		w.files[h] = fileRec{size: info.Size(), mode: info.Mode()}
 		return nil
 	}
 	f := analyzer.NewFile(e.Name, info, e, &w.o.scratch)
@@ -247,7 +307,11 @@ func (w *walk) file(e *layer.Entry) error {
 		p.Results = append(p.Results, r)
 		results = append(results, owned{a.Name(), r})
 	}
-	w.files[e.Name] = results
+	rec := fileRec{size: info.Size(), mode: info.Mode()}
+	if len(results) > 0 {
+		rec.results = &results
+	}
+	w.files[h] = rec
 	return nil
 }
 
@@ -263,11 +327,16 @@ func analyzeFile(ctx context.Context, a analyzer.Analyzer, f *analyzer.File) (r 
 
 // hardlink makes a hard link another name of its target's results: of the
 // same result when the target is a file of this layer, of whatever the
-// target is in the lower layers (resolved when merging) otherwise.
-func (w *walk) hardlink(e *layer.Entry) {
+// target is in the lower layers (resolved when merging) otherwise. Whether
+// an analyzer wants the link is asked with the target's file info when the
+// target is in this layer, with the link's own header (size 0) otherwise.
+func (w *walk) hardlink(e *layer.Entry, h uint64) {
 	t := e.Linkname
-	results, inLayer := w.files[t]
-	var info fs.FileInfo = e.Header.FileInfo()
+	rec, inLayer := w.files[pathHash(t)]
+	info := e.Header.FileInfo()
+	if inLayer {
+		info = analyzer.FileInfo(e.Name, rec.size, rec.mode)
+	}
 	for _, a := range w.analyzers {
 		if !a.Wants(e.Name, info) {
 			continue
@@ -277,14 +346,17 @@ func (w *walk) hardlink(e *layer.Entry) {
 			p.Links = append(p.Links, link{Path: e.Name, Target: t})
 			continue
 		}
-		for _, x := range results {
+		if rec.results == nil {
+			continue
+		}
+		for _, x := range *rec.results {
 			if x.analyzer == a.Name() {
 				x.r.Aliases = append(x.r.Aliases, e.Name)
 			}
 		}
 	}
 	if inLayer {
-		w.files[e.Name] = results
+		w.files[h] = rec
 	}
 }
 

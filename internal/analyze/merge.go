@@ -11,16 +11,13 @@ import (
 	"github.com/lading-dev/lading/internal/pkg"
 )
 
-// live is a result of one layer and how long it stays visible.
+// live is a result of one layer at one path, and how long it stays
+// visible.
 type live struct {
 	layer    int
 	analyzer string
 	r        *analyzer.Result
-	// ends[k] is the first layer that hides r's path k (0 is r.Path, then
-	// its aliases); len(outs) when none does.
-	ends []int
-	end  int    // the largest of ends: r is visible in views layer..end-1
-	path string // the path r is seen at last (in the final view if end == n)
+	end      int // the first layer that hides r.Path, or n: r is visible in views layer..end-1
 }
 
 // span is a package record and the views it is visible in.
@@ -87,27 +84,28 @@ func (m *merger) hiddenAt(p string, i int) int {
 	return m.n
 }
 
+// add adds a result of layer i, and a copy of it for each other name of
+// the same file (hard links): each name is a file of its own in the merged
+// tree, visible or hidden on its own.
 func (m *merger) add(i int, a string, r *analyzer.Result) {
-	paths := append([]string{r.Path}, r.Aliases...)
-	lv := &live{layer: i, analyzer: a, r: r, ends: make([]int, len(paths)), end: -1}
-	for k, p := range paths {
-		lv.ends[k] = m.hiddenAt(p, i)
-		if lv.ends[k] > lv.end {
-			lv.end, lv.path = lv.ends[k], p
-		}
+	m.addOne(i, a, r)
+	for _, alias := range r.Aliases {
+		m.addOne(i, a, retarget(r, r.Path, alias))
 	}
+}
+
+func (m *merger) addOne(i int, a string, r *analyzer.Result) {
+	lv := &live{layer: i, analyzer: a, r: r, end: m.hiddenAt(r.Path, i)}
 	m.lives = append(m.lives, lv)
-	for _, p := range paths {
-		key := a + "\x00" + p
-		m.byPath[key] = append(m.byPath[key], lv)
-	}
+	key := a + "\x00" + r.Path
+	m.byPath[key] = append(m.byPath[key], lv)
 	for k := range r.Packages {
 		p := &r.Packages[k]
 		if p.Location == "" {
 			p.Location = "/" + r.Path
 		}
-		key := p.Key()
-		m.spans[key] = append(m.spans[key], span{layer: i, end: lv.end, p: p})
+		pk := p.Key()
+		m.spans[pk] = append(m.spans[pk], span{layer: i, end: lv.end, p: p})
 	}
 }
 
@@ -116,16 +114,10 @@ func (m *merger) add(i int, a string, r *analyzer.Result) {
 func (m *merger) link(i int, a string, l link) {
 	cands := m.byPath[a+"\x00"+l.Target]
 	for k := len(cands) - 1; k >= 0; k-- {
-		lv := cands[k]
-		if lv.layer >= i {
-			continue
+		if lv := cands[k]; lv.layer < i && lv.end >= i {
+			m.addOne(i, a, retarget(lv.r, l.Target, l.Path))
+			return
 		}
-		idx := slices.Index(append([]string{lv.r.Path}, lv.r.Aliases...), l.Target)
-		if idx < 0 || lv.ends[idx] < i {
-			continue
-		}
-		m.add(i, a, retarget(lv.r, l.Target, l.Path))
-		return
 	}
 }
 
@@ -140,7 +132,10 @@ func retarget(r *analyzer.Result, from, to string) *analyzer.Result {
 	for k := range c.Packages {
 		p := &c.Packages[k]
 		p.Licenses = slices.Clone(p.Licenses)
-		if rest, ok := strings.CutPrefix(p.Location, "/"+r.Path); ok && (rest == "" || rest[0] == '!') {
+		if p.Location == "" {
+			continue // the default: the new path
+		}
+		if rest, ok := strings.CutPrefix(p.Location, "/"+from); ok && (rest == "" || rest[0] == '!') {
 			p.Location = "/" + to + rest
 		}
 	}
@@ -156,7 +151,7 @@ func (m *merger) os(final []*live) *pkg.OS {
 	for _, lv := range final {
 		if lv.r.OS != nil {
 			e := *lv.r.OS
-			e.Source = "/" + lv.path
+			e.Source = "/" + lv.r.Path
 			ev = append(ev, e)
 		}
 	}
@@ -229,8 +224,8 @@ func (m *merger) targets(final []*live, os *pkg.OS) []Target {
 			continue
 		}
 		target := lv.r.Target
-		if target == "" || target == lv.r.Path {
-			target = lv.path
+		if target == "" {
+			target = lv.r.Path
 		}
 		k := tkey{lv.r.Type, "/" + target}
 		t := groups[k]
@@ -243,11 +238,6 @@ func (m *merger) targets(final []*live, os *pkg.OS) []Target {
 			p := src
 			p.Licenses = slices.Clone(src.Licenses)
 			p.Layer = m.attribute(&src, lv.layer)
-			if lv.path != lv.r.Path {
-				if rest, ok := strings.CutPrefix(p.Location, "/"+lv.r.Path); ok && (rest == "" || rest[0] == '!') {
-					p.Location = "/" + lv.path + rest
-				}
-			}
 			if len(p.Licenses) == 0 {
 				f := facts[lv.analyzer]
 				ls, ok := f[p.Name]

@@ -3,6 +3,7 @@ package analyze
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"strings"
 	"testing"
 
@@ -280,6 +281,35 @@ func TestAttributionChangedRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]attr{{"a", "1-r0", 0, 1}}, attrs(inv.Packages())); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// sized wants executables of 1000 bytes or more, as the binary analyzers
+// do (a size of 0 is unknown: a hard link to a lower layer).
+type sized struct{ echo }
+
+func (sized) Wants(_ string, info fs.FileInfo) bool {
+	return info.Mode().Perm()&0o111 != 0 && (info.Size() >= 1000 || info.Size() == 0)
+}
+
+// A hard link is asked for with its target's size, so an analyzer that
+// wants large files sees every name of a large file.
+func TestHardLinksOfLargeFiles(t *testing.T) {
+	big := strings.Repeat("x", 2000)
+	// tar writes a hard link with its file's mode.
+	xlink := func(name, target string) ent { e := hardlink(name, target); e.h.Mode = 0o755; return e }
+	layers := stack(t,
+		[]ent{exe("bin/a", big), xlink("bin/b", "bin/a"), exe("bin/small", "tiny"), xlink("bin/small2", "bin/small")},
+		[]ent{xlink("bin/c", "bin/a")},
+	)
+	inv, err := Layers(context.Background(), sourcesOf(layers), WithAnalyzers(sized{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := contentVersion([]byte(big))
+	want := []string{"bin/a=" + v + "@0", "bin/b=" + v + "@0", "bin/c=" + v + "@1"}
+	if diff := cmp.Diff(want, view(inv)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

@@ -42,7 +42,8 @@ type indexBuilder struct {
 	lastParent string
 }
 
-func (b *indexBuilder) add(e *layer.Entry) {
+// add records e and returns the hash of its path (0 for markers).
+func (b *indexBuilder) add(e *layer.Entry) uint64 {
 	// The directories the entry implies (for a marker, its own directory
 	// and those above). Entries of a directory usually come together, so
 	// the parents of the previous entry are not hashed again.
@@ -64,16 +65,22 @@ func (b *indexBuilder) add(e *layer.Entry) {
 		if e.Name != "." {
 			b.x.opaque = append(b.x.opaque, pathHash(e.Name))
 		}
-		return
+		return 0
 	case layer.KindDir:
-		if e.Name != "." {
-			b.x.self = append(b.x.self, pathHash(e.Name))
+		if e.Name == "." {
+			return 0
 		}
-		return
+		h := pathHash(e.Name)
+		b.x.self = append(b.x.self, h)
+		return h
 	}
 	h := pathHash(e.Name)
 	b.x.self = append(b.x.self, h)
 	b.x.subtree = append(b.x.subtree, h)
+	if e.Kind == layer.KindWhiteout {
+		return 0
+	}
+	return h
 }
 
 func (b *indexBuilder) build() *pathIndex {

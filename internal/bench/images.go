@@ -62,7 +62,8 @@ type Op struct {
 // blobs as files, and a docker-archive of it.
 type Fixture struct {
 	Name    string
-	Bytes   int64 // uncompressed layer bytes
+	Bytes   int64  // uncompressed layer bytes
+	file    string // the corpus file
 	dir     string
 	tar     string
 	st      *store.Store
@@ -81,7 +82,7 @@ func Prepare(ctx context.Context, file, work string) (*Fixture, error) {
 		return nil, fmt.Errorf("the baseline needs tar: %w", err)
 	}
 	name := strings.TrimSuffix(filepath.Base(file), ".oci.tar")
-	f := &Fixture{Name: name, dir: filepath.Join(work, name), tar: tarBin}
+	f := &Fixture{Name: name, file: file, dir: filepath.Join(work, name), tar: tarBin}
 	os.MkdirAll(f.dir, 0o755)
 	fail := func(err error) (*Fixture, error) { f.Close(); return nil, err }
 	if f.st, err = store.Open(filepath.Join(f.dir, "store")); err != nil {
@@ -227,46 +228,56 @@ func Images(ctx context.Context, corpus string, o Options) ([]Result, error) {
 	if o.Runs <= 0 {
 		o.Runs = 5
 	}
-	files, err := CorpusImages(corpus, o.Only)
-	if err != nil {
-		return nil, err
-	}
-	work, err := os.MkdirTemp(o.TempDir, "lading-bench-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(work)
 	var out []Result
-	for _, file := range files {
-		if o.Log != nil {
-			fmt.Fprintf(o.Log, "bench: %s\n", filepath.Base(file))
-		}
-		f, err := Prepare(ctx, file, work)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Base(file), err)
-		}
+	err := eachFixture(ctx, corpus, o.Only, o.TempDir, o.Log, func(f *Fixture) error {
 		bl := f.Baselines()
 		xzf, err := median(ctx, o.Runs, bl[0], nil)
-		if err == nil {
-			var tzf time.Duration
-			if tzf, err = median(ctx, o.Runs, bl[1], nil); err == nil {
-				for _, op := range f.Ops() {
-					var peak uint64
-					var d time.Duration
-					if d, err = median(ctx, o.Runs, op, &peak); err != nil {
-						err = fmt.Errorf("%s: %w", op.Name, err)
-						break
-					}
-					out = append(out, Result{Image: f.Name, Op: op.Name, Time: d, Baseline: xzf, Stream: tzf, Bytes: f.Bytes, PeakHeap: peak})
-				}
-			}
-		}
-		f.Close()
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Base(file), err)
+			return err
+		}
+		tzf, err := median(ctx, o.Runs, bl[1], nil)
+		if err != nil {
+			return err
+		}
+		for _, op := range f.Ops() {
+			var peak uint64
+			d, err := median(ctx, o.Runs, op, &peak)
+			if err != nil {
+				return fmt.Errorf("%s: %w", op.Name, err)
+			}
+			out = append(out, Result{Image: f.Name, Op: op.Name, Time: d, Baseline: xzf, Stream: tzf, Bytes: f.Bytes, PeakHeap: peak})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// eachFixture prepares each corpus OCI image (or those named in only) in
+// turn, runs fn on it and removes it.
+func eachFixture(ctx context.Context, corpus string, only []string, tmpDir string, log io.Writer, fn func(*Fixture) error) error {
+	files, err := CorpusImages(corpus, only)
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp(tmpDir, "lading-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	for _, file := range files {
+		if log != nil {
+			fmt.Fprintf(log, "bench: %s\n", filepath.Base(file))
+		}
+		f, err := Prepare(ctx, file, work)
+		if err == nil {
+			err = fn(f)
+			f.Close()
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", filepath.Base(file), err)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // CorpusImages lists the corpus's OCI archives, or those named in only.

@@ -6,19 +6,25 @@
 // Layout under the cache directory (lading uses <root>/cache/layers):
 //
 //	lock                          flock: shared while writing, exclusive to trim or clean
+//	trimmed                       its mtime: when the size was last checked
 //	v1/sha256/<hex>/<part>        one entry: a part of one layer's results
 //	tmp/                          entries being written
 //
 // Entries are written to tmp/ and renamed into place, so a reader sees a
-// whole entry or none; an entry is never changed once written (a new
-// analyzer version is a new part name). Each entry carries the SHA-256 of its
-// data, and an entry that does not match it (a crash before the data reached
-// the disk, a damaged disk) is removed and reported as missing. Several processes can use one cache
-// at once: readers take no lock (an entry removed while open stays readable),
-// writers hold a shared lock, and [Cache.Trim] and [Cache.Clean] take an
-// exclusive one. Reading an entry sets its modification time, and Trim
-// removes the least recently used entries until the cache is under its size
-// limit.
+// whole entry or none. A writer may replace an entry with one that holds
+// more (readers see the old or the new one); what an entry holds for a
+// given key never changes meaning, since a new analyzer version is a new
+// part name. Each entry carries the SHA-256 of its data, and an entry that
+// does not match it (a crash before the data reached the disk, a damaged
+// disk) is removed and reported as missing.
+//
+// Several processes can use one cache at once: readers take no lock (an
+// entry removed while open stays readable), writers hold a shared lock, and
+// [Cache.Trim] and [Cache.Clean] take an exclusive one. Reading an entry
+// sets its modification time, and Trim removes the least recently used
+// entries until the cache is under its size limit; writers call
+// [Cache.MaybeTrim], which checks the size at most every ten minutes, so the
+// limit is a soft one.
 package cache
 
 import (
@@ -121,18 +127,36 @@ func (c *Cache) Get(ctx context.Context, k Key) (data []byte, ok bool, err error
 
 // Put stores data under k, replacing an entry there.
 func (c *Cache) Put(ctx context.Context, k Key, data []byte) error {
+	return c.PutAll(ctx, k.DiffID, map[string][]byte{k.Part: data})
+}
+
+// PutAll stores several parts of one layer's results, under one lock.
+func (c *Cache) PutAll(ctx context.Context, diffID string, parts map[string][]byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	p, err := c.path(k)
-	if err != nil {
-		return err
+	paths := make(map[string]string, len(parts))
+	for part := range parts {
+		p, err := c.path(Key{DiffID: diffID, Part: part})
+		if err != nil {
+			return err
+		}
+		paths[part] = p
 	}
 	unlock, err := c.lock(unix.LOCK_SH)
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	for part, data := range parts {
+		if err := c.write(paths[part], data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Cache) write(p string, data []byte) error {
 	t, err := os.CreateTemp(filepath.Join(c.dir, "tmp"), "put-*")
 	if err != nil {
 		return fmt.Errorf("cache: %w", err)
@@ -211,6 +235,20 @@ func (c *Cache) entries(ctx context.Context) ([]entry, error) {
 	return out, nil
 }
 
+// TrimInterval is how often [Cache.MaybeTrim] checks the size of a cache.
+const TrimInterval = 10 * time.Minute
+
+// MaybeTrim trims the cache (see Trim) unless that was done less than
+// TrimInterval ago, by any process: writers call it after writing, so that
+// the size limit holds without a walk of the whole cache on every write.
+func (c *Cache) MaybeTrim(ctx context.Context) (int64, error) {
+	stamp := filepath.Join(c.dir, "trimmed")
+	if fi, err := os.Stat(stamp); err == nil && time.Since(fi.ModTime()) < TrimInterval {
+		return 0, nil
+	}
+	return c.Trim(ctx)
+}
+
 // Trim removes the least recently used entries until the cache is within
 // its size limit (to 90% of it, so that it does not trim on every write),
 // and leftovers of interrupted writes older than an hour. It returns the
@@ -221,6 +259,10 @@ func (c *Cache) Trim(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	defer unlock()
+	stamp := filepath.Join(c.dir, "trimmed")
+	if f, err := os.Create(stamp); err == nil {
+		f.Close()
+	}
 	c.removeStaleTemp()
 	if c.maxSize <= 0 {
 		return 0, nil

@@ -3,6 +3,8 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -12,6 +14,8 @@ import (
 	"github.com/lading-dev/lading/internal/corpustest"
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/progress"
+	"github.com/lading-dev/lading/internal/vulndb"
+	"github.com/lading-dev/lading/internal/vulndb/feed"
 )
 
 func newBenchCommand(e *env) *cobra.Command {
@@ -22,7 +26,73 @@ func newBenchCommand(e *env) *cobra.Command {
 $LADING_CORPUS) against a baseline run on the same machine in the same run,
 and print the ratio (below 1: lading is faster).`,
 	}
-	cmd.AddCommand(newBenchImagesCommand(e))
+	cmd.AddCommand(newBenchImagesCommand(e), newBenchScanCommand(e))
+	return cmd
+}
+
+func newBenchScanCommand(e *env) *cobra.Command {
+	var (
+		corpus, db, format string
+		runs               int
+		only               []string
+	)
+	cmd := &cobra.Command{
+		Use:   "scan",
+		Short: "cold and warm scan time against gzip -dc | tar -t of the same layers, and peak RSS",
+		Long: `For every OCI image of the corpus, run this lading binary's scan (JSON output,
+discarded) as a user would: cold, with an empty layer cache, and warm, with every
+layer cached; and, as the baseline, gzip -dc LAYER | tar -t over the image's
+layers one after another. Prints the medians of --runs runs, the cold time as a
+ratio to the baseline, and the largest resident set of a scan process. The
+database comes from --db, or is built from the corpus feeds first.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if corpus == "" {
+				corpus = corpustest.Lookup()
+			}
+			if corpus == "" {
+				return usageError{errdefs.InvalidArgument(fmt.Errorf("no corpus found; pass --corpus DIR or set LADING_CORPUS"))}
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			if db == "" {
+				tmp, err := os.MkdirTemp("", "lading-bench-db-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(tmp)
+				db = filepath.Join(tmp, vulndb.FileName)
+				fmt.Fprintf(e.stderr, "bench scan: building a database from %s/feeds\n", corpus)
+				if _, err := feed.Build(ctx, e.log, db, []string{filepath.Join(corpus, "feeds")}); err != nil {
+					return err
+				}
+			}
+			rs, err := bench.Scan(ctx, corpus, bench.ScanOptions{Exe: exe, DB: db, Runs: runs, Only: only, Log: e.stderr})
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rs)
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, "image\tcold\tgzip -dc | tar -t\tratio\twarm\tpeak RSS\t")
+			ms := func(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
+			for _, r := range rs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t%s\t\n", r.Image, ms(r.Cold), ms(r.Baseline), r.ColdRatio(), ms(r.Warm), progress.HumanSize(r.PeakRSS))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&corpus, "corpus", "", "corpus directory (default ../shared/corpus or $LADING_CORPUS)")
+	cmd.Flags().StringVar(&db, "db", "", "vulnerability database (default: built from the corpus feeds)")
+	cmd.Flags().IntVar(&runs, "runs", 5, "runs per measurement; the median is reported")
+	cmd.Flags().StringSliceVar(&only, "image", nil, "only these corpus files (such as debian-12-app.oci.tar)")
+	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
 	return cmd
 }
 

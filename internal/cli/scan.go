@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -17,6 +16,7 @@ import (
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/image"
 	"github.com/lading-dev/lading/internal/report"
+	"github.com/lading-dev/lading/internal/sbom"
 	"github.com/lading-dev/lading/internal/scan"
 	"github.com/lading-dev/lading/internal/vulndb"
 )
@@ -135,14 +135,22 @@ func runScan(cmd *cobra.Command, e *env, f *scanFlags, args []string) error {
 	}
 	sc := scan.New(db, dbPath, e.log)
 
-	var rep *report.Report
+	var (
+		rep *report.Report
+		inv *analyze.Inventory
+		img sbom.Image
+	)
 	if f.sbom != "" {
-		rep, err = scanSBOM(cmd, sc, f.sbom)
+		rep, inv, err = scanSBOM(cmd, sc, f.sbom)
+		img.Name = f.sbom
 	} else {
-		rep, err = scanImage(cmd, e, sc, f, args[0])
+		rep, inv, img, err = scanImage(cmd, e, sc, f, args[0])
 	}
 	if err != nil {
 		return err
+	}
+	for _, w := range rep.Warnings {
+		fmt.Fprintf(e.stderr, "warning: %s\n", w)
 	}
 	suppressed := filter.Apply(rep)
 	if filter.Ignore != nil {
@@ -150,7 +158,7 @@ func runScan(cmd *cobra.Command, e *env, f *scanFlags, args []string) error {
 			fmt.Fprintf(e.stderr, "%s line %d: rule for %s expired on %s and no longer applies\n", filter.Ignore.Name, r.Line, r.ID, r.Expires.Format("2006-01-02"))
 		}
 	}
-	if err := writeReport(e, f, rep, suppressed); err != nil {
+	if err := writeReport(e, f, rep, inv, img, suppressed); err != nil {
 		return err
 	}
 	if f.exitCode != 0 && rep.Total() > 0 {
@@ -213,27 +221,30 @@ func (f *scanFlags) filter() (report.Filter, error) {
 // must then exist) rather than relying on the default.
 func (f *scanFlags) explicitIgnoreFile() bool { return f.ignoreFile != ".ladingignore" }
 
-func scanImage(cmd *cobra.Command, e *env, sc *scan.Scanner, f *scanFlags, arg string) (*report.Report, error) {
+func scanImage(cmd *cobra.Command, e *env, sc *scan.Scanner, f *scanFlags, arg string) (*report.Report, *analyze.Inventory, sbom.Image, error) {
 	ctx := cmd.Context()
+	fail := func(err error) (*report.Report, *analyze.Inventory, sbom.Image, error) {
+		return nil, nil, sbom.Image{}, err
+	}
 	ref, err := parseRef(arg)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	ss, err := e.begin(&f.imageFlags, false)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	defer ss.Close()
 	src, img, err := ss.openImage(ctx, ref)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	defer src.Close()
 	opts := []analyze.Option{analyze.WithLogger(e.log), analyze.WithName(arg)}
 	if !f.noCache {
 		c, err := cache.Open(filepath.Join(e.root, "cache", "layers"))
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		opts = append(opts, analyze.WithCache(c))
 	}
@@ -247,35 +258,50 @@ func scanImage(cmd *cobra.Command, e *env, sc *scan.Scanner, f *scanFlags, arg s
 			info.Platform += "/" + cf.Variant
 		}
 	}
-	return sc.Image(ctx, img, info, opts...)
+	rep, inv, err := sc.Image(ctx, img, info, opts...)
+	if err != nil {
+		return fail(err)
+	}
+	return rep, inv, sbom.Image{Name: arg, Digest: rep.Metadata.Digest, ID: rep.Metadata.ImageID, Platform: info.Platform}, nil
 }
 
-func scanSBOM(cmd *cobra.Command, sc *scan.Scanner, path string) (*report.Report, error) {
+func scanSBOM(cmd *cobra.Command, sc *scan.Scanner, path string) (*report.Report, *analyze.Inventory, error) {
 	file, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, errdefs.NotFound(err)
+			return nil, nil, errdefs.NotFound(err)
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	defer file.Close()
 	inv, err := scan.FromSBOM(file, path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return sc.Inventory(cmd.Context(), inv, "sbom", scan.ImageInfo{Name: path})
+	rep, err := sc.Inventory(cmd.Context(), inv, "sbom", scan.ImageInfo{Name: path})
+	return rep, inv, err
 }
 
 // writeReport writes rep in the chosen format to stdout or --output.
-func writeReport(e *env, f *scanFlags, rep *report.Report, suppressed []report.Suppression) error {
+func writeReport(e *env, f *scanFlags, rep *report.Report, inv *analyze.Inventory, img sbom.Image, suppressed []report.Suppression) error {
+	opts := sbom.Options{ToolName: "lading", ToolVersion: ladingVersion()}
 	write := func(w io.Writer) error {
 		switch f.format {
 		case "json":
 			return report.WriteJSON(w, rep)
 		case "sarif":
 			return report.WriteSARIF(w, rep, ladingVersion())
-		case "cyclonedx", "spdx":
-			return errdefs.Unsupported(fmt.Errorf("--format %s: not wired yet", f.format))
+		case "cyclonedx":
+			bom := sbom.CycloneDXBOM(img, inv, opts)
+			sbom.AddCycloneDXVulnerabilities(bom, inv, rep)
+			return sbom.EncodeCycloneDX(w, bom)
+		case "spdx":
+			doc, err := sbom.SPDXDocument(img, inv, opts)
+			if err != nil {
+				return err
+			}
+			sbom.AddSPDXVulnerabilities(doc, inv, rep)
+			return sbom.EncodeSPDX(w, doc)
 		case "template":
 			tpl, err := report.ParseTemplate(f.template)
 			if err != nil {
@@ -293,12 +319,4 @@ func writeReport(e *env, f *scanFlags, rep *report.Report, suppressed []report.S
 		return write(e.stdout)
 	}
 	return image.WriteFileAtomic(f.output, write)
-}
-
-// ladingVersion is the module version, "(devel)" in a source build.
-func ladingVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }

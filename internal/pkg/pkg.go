@@ -62,9 +62,9 @@ type Package struct {
 	// Arch is the architecture an OS package was built for ("x86_64",
 	// "amd64", "noarch", "all").
 	Arch string `json:"arch,omitempty"`
-	// Source is the package it was built from: Debian's source package,
-	// Alpine's origin, the source RPM. Nil when the ecosystem has no such
-	// thing or the source is the package itself with its own version.
+	// Source is the package it was built from: Debian's source package
+	// (the package itself when its stanza names none), Alpine's origin, the
+	// source RPM. Nil for ecosystems without source packages.
 	Source *Source `json:"source,omitempty"`
 	// Licenses are license names or SPDX expressions as the package
 	// declares them, in the order found, without duplicates.

@@ -77,9 +77,6 @@ func WriteTable(w io.Writer, r *Report, o TableOptions) error {
 		box(tw, rows, nil)
 		fmt.Fprintln(tw)
 	}
-	for _, warn := range r.Warnings {
-		fmt.Fprintf(tw, "warning: %s\n", warn)
-	}
 	return tw.err
 }
 

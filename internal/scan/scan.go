@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path"
 	"strings"
 	"time"
 
@@ -56,11 +57,12 @@ type ImageInfo struct {
 	BaseLayers int
 }
 
-// Image analyzes img (analyze options pass through) and scans it.
-func (s *Scanner) Image(ctx context.Context, img v1.Image, info ImageInfo, opts ...analyze.Option) (*report.Report, error) {
+// Image analyzes img (analyze options pass through) and scans it. It
+// returns the inventory too, for outputs that list every package (SBOMs).
+func (s *Scanner) Image(ctx context.Context, img v1.Image, info ImageInfo, opts ...analyze.Option) (*report.Report, *analyze.Inventory, error) {
 	inv, err := analyze.Image(ctx, img, opts...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if info.BaseLayers < 0 {
 		if cf, err := img.ConfigFile(); err == nil {
@@ -79,7 +81,8 @@ func (s *Scanner) Image(ctx context.Context, img v1.Image, info ImageInfo, opts 
 			info.Digest = d.String()
 		}
 	}
-	return s.Inventory(ctx, inv, "container_image", info)
+	r, err := s.Inventory(ctx, inv, "container_image", info)
+	return r, inv, err
 }
 
 // Inventory scans an inventory that has already been made (from an image
@@ -117,8 +120,12 @@ func (s *Scanner) Inventory(ctx context.Context, inv *analyze.Inventory, artifac
 		r.Metadata.OS = &report.OS{Family: inv.OS.ID, Name: inv.OS.VersionID}
 		ns = vulndb.DistroNamespace(inv.OS.ID, cmp.Or(inv.OS.VersionID, inv.OS.Codename))
 	}
+	shadowed := shadowedLockfiles(inv.Targets)
 	for _, t := range inv.Targets {
 		r.Metadata.PackageSize += len(t.Packages)
+		if shadowed[t.Path] {
+			continue
+		}
 		res, err := s.target(ctx, t.Path, t.Type, string(t.Class), t.Packages, inv.OS, ns, layers)
 		if err != nil {
 			return nil, err
@@ -142,6 +149,31 @@ func (s *Scanner) Inventory(ctx context.Context, inv *analyze.Inventory, artifac
 	}
 	r.Sort()
 	return r, nil
+}
+
+// shadowedLockfiles returns the npm lockfiles that have an installed
+// node_modules tree beside them. In an image, the installed packages are
+// what runs, and the lockfile repeats them (or lists packages that were
+// never installed), so scans report the node_modules target alone, as
+// Trivy does for images. A lockfile with nothing installed beside it is
+// scanned.
+func shadowedLockfiles(ts []analyze.Target) map[string]bool {
+	installed := map[string]bool{}
+	for _, t := range ts {
+		if t.Type == "node_modules" {
+			installed[t.Path] = true
+		}
+	}
+	out := map[string]bool{}
+	for _, t := range ts {
+		switch path.Base(t.Path) {
+		case "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml":
+			if installed[path.Join(path.Dir(t.Path), "node_modules")] {
+				out[t.Path] = true
+			}
+		}
+	}
+	return out
 }
 
 // target matches the packages of one target.

@@ -89,7 +89,7 @@ type Result struct {
 	// Warnings say what in the file could not be read, when the rest could.
 	Warnings []string `json:"warnings,omitempty"`
 	// Aliases are other paths of the same file in the same layer (hard
-	// links); the driver sets them. The result stands while any of its
-	// paths is visible.
+	// links); the driver sets them. Each name counts as a file of its own
+	// in the merged filesystem, with the packages' locations moved to it.
 	Aliases []string `json:"aliases,omitempty"`
 }

@@ -47,9 +47,10 @@ func (Analyzer) Wants(p string, info fs.FileInfo) bool {
 }
 
 // IsExecutable reports whether a file may be a binary: a regular file with
-// an execute bit, and not tiny.
+// an execute bit, and not tiny (a size of 0 is taken as unknown: the info of
+// a hard link to a file of a lower layer).
 func IsExecutable(info fs.FileInfo) bool {
-	return info != nil && info.Mode().IsRegular() && info.Mode().Perm()&0o111 != 0 && info.Size() >= minBinary
+	return info != nil && info.Mode().IsRegular() && info.Mode().Perm()&0o111 != 0 && (info.Size() >= minBinary || info.Size() == 0)
 }
 
 // IsBinary reports whether head starts like an ELF, Mach-O or PE file.
