@@ -28,7 +28,7 @@ import (
 	"github.com/lading-dev/lading/internal/vulndb/feed"
 )
 
-var corpus struct {
+var corpusBuild struct {
 	once   sync.Once
 	dir    string
 	db     *vulndb.DB
@@ -43,29 +43,29 @@ func corpusDB(t *testing.T) (*vulndb.DB, string) {
 	if testing.Short() {
 		t.Skip("building the database from the corpus feeds takes about 20 seconds; not in -short mode")
 	}
-	corpus.once.Do(func() {
-		if corpus.dir, corpus.err = os.MkdirTemp("", "lading-scan-corpus-"); corpus.err != nil {
+	corpusBuild.once.Do(func() {
+		if corpusBuild.dir, corpusBuild.err = os.MkdirTemp("", "lading-scan-corpus-"); corpusBuild.err != nil {
 			return
 		}
-		corpus.dbPath = filepath.Join(corpus.dir, vulndb.FileName)
-		if _, corpus.err = feed.Build(context.Background(), nil, corpus.dbPath, []string{feeds}); corpus.err != nil {
+		corpusBuild.dbPath = filepath.Join(corpusBuild.dir, vulndb.FileName)
+		if _, corpusBuild.err = feed.Build(context.Background(), nil, corpusBuild.dbPath, []string{feeds}); corpusBuild.err != nil {
 			return
 		}
-		corpus.db, corpus.err = vulndb.Open(corpus.dbPath)
+		corpusBuild.db, corpusBuild.err = vulndb.Open(corpusBuild.dbPath)
 	})
-	if corpus.err != nil {
-		t.Fatal(corpus.err)
+	if corpusBuild.err != nil {
+		t.Fatal(corpusBuild.err)
 	}
-	return corpus.db, corpus.dbPath
+	return corpusBuild.db, corpusBuild.dbPath
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if corpus.db != nil {
-		corpus.db.Close()
+	if corpusBuild.db != nil {
+		corpusBuild.db.Close()
 	}
-	if corpus.dir != "" {
-		os.RemoveAll(corpus.dir)
+	if corpusBuild.dir != "" {
+		os.RemoveAll(corpusBuild.dir)
 	}
 	os.Exit(code)
 }
@@ -120,11 +120,16 @@ var corpusScans = []struct {
 // The set of (package, version, vulnerability) lading reports must equal
 // the derived one, removed packages included, with the same status and,
 // for fixed findings, the feed's fixed version; for Ubuntu, the severity
-// is the tracker's priority. IDs match leniently: a derived record matches
-// a finding when one of the record's IDs and aliases is the finding's
-// VulnerabilityID, SourceID or one of its Aliases. Lading's findings are
-// also compared with testdata/golden/<image>.json; -update rewrites those
-// files, never the derived expectations.
+// is the tracker's priority. Records that share an ID are one
+// vulnerability, unless each names a CVE the other does not. IDs match
+// leniently: a finding is the derived vulnerability that has its
+// VulnerabilityID, else its SourceID, else one of its Aliases. An npm
+// lockfile with an installed node_modules tree beside it is not reported
+// (the tree is what runs), so it gets no expectations either.
+//
+// Lading's findings are also compared with testdata/golden/<image>.json;
+// go test ./internal/scan -run Corpus -update rewrites those files, never
+// the derived expectations.
 func TestCorpusFindings(t *testing.T) {
 	corpus := corpustest.Dir(t)
 	checkCorpusCovered(t, corpus)
@@ -139,7 +144,7 @@ func TestCorpusFindings(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			img := openCorpusImage(t, filepath.Join(corpus, "images", sc.file), sc.tag, sc.platform)
+			img := openCorpusImage(t, corpustest.Image(t, sc.file), sc.tag, sc.platform)
 			r, inv, err := New(db, dbPath, nil).Image(ctx, img, ImageInfo{Name: sc.file, BaseLayers: -1})
 			if err != nil {
 				t.Fatal(err)
