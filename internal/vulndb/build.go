@@ -679,6 +679,11 @@ func WriteFileAtomic(path string, write func(*os.File) error) (err error) {
 	if err := f.Sync(); err != nil {
 		return err
 	}
+	// The file was written in order, so the page cache holds it in large
+	// folios, and a mapping faults a whole folio in per touch: a scan's
+	// resident set would count megabytes it never reads. Readers map the
+	// file randomly (see mapFile); let them start from an empty cache.
+	dropCache(f)
 	if err := f.Close(); err != nil {
 		return err
 	}

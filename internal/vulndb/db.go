@@ -46,6 +46,11 @@ type DB struct {
 	advs    []byte
 	vulns   []byte
 	sources []string
+	// fences are every fenceStep-th key, copied to the heap when the
+	// database opens: a lookup finds its block among them and searches
+	// only that block of the mapped index, so it touches a few pages of
+	// the file rather than one or two per step of a search over all keys.
+	fences [][]byte
 
 	mu     sync.RWMutex
 	closed bool
@@ -114,8 +119,15 @@ func newDB(path string, data []byte) (*DB, error) {
 	for _, s := range db.meta.Sources {
 		db.sources = append(db.sources, s.Name)
 	}
+	n := len(db.index) / entrySize
+	for i := 0; i < n; i += fenceStep {
+		db.fences = append(db.fences, bytes.Clone(db.key(i)))
+	}
 	return db, nil
 }
+
+// fenceStep is how many index entries a fence stands for.
+const fenceStep = 256
 
 // Path returns the file the database was opened from.
 func (db *DB) Path() string { return db.path }
@@ -169,8 +181,15 @@ func (db *DB) Advisories(ctx context.Context, namespace, name string) ([]Advisor
 	var buf [192]byte
 	want := append(append(append(buf[:0], namespace...), 0), name...)
 	n := len(db.index) / entrySize
-	i := sort.Search(n, func(i int) bool { return bytes.Compare(db.key(i), want) >= 0 })
-	if i == n || !bytes.Equal(db.key(i), want) {
+	// The block whose first key is the last one <= want holds want, if
+	// anything does.
+	b := sort.Search(len(db.fences), func(i int) bool { return bytes.Compare(db.fences[i], want) > 0 }) - 1
+	if b < 0 {
+		return nil, nil
+	}
+	lo, hi := b*fenceStep, min((b+1)*fenceStep, n)
+	i := lo + sort.Search(hi-lo, func(i int) bool { return bytes.Compare(db.key(lo+i), want) >= 0 })
+	if i == hi || !bytes.Equal(db.key(i), want) {
 		return nil, nil
 	}
 	_, _, off, l := db.entry(i)
