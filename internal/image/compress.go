@@ -24,19 +24,9 @@ import (
 
 func isIndexType(mt types.MediaType) bool { return content.IsIndex(mt) }
 
-// hasUncompressed reports whether any layer of art is stored uncompressed.
-func hasUncompressed(art Artifact) bool {
-	blobs, err := blobsOf(art)
-	if err != nil {
-		return false
-	}
-	for _, b := range blobs {
-		if b.layer && !content.IsCompressed(b.desc.MediaType) {
-			return true
-		}
-	}
-	return false
-}
+// compressUncompressed is what CompressAuto means for a registry: gzip the
+// layers that are stored uncompressed, keep the others.
+const compressUncompressed Compression = "gzip-uncompressed"
 
 // needsConversion reports whether a layer of media type mt must be
 // rewritten to end up in compression c.
@@ -45,6 +35,8 @@ func needsConversion(mt types.MediaType, c Compression) bool {
 		return false
 	}
 	switch c {
+	case compressUncompressed:
+		return !content.IsCompressed(mt)
 	case CompressGzip:
 		return mt != types.OCILayer && mt != types.DockerLayer
 	case CompressZstd:
@@ -78,7 +70,7 @@ func (m memSource) raw(b []byte) func() (io.ReadCloser, error) {
 // art is returned as it is.
 func Recompress(ctx context.Context, art Artifact, c Compression, o *options) (Artifact, func(), error) {
 	nop := func() {}
-	if c != CompressGzip && c != CompressZstd {
+	if c != CompressGzip && c != CompressZstd && c != compressUncompressed {
 		return art, nop, nil
 	}
 	blobs, err := blobsOf(art)
@@ -125,7 +117,11 @@ func Recompress(ctx context.Context, art Artifact, c Compression, o *options) (A
 		j.tmp = f.Name()
 		temps = append(temps, j.tmp)
 		g.Go(func() error {
-			task := o.progress.Task(short(j.b.desc.Digest), string(c), j.b.desc.Size)
+			action := string(c)
+			if c == compressUncompressed {
+				action = string(CompressGzip)
+			}
+			task := o.progress.Task(short(j.b.desc.Digest), action, j.b.desc.Size)
 			d, err := compressLayer(gctx, j.b, c, j.tmp)
 			task.Done(err)
 			j.out = d

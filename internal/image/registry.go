@@ -105,10 +105,7 @@ func writeRegistry(ctx context.Context, dst Reference, art Artifact, o *options)
 	}
 	c := o.compression
 	if c == CompressAuto {
-		c = CompressGzip
-		if !hasUncompressed(art) {
-			c = CompressKeep
-		}
+		c = compressUncompressed
 	}
 	art, cleanup, err := Recompress(ctx, art, c, o)
 	if err != nil {
