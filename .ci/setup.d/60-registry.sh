@@ -48,4 +48,4 @@ gotool crane github.com/google/go-containerregistry/cmd/crane v0.22.1 github.com
 gotool oras oras.land/oras/cmd/oras v1.3.6 oras.land/oras
 gotool versitygw github.com/versity/versitygw/cmd/versitygw v1.8.0 github.com/versity/versitygw
 gotool oci-distribution-conformance github.com/opencontainers/distribution-spec/conformance \
-	v0.0.0-20260730175803-fee21197eb94 github.com/opencontainers/distribution-spec/conformance
+	v0.0.0-20260831232431-97274622c111 github.com/opencontainers/distribution-spec/conformance
