@@ -21,6 +21,9 @@ import (
 // TestMain lets Native start this test binary as a sandbox's init.
 func TestMain(m *testing.M) {
 	sandbox.MaybeInit()
+	if os.Getenv("LADING_SANDBOX_HELPER") == "rootless" {
+		rootlessHelper()
+	}
 	code := m.Run()
 	if base.dir != "" {
 		os.RemoveAll(base.dir)

@@ -41,7 +41,8 @@ package sandbox
 
 import (
 	"context"
-	"errors"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -54,6 +55,10 @@ import (
 
 // Spec is what to run and how to isolate it.
 type Spec struct {
+	// ID names the sandbox: runc's container ID and the name of the cgroup
+	// made for limits. Default: "lading-" and random hex digits. Letters,
+	// digits, '_', '.' and '-' only.
+	ID string
 	// Root is the directory of the assembled root file system (such as
 	// rootfs.FS.Dir). It is used in place: writes inside go to it.
 	Root string
@@ -157,8 +162,9 @@ func (e *ExecError) Unwrap() error {
 }
 
 // ErrUnsupported is wrapped by the error Run returns when this machine
-// cannot make a sandbox (not root and no user namespaces, no runc).
-var ErrUnsupported = errors.New("sandbox not supported here")
+// cannot make a sandbox (not root and no user namespaces, no runc, limits
+// without a writable cgroup). It is errdefs.ErrUnsupported.
+var ErrUnsupported = errdefs.ErrUnsupported
 
 // Option configures a Runner.
 type Option func(*options)
@@ -232,6 +238,12 @@ func (s Spec) validate() (Spec, error) {
 	if s.Hostname == "" {
 		s.Hostname = "lading"
 	}
+	if s.ID == "" {
+		s.ID = "lading-" + newID()
+	}
+	if len(s.ID) > 128 || strings.TrimLeft(s.ID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != "" || s.ID[0] == '.' {
+		return bad("id %q: want letters, digits, '_', '.' and '-'", s.ID)
+	}
 	s.Mounts = slices.Clone(s.Mounts)
 	for i, m := range s.Mounts {
 		switch m.Type {
@@ -262,4 +274,10 @@ func (s Spec) validate() (Spec, error) {
 		s.ConsoleSize = WinSize{Rows: 24, Cols: 80}
 	}
 	return s, nil
+}
+
+func newID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
