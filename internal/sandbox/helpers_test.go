@@ -59,6 +59,23 @@ func alpine(t *testing.T) string {
 	return dst
 }
 
+// alpineB is alpine for benchmarks: the shared copy, not a fresh one.
+func alpineB(b *testing.B) string {
+	b.Helper()
+	src := corpustest.Image(b, "alpine-3.9.oci.tar")
+	base.once.Do(func() {
+		base.dir, base.err = os.MkdirTemp("", "lading-sandbox-test-")
+		if base.err != nil {
+			return
+		}
+		base.err = exportImage(filepath.Join(base.dir, "root"), "oci-archive:"+src+":3.9.6")
+	})
+	if base.err != nil {
+		b.Fatal(base.err)
+	}
+	return filepath.Join(base.dir, "root")
+}
+
 func exportImage(dir, ref string) error {
 	ctx := context.Background()
 	r, err := image.Parse(ref)
