@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-
 	"github.com/lading-dev/lading/internal/corpustest"
 	"github.com/lading-dev/lading/internal/image"
 	"github.com/lading-dev/lading/internal/overlaytest"
