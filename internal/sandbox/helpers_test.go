@@ -113,6 +113,10 @@ var runners = []runner{
 		testenv.Root(t, "the sandbox makes namespaces and mounts")
 		return sandbox.Native()
 	}},
+	{"native-chroot", func(t *testing.T) sandbox.Runner {
+		testenv.Root(t, "the sandbox makes namespaces and mounts")
+		return sandbox.Native(sandbox.WithChroot())
+	}},
 	{"runc", func(t *testing.T) sandbox.Runner {
 		testenv.Root(t, "runc runs containers as root")
 		p := testenv.Tool(t, "runc", "runc")

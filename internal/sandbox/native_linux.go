@@ -62,7 +62,7 @@ func (n *native) Run(ctx context.Context, s Spec) (int, error) {
 		return -1, fmt.Errorf("sandbox: %w", err)
 	}
 	defer cg.remove()
-	if err := json.NewEncoder(r.sock).Encode(initConfig{Spec: cfg, Rootless: rootless}); err != nil {
+	if err := json.NewEncoder(r.sock).Encode(initConfig{Spec: cfg, Rootless: rootless, Chroot: n.o.chroot}); err != nil {
 		killWait()
 		return -1, fmt.Errorf("sandbox: send the configuration to init: %w", err)
 	}

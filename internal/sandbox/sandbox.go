@@ -13,7 +13,8 @@
 //     init makes its mounts private, mounts /proc, a minimal /dev, /dev/pts,
 //     /dev/shm, /dev/mqueue and /sys, masks the paths Docker masks, pivots
 //     into the root (MS_MOVE and chroot where pivot_root cannot work, as on
-//     an initramfs), drops to Docker's default capability set with
+//     an initramfs, or with [WithChroot]; the process then also loses
+//     CAP_SYS_CHROOT), drops to Docker's default capability set with
 //     no_new_privs, switches to the user and replaces itself with the
 //     process (execve), which is then PID 1 of its namespace: when it exits,
 //     the kernel kills everything else inside. A program using Native must
@@ -175,6 +176,7 @@ type options struct {
 	initPath string
 	initArgs []string
 	cgroup   string
+	chroot   bool
 }
 
 func makeOptions(opts []Option) options {
@@ -206,6 +208,12 @@ func WithInit(path string, args ...string) Option {
 // WithCgroupParent names the cgroup, below the caller's own, that holds the
 // per-run cgroups made for limits (default "lading").
 func WithCgroupParent(name string) Option { return func(o *options) { o.cgroup = name } }
+
+// WithChroot makes Native move the root over / and chroot into it instead
+// of using pivot_root: what it falls back to where pivot_root cannot work
+// (a root on the initramfs). Either way, after a chroot the process loses
+// CAP_SYS_CHROOT, with which it could climb out of a chroot.
+func WithChroot() Option { return func(o *options) { o.chroot = true } }
 
 // InitArg is the first argument a Native runner starts its init with.
 const InitArg = "__lading-sandbox-init"
