@@ -361,3 +361,22 @@ func TestCacheCleansLeftovers(t *testing.T) {
 		t.Errorf("a live process's directory went: %v", err)
 	}
 }
+
+// TestManyLayers mounts more layers than one page of mount options holds
+// (overlayfs then gets them one by one through fsconfig).
+func TestManyLayers(t *testing.T) {
+	overlaytest.Require(t)
+	var ls []v1.Layer
+	for i := 0; i < 60; i++ {
+		ls = append(ls, layerOf(t, tarOf(t, file(fmt.Sprintf("f%02d", i), "x"), file("top", fmt.Sprint(i)))))
+	}
+	f := newFS(t, rootfs.Overlay, ls, t.TempDir())
+	b, err := os.ReadFile(filepath.Join(f.Dir(), "top"))
+	if err != nil || string(b) != "59" {
+		t.Errorf("top: %q, %v", b, err)
+	}
+	es, _ := os.ReadDir(f.Dir())
+	if len(es) != 61 {
+		t.Errorf("%d entries, want 61", len(es))
+	}
+}
