@@ -50,6 +50,7 @@ func TestRunCommand(t *testing.T) {
 			"sh", "-c", "echo $A; pwd; id -u; hostname; cat /data/f; touch /data/g 2>/dev/null || echo ro"}, "", 0,
 			"1\n/tmp/w\n65534\nh\nfrom the host\nro\n"},
 		{"entrypoint", []string{"--entrypoint", "/bin/echo", "alpine:3.9", "a", "b"}, "", 0, "a b\n"},
+		{"image from an archive", []string{"oci-archive:" + corpustest.Image(t, "alpine-3.9.oci.tar") + ":3.9.6", "echo", "ok"}, "", 0, "ok\n"},
 		{"image Cmd", []string{"alpine:3.9"}, "", 0, ""},
 		{"tty", []string{"-t", "alpine:3.9", "tty"}, "", 0, "/dev/pts/0\r\n"},
 		{"runc", []string{"--runtime", "runc", "alpine:3.9", "sh", "-c", "echo $((6*7))"}, "", 0, "42\n"},

@@ -75,7 +75,7 @@ func (c *Container) BaseImage(st *store.Store) (v1.Image, error) {
 // the config and history docker commit writes: the container's config
 // (the image's with the run's options: Cmd, Env, ...) changed by
 // o.Changes, "container" set to the container's ID, and a history entry
-// created by the container's command, with o.Message as comment. The image
+// created by the container's Cmd, with o.Message as comment. The image
 // is written into st under o.Name. A running container is committed as it
 // is at that moment (it is not paused).
 func (c *Container) Commit(ctx context.Context, st *store.Store, o CommitOptions) (Committed, error) {
@@ -100,7 +100,24 @@ func (c *Container) Commit(ctx context.Context, st *store.Store, o CommitOptions
 	cf = cf.DeepCopy()
 	cf.Config = *c.Config.DeepCopy()
 	cf.Container = c.ID
-	return commit(ctx, st, base, fsys, cf, strings.Join(c.Args, " "), o)
+	// As docker: the history entry names the container's Cmd (without the
+	// Entrypoint).
+	return commit(ctx, st, base, fsys, cf, strings.Join(c.Config.Cmd, " "), o)
+}
+
+// Diff writes the container's changes as a layer tar (see rootfs.FS.Diff).
+func (c *Container) Diff(ctx context.Context, w io.Writer, opts rootfs.DiffOptions) error {
+	done, err := c.use()
+	if err != nil {
+		return err
+	}
+	defer done()
+	fsys, err := c.openFS(ctx)
+	if err != nil {
+		return err
+	}
+	defer fsys.Close()
+	return fsys.Diff(ctx, w, opts)
 }
 
 // CommitDir commits dir, a root file system changed outside lading, as a

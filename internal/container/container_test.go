@@ -1,6 +1,8 @@
 package container_test
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -20,6 +22,7 @@ import (
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/image"
 	"github.com/lading-dev/lading/internal/layer"
+	"github.com/lading-dev/lading/internal/overlaytest"
 	"github.com/lading-dev/lading/internal/rootfs"
 	"github.com/lading-dev/lading/internal/sandbox"
 	"github.com/lading-dev/lading/internal/store"
@@ -166,7 +169,7 @@ func TestRunCommitExport(t *testing.T) {
 				t.Errorf("config: %+v", cf)
 			}
 			h := cf.History[len(cf.History)-1]
-			if h.Comment != "a test commit" || h.CreatedBy != "/bin/sh -c "+changes || h.EmptyLayer {
+			if h.Comment != "a test commit" || h.CreatedBy != "/bin/sh -c "+changes || h.EmptyLayer || h.Author != "tester" {
 				t.Errorf("history: %+v", h)
 			}
 
@@ -329,4 +332,60 @@ func TestCommitDir(t *testing.T) {
 	}
 	bundle := umociUnpack(t, e.root, "docker.io/library/committed:1")
 	treetest.Equal(t, want, treetest.Snapshot(t, filepath.Join(bundle, "rootfs"), treetest.NoDirTimes()), "umoci unpack of the committed image vs the directory")
+}
+
+// TestDiffWhiteouts: what rm and rm -rf dir && mkdir dir do inside a
+// container becomes whiteout and opaque entries, and the image's layers
+// with the diff on top are, for the kernel's overlayfs, the container's
+// file system.
+func TestDiffWhiteouts(t *testing.T) {
+	overlaytest.Require(t)
+	e := newEnv(t)
+	c := e.create(t, container.CreateOptions{Cmd: []string{"/bin/sh", "-c", "rm /etc/motd && rm -rf /etc/apk && mkdir /etc/apk && touch /etc/apk/new && rm -rf /usr/share/apk"}})
+	if code, out := e.run(t, c); code != 0 {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	var diff bytes.Buffer
+	if err := c.Diff(context.Background(), &diff, rootfs.DiffOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	tr := tar.NewReader(bytes.NewReader(diff.Bytes()))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, h.Name)
+	}
+	// In the order of the names they stand for, as docker's walk of the
+	// upper directory writes them.
+	want := []string{"etc/", "etc/apk/", "etc/apk/.wh..wh..opq", "etc/apk/new", "etc/.wh.motd", "usr/", "usr/share/", "usr/share/.wh.apk"}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("diff entries (-want +got):\n%s", diff)
+	}
+	s := overlaytest.New(t)
+	ls, _ := e.img.Layers()
+	for _, l := range ls {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.Add(rc, false)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Add(bytes.NewReader(diff.Bytes()), false); err != nil {
+		t.Fatal(err)
+	}
+	merged, _ := s.Mount(false)
+	fsys := mount(t, e, c)
+	defer fsys.Close()
+	noX := treetest.Xattrs(func(string) bool { return false })
+	treetest.Equal(t, treetest.Snapshot(t, fsys.Dir(), treetest.NoDirTimes(), noX), treetest.Snapshot(t, merged, treetest.NoDirTimes(), noX), "the image's layers and the diff, by overlayfs, vs the container")
 }
