@@ -3,6 +3,7 @@ package sandbox
 import (
 	"fmt"
 	"path"
+	"runtime"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -26,6 +27,52 @@ var (
 	}
 	readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
 )
+
+// seccompBlocked are the system calls the sandbox refuses with EPERM, as
+// Docker's default seccomp profile refuses them to a container without
+// CAP_SYS_ADMIN: the kernel keyring, BPF, perf events, userfaultfd,
+// modules, kexec, handles to files by number, new namespaces and mounts
+// (which a process could otherwise make in a user namespace of its own),
+// swap, accounting and quotas.
+var seccompBlocked = []string{
+	"keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd",
+	"kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
+	"open_by_handle_at", "name_to_handle_at", "unshare", "setns", "mount", "umount2", "pivot_root",
+	"fsopen", "fsconfig", "fsmount", "move_mount", "open_tree", "fspick", "mount_setattr",
+	"quotactl", "acct", "swapon", "swapoff", "lookup_dcookie",
+}
+
+// cloneNamespaceFlags are the clone flags that make namespaces (CLONE_NEWNS,
+// NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET): clone with any of
+// them is refused, as Docker's profile does.
+var cloneNamespaceFlags = []uint64{0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000}
+
+// seccompProfile is the sandbox's seccomp profile in OCI form: everything
+// is allowed but seccompBlocked, clone with namespace flags, and clone3
+// (ENOSYS, whose flags a filter cannot read; C libraries then use clone).
+// nil on architectures the native sandbox has no numbers for.
+func seccompProfile() *specs.LinuxSeccomp {
+	arch, ok := map[string]specs.Arch{"amd64": specs.ArchX86_64, "arm64": specs.ArchAARCH64}[runtime.GOARCH]
+	if !ok {
+		return nil
+	}
+	eperm, enosys := uint(1), uint(38)
+	p := &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Architectures: []specs.Arch{arch},
+		Syscalls: []specs.LinuxSyscall{
+			{Names: seccompBlocked, Action: specs.ActErrno, ErrnoRet: &eperm},
+			{Names: []string{"clone3"}, Action: specs.ActErrno, ErrnoRet: &enosys},
+		},
+	}
+	for _, f := range cloneNamespaceFlags {
+		p.Syscalls = append(p.Syscalls, specs.LinuxSyscall{
+			Names: []string{"clone"}, Action: specs.ActErrno, ErrnoRet: &eperm,
+			Args: []specs.LinuxSeccompArg{{Index: 0, Value: f, ValueTwo: f, Op: specs.OpMaskedEqual}},
+		})
+	}
+	return p
+}
 
 // DefaultPath is the PATH a process gets when its environment has none
 // (Docker's).
@@ -61,6 +108,7 @@ func runConfig(s Spec, c Cred, rootless bool, cgroupsPath string, hostFiles []st
 				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
 			},
 			MaskedPaths:   maskedPaths,
+			Seccomp:       seccompProfile(),
 			ReadonlyPaths: readonlyPaths,
 			CgroupsPath:   cgroupsPath,
 			Resources: &specs.LinuxResources{

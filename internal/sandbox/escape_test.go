@@ -119,6 +119,8 @@ mount --bind /bin /mnt 2>/dev/null && echo bind-mounted
 mount -o remount,rw /proc/sys 2>/dev/null && echo remounted
 mount -t proc proc /mnt 2>/dev/null && echo proc
 umount /proc 2>/dev/null && echo unmounted
+unshare -U -r -m sh -c 'mount -t tmpfs none /mnt' 2>/dev/null && echo mounted-in-a-user-namespace
+unshare -n true 2>/dev/null && echo unshared
 true`
 	res := mustRun(t, r, sandbox.Spec{Args: []string{"/bin/sh", "-c", script}})
 	if res.stdout != "" {

@@ -95,6 +95,7 @@ func initSandbox(sock *os.File, report func(initReport)) error {
 		}
 	}
 	p := s.Process
+	unix.Umask(0o022) // as runc and Docker give processes
 	for _, rl := range p.Rlimits {
 		if err := setRlimit(rl); err != nil {
 			return err
@@ -122,6 +123,9 @@ func initSandbox(sock *os.File, report func(initReport)) error {
 		return eerr
 	}
 	if err := dropPrivileges(p); err != nil {
+		return err
+	}
+	if err := loadSeccomp(s.Linux.Seccomp); err != nil {
 		return err
 	}
 	report(initReport{Exec: true})

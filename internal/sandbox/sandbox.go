@@ -28,7 +28,15 @@
 // cgroup; the native sandbox has none, so it mounts the root, bind mounts
 // and /dev with nodev and bind mounts the host's own null, zero, full,
 // random, urandom and tty nodes into /dev (device nodes a process makes with
-// CAP_MKNOD cannot be opened). Neither runner loads a seccomp profile.
+// CAP_MKNOD cannot be opened).
+//
+// Both load one seccomp profile (in the configuration; the native sandbox
+// compiles it to BPF itself): everything is allowed except what Docker's
+// default profile refuses to a container without CAP_SYS_ADMIN that matters
+// without it: the kernel keyring, BPF, perf events, userfaultfd, modules,
+// kexec, file handles, new namespaces (unshare, setns, clone with namespace
+// flags; clone3 is ENOSYS) and mounts, which a process could otherwise make
+// in a user namespace of its own. 32-bit compat system calls are refused.
 //
 // Running as root is needed, or, for Native, unprivileged user namespaces:
 // then the sandbox runs in a new user namespace that maps the caller to root
