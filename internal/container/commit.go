@@ -14,6 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/image/content"
 	"github.com/lading-dev/lading/internal/image/ocilayout"
 	"github.com/lading-dev/lading/internal/layer"
@@ -151,6 +152,13 @@ func commit(ctx context.Context, st *store.Store, base v1.Image, fsys *rootfs.FS
 	m, err := base.Manifest()
 	if err != nil {
 		return Committed{}, err
+	}
+	// The new image reuses the base's blobs: they must still be in the
+	// store (lading rmi and prune do not know containers).
+	for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+		if !st.Has(ctx, d.Digest, d.Size) && d.MediaType.IsDistributable() {
+			return Committed{}, errdefs.NotFound(fmt.Errorf("blob %s of the base image is no longer in the local store: pull the image again", d.Digest))
+		}
 	}
 	mt, err := base.MediaType()
 	if err != nil {

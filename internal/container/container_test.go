@@ -267,6 +267,11 @@ func TestExitCodeAndState(t *testing.T) {
 func TestNames(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
+	// content's images cache their config unsynchronized: read it once
+	// before the goroutines share the image.
+	if _, err := e.img.ConfigFile(); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, 6)
 	for i := range errs {
