@@ -198,6 +198,7 @@ func mount(t *testing.T, e *env, c *container.Container) *rootfs.FS {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { fsys.Close() }) // never leave the mount behind, even when the test fails
 	return fsys
 }
 
