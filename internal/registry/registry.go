@@ -28,7 +28,6 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/lading-dev/lading/internal/registry/meta"
@@ -88,53 +87,65 @@ type noNotifier struct{}
 
 func (noNotifier) ManifestPushed(context.Context, PushEvent) {}
 
-// Registry serves the distribution API. Create it with New; it is an
-// http.Handler.
-type Registry struct {
-	driver   storage.Driver
-	meta     meta.Store
+// settings are what the options set, shared by Registry and Collector.
+type settings struct {
 	log      *slog.Logger
 	access   *slog.Logger
 	auth     *Auth
 	notifier Notifier
 	metrics  *Metrics
 	limits   Limits
-
-	gcMu sync.Mutex // one collection at a time in this process
 }
 
-// Option configures a Registry.
-type Option func(*Registry)
+// Registry serves the distribution API. Create it with New; it is an
+// http.Handler. Each group of handlers reaches the metadata through the
+// role it needs: blob handlers through blobs, manifest handlers through
+// manifests, upload handlers through uploads.
+type Registry struct {
+	settings
+	driver    storage.Driver
+	blobs     meta.Blobs
+	manifests meta.Manifests
+	uploads   meta.Uploads
+}
+
+// Option configures a Registry or a Collector.
+type Option func(*settings)
 
 // WithLogger sets the logger for operational messages (errors, GC).
-func WithLogger(l *slog.Logger) Option { return func(r *Registry) { r.log = l } }
+func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.log = l } }
 
 // WithAccessLog logs one record per request to l.
-func WithAccessLog(l *slog.Logger) Option { return func(r *Registry) { r.access = l } }
+func WithAccessLog(l *slog.Logger) Option { return func(s *settings) { s.access = l } }
 
 // WithAuth requires requests to pass a.
-func WithAuth(a *Auth) Option { return func(r *Registry) { r.auth = a } }
+func WithAuth(a *Auth) Option { return func(s *settings) { s.auth = a } }
 
 // WithNotifier sets who hears about pushes.
-func WithNotifier(n Notifier) Option { return func(r *Registry) { r.notifier = n } }
+func WithNotifier(n Notifier) Option { return func(s *settings) { s.notifier = n } }
 
-// WithMetrics records metrics in m and serves them at /metrics.
-func WithMetrics(m *Metrics) Option { return func(r *Registry) { r.metrics = m } }
+// WithMetrics records metrics in m (a Collector, its collections) and
+// serves them at /metrics.
+func WithMetrics(m *Metrics) Option { return func(s *settings) { s.metrics = m } }
 
 // WithLimits sets the limits; zero fields keep their defaults.
-func WithLimits(l Limits) Option { return func(r *Registry) { r.limits = l } }
+func WithLimits(l Limits) Option { return func(s *settings) { s.limits = l } }
+
+func newSettings(opts []Option) settings {
+	s := settings{notifier: noNotifier{}}
+	for _, o := range opts {
+		o(&s)
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.limits.defaults()
+	return s
+}
 
 // New returns a registry over content in d and metadata in m.
-func New(d storage.Driver, m meta.Store, opts ...Option) *Registry {
-	r := &Registry{driver: d, meta: m, notifier: noNotifier{}}
-	for _, o := range opts {
-		o(r)
-	}
-	if r.log == nil {
-		r.log = slog.New(slog.DiscardHandler)
-	}
-	r.limits.defaults()
-	return r
+func New(d storage.Driver, m meta.API, opts ...Option) *Registry {
+	return &Registry{settings: newSettings(opts), driver: d, blobs: m, manifests: m, uploads: m}
 }
 
 // reqInfo collects what the access log and the metrics say about a request.

@@ -2,8 +2,9 @@
 // repository may see (blob links), manifests and what they reference, tags,
 // referrers and upload sessions. Content itself lives in registry/storage.
 //
-// Store is the interface; SQL implements it for any database/sql driver
-// through a Dialect, and the subpackages open the two supported databases:
+// The metadata is reached through role interfaces (Blobs, Manifests,
+// Uploads, Collector), composed into Store; SQL implements Store for any
+// database/sql driver through a Dialect, and the subpackages open the two supported databases:
 // meta/sqlite (the default, a file under the lading root) and meta/postgres
 // (when a PostgreSQL URL is configured). Both run the conformance suite in
 // meta/metatest.
@@ -43,9 +44,17 @@ import (
 	"github.com/lading-dev/lading/internal/errdefs"
 )
 
-// Store is the registry's metadata store. Every method may block on the
+// The metadata is used in roles, each a narrow interface that one kind of
+// consumer takes, as containerd composes its content store: the
+// distribution API's blob handlers take Blobs, its manifest handlers
+// Manifests, its upload handlers Uploads (all three together are API), the
+// garbage collector takes Collector, and only the server that opens and
+// closes the database holds the whole Store. Every method may block on the
 // database and honours ctx.
-type Store interface {
+
+// Blobs is the role of blob rows and their links into repositories: what
+// blob reads, writes, mounts and deletes need.
+type Blobs interface {
 	// ClaimBlob announces that content for dgst is about to be written to
 	// storage, and reports whether the content is already present (the
 	// writer may then skip writing it). It fails with
@@ -56,8 +65,6 @@ type Store interface {
 	CommitBlob(ctx context.Context, repo, dgst string, size int64) error
 	// Blob returns the blob dgst if it is present and linked into repo.
 	Blob(ctx context.Context, repo, dgst string) (Blob, error)
-	// GlobalBlob returns the blob dgst if it is present, linked or not.
-	GlobalBlob(ctx context.Context, dgst string) (Blob, error)
 	// LinkBlob links a present blob into repo (a cross-repository mount)
 	// and refreshes the link's time.
 	LinkBlob(ctx context.Context, repo, dgst string) error
@@ -66,11 +73,16 @@ type Store interface {
 	UnlinkBlob(ctx context.Context, repo, dgst string) error
 	// BlobRepositories lists up to limit repositories that link dgst.
 	BlobRepositories(ctx context.Context, dgst string, limit int) ([]string, error)
+}
 
+// Manifests is the role of manifests and what points at them: tags,
+// referrers, and the listings of tags and repositories.
+type Manifests interface {
 	// PutManifest records a manifest whose content is a claimed or present
-	// blob (it becomes present), and points tags at it. Every digest in m.Blobs must be a blob linked into
-	// repo and every digest in m.Manifests a manifest of repo; otherwise
-	// it fails with a *MissingError (class errdefs.ErrNotFound).
+	// blob (it becomes present), and points tags at it. Every digest in
+	// m.Blobs must be a blob linked into repo and every digest in
+	// m.Manifests a manifest of repo; otherwise it fails with a
+	// *MissingError (class errdefs.ErrNotFound).
 	PutManifest(ctx context.Context, repo string, m Manifest, tags []string) error
 	// Manifest returns the manifest dgst of repo.
 	Manifest(ctx context.Context, repo, dgst string) (Manifest, error)
@@ -89,7 +101,11 @@ type Store interface {
 	// Referrers lists the manifests of repo whose subject is dgst,
 	// filtered by artifactType when it is not empty.
 	Referrers(ctx context.Context, repo, dgst, artifactType string) ([]Descriptor, error)
+}
 
+// Uploads is the role of upload sessions, as the API's upload handlers use
+// them.
+type Uploads interface {
 	// CreateUpload starts an upload session.
 	CreateUpload(ctx context.Context, u Upload) error
 	// Upload returns the session id of repo.
@@ -105,11 +121,19 @@ type Store interface {
 	// session moved, ErrNotFound if it is gone, ErrUnavailable (and the
 	// session kept) while the collector deletes dgst.
 	CloseUpload(ctx context.Context, repo, id string, size int64, dgst string) (present bool, err error)
-	// StaleUploads lists up to limit sessions not updated since before.
-	StaleUploads(ctx context.Context, before time.Time, limit int) ([]Upload, error)
-	// UploadExists reports whether a session with this id exists.
-	UploadExists(ctx context.Context, id string) (bool, error)
+}
 
+// API is what serving the distribution API needs: blobs, manifests and
+// upload sessions, and nothing of the collector's.
+type API interface {
+	Blobs
+	Manifests
+	Uploads
+}
+
+// Collector is the garbage collector's role: finding and deleting
+// unreferenced blobs, and expiring idle upload sessions.
+type Collector interface {
 	// GCCandidates lists up to limit blobs after the digest after, in
 	// digest order, that no manifest references and that nothing claimed,
 	// committed or linked since before, plus blobs left deleting by an
@@ -121,7 +145,23 @@ type Store interface {
 	MarkDeleting(ctx context.Context, dgst string, before time.Time) (bool, error)
 	// ForgetBlob removes a deleting blob's row and links.
 	ForgetBlob(ctx context.Context, dgst string) error
+	// GlobalBlob returns the blob dgst if it is present, linked or not
+	// (content that no present row names is an orphan).
+	GlobalBlob(ctx context.Context, dgst string) (Blob, error)
+	// StaleUploads lists up to limit sessions not updated since before.
+	StaleUploads(ctx context.Context, before time.Time, limit int) ([]Upload, error)
+	// UploadExists reports whether a session with this id exists.
+	UploadExists(ctx context.Context, id string) (bool, error)
+	// DeleteUpload is Uploads.DeleteUpload: the collector expires a stale
+	// session with it, at the size it saw.
+	DeleteUpload(ctx context.Context, repo, id string, size int64) error
+}
 
+// Store is the whole metadata store: every role, and Close. Only what opens
+// the database holds it.
+type Store interface {
+	API
+	Collector
 	// Close releases the database.
 	Close() error
 }

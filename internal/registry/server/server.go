@@ -22,13 +22,16 @@ import (
 	"github.com/lading-dev/lading/internal/registry/storage/s3"
 )
 
-// Server is an assembled registry, ready to serve.
+// Server is an assembled registry, ready to serve. It holds the whole
+// metadata store, to close it; the registry and the collector each take
+// their roles of it.
 type Server struct {
-	Config   Config
-	Registry *registry.Registry
-	Driver   storage.Driver
-	Meta     meta.Store
-	log      *slog.Logger
+	Config    Config
+	Registry  *registry.Registry
+	Collector *registry.Collector
+	Driver    storage.Driver
+	Meta      meta.Store
+	log       *slog.Logger
 }
 
 // Options are what a Server needs besides its configuration.
@@ -91,10 +94,11 @@ func Open(ctx context.Context, cfg Config, o Options) (*Server, error) {
 	}
 	return &Server{
 		Config:   cfg,
-		Registry: registry.New(drv, store, opts...),
-		Driver:   drv,
-		Meta:     store,
-		log:      log,
+		Registry:  registry.New(drv, store, opts...),
+		Collector: registry.NewCollector(drv, store, opts...),
+		Driver:    drv,
+		Meta:      store,
+		log:       log,
 	}, nil
 }
 
@@ -230,7 +234,7 @@ func (s *Server) periodicGC(ctx context.Context, every time.Duration) {
 
 // CollectGarbage runs one collection with the configured grace and TTL.
 func (s *Server) CollectGarbage(ctx context.Context, dryRun bool) (registry.GCReport, error) {
-	return s.Registry.CollectGarbage(ctx, registry.GCOptions{
+	return s.Collector.Collect(ctx, registry.GCOptions{
 		Grace:     s.Config.GC.Grace,
 		UploadTTL: s.Config.GC.UploadTTL,
 		DryRun:    dryRun,
