@@ -93,7 +93,7 @@ func Open(ctx context.Context, cfg Config, o Options) (*Server, error) {
 		opts = append(opts, registry.WithAccessLog(slog.New(slog.NewJSONHandler(o.AccessLog, nil))))
 	}
 	return &Server{
-		Config:   cfg,
+		Config:    cfg,
 		Registry:  registry.New(drv, store, opts...),
 		Collector: registry.NewCollector(drv, store, opts...),
 		Driver:    drv,
