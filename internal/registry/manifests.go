@@ -132,8 +132,19 @@ func (r *Registry) putManifest(c *call) error {
 		Annotations:  pm.Annotations,
 		Blobs:        pm.Blobs,
 		Manifests:    pm.Manifests,
+		Sizes:        pm.Sizes,
 	}
 	if err := r.storeManifest(ctx, c.rt.repo, dgst, body, m, tags); err != nil {
+		var se *meta.SizeError
+		if errors.As(err, &se) {
+			// Clients allocate and verify by the stated size.
+			what := "blob"
+			if se.Manifest {
+				what = "manifest"
+			}
+			return withCode(http.StatusBadRequest, codeManifestInvalid, fmt.Errorf("manifest %s: %s states size %d, but the stored %s has %d bytes",
+				pm.Where[se.Digest], se.Digest, se.Stated, what, se.Stored))
+		}
 		return err
 	}
 	h := c.w.Header()

@@ -82,7 +82,9 @@ type Manifests interface {
 	// blob (it becomes present), and points tags at it. Every digest in
 	// m.Blobs must be a blob linked into repo and every digest in
 	// m.Manifests a manifest of repo; otherwise it fails with a
-	// *MissingError (class errdefs.ErrNotFound).
+	// *MissingError (class errdefs.ErrNotFound). A size in m.Sizes that
+	// is not the stored one fails with a *SizeError (class
+	// errdefs.ErrInvalidArgument).
 	PutManifest(ctx context.Context, repo string, m Manifest, tags []string) error
 	// Manifest returns the manifest dgst of repo.
 	Manifest(ctx context.Context, repo, dgst string) (Manifest, error)
@@ -191,7 +193,11 @@ type Manifest struct {
 	Annotations  map[string]string // for the referrers API
 	Blobs        []string          // blobs it requires (config, layers)
 	Manifests    []string          // manifests it requires (index entries)
-	Created      time.Time
+	// Sizes are the sizes the manifest states for digests of Blobs and
+	// Manifests; PutManifest refuses a size that is not the stored one
+	// (a digest absent from Sizes is not checked).
+	Sizes   map[string]int64
+	Created time.Time
 }
 
 // Descriptor is an entry of a referrers list.
@@ -232,3 +238,24 @@ func (e *MissingError) Error() string {
 
 // Unwrap makes a MissingError of class errdefs.ErrNotFound.
 func (e *MissingError) Unwrap() error { return errdefs.ErrNotFound }
+
+// SizeError says that a manifest states a size for a blob or manifest it
+// references that is not the size the repository holds.
+type SizeError struct {
+	Repo     string
+	Digest   string
+	Manifest bool  // a manifest (index entry), not a blob
+	Stated   int64 // what the manifest says
+	Stored   int64 // what the repository holds
+}
+
+func (e *SizeError) Error() string {
+	what := "blob"
+	if e.Manifest {
+		what = "manifest"
+	}
+	return fmt.Sprintf("%s %s is stated as %d bytes, but %s holds %d bytes", what, e.Digest, e.Stated, e.Repo, e.Stored)
+}
+
+// Unwrap makes a SizeError of class errdefs.ErrInvalidArgument.
+func (e *SizeError) Unwrap() error { return errdefs.ErrInvalidArgument }

@@ -456,23 +456,29 @@ func (s *SQL) PutManifest(ctx context.Context, repo string, m Manifest, tags []s
 			return err
 		}
 		for _, b := range blobs {
-			var n int
-			err := s.txRow(ctx, tx, (`SELECT 1 FROM blobs b JOIN repo_blobs l ON l.digest = b.digest WHERE l.repo = ? AND b.digest = ? AND b.state = ?` + s.d.ForShare), repo, b, StatePresent).Scan(&n)
+			var size int64
+			err := s.txRow(ctx, tx, (`SELECT b.size FROM blobs b JOIN repo_blobs l ON l.digest = b.digest WHERE l.repo = ? AND b.digest = ? AND b.state = ?` + s.d.ForShare), repo, b, StatePresent).Scan(&size)
 			if errors.Is(err, sql.ErrNoRows) {
 				return &MissingError{Repo: repo, Digest: b}
 			}
 			if err != nil {
 				return err
 			}
+			if stated, ok := m.Sizes[b]; ok && stated != size {
+				return &SizeError{Repo: repo, Digest: b, Stated: stated, Stored: size}
+			}
 		}
 		for _, c := range children {
-			var n int
-			err := s.txRow(ctx, tx, (`SELECT 1 FROM manifests WHERE repo = ? AND digest = ?` + s.d.ForShare), repo, c).Scan(&n)
+			var size int64
+			err := s.txRow(ctx, tx, (`SELECT size FROM manifests WHERE repo = ? AND digest = ?` + s.d.ForShare), repo, c).Scan(&size)
 			if errors.Is(err, sql.ErrNoRows) {
 				return &MissingError{Repo: repo, Digest: c, Manifest: true}
 			}
 			if err != nil {
 				return err
+			}
+			if stated, ok := m.Sizes[c]; ok && stated != size {
+				return &SizeError{Repo: repo, Digest: c, Manifest: true, Stated: stated, Stored: size}
 			}
 		}
 		if err := s.ensureRepo(ctx, tx, repo); err != nil {

@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"Mount", testMount},
 		{"Unlink", testUnlink},
 		{"ManifestNeedsBlobs", testManifestNeedsBlobs},
+		{"ManifestSizes", testManifestSizes},
 		{"Tags", testTags},
 		{"Index", testIndex},
 		{"Referrers", testReferrers},
@@ -204,6 +205,47 @@ func testManifestNeedsBlobs(t *testing.T, s meta.Store) {
 	bad := meta.Manifest{Digest: dg(10), MediaType: m.MediaType, Size: 1}
 	if err := s.PutManifest(ctx, "r", bad, nil); err == nil {
 		t.Error("PutManifest of content never committed succeeded")
+	}
+}
+
+// The sizes a manifest states for its blobs and index entries must be the
+// stored ones.
+func testManifestSizes(t *testing.T, s meta.Store) {
+	img := putImage(t, s, "r", 1, 2, 3)
+	for _, tc := range []struct {
+		name string
+		m    meta.Manifest
+		want *meta.SizeError
+	}{
+		{"blob", meta.Manifest{Digest: dg(10), MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 5,
+			Blobs: []string{dg(2), dg(3)}, Sizes: map[string]int64{dg(2): 10, dg(3): 99}},
+			&meta.SizeError{Repo: "r", Digest: dg(3), Stated: 99, Stored: 100}},
+		{"index entry", meta.Manifest{Digest: dg(11), MediaType: "application/vnd.oci.image.index.v1+json", Size: 5,
+			Manifests: []string{img.Digest}, Sizes: map[string]int64{img.Digest: 301}},
+			&meta.SizeError{Repo: "r", Digest: img.Digest, Manifest: true, Stated: 301, Stored: 300}},
+		{"true sizes", meta.Manifest{Digest: dg(12), MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 5,
+			Blobs: []string{dg(2), dg(3)}, Sizes: map[string]int64{dg(2): 10, dg(3): 100}}, nil},
+	} {
+		putBlob(t, s, "r", tc.m.Digest, tc.m.Size)
+		err := s.PutManifest(ctx, "r", tc.m, []string{"t"})
+		var se *meta.SizeError
+		if tc.want == nil {
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+			continue
+		}
+		if !errors.As(err, &se) {
+			t.Errorf("%s: got %v, want a *SizeError", tc.name, err)
+			continue
+		}
+		if diff := cmp.Diff(tc.want, se); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tc.name, diff)
+		}
+		wantClass(t, tc.name, err, errdefs.ErrInvalidArgument)
+		if _, err := s.Manifest(ctx, "r", tc.m.Digest); !errdefs.IsNotFound(err) {
+			t.Errorf("%s: refused manifest stored (%v)", tc.name, err)
+		}
 	}
 }
 
