@@ -76,6 +76,16 @@ func (c *Collector) Collect(ctx context.Context, o GCOptions) (GCReport, error) 
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var lock *meta.Lock
+	if !o.DryRun {
+		// One collection at a time per database; the lock dies with
+		// this process, and pushes take over what it leaves behind.
+		var err error
+		if lock, err = c.meta.LockCollection(ctx); err != nil {
+			return GCReport{}, fmt.Errorf("garbage collection: %w", err)
+		}
+		defer lock.Release()
+	}
 	start := time.Now()
 	rep := GCReport{DryRun: o.DryRun}
 	cutoff := start.Add(-o.Grace)
@@ -88,8 +98,8 @@ func (c *Collector) Collect(ctx context.Context, o GCOptions) (GCReport, error) 
 	}{
 		{"expire uploads", func() error { return c.gcUploads(ctx, o, start.Add(-o.UploadTTL), &rep) }},
 		{"chunk directories", func() error { return c.gcChunkDirs(ctx, o, start.Add(-o.UploadTTL), &rep) }},
-		{"unreferenced blobs", func() error { return c.gcBlobs(ctx, o, cutoff, &rep) }},
-		{"orphaned content", func() error { return c.gcOrphans(ctx, o, cutoff, &rep) }},
+		{"unreferenced blobs", func() error { return c.gcBlobs(ctx, lock, o, cutoff, &rep) }},
+		{"orphaned content", func() error { return c.gcOrphans(ctx, lock, o, cutoff, &rep) }},
 		{"temporary files", func() error {
 			p, ok := c.driver.(storage.Purger)
 			if !ok || o.DryRun {
@@ -196,7 +206,7 @@ func (c *Collector) gcChunkDirs(ctx context.Context, o GCOptions, before time.Ti
 	return nil
 }
 
-func (c *Collector) gcBlobs(ctx context.Context, o GCOptions, cutoff time.Time, rep *GCReport) error {
+func (c *Collector) gcBlobs(ctx context.Context, lock *meta.Lock, o GCOptions, cutoff time.Time, rep *GCReport) error {
 	after := ""
 	for {
 		cands, err := c.meta.GCCandidates(ctx, cutoff, after, 500)
@@ -214,7 +224,7 @@ func (c *Collector) gcBlobs(ctx context.Context, o GCOptions, cutoff time.Time, 
 				rep.note(b.Digest)
 				continue
 			}
-			ok, err := c.deleteBlobContent(ctx, b.Digest, cutoff)
+			ok, err := c.deleteBlobContent(ctx, lock, b.Digest, cutoff)
 			if err != nil {
 				return err
 			}
@@ -229,13 +239,18 @@ func (c *Collector) gcBlobs(ctx context.Context, o GCOptions, cutoff time.Time, 
 
 // deleteBlobContent marks a blob deleting (if it is still collectable),
 // deletes its content and forgets it.
-func (c *Collector) deleteBlobContent(ctx context.Context, dgst string, cutoff time.Time) (bool, error) {
+func (c *Collector) deleteBlobContent(ctx context.Context, lock *meta.Lock, dgst string, cutoff time.Time) (bool, error) {
 	h, err := verify.ParseDigest(dgst)
 	if err != nil {
 		return false, err
 	}
-	ok, err := c.meta.MarkDeleting(ctx, dgst, cutoff)
+	ok, err := c.meta.MarkDeleting(ctx, lock, dgst, cutoff)
 	if err != nil || !ok {
+		return false, err
+	}
+	// Once the lock is lost, pushes may take the blob over: delete
+	// nothing more.
+	if err := lock.Check(ctx); err != nil {
 		return false, err
 	}
 	// Only the content file: a writer may have its temporary file in
@@ -249,7 +264,7 @@ func (c *Collector) deleteBlobContent(ctx context.Context, dgst string, cutoff t
 // gcOrphans deletes blob content that no present blob row names: left by a
 // crash between a write and its commit, or by a collection interrupted
 // between deleting the row and the content.
-func (c *Collector) gcOrphans(ctx context.Context, o GCOptions, cutoff time.Time, rep *GCReport) error {
+func (c *Collector) gcOrphans(ctx context.Context, lock *meta.Lock, o GCOptions, cutoff time.Time, rep *GCReport) error {
 	type orphan struct {
 		dgst string
 		size int64
@@ -278,7 +293,7 @@ func (c *Collector) gcOrphans(ctx context.Context, o GCOptions, cutoff time.Time
 			rep.note(f.dgst)
 			continue
 		}
-		ok, err := c.deleteBlobContent(ctx, f.dgst, cutoff)
+		ok, err := c.deleteBlobContent(ctx, lock, f.dgst, cutoff)
 		if err != nil {
 			return err
 		}

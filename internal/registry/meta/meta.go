@@ -30,10 +30,13 @@
 // dies, whatever the collector's grace window. The collector marks a blob deleting
 // (re-checking, under the row's lock, that no manifest references it and
 // that nothing claimed or linked it within the grace window), deletes the
-// content, then forgets the row. A claim that finds a blob deleting waits for the collector
-// (ErrUnavailable); PutManifest accepts only present blobs, under the same
-// lock, so a manifest either sees its blobs present and protects them or is
-// refused.
+// content, then forgets the row. A claim that finds a blob deleting waits
+// for the collector (ErrUnavailable) while the collector lives: a row
+// marked deleting names its collection, whose Lock dies with the
+// collector's process (or database session), and a claim takes over at
+// once a row whose collector is gone. PutManifest accepts only present
+// blobs, under the same lock, so a manifest either sees its blobs present
+// and protects them or is refused.
 package meta
 
 import (
@@ -141,10 +144,15 @@ type Collector interface {
 	// committed or linked since before, plus blobs left deleting by an
 	// interrupted collection.
 	GCCandidates(ctx context.Context, before time.Time, after string, limit int) ([]Blob, error)
+	// LockCollection starts a collection: it waits until no other
+	// collection of the database runs and takes the database's
+	// collection lock (see Lock). The caller releases it.
+	LockCollection(ctx context.Context) (*Lock, error)
 	// MarkDeleting re-checks a candidate under its row lock and marks it
-	// deleting. It reports false when the blob is no longer collectable.
-	// A digest without a row is recorded as deleting (an orphan file).
-	MarkDeleting(ctx context.Context, dgst string, before time.Time) (bool, error)
+	// deleting, in the name of the collection holding l. It reports false
+	// when the blob is no longer collectable. A digest without a row is
+	// recorded as deleting (an orphan file).
+	MarkDeleting(ctx context.Context, l *Lock, dgst string, before time.Time) (bool, error)
 	// ForgetBlob removes a deleting blob's row and links.
 	ForgetBlob(ctx context.Context, dgst string) error
 	// GlobalBlob returns the blob dgst if it is present, linked or not
