@@ -16,14 +16,21 @@ import (
 	"github.com/lading-dev/lading/internal/verify"
 )
 
+// Defaults of a collection's windows (lading serve's configuration).
+const (
+	DefaultGrace     = time.Hour
+	DefaultUploadTTL = 24 * time.Hour
+)
+
 // GCOptions tune a garbage collection.
 type GCOptions struct {
 	// Grace protects blobs written, mounted or linked within this window,
 	// so the blobs of a push in flight, whose manifest is not there yet,
-	// survive. Default 1h.
+	// survive. Zero is no window at all: such a push may then have to
+	// send its blobs again (DefaultGrace is lading serve's default).
 	Grace time.Duration
 	// UploadTTL expires upload sessions idle this long, with their
-	// chunks. Default 24h.
+	// chunks. Zero or less means DefaultUploadTTL.
 	UploadTTL time.Duration
 	// DryRun reports what would be deleted, and deletes nothing.
 	DryRun bool
@@ -68,11 +75,9 @@ func NewCollector(d storage.Driver, m meta.Collector, opts ...Option) *Collector
 // also from another process sharing the storage and the database: every
 // deletion is decided under the blob's row lock (see package meta).
 func (c *Collector) Collect(ctx context.Context, o GCOptions) (GCReport, error) {
-	if o.Grace <= 0 {
-		o.Grace = time.Hour
-	}
+	o.Grace = max(o.Grace, 0)
 	if o.UploadTTL <= 0 {
-		o.UploadTTL = 24 * time.Hour
+		o.UploadTTL = DefaultUploadTTL
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

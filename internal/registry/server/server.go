@@ -72,7 +72,7 @@ func Open(ctx context.Context, cfg Config, o Options) (*Server, error) {
 		registry.WithLogger(log),
 		registry.WithLimits(registry.Limits{
 			MaxManifestSize: cfg.Limits.MaxManifestSize,
-			IdleTimeout:     cfg.Limits.IdleTimeout,
+			IdleTimeout:     deref(cfg.Limits.IdleTimeout),
 		}),
 	}
 	if o.Notifier != nil {
@@ -136,7 +136,7 @@ func openAuth(c AuthConfig, log *slog.Logger) (*registry.Auth, error) {
 	}
 	ac := registry.AuthConfig{Htpasswd: pw, AnonymousRead: c.AnonymousRead, Rules: c.Access}
 	if c.Token.Enabled {
-		tc := &registry.TokenConfig{Service: c.Token.Service, Realm: c.Token.Realm, TTL: c.Token.TTL}
+		tc := &registry.TokenConfig{Service: c.Token.Service, Realm: c.Token.Realm, TTL: deref(c.Token.TTL)}
 		if c.Token.KeyFile != "" {
 			if tc.Key, err = os.ReadFile(c.Token.KeyFile); err != nil {
 				return nil, fmt.Errorf("token key: %w", err)
@@ -235,8 +235,20 @@ func (s *Server) periodicGC(ctx context.Context, every time.Duration) {
 // CollectGarbage runs one collection with the configured grace and TTL.
 func (s *Server) CollectGarbage(ctx context.Context, dryRun bool) (registry.GCReport, error) {
 	return s.Collector.Collect(ctx, registry.GCOptions{
-		Grace:     s.Config.GC.Grace,
-		UploadTTL: s.Config.GC.UploadTTL,
+		Grace:     durationOr(s.Config.GC.Grace, registry.DefaultGrace),
+		UploadTTL: deref(s.Config.GC.UploadTTL),
 		DryRun:    dryRun,
 	})
+}
+
+// deref is a duration of the configuration, 0 when unset (the registry's
+// own default then applies).
+func deref(d *time.Duration) time.Duration { return durationOr(d, 0) }
+
+// durationOr is a duration of the configuration, def when unset.
+func durationOr(d *time.Duration, def time.Duration) time.Duration {
+	if d == nil {
+		return def
+	}
+	return *d
 }

@@ -38,7 +38,7 @@ func TestServe(t *testing.T) {
 	var cfg Config
 	cfg.Defaults(t.TempDir())
 	cfg.GC.Interval = 20 * time.Millisecond
-	cfg.GC.Grace = time.Nanosecond
+	cfg.GC.Grace = ptr(time.Nanosecond)
 	access, logs := &lockedBuffer{}, &lockedBuffer{}
 	srv, err := Open(t.Context(), cfg, Options{AccessLog: access, Log: newTextLogger(logs)})
 	if err != nil {
