@@ -16,6 +16,7 @@ type Metrics struct {
 	reg             *prometheus.Registry
 	requests        *prometheus.CounterVec
 	duration        *prometheus.HistogramVec
+	inFlight        prometheus.Gauge
 	bytesIn         prometheus.Counter
 	bytesOut        prometheus.Counter
 	manifestsPushed prometheus.Counter
@@ -42,6 +43,10 @@ func NewMetrics() *Metrics {
 			Help:    "HTTP request latency by method and route.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"method", "route"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lading_registry_http_requests_in_flight",
+			Help: "HTTP requests being served.",
+		}),
 		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lading_registry_blob_bytes_received_total",
 			Help: "Blob bytes received from clients.",
@@ -77,6 +82,7 @@ func NewMetrics() *Metrics {
 	}
 	f(m.requests)
 	f(m.duration)
+	f(m.inFlight)
 	f(m.bytesIn)
 	f(m.bytesOut)
 	f(m.manifestsPushed)

@@ -160,6 +160,10 @@ type reqInfo struct {
 // ServeHTTP implements http.Handler.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
+	if r.metrics != nil {
+		r.metrics.inFlight.Inc()
+		defer r.metrics.inFlight.Dec()
+	}
 	rec := &recorder{ResponseWriter: w}
 	info := &reqInfo{id: requestID(req), route: "other"}
 	rec.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")

@@ -26,6 +26,7 @@ import (
 // Config is the registry's configuration, as written in its YAML file:
 //
 //	address: 127.0.0.1:5000
+//	shutdown_timeout: 30s                  # requests in flight get this long to finish
 //	tls:
 //	  certificate: /etc/lading/tls.crt
 //	  key: /etc/lading/tls.key
@@ -72,15 +73,18 @@ import (
 //	metrics:
 //	  enabled: true                        # /metrics
 type Config struct {
-	Address  string         `yaml:"address"`
-	TLS      TLSConfig      `yaml:"tls"`
-	Storage  StorageConfig  `yaml:"storage"`
-	Database DatabaseConfig `yaml:"database"`
-	Auth     AuthConfig     `yaml:"auth"`
-	Limits   LimitsConfig   `yaml:"limits"`
-	GC       GCConfig       `yaml:"gc"`
-	Log      LogConfig      `yaml:"log"`
-	Metrics  MetricsConfig  `yaml:"metrics"`
+	Address string `yaml:"address"`
+	// ShutdownTimeout bounds how long a shutdown waits for requests in
+	// flight before it cuts them off; nil: 30s, 0: no wait.
+	ShutdownTimeout *time.Duration `yaml:"shutdown_timeout"`
+	TLS             TLSConfig      `yaml:"tls"`
+	Storage         StorageConfig  `yaml:"storage"`
+	Database        DatabaseConfig `yaml:"database"`
+	Auth            AuthConfig     `yaml:"auth"`
+	Limits          LimitsConfig   `yaml:"limits"`
+	GC              GCConfig       `yaml:"gc"`
+	Log             LogConfig      `yaml:"log"`
+	Metrics         MetricsConfig  `yaml:"metrics"`
 }
 
 // TLSConfig names the certificate and key files; both or neither.
@@ -289,6 +293,7 @@ func (c *Config) Defaults(root string) {
 	if c.Storage.S3.Region == "" {
 		c.Storage.S3.Region = "us-east-1"
 	}
+	setDefault(&c.ShutdownTimeout, 30*time.Second)
 	setDefault(&c.GC.Grace, registry.DefaultGrace)
 	setDefault(&c.GC.UploadTTL, registry.DefaultUploadTTL)
 	setDefault(&c.Limits.IdleTimeout, 60*time.Second)
@@ -343,6 +348,7 @@ func (c *Config) validateDurations() error {
 		v        *time.Duration
 		zeroSays string // why 0 is refused; "" when 0 is fine
 	}{
+		{"shutdown_timeout", c.ShutdownTimeout, ""},
 		{"gc.interval", &c.GC.Interval, ""},
 		{"gc.grace", c.GC.Grace, ""},
 		{"gc.upload_ttl", c.GC.UploadTTL, "would expire every upload in progress"},

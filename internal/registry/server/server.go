@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lading-dev/lading/internal/registry"
@@ -147,8 +148,15 @@ func openAuth(c AuthConfig, log *slog.Logger) (*registry.Auth, error) {
 	return registry.NewAuth(ac, log)
 }
 
-// Close releases the database.
-func (s *Server) Close() error { return s.Meta.Close() }
+// Close releases the storage (when its driver holds anything) and the
+// database. Call it after Serve has returned.
+func (s *Server) Close() error {
+	var err error
+	if c, ok := s.Driver.(io.Closer); ok {
+		err = c.Close()
+	}
+	return errors.Join(err, s.Meta.Close())
+}
 
 // ListenAndServe listens on the configured address and serves until ctx
 // ends.
@@ -160,17 +168,27 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	return s.Serve(ctx, l)
 }
 
-// Serve serves on l until ctx ends, then shuts down gracefully (in-flight
-// requests get 30 seconds). It runs the periodic garbage collector when
+// Serve serves on l until ctx ends, then shuts down gracefully: it stops
+// accepting connections, waits for the requests in flight (up to the
+// configured shutdown timeout, then cuts them off and waits for their
+// handlers to return), and only then returns, so that the caller may close
+// the storage and the database. It runs the periodic garbage collector when
 // the configuration asks for one.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	var inFlight atomic.Int64
 	srv := &http.Server{
-		Handler:           s.Registry,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inFlight.Add(1)
+			defer inFlight.Add(-1)
+			s.Registry.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		// Requests in flight finish after ctx ends: a shutdown waits
+		// for them rather than cancelling them.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	useTLS := s.Config.TLS.Certificate != ""
 	if useTLS {
@@ -187,35 +205,57 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	if iv := s.Config.GC.Interval; iv > 0 {
 		wg.Go(func() { s.periodicGC(gcCtx, iv) })
 	}
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-done:
-			return
-		}
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
 	scheme := "http"
 	if useTLS {
 		scheme = "https"
 	}
 	s.log.Info("registry listening", "address", l.Addr().String(), "scheme", scheme,
 		"storage", s.Driver.Name(), "auth", s.Config.Auth.Htpasswd != "", "token", s.Config.Auth.Token.Enabled)
-	var err error
-	if useTLS {
-		err = srv.ServeTLS(l, s.Config.TLS.Certificate, s.Config.TLS.Key)
-	} else {
-		err = srv.Serve(l)
+	served := make(chan error, 1)
+	go func() {
+		if useTLS {
+			served <- srv.ServeTLS(l, s.Config.TLS.Certificate, s.Config.TLS.Key)
+		} else {
+			served <- srv.Serve(l)
+		}
+	}()
+	select {
+	case err := <-served:
+		return err // never ErrServerClosed: only shutdown closes it
+	case <-ctx.Done():
 	}
-	close(done)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+	s.shutdown(srv, &inFlight)
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
 	}
-	return err
+	return nil
 }
+
+// shutdown stops srv: it waits for the requests in flight up to the
+// shutdown timeout, then closes their connections, which cancels their
+// contexts, and waits (a while longer) for their handlers to return.
+func (s *Server) shutdown(srv *http.Server, inFlight *atomic.Int64) {
+	timeout := durationOr(s.Config.ShutdownTimeout, 30*time.Second)
+	s.log.Info("shutting down", "requests_in_flight", inFlight.Load(), "timeout", timeout.String())
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		s.log.Warn("shutdown timeout: cutting off the requests in flight", "requests_in_flight", inFlight.Load())
+		srv.Close()
+	}
+	// Handlers of connections cut off notice their cancelled context at
+	// their next read, write or query.
+	for deadline := time.Now().Add(handlerGrace); inFlight.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := inFlight.Load(); n > 0 {
+		s.log.Error("requests still running after the shutdown; closing the database under them", "requests_in_flight", n)
+	}
+}
+
+// handlerGrace is how long a shutdown waits for the handlers of requests
+// it cut off to return.
+const handlerGrace = 10 * time.Second
 
 func (s *Server) periodicGC(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
