@@ -24,6 +24,7 @@ type serveFlags struct {
 	token         bool
 	anonymousRead bool
 	gcInterval    time.Duration
+	metricsAddr   string
 }
 
 func newServeCommand(e *env) *cobra.Command {
@@ -57,7 +58,15 @@ See the Registry section of README.md.`,
 			if cfg.TLS.Certificate != "" {
 				scheme = "https"
 			}
+			maddr, err := srv.ListenMetrics()
+			if err != nil {
+				l.Close()
+				return err
+			}
 			fmt.Fprintf(e.stderr, "lading: registry serving on %s://%s (storage %s)\n", scheme, l.Addr(), srv.Driver.Name())
+			if maddr != nil {
+				fmt.Fprintf(e.stderr, "lading: metrics on http://%s/metrics\n", maddr)
+			}
 			return srv.Serve(ctx, l)
 		},
 	}
@@ -72,6 +81,7 @@ See the Registry section of README.md.`,
 	f.BoolVar(&sf.token, "token-auth", false, "issue Docker tokens at /auth/token instead of basic auth on every request")
 	f.BoolVar(&sf.anonymousRead, "anonymous-read", false, "allow pulls without credentials")
 	f.DurationVar(&sf.gcInterval, "gc-interval", 0, "run garbage collection this often (0: never)")
+	f.StringVar(&sf.metricsAddr, "metrics-address", "", "serve /metrics on this address only, not on the registry's")
 
 	cmd.AddCommand(newServeGCCommand(e, sf))
 	return cmd
@@ -116,6 +126,9 @@ func (sf *serveFlags) load(cmd *cobra.Command, e *env) (server.Config, error) {
 	}
 	if set("gc-interval") {
 		cfg.GC.Interval = sf.gcInterval
+	}
+	if set("metrics-address") {
+		cfg.Metrics.Address = sf.metricsAddr
 	}
 	cfg.Defaults(e.root)
 	if err := cfg.Validate(); err != nil {

@@ -11,7 +11,9 @@ import (
 )
 
 // Metrics are the registry's Prometheus metrics, in a registry of their own
-// (no global state). Serve them with WithMetrics, at /metrics.
+// (no global state). WithMetrics records them and serves them at /metrics
+// on the registry's port (to users only, when authentication is on);
+// Handler serves them on another listener.
 type Metrics struct {
 	reg             *prometheus.Registry
 	requests        *prometheus.CounterVec
@@ -101,7 +103,8 @@ func NewMetrics() *Metrics {
 // that add their own.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-func (m *Metrics) handler() http.Handler { return m.h }
+// Handler serves the metrics in Prometheus' text format.
+func (m *Metrics) Handler() http.Handler { return m.h }
 
 func (m *Metrics) observe(method, route string, status int, d time.Duration, in, out int64) {
 	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()

@@ -95,6 +95,8 @@ type settings struct {
 	notifier Notifier
 	metrics  *Metrics
 	limits   Limits
+
+	noMetricsRoute bool
 }
 
 // Registry serves the distribution API. Create it with New; it is an
@@ -127,6 +129,10 @@ func WithNotifier(n Notifier) Option { return func(s *settings) { s.notifier = n
 // WithMetrics records metrics in m (a Collector, its collections) and
 // serves them at /metrics.
 func WithMetrics(m *Metrics) Option { return func(s *settings) { s.metrics = m } }
+
+// WithoutMetricsRoute keeps /metrics off the registry's port, for metrics
+// served on a listener of their own (Metrics.Handler).
+func WithoutMetricsRoute() Option { return func(s *settings) { s.noMetricsRoute = true } }
 
 // WithLimits sets the limits; zero fields keep their defaults.
 func WithLimits(l Limits) Option { return func(s *settings) { s.limits = l } }
@@ -184,15 +190,33 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}()
 	path := req.URL.EscapedPath()
 	switch {
-	case path == "/metrics" && r.metrics != nil:
+	case path == "/metrics" && r.metrics != nil && !r.noMetricsRoute:
 		info.route = "metrics"
-		r.metrics.handler().ServeHTTP(rec, req)
+		r.serveMetrics(rec, req, info)
 	case r.auth != nil && r.auth.tokens != nil && path == TokenPath:
 		info.route = "token"
 		r.auth.serveToken(rec, req, info)
 	default:
 		r.serveAPI(rec, req, info)
 	}
+}
+
+// serveMetrics serves /metrics: to anyone on an open registry, else to a
+// user of the htpasswd file with HTTP basic credentials (in token mode too:
+// a scraper has static credentials, not a token flow).
+func (r *Registry) serveMetrics(w *recorder, req *http.Request, info *reqInfo) {
+	if r.auth != nil {
+		user, pass, ok := req.BasicAuth()
+		if !ok || !r.auth.login(user, pass) {
+			ae := &apiError{status: http.StatusUnauthorized, code: codeUnauthorized, err: errors.New("metrics need the credentials of a user")}
+			info.err = ae
+			w.Header().Set("WWW-Authenticate", `Basic realm="lading metrics"`)
+			writeError(w, req, ae)
+			return
+		}
+		info.user = user
+	}
+	r.metrics.Handler().ServeHTTP(w, req)
 }
 
 // requestID is the client's X-Request-Id when it is a plain token (it goes

@@ -72,6 +72,7 @@ import (
 //	  access: true                         # JSON access log on stderr
 //	metrics:
 //	  enabled: true                        # /metrics
+//	  address: 127.0.0.1:9090              # serve /metrics here only
 type Config struct {
 	Address string `yaml:"address"`
 	// ShutdownTimeout bounds how long a shutdown waits for requests in
@@ -163,7 +164,10 @@ type LogConfig struct {
 
 // MetricsConfig configures metrics.
 type MetricsConfig struct {
-	Enabled *bool `yaml:"enabled"`
+	Enabled *bool `yaml:"enabled"` // nil: on
+	// Address is a listen address of their own for /metrics, which the
+	// registry's port then does not serve.
+	Address string `yaml:"address"`
 }
 
 // DefaultAddress is where the registry listens unless told otherwise.
@@ -330,6 +334,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Auth.AnonymousRead && c.Auth.Htpasswd == "" {
 		return errdefs.InvalidArgument(errors.New("config: auth.anonymous_read without auth.htpasswd: the registry is open anyway"))
+	}
+	if c.Metrics.Address != "" && c.Metrics.Enabled != nil && !*c.Metrics.Enabled {
+		return errdefs.InvalidArgument(errors.New("config: metrics.address with metrics.enabled false"))
 	}
 	if c.Database.URL != "" {
 		u, err := url.Parse(c.Database.URL)

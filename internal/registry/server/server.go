@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/registry"
 	"github.com/lading-dev/lading/internal/registry/meta"
 	"github.com/lading-dev/lading/internal/registry/meta/postgres"
@@ -33,6 +34,8 @@ type Server struct {
 	Driver    storage.Driver
 	Meta      meta.Store
 	log       *slog.Logger
+	metrics   *registry.Metrics // nil when off
+	metricsL  net.Listener      // metrics.address, once listening
 }
 
 // Options are what a Server needs besides its configuration.
@@ -87,8 +90,13 @@ func Open(ctx context.Context, cfg Config, o Options) (*Server, error) {
 		}
 		opts = append(opts, registry.WithAuth(a))
 	}
+	var metrics *registry.Metrics
 	if cfg.Metrics.Enabled == nil || *cfg.Metrics.Enabled {
-		opts = append(opts, registry.WithMetrics(registry.NewMetrics()))
+		metrics = registry.NewMetrics()
+		opts = append(opts, registry.WithMetrics(metrics))
+		if cfg.Metrics.Address != "" {
+			opts = append(opts, registry.WithoutMetricsRoute())
+		}
 	}
 	if o.AccessLog != nil && (cfg.Log.Access == nil || *cfg.Log.Access) {
 		opts = append(opts, registry.WithAccessLog(slog.New(slog.NewJSONHandler(o.AccessLog, nil))))
@@ -100,6 +108,7 @@ func Open(ctx context.Context, cfg Config, o Options) (*Server, error) {
 		Driver:    drv,
 		Meta:      store,
 		log:       log,
+		metrics:   metrics,
 	}, nil
 }
 
@@ -158,6 +167,46 @@ func (s *Server) Close() error {
 	return errors.Join(err, s.Meta.Close())
 }
 
+// ListenMetrics listens on metrics.address, ahead of Serve (which
+// otherwise does it), and returns the address it listens on; nil when the
+// configuration names none.
+func (s *Server) ListenMetrics() (net.Addr, error) {
+	if s.Config.Metrics.Address == "" || s.metrics == nil {
+		return nil, nil
+	}
+	if s.metricsL == nil {
+		l, err := net.Listen("tcp", s.Config.Metrics.Address)
+		if err != nil {
+			return nil, errdefs.Unavailable(fmt.Errorf("metrics listen %s: %w", s.Config.Metrics.Address, err))
+		}
+		s.metricsL = l
+	}
+	return s.metricsL.Addr(), nil
+}
+
+// serveMetrics serves /metrics on metrics.address until ctx ends.
+func (s *Server) serveMetrics(ctx context.Context) error {
+	if _, err := s.ListenMetrics(); err != nil || s.metricsL == nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.log.Info("metrics listening", "address", s.metricsL.Addr().String())
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.Serve(s.metricsL); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
 // ListenAndServe listens on the configured address and serves until ctx
 // ends.
 func (s *Server) ListenAndServe(ctx context.Context) error {
@@ -205,6 +254,21 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	if iv := s.Config.GC.Interval; iv > 0 {
 		wg.Go(func() { s.periodicGC(gcCtx, iv) })
 	}
+	// Metrics are served until the registry has shut down.
+	metricsCtx, stopMetrics := context.WithCancel(context.WithoutCancel(ctx))
+	metricsErr := make(chan error, 1)
+	defer func() {
+		stopMetrics()
+		if err := <-metricsErr; err != nil {
+			s.log.Error("metrics listener failed", "error", err)
+		}
+	}()
+	if _, err := s.ListenMetrics(); err != nil {
+		l.Close()
+		metricsErr <- nil
+		return err
+	}
+	go func() { metricsErr <- s.serveMetrics(metricsCtx) }()
 	scheme := "http"
 	if useTLS {
 		scheme = "https"
