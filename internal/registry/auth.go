@@ -27,8 +27,10 @@ type AuthConfig struct {
 	// (htpasswd -B); other hash kinds are refused.
 	Htpasswd []byte
 	// Token enables the Docker token flow: clients trade credentials for
-	// short-lived signed tokens at TokenPath. Without it, clients send
-	// basic credentials on every request.
+	// short-lived signed tokens at TokenPath, and the API takes those
+	// tokens only (basic credentials are refused with the challenge that
+	// sends clients to TokenPath). Without it, clients send basic
+	// credentials on every request.
 	Token *TokenConfig
 	// AnonymousRead lets callers without credentials pull from every
 	// repository and list the catalog.
@@ -351,6 +353,11 @@ func (a *Auth) identify(req *http.Request) (principal, error) {
 	scheme, rest, _ := strings.Cut(h, " ")
 	switch strings.ToLower(scheme) {
 	case "basic":
+		if a.tokens != nil {
+			// In token mode basic credentials go to the token
+			// endpoint only; the API takes the tokens it issues.
+			return principal{}, errdefs.Unauthorized(errors.New("this registry takes bearer tokens; trade basic credentials for one at " + TokenPath))
+		}
 		user, pass, ok := req.BasicAuth()
 		if !ok || !a.login(user, pass) {
 			return principal{}, errdefs.Unauthorized(errors.New("invalid username or password"))
@@ -375,7 +382,13 @@ func (a *Auth) identify(req *http.Request) (principal, error) {
 func (a *Auth) check(w http.ResponseWriter, req *http.Request, need []Scope, action string) (principal, *apiError) {
 	p, err := a.identify(req)
 	if err != nil {
-		a.challenge(w, req, need, "invalid_token")
+		// A bad token is an invalid_token; other credentials get the
+		// plain challenge, which clients follow.
+		tokenErr := ""
+		if scheme, _, _ := strings.Cut(req.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "bearer") {
+			tokenErr = "invalid_token"
+		}
+		a.challenge(w, req, need, tokenErr)
 		return principal{}, &apiError{status: http.StatusUnauthorized, code: codeUnauthorized, err: err}
 	}
 	if action == "" {

@@ -168,10 +168,19 @@ func TestTokenFlow(t *testing.T) {
 	// A forged token.
 	tr.bearer = tok[:len(tok)-4] + "AAAA"
 	want(t, "forged token", tr.do(t, "GET", "/v2/team/app/blobs/"+d, nil), http.StatusUnauthorized, "UNAUTHORIZED")
-	// Basic credentials still work directly.
+	// In token mode the API takes tokens only: basic credentials, even
+	// good ones, get the challenge that sends the client to the token
+	// endpoint (without an error, so it follows it).
 	tr.bearer = ""
 	tr.user, tr.pass = "bob", "bob-pw"
-	want(t, "basic in token mode", tr.do(t, "GET", "/v2/team/app/blobs/"+d, nil), http.StatusOK, "")
+	for _, path := range []string{"/v2/", "/v2/team/app/blobs/" + d, "/v2/_catalog"} {
+		r := tr.do(t, "GET", path, nil)
+		want(t, "basic in token mode: "+path, r, http.StatusUnauthorized, "UNAUTHORIZED")
+		ch := r.header.Get("WWW-Authenticate")
+		if !strings.HasPrefix(ch, `Bearer realm="`+tr.url+`/auth/token"`) || strings.Contains(ch, "error=") {
+			t.Errorf("basic in token mode: %s: challenge %q", path, ch)
+		}
+	}
 	// Catalog scope.
 	tr.user = ""
 	tok, _ = token(t, tr, "alice", "alice-pw", `Bearer realm="`+tr.url+`/auth/token",service="lading",scope="registry:catalog:*"`)
