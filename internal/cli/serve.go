@@ -2,7 +2,11 @@ package cli
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -45,11 +49,32 @@ See the Registry section of README.md.`,
 				return err
 			}
 			ctx := cmd.Context()
-			srv, err := server.Open(ctx, cfg, server.Options{Log: e.log, AccessLog: e.stderr})
+			log := e.log
+			if !cmd.Flag("log-level").Changed {
+				// A server says what it does (listening, reloads,
+				// shutting down) unless told to be quieter.
+				log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			}
+			srv, err := server.Open(ctx, cfg, server.Options{Log: log, AccessLog: e.stderr})
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
+			// SIGHUP reloads credentials and the certificate, as nginx
+			// and Distribution do; it no longer ends the process.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-hup:
+						srv.Reload() // logs what it did
+					}
+				}
+			}()
 			l, err := net.Listen("tcp", cfg.Address)
 			if err != nil {
 				return errdefs.Unavailable(fmt.Errorf("listen %s: %w", cfg.Address, err))

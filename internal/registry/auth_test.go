@@ -244,3 +244,38 @@ func TestTokenEndpoint(t *testing.T) {
 		t.Errorf("bad password grant: %d", resp.StatusCode)
 	}
 }
+
+// Reloading the htpasswd file takes effect at the next request, also for a
+// user whose good login was remembered; a file that does not parse changes
+// nothing.
+func TestReloadHtpasswd(t *testing.T) {
+	a, err := registry.NewAuth(registry.AuthConfig{Htpasswd: htpasswd(t, "alice", "alice-pw", "carol", "carol-pw")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := newRegistry(t, registry.WithAuth(a))
+	tr.user, tr.pass = "alice", "alice-pw"
+	want(t, "alice", tr.do(t, "GET", "/v2/", nil), http.StatusOK, "")
+	ch, err := a.ReloadHtpasswd(htpasswd(t, "bob", "bob-pw", "carol", "new-pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, wantCh := ch, (registry.HtpasswdChange{Users: 2, Added: 1, Removed: 1, Changed: 1}); got != wantCh {
+		t.Errorf("change %+v, want %+v", got, wantCh)
+	}
+	if s := ch.String(); s != "2 users (+1 -1, 1 changed)" {
+		t.Errorf("change reads %q", s)
+	}
+	want(t, "alice, remembered, after her removal", tr.do(t, "GET", "/v2/", nil), http.StatusUnauthorized, "UNAUTHORIZED")
+	tr.user, tr.pass = "carol", "carol-pw"
+	want(t, "carol's old password", tr.do(t, "GET", "/v2/", nil), http.StatusUnauthorized, "UNAUTHORIZED")
+	tr.user, tr.pass = "bob", "bob-pw"
+	want(t, "bob", tr.do(t, "GET", "/v2/", nil), http.StatusOK, "")
+	if _, err := a.ReloadHtpasswd([]byte("no hash here\n")); err == nil {
+		t.Error("a bad file reloaded")
+	}
+	if a.Users() != 2 {
+		t.Errorf("%d users after a bad reload", a.Users())
+	}
+	want(t, "bob after a bad reload", tr.do(t, "GET", "/v2/", nil), http.StatusOK, "")
+}

@@ -36,6 +36,8 @@ type Server struct {
 	log       *slog.Logger
 	metrics   *registry.Metrics // nil when off
 	metricsL  net.Listener      // metrics.address, once listening
+	auth      *registry.Auth    // nil when open
+	cert      atomic.Pointer[tls.Certificate]
 }
 
 // Options are what a Server needs besides its configuration.
@@ -82,13 +84,20 @@ func Open(ctx context.Context, cfg Config, o Options) (*Server, error) {
 	if o.Notifier != nil {
 		opts = append(opts, registry.WithNotifier(o.Notifier))
 	}
+	var auth *registry.Auth
 	if cfg.Auth.Htpasswd != "" {
-		a, err := openAuth(cfg.Auth, log)
-		if err != nil {
+		if auth, err = openAuth(cfg.Auth, log); err != nil {
 			store.Close()
 			return nil, err
 		}
-		opts = append(opts, registry.WithAuth(a))
+		opts = append(opts, registry.WithAuth(auth))
+	}
+	var cert *tls.Certificate
+	if cfg.TLS.Certificate != "" {
+		if cert, err = loadCertificate(cfg.TLS); err != nil {
+			store.Close()
+			return nil, err
+		}
 	}
 	var metrics *registry.Metrics
 	if cfg.Metrics.Enabled == nil || *cfg.Metrics.Enabled {
@@ -101,7 +110,7 @@ func Open(ctx context.Context, cfg Config, o Options) (*Server, error) {
 	if o.AccessLog != nil && (cfg.Log.Access == nil || *cfg.Log.Access) {
 		opts = append(opts, registry.WithAccessLog(slog.New(slog.NewJSONHandler(o.AccessLog, nil))))
 	}
-	return &Server{
+	s := &Server{
 		Config:    cfg,
 		Registry:  registry.New(drv, store, opts...),
 		Collector: registry.NewCollector(drv, store, opts...),
@@ -109,7 +118,64 @@ func Open(ctx context.Context, cfg Config, o Options) (*Server, error) {
 		Meta:      store,
 		log:       log,
 		metrics:   metrics,
-	}, nil
+		auth:      auth,
+	}
+	s.cert.Store(cert)
+	return s, nil
+}
+
+// loadCertificate loads the TLS certificate and key.
+func loadCertificate(c TLSConfig) (*tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(c.Certificate, c.Key)
+	if err != nil {
+		return nil, errdefs.InvalidArgument(fmt.Errorf("tls: %w", err))
+	}
+	return &cert, nil
+}
+
+// describe names a certificate in the log: its subject and when it ends.
+func describe(c *tls.Certificate) string {
+	if c == nil || c.Leaf == nil {
+		return "(none)"
+	}
+	return fmt.Sprintf("%s, not after %s", c.Leaf.Subject, c.Leaf.NotAfter.UTC().Format(time.RFC3339))
+}
+
+// Reload re-reads the htpasswd file and the TLS certificate and key, as
+// SIGHUP asks: requests and TLS handshakes from now on use them, while
+// open connections stay open. What it changed goes to the log; a file that
+// does not load leaves what was loaded in place, and the log and the error
+// say why.
+func (s *Server) Reload() error {
+	var errs []error
+	if s.auth != nil {
+		file := s.Config.Auth.Htpasswd
+		b, err := registry.ReadHtpasswd(file)
+		var ch registry.HtpasswdChange
+		if err == nil {
+			ch, err = s.auth.ReloadHtpasswd(b)
+		}
+		if err != nil {
+			s.log.Error(fmt.Sprintf("htpasswd reload failed, keeping %d users", s.auth.Users()), "file", file, "error", err)
+			errs = append(errs, err)
+		} else {
+			s.log.Info("htpasswd reloaded: "+ch.String(), "file", file)
+		}
+	}
+	if s.Config.TLS.Certificate != "" {
+		cert, err := loadCertificate(s.Config.TLS)
+		if err != nil {
+			s.log.Error("TLS certificate reload failed, keeping "+describe(s.cert.Load()), "certificate", s.Config.TLS.Certificate, "error", err)
+			errs = append(errs, err)
+		} else {
+			s.cert.Store(cert)
+			s.log.Info("TLS certificate reloaded: "+describe(cert), "certificate", s.Config.TLS.Certificate)
+		}
+	}
+	if s.auth == nil && s.Config.TLS.Certificate == "" {
+		s.log.Info("nothing to reload: no htpasswd file, no TLS certificate")
+	}
+	return errors.Join(errs...)
 }
 
 func openStorage(ctx context.Context, c StorageConfig) (storage.Driver, error) {
@@ -239,14 +305,13 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		// for them rather than cancelling them.
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	useTLS := s.Config.TLS.Certificate != ""
+	useTLS := s.cert.Load() != nil
 	if useTLS {
-		// Fail before serving on a bad pair.
-		if _, err := tls.LoadX509KeyPair(s.Config.TLS.Certificate, s.Config.TLS.Key); err != nil {
-			l.Close()
-			return fmt.Errorf("tls: %w", err)
+		// Each handshake takes the current certificate (Reload).
+		srv.TLSConfig = &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cert.Load(), nil },
 		}
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	var wg sync.WaitGroup
 	gcCtx, stopGC := context.WithCancel(ctx)
@@ -278,7 +343,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	served := make(chan error, 1)
 	go func() {
 		if useTLS {
-			served <- srv.ServeTLS(l, s.Config.TLS.Certificate, s.Config.TLS.Key)
+			served <- srv.ServeTLS(l, "", "")
 		} else {
 			served <- srv.Serve(l)
 		}
