@@ -97,7 +97,9 @@ func dialTLS(t *testing.T, addr string) *tlsConn {
 }
 
 // subject is the common name of the certificate the server presented.
-func (tc *tlsConn) subject() string { return tc.c.ConnectionState().PeerCertificates[0].Subject.CommonName }
+func (tc *tlsConn) subject() string {
+	return tc.c.ConnectionState().PeerCertificates[0].Subject.CommonName
+}
 
 // get sends GET /v2/ on the connection with basic credentials and returns
 // the status.
