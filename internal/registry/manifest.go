@@ -66,6 +66,25 @@ type parsedManifest struct {
 	Where        map[string]string // the first descriptor naming each ("layers[2]")
 }
 
+// refs checks the descriptors of a manifest's list (layers or manifests)
+// and records those the repository must have: all but nondistributable
+// layers.
+func (p *parsedManifest) refs(list string, ds []descriptor, manifests bool) error {
+	for i, d := range ds {
+		where := fmt.Sprintf("%s[%d]", list, i)
+		if err := checkDescriptor(where, d); err != nil {
+			return err
+		}
+		if !manifests && nondistributable[d.MediaType] {
+			continue
+		}
+		if err := p.ref(where, d, manifests); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ref records a descriptor the repository must have: a blob, or a manifest
 // (an index entry). One digest stated with two sizes is refused.
 func (p *parsedManifest) ref(where string, d descriptor, manifest bool) error {
@@ -163,17 +182,8 @@ func parseManifest(body []byte, contentType string) (parsedManifest, error) {
 		if p.ArtifactType == "" {
 			p.ArtifactType = raw.Config.MediaType
 		}
-		for i, l := range raw.Layers {
-			where := fmt.Sprintf("layers[%d]", i)
-			if err := checkDescriptor(where, l); err != nil {
-				return parsedManifest{}, err
-			}
-			if nondistributable[l.MediaType] {
-				continue
-			}
-			if err := p.ref(where, l, false); err != nil {
-				return parsedManifest{}, err
-			}
+		if err := p.refs("layers", raw.Layers, false); err != nil {
+			return parsedManifest{}, err
 		}
 	case MediaTypeOCIIndex, MediaTypeDockerList:
 		if hasConfig || hasLayers {
@@ -182,14 +192,8 @@ func parseManifest(body []byte, contentType string) (parsedManifest, error) {
 		if mt == MediaTypeDockerList && !hasManifests {
 			return parsedManifest{}, errdefs.InvalidArgument(errors.New("manifest list has no manifests field"))
 		}
-		for i, m := range raw.Manifests {
-			where := fmt.Sprintf("manifests[%d]", i)
-			if err := checkDescriptor(where, m); err != nil {
-				return parsedManifest{}, err
-			}
-			if err := p.ref(where, m, true); err != nil {
-				return parsedManifest{}, err
-			}
+		if err := p.refs("manifests", raw.Manifests, true); err != nil {
+			return parsedManifest{}, err
 		}
 	}
 	return p, nil

@@ -135,17 +135,7 @@ func (r *Registry) putManifest(c *call) error {
 		Sizes:        pm.Sizes,
 	}
 	if err := r.storeManifest(ctx, c.rt.repo, dgst, body, m, tags); err != nil {
-		var se *meta.SizeError
-		if errors.As(err, &se) {
-			// Clients allocate and verify by the stated size.
-			what := "blob"
-			if se.Manifest {
-				what = "manifest"
-			}
-			return withCode(http.StatusBadRequest, codeManifestInvalid, fmt.Errorf("manifest %s: %s states size %d, but the stored %s has %d bytes",
-				pm.Where[se.Digest], se.Digest, se.Stated, what, se.Stored))
-		}
-		return err
+		return sizeMismatch(err, pm)
 	}
 	h := c.w.Header()
 	h.Set("Location", "/v2/"+c.rt.repo+"/manifests/"+dgst.String())
@@ -171,6 +161,22 @@ func (r *Registry) putManifest(c *call) error {
 		User:       c.who.user,
 	})
 	return nil
+}
+
+// sizeMismatch answers a descriptor whose stated size is not the stored
+// one (clients allocate and verify by the stated size) with
+// MANIFEST_INVALID, naming the descriptor; other errors pass.
+func sizeMismatch(err error, pm parsedManifest) error {
+	var se *meta.SizeError
+	if !errors.As(err, &se) {
+		return err
+	}
+	what := "blob"
+	if se.Manifest {
+		what = "manifest"
+	}
+	return withCode(http.StatusBadRequest, codeManifestInvalid, fmt.Errorf("manifest %s: %s states size %d, but the stored %s has %d bytes",
+		pm.Where[se.Digest], se.Digest, se.Stated, what, se.Stored))
 }
 
 // storeManifest writes a manifest's content and records it. The content's
