@@ -331,12 +331,19 @@ func (s *SQL) CloseUpload(ctx context.Context, repo, id string, size int64, dgst
 
 // collecting reports whether the collection that marked a blob deleting
 // (collector, at updated) may still be deleting it: while its lock is held,
-// or, for a collection without a lock (0), for deletingTimeout.
+// or, for a collection without a lock (0) or whose lock this process cannot
+// test (a lock file it may not open), for deletingTimeout.
 func (s *SQL) collecting(ctx context.Context, tx *sql.Tx, collector, updated, now int64) (bool, error) {
-	if collector == 0 {
-		return now-updated < int64(deletingTimeout), nil
+	if collector != 0 {
+		held, err := s.locks.Held(ctx, tx, collector)
+		if err == nil {
+			return held, nil
+		}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
 	}
-	return s.locks.Held(ctx, tx, collector)
+	return now-updated < int64(deletingTimeout), nil
 }
 
 // deletingTimeout is how long a blob marked by a collection without a lock

@@ -128,7 +128,7 @@ func Open(ctx context.Context, cfg Config, o Options) (*Server, error) {
 func loadCertificate(c TLSConfig) (*tls.Certificate, error) {
 	cert, err := tls.LoadX509KeyPair(c.Certificate, c.Key)
 	if err != nil {
-		return nil, errdefs.InvalidArgument(fmt.Errorf("tls: %w", err))
+		return nil, fmt.Errorf("tls: %w", err)
 	}
 	return &cert, nil
 }

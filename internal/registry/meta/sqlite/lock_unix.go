@@ -31,7 +31,8 @@ func newLocks(dbPath string) meta.CollectionLocks { return fileLocks{path: dbPat
 // Lock implements meta.CollectionLocks: it polls for the exclusive lock,
 // which another collection (or, for a moment, a claim testing it) holds.
 func (f fileLocks) Lock(ctx context.Context, id int64) (*meta.Lock, error) {
-	file, err := os.OpenFile(f.path, os.O_RDWR|os.O_CREATE, 0o600)
+	// Readable by all: every process that may claim blobs tests it.
+	file, err := os.OpenFile(f.path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("collection lock: %w", err)
 	}
