@@ -1,6 +1,7 @@
 package trust
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -143,13 +144,46 @@ func readIndex(body io.Reader, what string) ([]v1.Descriptor, error) {
 	return idx.Manifests, nil
 }
 
-// Resolve returns the descriptor tag points at.
+// Resolve returns the descriptor tag points at (a HEAD request, or a
+// bounded GET when the registry does not say the digest).
 func (r *Remote) Resolve(ctx context.Context, tag string) (v1.Descriptor, error) {
-	d, err := remote.Head(r.repo.Tag(tag), r.remoteOptions(ctx)...)
+	c, err := r.httpClient(ctx)
 	if err != nil {
-		return v1.Descriptor{}, remoteError(r.repo.Tag(tag).String(), err)
+		return v1.Descriptor{}, err
 	}
-	return *d, nil
+	u := r.url("manifests", tag)
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	req.Header.Set("Accept", manifestAccept)
+	resp, err := c.Do(req)
+	if err != nil {
+		return v1.Descriptor{}, errdefs.Unavailable(err)
+	}
+	resp.Body.Close()
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		return v1.Descriptor{}, remoteError(u, err)
+	}
+	d := v1.Descriptor{MediaType: types.MediaType(resp.Header.Get("Content-Type")), Size: resp.ContentLength}
+	if h, err := v1.NewHash(resp.Header.Get("Docker-Content-Digest")); err == nil {
+		d.Digest = h
+		return d, nil
+	}
+	resp, err = r.get(ctx, u, manifestAccept, http.StatusOK)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxManifestSize+1))
+	if err != nil {
+		return v1.Descriptor{}, errdefs.Unavailable(err)
+	}
+	if len(b) > MaxManifestSize {
+		return v1.Descriptor{}, errdefs.TooLarge(fmt.Errorf("%s: over %d bytes", u, MaxManifestSize))
+	}
+	d.Digest, d.Size, err = v1.SHA256(bytes.NewReader(b))
+	return d, err
 }
 
 // Fetch opens a manifest (by its media type) or a blob.

@@ -69,7 +69,8 @@ type Source interface {
 	// such as "sha256-<hex>.sig", in the image's repository) points at, or
 	// an error of class errdefs.ErrNotFound.
 	Resolve(ctx context.Context, tag string) (v1.Descriptor, error)
-	// Fetch opens the manifest or blob d names.
+	// Fetch opens the manifest or blob d names. A manifest is asked for
+	// with a manifest media type or none (""); anything else is a blob.
 	Fetch(ctx context.Context, d v1.Descriptor) (io.ReadCloser, error)
 }
 
@@ -138,6 +139,9 @@ func (m *manifest) artifactType() string {
 
 // fetchManifest reads and parses a signature manifest.
 func fetchManifest(ctx context.Context, src Source, d v1.Descriptor) (*manifest, []byte, error) {
+	if !isManifestType(d.MediaType) {
+		d.MediaType = "" // a manifest all the same: Fetch must ask for one
+	}
 	raw, err := readAll(ctx, src, d, MaxManifestSize, "signature manifest")
 	if err != nil {
 		return nil, nil, err

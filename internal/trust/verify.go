@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -80,31 +81,73 @@ func Verify(ctx context.Context, src Source, subj Subject, p *Policy) (*Result, 
 	if err := verify.CheckHash(subj.Descriptor.Digest); err != nil {
 		return nil, err
 	}
-	v := &verification{src: src, subj: subj, p: p, res: &Result{Subject: subj.Descriptor, Name: subj.Name, Verified: []Signature{}, Rejected: []Rejection{}}}
+	base := verification{src: src, subj: subj, p: p}
+	// The legacy tag and the referrers are looked up at once, and up to
+	// verifyJobs referrers verified at once: over a network each is a few
+	// round trips. Each task fills a Result of its own; they are merged in
+	// listing order, so the outcome does not depend on timing.
+	legacy := base.task()
+	legacyDone := make(chan struct{})
+	go func() {
+		defer close(legacyDone)
+		legacy.legacy(ctx)
+	}()
 	refs, err := src.Referrers(ctx, subj.Descriptor.Digest)
 	if err != nil {
+		<-legacyDone
 		return nil, fmt.Errorf("list the signatures of %s: %w", subj.Descriptor.Digest, err)
 	}
-	for i, d := range refs {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if i == MaxSignatures {
-			v.reject("", d.Digest, fail(ReasonTooLarge, "%d referrers: only the first %d were examined", len(refs), MaxSignatures))
-			break
-		}
-		v.referrer(ctx, d)
+	n := min(len(refs), MaxSignatures)
+	parts := make([]*verification, n)
+	sem := make(chan struct{}, verifyJobs)
+	var wg sync.WaitGroup
+	for i, d := range refs[:n] {
+		parts[i] = base.task()
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			parts[i].referrer(ctx, d)
+		}()
 	}
-	v.legacy(ctx)
-	return v.res, nil
+	wg.Wait()
+	<-legacyDone
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	res := &Result{Subject: subj.Descriptor, Name: subj.Name, Verified: []Signature{}, Rejected: []Rejection{}}
+	merge := func(r *Result) {
+		res.Verified = append(res.Verified, r.Verified...)
+		res.Rejected = append(res.Rejected, r.Rejected...)
+	}
+	for _, part := range parts {
+		merge(part.res)
+	}
+	if len(refs) > n {
+		res.Rejected = append(res.Rejected, reject("", refs[n].Digest, ReasonTooLarge,
+			fmt.Errorf("%d referrers: only the first %d were examined", len(refs), MaxSignatures)))
+	}
+	merge(legacy.res)
+	return res, nil
 }
 
-// verification is one Verify call.
+// verifyJobs is how many referrers one Verify checks at once.
+const verifyJobs = 4
+
+// verification is one task of a Verify call: what it checks against and
+// the part of the result it found.
 type verification struct {
 	src  Source
 	subj Subject
 	p    *Policy
 	res  *Result
+}
+
+// task returns a copy of v with a result of its own.
+func (v verification) task() *verification {
+	v.res = &Result{}
+	return &v
 }
 
 func (v *verification) reject(f Format, manifest v1.Hash, err error) {
