@@ -48,7 +48,7 @@ func interopRegistries(t *testing.T) []interopRegistry {
 
 // startLadingRegistry runs `lading serve` in-process, open to anyone, on
 // a free loopback port, and returns its host:port.
-func startLadingRegistry(t *testing.T) string {
+func startLadingRegistry(t testing.TB) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr := &lockedBuffer{}
@@ -76,7 +76,7 @@ func startLadingRegistry(t *testing.T) string {
 
 // pushRandom pushes a small random image to host/repo:tag and returns the
 // tag and digest references.
-func pushRandom(t *testing.T, host, repo string) (tagged, pinned string) {
+func pushRandom(t testing.TB, host, repo string) (tagged, pinned string) {
 	t.Helper()
 	img, err := random.Image(512, 1)
 	if err != nil {
@@ -96,7 +96,7 @@ func pushRandom(t *testing.T, host, repo string) (tagged, pinned string) {
 
 // tool runs an external program with env added and returns its combined
 // output.
-func tool(t *testing.T, env []string, bin string, args ...string) (string, error) {
+func tool(t testing.TB, env []string, bin string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -106,7 +106,7 @@ func tool(t *testing.T, env []string, bin string, args ...string) (string, error
 	return string(out), err
 }
 
-func mustTool(t *testing.T, env []string, bin string, args ...string) string {
+func mustTool(t testing.TB, env []string, bin string, args ...string) string {
 	t.Helper()
 	out, err := tool(t, env, bin, args...)
 	if err != nil {
@@ -151,7 +151,7 @@ func wantVerified(t *testing.T, res *trust.Result, errs string, code int, f trus
 
 // cosignEnv is the environment cosign runs in: a home of its own (its
 // TUF cache), the key password, no Docker credentials.
-func cosignEnv(t *testing.T) []string {
+func cosignEnv(t testing.TB) []string {
 	home := t.TempDir()
 	return []string{"HOME=" + home, "DOCKER_CONFIG=" + home, "COSIGN_PASSWORD=lading-test", "COSIGN_YES=true", "TUF_ROOT=" + filepath.Join(home, "tuf")}
 }
