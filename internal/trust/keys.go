@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
@@ -21,44 +20,28 @@ import (
 	"github.com/lading-dev/lading/internal/errdefs"
 )
 
-// PEM block types of cosign's encrypted private keys (cosign generate-key-pair
-// writes the first; older versions the second).
-const (
-	sigstoreEncryptedKey = "ENCRYPTED SIGSTORE PRIVATE KEY"
-	cosignEncryptedKey   = "ENCRYPTED COSIGN PRIVATE KEY"
-)
-
 // ParsePrivateKey reads a private key in PEM: cosign's encrypted format
-// (scrypt and secretbox, as cosign generate-key-pair writes it, opened with
-// password), or plain PKCS#8, SEC 1 (EC PRIVATE KEY) or PKCS#1.
+// ("ENCRYPTED SIGSTORE PRIVATE KEY", scrypt and secretbox, as cosign
+// generate-key-pair writes it), encrypted PKCS#8, or plain PKCS#8, SEC 1
+// (EC PRIVATE KEY) or PKCS#1. password is asked for encrypted keys only.
 func ParsePrivateKey(pemBytes []byte, password func() ([]byte, error)) (crypto.Signer, error) {
 	block, _ := pem.Decode(pemBytes)
 	if block == nil {
 		return nil, errdefs.InvalidArgument(errors.New("private key: no PEM block"))
 	}
-	var key crypto.PrivateKey
-	switch block.Type {
-	case sigstoreEncryptedKey, cosignEncryptedKey:
+	asked := false
+	key, err := cryptoutils.UnmarshalPEMToPrivateKey(pemBytes, func(bool) ([]byte, error) {
+		asked = true
 		if password == nil {
-			return nil, errdefs.InvalidArgument(errors.New("private key is encrypted: a password is needed (COSIGN_PASSWORD)"))
+			return nil, errors.New("the key is encrypted: a password is needed (COSIGN_PASSWORD)")
 		}
-		pass, err := password()
-		if err != nil {
-			return nil, err
+		return password()
+	})
+	if err != nil {
+		if asked {
+			return nil, errdefs.InvalidArgument(fmt.Errorf("private key (%s): %w (wrong password?)", block.Type, err))
 		}
-		der, err := encrypted.Decrypt(block.Bytes, pass)
-		if err != nil {
-			return nil, errdefs.InvalidArgument(fmt.Errorf("private key: decrypt: %w (wrong password?)", err))
-		}
-		if key, err = x509.ParsePKCS8PrivateKey(der); err != nil {
-			return nil, errdefs.InvalidArgument(fmt.Errorf("private key: %w", err))
-		}
-	default:
-		var err error
-		key, err = cryptoutils.UnmarshalPEMToPrivateKey(pemBytes, cryptoutils.SkipPassword)
-		if err != nil {
-			return nil, errdefs.InvalidArgument(fmt.Errorf("private key (%s): %w", block.Type, err))
-		}
+		return nil, errdefs.InvalidArgument(fmt.Errorf("private key (%s): %w", block.Type, err))
 	}
 	s, ok := key.(crypto.Signer)
 	if !ok {
