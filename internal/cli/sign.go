@@ -50,6 +50,9 @@ required by lading verify -a, cosign verify -a and notation verify -m.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if key == "" {
+				return usageError{errorf("--key is required")}
+			}
 			fm, err := trust.ParseFormat(format)
 			if err != nil {
 				return usageError{err}
@@ -99,7 +102,6 @@ required by lading verify -a, cosign verify -a and notation verify -m.`,
 	fl.StringVar(&format, "format", string(trust.CosignBundle), "signature format: cosign-bundle, cosign or notation")
 	fl.StringVar(&envelope, "envelope", "jws", "Notation envelope: jws or cose")
 	fl.StringVar(&certFile, "cert", "", "certificate chain (PEM, leaf first): required for notation; with cosign-bundle, signs with the certificate instead of a key hint")
-	cmd.MarkFlagRequired("key")
 	return cmd
 }
 

@@ -6,9 +6,12 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/json"
 	"encoding/pem"
 	"io"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sigstore/sigstore-go/pkg/root"
 
 	"github.com/lading-dev/lading/internal/registrytest"
 	"github.com/lading-dev/lading/internal/testenv"
@@ -340,5 +344,112 @@ func writeLayoutImage(t *testing.T, dir, ref string) {
 	}
 	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": ref})); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCosignKeylessInterop: certificate-based (keyless) bundles, verified
+// offline against a trusted root. A test CA issues a Fulcio-style
+// certificate (email SAN, OIDC issuer extension) for cosign's key; cosign
+// signs with it and lading verifies with --trusted-root, and back.
+func TestCosignKeylessInterop(t *testing.T) {
+	cosign := testenv.Tool(t, "cosign", "github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3 (.ci/setup.d/70-trust.sh)")
+	reg := startLadingRegistry(t)
+	env := cosignEnv(t)
+	dir := t.TempDir()
+	mustTool(t, env, cosign, "generate-key-pair", "--output-key-prefix", filepath.Join(dir, "cosign"))
+	t.Setenv("COSIGN_PASSWORD", "lading-test")
+	pubPEM, err := os.ReadFile(filepath.Join(dir, "cosign.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(pubPEM)
+	pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const identity, issuer = "dev@example.com", "https://issuer.example"
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca := issueCert(t, caKey.Public(), caKey, nil, "lading test CA", "", "")
+	leaf := issueCert(t, pub, caKey, ca, "", identity, issuer)
+	leafFile, caFile, rootFile := filepath.Join(dir, "leaf.pem"), filepath.Join(dir, "ca.pem"), filepath.Join(dir, "trusted_root.json")
+	os.WriteFile(leafFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}), 0o644)
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw}), 0o644)
+	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01,
+		[]root.CertificateAuthority{&root.FulcioCertificateAuthority{Root: ca, ValidityPeriodStart: ca.NotBefore, URI: "https://fulcio.test"}}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trJSON, _ := tr.MarshalJSON()
+	os.WriteFile(rootFile, trJSON, 0o644)
+	keyless := []string{"--trusted-root", rootFile, "--certificate-identity", identity, "--certificate-oidc-issuer", issuer}
+	l := newLading(t)
+
+	// cosign signs with the certificate, lading verifies.
+	tagged, pinned := pushRandom(t, reg, "cosign-keyless")
+	mustTool(t, env, cosign, "sign", "--key", filepath.Join(dir, "cosign.key"), "--certificate", leafFile, "--certificate-chain", caFile,
+		"--tlog-upload=false", "--use-signing-config=false", "--allow-http-registry", "--new-bundle-format=true", pinned)
+	res, errs, code := l.verifyJSON(append(keyless, tagged)...)
+	wantVerified(t, res, errs, code, trust.CosignBundle, nil)
+	if s := res.Verified[0].Signer; s.Subject != identity || s.Issuer != issuer {
+		t.Errorf("signer %+v", s)
+	}
+	other := []string{"--trusted-root", rootFile, "--certificate-identity", "mallory@example.com", "--certificate-oidc-issuer", issuer, tagged}
+	if _, errs, code := l.verifyJSON(other...); code == 0 || !strings.Contains(errs, string(trust.ReasonUntrustedIdentity)) {
+		t.Errorf("another identity: exit %d\n%s", code, errs)
+	}
+
+	// lading signs with the certificate, cosign verifies.
+	tagged, pinned = pushRandom(t, reg, "lading-keyless")
+	l.ok("sign", "--insecure", "--key", filepath.Join(dir, "cosign.key"), "--cert", leafFile, tagged)
+	out := mustTool(t, env, cosign, "verify", "--trusted-root", rootFile, "--certificate-identity", identity, "--certificate-oidc-issuer", issuer,
+		"--insecure-ignore-tlog=true", "--insecure-ignore-sct=true", "--allow-http-registry", "--new-bundle-format=true", pinned)
+	if !strings.Contains(out, "certificate") {
+		t.Errorf("cosign verify:\n%s", out)
+	}
+}
+
+// issueCert issues a certificate for pub signed by key (self-signed
+// without parent): a CA when cn is set, else a code-signing leaf with an
+// email SAN and Fulcio's OIDC issuer extensions.
+func issueCert(t *testing.T, pub any, key *ecdsa.PrivateKey, parent *x509.Certificate, cn, email, issuer string) *x509.Certificate {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn, Organization: []string{"lading tests"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), BasicConstraintsValid: true,
+	}
+	if parent == nil {
+		tmpl.IsCA, tmpl.KeyUsage = true, x509.KeyUsageCertSign|x509.KeyUsageDigitalSignature
+		parent = tmpl
+	} else {
+		tmpl.KeyUsage, tmpl.ExtKeyUsage = x509.KeyUsageDigitalSignature, []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}
+		tmpl.EmailAddresses = []string{email}
+		v, _ := asn1.Marshal(issuer)
+		tmpl.ExtraExtensions = []pkix.Extension{
+			{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 1}, Value: []byte(issuer)},
+			{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 8}, Value: v},
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return c
+}
+
+// TestVerifyUsage: flags that cannot work are usage errors (exit 2).
+func TestVerifyUsage(t *testing.T) {
+	l := newLading(t)
+	for _, args := range [][]string{
+		{"verify", "oci:/nonexistent"},
+		{"verify", "--certificate-identity", "a@b", "--certificate-oidc-issuer", "x", "oci:/nonexistent"},
+		{"verify", "--trust-policy", "p.json", "oci:/nonexistent"},
+		{"verify", "--key", "k.pub", "--output", "yaml", "oci:/nonexistent"},
+		{"sign", "oci:/nonexistent"},
+		{"sign", "--key", "k", "--format", "gpg", "oci:/nonexistent"},
+	} {
+		if _, errs, code := l.run(args...); code != exitUsage {
+			t.Errorf("lading %s: exit %d, want %d\n%s", strings.Join(args, " "), code, exitUsage, errs)
+		}
 	}
 }
