@@ -179,6 +179,9 @@ func printVerified(w io.Writer, name string, res *trust.Result) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Format, signerText(s.Signer), timeText(s), annotationText(s.Annotations))
 	}
 	tw.Flush()
+	if n := len(res.Rejected); n > 0 {
+		fmt.Fprintf(w, "%d other signature(s) or referrers not trusted (--output json says why)\n", n)
+	}
 }
 
 func signerText(s trust.Signer) string {
