@@ -253,7 +253,9 @@ func signBundle(ctx context.Context, dst Sink, subj Subject, kp *keypair, chain 
 	}
 	opts := sign.BundleOptions{Context: ctx}
 	if len(chain) > 0 {
-		opts.CertificateChainProvider = chainProvider(chain)
+		// A v0.3 bundle holds the leaf alone; the intermediates belong in
+		// the verifier's trusted root (cosign refuses chains in v0.3).
+		opts.CertificateProvider = leafProvider{chain[0]}
 	}
 	pb, err := sign.Bundle(&sign.DSSEData{Data: payload, PayloadType: intotoPayloadType}, kp, opts)
 	if err != nil {
@@ -291,13 +293,9 @@ func signBundle(ctx context.Context, dst Sink, subj Subject, kp *keypair, chain 
 	return putManifest(ctx, dst, &m, "")
 }
 
-// chainProvider hands sigstore-go a fixed certificate chain.
-type chainProvider []*x509.Certificate
+// leafProvider hands sigstore-go a fixed signing certificate.
+type leafProvider struct{ leaf *x509.Certificate }
 
-func (c chainProvider) GetCertificateChain(context.Context, sign.Keypair, *sign.CertificateProviderOptions) ([][]byte, error) {
-	out := make([][]byte, len(c))
-	for i, cert := range c {
-		out[i] = cert.Raw
-	}
-	return out, nil
+func (p leafProvider) GetCertificate(context.Context, sign.Keypair, *sign.CertificateProviderOptions) ([]byte, error) {
+	return p.leaf.Raw, nil
 }

@@ -20,6 +20,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/sigstore/sigstore-go/pkg/sign"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/lading-dev/lading/internal/errdefs"
 )
@@ -273,10 +275,13 @@ func TestHostile(t *testing.T) {
 		}, ReasonTooLarge, 0},
 		{"bundle certificate chain that loops", func(t *testing.T, m *memSource) {
 			key, chain := loopCerts(t)
-			o := SignOptions{Format: CosignBundle, Key: key, Chain: chain}
-			if _, err := Sign(ctx, m, m, Subject{Descriptor: subj, Name: testRepo}, o); err != nil {
+			kp, _ := newKeypair(key)
+			pb, err := sign.Bundle(&sign.DSSEData{Data: []byte(`{}`), PayloadType: intotoPayloadType}, kp, sign.BundleOptions{CertificateChainProvider: chainProvider(chain)})
+			if err != nil {
 				t.Fatal(err)
 			}
+			raw, _ := protojson.Marshal(pb)
+			m.referrer(subj, BundleArtifactType, m.add(BundleArtifactType, raw))
 		}, ReasonUntrustedKey, 0},
 		{"notation certificate chain that loops", func(t *testing.T, m *memSource) {
 			m.referrer(subj, NotationArtifactType, m.add(NotationJWS, loopedJWS(t, subj)))
@@ -302,6 +307,18 @@ func TestHostile(t *testing.T) {
 			t.Log(err)
 		})
 	}
+}
+
+// chainProvider hands sigstore-go a whole certificate chain, as a private
+// CA's signer might.
+type chainProvider []*x509.Certificate
+
+func (c chainProvider) GetCertificateChain(context.Context, sign.Keypair, *sign.CertificateProviderOptions) ([][]byte, error) {
+	var out [][]byte
+	for _, cert := range c {
+		out = append(out, cert.Raw)
+	}
+	return out, nil
 }
 
 func subjectDescriptorOf(s string) v1.Descriptor {

@@ -24,8 +24,9 @@ type SignOptions struct {
 	// Key signs.
 	Key crypto.Signer
 	// Chain is the signing certificate and its intermediates, leaf first:
-	// required for Notation; for a cosign bundle it replaces the public key
-	// hint with the certificate chain.
+	// required for Notation; for a cosign bundle the leaf replaces the
+	// public key hint (the intermediates belong in the verifier's trusted
+	// root, as Sigstore bundles v0.3 hold the leaf alone).
 	Chain []*x509.Certificate
 	// Envelope is Notation's envelope media type, NotationJWS (default) or
 	// NotationCOSE.
