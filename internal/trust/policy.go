@@ -1,7 +1,6 @@
 package trust
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -110,10 +109,8 @@ type NotationOptions struct {
 // Notation's format (trustpolicy.json or trustpolicy.oci.json) and a trust
 // store.
 func NewNotation(trustPolicyJSON []byte, store truststore.X509TrustStore, opts NotationOptions) (*NotationPolicy, error) {
-	var doc trustpolicy.Document
-	dec := json.NewDecoder(bytes.NewReader(trustPolicyJSON))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&doc); err != nil {
+	var doc trustpolicy.Document // read as notation-go reads it
+	if err := json.Unmarshal(trustPolicyJSON, &doc); err != nil {
 		return nil, errdefs.InvalidArgument(fmt.Errorf("trust policy: %w", err))
 	}
 	if err := doc.Validate(); err != nil {

@@ -63,7 +63,7 @@ const (
 // trusted, and why.
 type Rejection struct {
 	Format   Format  `json:"format,omitempty"`
-	Manifest v1.Hash `json:"manifest"`
+	Manifest v1.Hash `json:"manifest,omitzero"`
 	Reason   Reason  `json:"reason"`
 	Err      error   `json:"-"`
 	// Message is Err's text, for JSON.
