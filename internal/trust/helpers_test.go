@@ -13,7 +13,6 @@ import (
 	"encoding/pem"
 	"io"
 	"math/big"
-	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -21,7 +20,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sigstore/sigstore-go/pkg/root"
 
 	"github.com/lading-dev/lading/internal/store"
@@ -240,5 +238,3 @@ func keyless(t testing.TB, ca *x509.Certificate, id Identity) *Keyless {
 	return k
 }
 
-var _ = url.Parse
-var _ = types.OCIManifestSchema1
