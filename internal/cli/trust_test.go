@@ -51,27 +51,44 @@ func interopRegistries(t *testing.T) []interopRegistry {
 }
 
 // startLadingRegistry runs `lading serve` in-process, open to anyone, on
-// a free loopback port, and returns its host:port.
+// a free loopback port, and returns its host:port. It asks for --no-auth
+// and, on a lading whose serve has no such flag (open by default), runs
+// without it.
 func startLadingRegistry(t testing.TB) string {
+	t.Helper()
+	if host, ok := tryServe(t, "--no-auth"); ok {
+		return host
+	}
+	host, _ := tryServe(t)
+	return host
+}
+
+// tryServe starts lading serve with extra flags; false when they are not
+// flags lading serve knows.
+func tryServe(t testing.TB, extra ...string) (string, bool) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr := &lockedBuffer{}
 	done := make(chan int, 1)
-	go func() {
-		done <- Run(ctx, []string{"--root", t.TempDir(), "serve", "--address", "127.0.0.1:0"}, nil, io.Discard, stderr)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	args := append([]string{"--root", t.TempDir(), "serve", "--address", "127.0.0.1:0"}, extra...)
+	go func() { done <- Run(ctx, args, nil, io.Discard, stderr) }()
+	stop := func() { cancel(); <-done }
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		if m := servingOn.FindStringSubmatch(stderr.String()); m != nil {
-			return strings.TrimPrefix(m[1], "http://")
+			t.Cleanup(stop)
+			return strings.TrimPrefix(m[1], "http://"), true
 		}
 		select {
 		case code := <-done:
-			done <- code
+			cancel()
+			if code == exitUsage && len(extra) > 0 {
+				return "", false
+			}
 			t.Fatalf("serve exited with %d: %s", code, stderr.String())
 		default:
 		}
 		if time.Now().After(deadline) {
+			stop()
 			t.Fatalf("serve did not start: %s", stderr.String())
 		}
 		time.Sleep(10 * time.Millisecond)
