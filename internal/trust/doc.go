@@ -49,8 +49,9 @@
 // reads an OCI image layout or lading's store. A registry that verifies at
 // pull time implements Source over its own storage (referrers from its
 // metadata, tags from its tag table, blobs straight from blob storage),
-// builds a Policy once per project policy version (NewKey, NewKeyless,
-// NewNotation; all safe for concurrent use), and calls Verify with the
+// builds a Policy once per project policy version (ParsePublicKey,
+// NewKeyless, NewNotation with a NotationCertificates store held in
+// memory; all safe for concurrent use), and calls Verify with the
 // manifest being pulled. Verify's outcome depends only on the subject
 // digest, the bytes the Source returns (each checked against its digest)
 // and the Policy, so a registry may cache Result.Err by (manifest digest,

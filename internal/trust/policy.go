@@ -197,3 +197,21 @@ func (c *certCache) GetCertificates(ctx context.Context, t truststore.Type, name
 	c.mu.Unlock()
 	return certs, nil
 }
+
+// NotationCertificates is a Notation trust store held in memory: the
+// certificates of each named store, keyed as trust policies name them
+// ("ca:acme", "signingAuthority:release", "tsa:stamps"). A registry keeps
+// its projects' trust stores this way rather than in files.
+type NotationCertificates map[string][]*x509.Certificate
+
+// GetCertificates returns the certificates of one named store.
+func (c NotationCertificates) GetCertificates(_ context.Context, t truststore.Type, name string) ([]*x509.Certificate, error) {
+	certs := c[string(t)+":"+name]
+	if len(certs) == 0 {
+		return nil, truststore.TrustStoreError{Msg: fmt.Sprintf("the trust store %q of type %q does not exist", name, t)}
+	}
+	if err := truststore.ValidateCertificates(certs); err != nil {
+		return nil, truststore.CertificateError{InnerError: err, Msg: fmt.Sprintf("trust store %s:%s: %v", t, name, err)}
+	}
+	return certs, nil
+}

@@ -303,3 +303,46 @@ func tamperJWS(t *testing.T, l *Layout, st *store.Store, subj, other Subject, si
 		replaceLayer(t, l, m, out)
 	})
 }
+
+// TestNotationCertificates verifies against a trust store held in memory,
+// as a registry keeps its projects' stores.
+func TestNotationCertificates(t *testing.T) {
+	ctx := context.Background()
+	p := newPKI(t, certSpec{})
+	l, st := newLayout(t)
+	subj := putImage(t, st, "app")
+	if _, err := Sign(ctx, l, l, subj, SignOptions{Format: Notation, Key: p.leafKey, Chain: p.chain(), Envelope: NotationCOSE}); err != nil {
+		t.Fatal(err)
+	}
+	doc := `{"version":"1.0","trustPolicies":[{"name":"team","registryScopes":["` + testRepo + `"],` +
+		`"signatureVerification":{"level":"strict"},"trustStores":["ca:team"],"trustedIdentities":["*"]}]}`
+	for _, tc := range []struct {
+		name  string
+		store NotationCertificates
+		want  Reason // "" for trusted
+	}{
+		{"trusted", NotationCertificates{"ca:team": {p.root}}, ""},
+		{"other CA", NotationCertificates{"ca:team": {newPKI(t, certSpec{}).root}}, ReasonUntrustedKey},
+		{"no such store", NotationCertificates{"ca:other": {p.root}}, ReasonUntrustedKey},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			np, err := NewNotation([]byte(doc), tc.store, NotationOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := Verify(ctx, l, subj, &Policy{Notation: np})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.want == "" {
+				if err := res.Err(); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err := res.Err(); !HasReason(err, tc.want) {
+				t.Fatalf("%v, want %s", err, tc.want)
+			}
+		})
+	}
+}
