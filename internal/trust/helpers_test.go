@@ -237,4 +237,3 @@ func keyless(t testing.TB, ca *x509.Certificate, id Identity) *Keyless {
 	}
 	return k
 }
-
