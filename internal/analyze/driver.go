@@ -271,7 +271,7 @@ func (w *walk) file(e *layer.Entry, h uint64) error {
 	info := e.Header.FileInfo()
 	var wanters []analyzer.Analyzer
 	for _, a := range w.analyzers {
-		if a.Wants(e.Name, info) {
+		if analyzer.Wanted(a, e.Name, info) {
 			wanters = append(wanters, a)
 		}
 	}
@@ -338,7 +338,7 @@ func (w *walk) hardlink(e *layer.Entry, h uint64) {
 		info = analyzer.FileInfo(e.Name, rec.size, rec.mode)
 	}
 	for _, a := range w.analyzers {
-		if !a.Wants(e.Name, info) {
+		if !analyzer.Wanted(a, e.Name, info) {
 			continue
 		}
 		if !inLayer {

@@ -18,17 +18,30 @@ import (
 //     explicit or implied by entries below it, a symlink, a whiteout's
 //     target). A lower regular file there is hidden: replaced, whited out,
 //     turned into a directory.
+//
 //   - subtree: the paths of non-directories and whiteout targets. Everything
 //     lower layers have below them is hidden (a directory replaced by a file
 //     or a symlink, trivy#2637; a directory whited out).
+//
 //   - opaque: directories with an opaque marker. Everything lower layers
 //     have below them is hidden, the directory itself is not. An opaque root
 //     is ignored, as overlayfs ignores it.
+//
+//   - links: the symbolic links of the layer, path and target as stored,
+//     so that the merge can resolve paths through the merged filesystem
+//     (a package database behind a symlinked directory). They are kept
+//     whole: a layer has few.
 //
 // A path's hash is the first 8 bytes of its SHA-256: an image cannot make a
 // path collide with another to hide a package.
 type pathIndex struct {
 	self, subtree, opaque []uint64
+	links                 []linkEntry
+}
+
+// linkEntry is a symbolic link of a layer.
+type linkEntry struct {
+	Path, Target string
 }
 
 func pathHash(p string) uint64 {
@@ -40,6 +53,7 @@ func pathHash(p string) uint64 {
 type indexBuilder struct {
 	x          pathIndex
 	lastParent string
+	linkAt     map[string]int // path → index in x.links
 }
 
 // add records e and returns the hash of its path (0 for markers).
@@ -60,6 +74,10 @@ func (b *indexBuilder) add(e *layer.Entry) uint64 {
 			b.x.self = append(b.x.self, pathHash(d))
 		}
 	}
+	if i, ok := b.linkAt[e.Name]; ok && e.Kind != layer.KindOpaque {
+		b.x.links[i].Target = "" // replaced by a later entry of the layer
+		delete(b.linkAt, e.Name)
+	}
 	switch e.Kind {
 	case layer.KindOpaque:
 		if e.Name != "." {
@@ -77,6 +95,13 @@ func (b *indexBuilder) add(e *layer.Entry) uint64 {
 	h := pathHash(e.Name)
 	b.x.self = append(b.x.self, h)
 	b.x.subtree = append(b.x.subtree, h)
+	if e.Kind == layer.KindSymlink && e.Linkname != "" {
+		if b.linkAt == nil {
+			b.linkAt = map[string]int{}
+		}
+		b.linkAt[e.Name] = len(b.x.links)
+		b.x.links = append(b.x.links, linkEntry{e.Name, e.Linkname})
+	}
 	if e.Kind == layer.KindWhiteout {
 		return 0
 	}
@@ -89,6 +114,12 @@ func (b *indexBuilder) build() *pathIndex {
 		*s = slices.Compact(*s)
 		*s = slices.Clip(*s)
 	}
+	// The last entry at a path wins: a symlink replaced by another entry
+	// of the same layer is no link.
+	b.x.links = slices.DeleteFunc(b.x.links, func(l linkEntry) bool { return l.Target == "" })
+	slices.SortFunc(b.x.links, func(a, b linkEntry) int { return strings.Compare(a.Path, b.Path) })
+	b.x.links = slices.Clip(b.x.links)
+	b.linkAt = nil
 	x := b.x
 	return &x
 }
@@ -123,18 +154,32 @@ func has(s []uint64, h uint64) bool {
 	return ok
 }
 
-var indexMagic = []byte("lading-paths\x00\x01")
+// indexMagic starts an encoded path index; version 2 added the links.
+var indexMagic = []byte("lading-paths\x00\x02")
 
+// MarshalBinary encodes x: the magic, the counts of self, subtree, opaque
+// and links as uvarints, the hashes as little-endian uint64s, then each
+// link as the uvarint length and bytes of its path and of its target.
 func (x *pathIndex) MarshalBinary() ([]byte, error) {
-	n := len(indexMagic) + 3*binary.MaxVarintLen64 + 8*(len(x.self)+len(x.subtree)+len(x.opaque))
+	n := len(indexMagic) + 4*binary.MaxVarintLen64 + 8*(len(x.self)+len(x.subtree)+len(x.opaque))
+	for _, l := range x.links {
+		n += 2*binary.MaxVarintLen64 + len(l.Path) + len(l.Target)
+	}
 	b := make([]byte, 0, n)
 	b = append(b, indexMagic...)
 	for _, s := range [][]uint64{x.self, x.subtree, x.opaque} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 	}
+	b = binary.AppendUvarint(b, uint64(len(x.links)))
 	for _, s := range [][]uint64{x.self, x.subtree, x.opaque} {
 		for _, h := range s {
 			b = binary.LittleEndian.AppendUint64(b, h)
+		}
+	}
+	for _, l := range x.links {
+		for _, s := range []string{l.Path, l.Target} {
+			b = binary.AppendUvarint(b, uint64(len(s)))
+			b = append(b, s...)
 		}
 	}
 	return b, nil
@@ -146,7 +191,7 @@ func (x *pathIndex) UnmarshalBinary(b []byte) error {
 		return bad
 	}
 	b = b[len(indexMagic):]
-	var counts [3]uint64
+	var counts [4]uint64
 	for i := range counts {
 		v, n := binary.Uvarint(b)
 		if n <= 0 || v > uint64(len(b)) {
@@ -154,7 +199,8 @@ func (x *pathIndex) UnmarshalBinary(b []byte) error {
 		}
 		counts[i], b = v, b[n:]
 	}
-	if counts[0]+counts[1]+counts[2] != uint64(len(b))/8 || len(b)%8 != 0 {
+	hashes := counts[0] + counts[1] + counts[2]
+	if hashes > uint64(len(b))/8 {
 		return bad
 	}
 	for i, s := range []*[]uint64{&x.self, &x.subtree, &x.opaque} {
@@ -166,6 +212,24 @@ func (x *pathIndex) UnmarshalBinary(b []byte) error {
 		if !slices.IsSorted(*s) {
 			return bad
 		}
+	}
+	if counts[3] > uint64(len(b))/2 {
+		return bad
+	}
+	x.links = make([]linkEntry, counts[3])
+	for i := range x.links {
+		var f [2]string
+		for k := range f {
+			v, n := binary.Uvarint(b)
+			if n <= 0 || v > uint64(len(b)-n) {
+				return bad
+			}
+			f[k], b = string(b[n:n+int(v)]), b[n+int(v):]
+		}
+		x.links[i] = linkEntry{f[0], f[1]}
+	}
+	if len(b) != 0 {
+		return bad
 	}
 	return nil
 }

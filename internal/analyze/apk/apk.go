@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
 
 	"github.com/lading-dev/lading/internal/analyze/analyzer"
 	"github.com/lading-dev/lading/internal/pkg"
@@ -25,11 +26,18 @@ type Analyzer struct{}
 func New() Analyzer { return Analyzer{} }
 
 func (Analyzer) Name() string { return "apk" }
-func (Analyzer) Version() int { return 1 }
+func (Analyzer) Version() int { return 2 }
 
 func (Analyzer) Wants(path string, _ fs.FileInfo) bool {
 	return path == "lib/apk/db/installed" || path == "usr/lib/apk/db/installed"
 }
+
+// Anchors are where apk keeps its database (usrmerge moves it to usr/lib).
+func (Analyzer) Anchors() []string { return []string{"lib/apk/db", "usr/lib/apk/db"} }
+
+// WantsMoved takes any file named installed: the database reached through
+// a symlinked directory.
+func (Analyzer) WantsMoved(p string, _ fs.FileInfo) bool { return path.Base(p) == "installed" }
 
 // MaxSize bounds the database; real ones are a few megabytes.
 const MaxSize = 256 << 20
