@@ -31,6 +31,7 @@ type resolver struct {
 	m     *merger
 	links map[string][]*linkRec // path → symlinks of the layers, lowest layer first
 	memo  map[anchorView]resolution
+	loops map[string]error // paths that end in a loop in the final view
 }
 
 type linkRec struct {
@@ -50,7 +51,7 @@ type resolution struct {
 }
 
 func newResolver(m *merger) *resolver {
-	r := &resolver{m: m, links: map[string][]*linkRec{}, memo: map[anchorView]resolution{}}
+	r := &resolver{m: m, links: map[string][]*linkRec{}, memo: map[anchorView]resolution{}, loops: map[string]error{}}
 	for i, out := range m.outs {
 		if out.index == nil {
 			continue
@@ -133,24 +134,25 @@ func (r *resolver) resolved(p string, k int) (string, error) {
 }
 
 // reachedAs returns the path under which a's anchors reach the file at p in
-// view k, one that a wants, or "".
+// view k, one that a wants, or "". The names tried are each anchor joined
+// with each tail of p ("installed", "db/installed", ...): the symlinks on
+// the way may be the anchor, a directory above or below it, or the file's
+// own name, as long as the file keeps the name the analyzer wants.
 func (m *merger) reachedAs(a analyzer.Analyzer, an analyzer.Anchored, p string, k int) string {
 	for _, d := range an.Anchors() {
-		c, err := m.links.resolved(d, k)
-		if err != nil {
-			continue
-		}
-		var name string
-		switch {
-		case c == "":
-			name = d + "/" + p
-		case strings.HasPrefix(p, c) && len(p) > len(c) && p[len(c)] == '/':
-			name = d + p[len(c):]
-		default:
-			continue
-		}
-		if name != p && a.Wants(name, analyzer.FileInfo(name, 0, 0o644)) {
-			return name
+		for i := len(p); i > 0; {
+			i = strings.LastIndexByte(p[:i], '/')
+			name := d + "/" + p[i+1:]
+			if name == p || !a.Wants(name, analyzer.FileInfo(name, 0, 0o644)) {
+				continue
+			}
+			r, err := m.links.resolved(name, k)
+			if err != nil && k == m.n-1 {
+				m.links.loops[name] = err
+			}
+			if err == nil && r == p {
+				return name
+			}
 		}
 	}
 	return ""
@@ -218,8 +220,8 @@ func (m *merger) keepWarning(a analyzer.Analyzer, w Warning) bool {
 	return m.reachedAs(a, an, p, m.n-1) != ""
 }
 
-// anchorWarnings reports the anchors that cannot be resolved in the final
-// view (a symlink loop).
+// anchorWarnings reports the anchors, and the paths below them tried for
+// files, that cannot be resolved in the final view: symlink loops.
 func (m *merger) anchorWarnings() []Warning {
 	if m.n == 0 {
 		return nil
@@ -238,6 +240,13 @@ func (m *merger) anchorWarnings() []Warning {
 			seen[d] = true
 			if _, err := m.links.resolved(d, m.n-1); err != nil {
 				out = append(out, Warning{Layer: -1, Path: "/" + d, Analyzer: a.Name(), Message: err.Error()})
+				continue
+			}
+			for name, err := range m.links.loops {
+				if strings.HasPrefix(name, d+"/") && !seen[name] {
+					seen[name] = true
+					out = append(out, Warning{Layer: -1, Path: "/" + name, Analyzer: a.Name(), Message: err.Error()})
+				}
 			}
 		}
 	}
