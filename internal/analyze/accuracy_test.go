@@ -174,9 +174,20 @@ func (c *checker) run(t *testing.T) {
 	t.Run("java", c.java)
 }
 
+// exists reports whether p is in the root, symlinks resolved within it as
+// a chroot would (openat2 with RESOLVE_IN_ROOT).
 func (c *checker) exists(p string) bool {
-	_, err := os.Lstat(filepath.Join(c.root, p))
-	return err == nil
+	root, err := unix.Open(c.root, unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(root)
+	fd, err := unix.Openat2(root, p, &unix.OpenHow{Flags: unix.O_PATH, Resolve: unix.RESOLVE_IN_ROOT})
+	if err != nil {
+		return false
+	}
+	unix.Close(fd)
+	return true
 }
 
 // tool runs a command and returns its standard output; it skips t when
