@@ -177,16 +177,11 @@ func (c *checker) run(t *testing.T) {
 // exists reports whether p is in the root, symlinks resolved within it as
 // a chroot would (openat2 with RESOLVE_IN_ROOT).
 func (c *checker) exists(p string) bool {
-	root, err := unix.Open(c.root, unix.O_PATH|unix.O_DIRECTORY, 0)
+	f, err := overlaytest.OpenInRoot(c.root, p)
 	if err != nil {
 		return false
 	}
-	defer unix.Close(root)
-	fd, err := unix.Openat2(root, p, &unix.OpenHow{Flags: unix.O_PATH, Resolve: unix.RESOLVE_IN_ROOT})
-	if err != nil {
-		return false
-	}
-	unix.Close(fd)
+	f.Close()
 	return true
 }
 

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
-	"os"
 	"path"
 	"strings"
 	"testing"
@@ -59,21 +58,15 @@ func kernelAnchored(t testing.TB, layers [][]byte) (string, error) {
 	}
 	merged, unmount := st.Mount(false)
 	defer unmount()
-	root, err := unix.Open(merged, unix.O_PATH|unix.O_DIRECTORY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(root)
-	fd, err := unix.Openat2(root, wantedPath, &unix.OpenHow{Flags: unix.O_RDONLY, Resolve: unix.RESOLVE_IN_ROOT})
+	f, err := overlaytest.OpenInRoot(merged, wantedPath)
 	switch {
 	case errors.Is(err, unix.ELOOP):
 		return "loop", nil
 	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
 		return "", nil
 	case err != nil:
-		t.Fatalf("openat2 %s: %v", wantedPath, err)
+		t.Fatal(err)
 	}
-	f := os.NewFile(uintptr(fd), wantedPath)
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
 		return "", nil // a directory, a whiteout device
