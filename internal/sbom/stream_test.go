@@ -121,7 +121,7 @@ func TestCycloneDXOneComponentPerPackage(t *testing.T) {
 		t.Errorf("%d components, want the OS and 7 packages", n)
 	}
 	for purl, want := range map[string][]string{
-		"pkg:npm/a@1.0.0": {"/app/node_modules/a/package.json", "/app/node_modules/b/node_modules/a/package.json"},
+		"pkg:npm/a@1.0.0":                     {"/app/node_modules/a/package.json", "/app/node_modules/b/node_modules/a/package.json"},
 		"pkg:golang/golang.org/x/text@v0.3.6": {"/usr/bin/a", "/usr/bin/b"},
 	} {
 		if diff := cmp.Diff(want, places[purl]); diff != "" {
