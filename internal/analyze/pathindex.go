@@ -14,10 +14,11 @@ import (
 // pathIndex is what one layer hides of the layers below it, by overlay
 // rules, as sets of path hashes:
 //
-//   - self: every path the layer has an entry at (a file, a directory,
-//     explicit or implied by entries below it, a symlink, a whiteout's
-//     target). A lower regular file there is hidden: replaced, whited out,
-//     turned into a directory.
+//   - self and subtree: every path the layer has an entry at (a file, a
+//     directory, explicit or implied by entries below it, a symlink, a
+//     whiteout's target). A lower regular file there is hidden: replaced,
+//     whited out, turned into a directory. self holds those not in
+//     subtree: the directories.
 //
 //   - subtree: the paths of non-directories and whiteout targets. Everything
 //     lower layers have below them is hidden (a directory replaced by a file
@@ -112,8 +113,17 @@ func (b *indexBuilder) build() *pathIndex {
 	for _, s := range []*[]uint64{&b.x.self, &b.x.subtree, &b.x.opaque} {
 		slices.Sort(*s)
 		*s = slices.Compact(*s)
-		*s = slices.Clip(*s)
 	}
+	// A path in subtree is in self too: self keeps the others only (the
+	// directories), so that a file costs 8 bytes, not 16.
+	self := b.x.self[:0]
+	for _, h := range b.x.self {
+		if !has(b.x.subtree, h) {
+			self = append(self, h)
+		}
+	}
+	// Exact sizes, so that the slices grown during the walk are freed.
+	b.x.self, b.x.subtree, b.x.opaque = slices.Clone(self), slices.Clone(b.x.subtree), slices.Clone(b.x.opaque)
 	// The last entry at a path wins: a symlink replaced by another entry
 	// of the same layer is no link.
 	b.x.links = slices.DeleteFunc(b.x.links, func(l linkEntry) bool { return l.Target == "" })
@@ -138,7 +148,7 @@ func chainOf(p string) chain {
 // hides reports whether the layer hides the lower regular file whose chain
 // is c.
 func (x *pathIndex) hides(c chain) bool {
-	if has(x.self, c[0]) {
+	if has(x.self, c[0]) || has(x.subtree, c[0]) {
 		return true
 	}
 	for _, h := range c[1:] {

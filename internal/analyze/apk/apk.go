@@ -4,7 +4,8 @@
 //
 // For each package it reports the name (P), version (V), architecture (A),
 // origin (o, the aports package it was built from, as the source package),
-// license (L) and the files it installed (F directories, R files).
+// license (L). The files each package installed (F and R lines) are not
+// kept: they are as many as the image's files, and nothing uses them.
 package apk
 
 import (
@@ -14,6 +15,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"strings"
 
 	"github.com/lading-dev/lading/internal/analyze/analyzer"
 	"github.com/lading-dev/lading/internal/pkg"
@@ -63,7 +65,6 @@ func Parse(ctx context.Context, r io.Reader) (pkgs []pkg.Package, warnings []str
 	sc.Buffer(make([]byte, 64<<10), maxLine)
 	var (
 		cur     pkg.Package
-		dir     string
 		started bool
 		line    int
 		start   int
@@ -79,7 +80,7 @@ func Parse(ctx context.Context, r io.Reader) (pkgs []pkg.Package, warnings []str
 			cur.Ecosystem = pkg.Apk
 			pkgs = append(pkgs, cur)
 		}
-		cur, dir, started = pkg.Package{}, "", false
+		cur, started = pkg.Package{}, false
 	}
 	for sc.Scan() {
 		line++
@@ -99,6 +100,9 @@ func Parse(ctx context.Context, r io.Reader) (pkgs []pkg.Package, warnings []str
 		if !started {
 			started, start = true, line
 		}
+		if !strings.ContainsRune("PVAoL", rune(b[0])) {
+			continue // files (F, R) and the rest: not kept, a database lists every file
+		}
 		v := string(b[2:])
 		switch b[0] {
 		case 'P':
@@ -111,14 +115,6 @@ func Parse(ctx context.Context, r io.Reader) (pkgs []pkg.Package, warnings []str
 			cur.Source = &pkg.Source{Name: v}
 		case 'L':
 			cur.AddLicense(v)
-		case 'F':
-			dir = v
-		case 'R':
-			if dir == "" {
-				cur.Files = append(cur.Files, "/"+v)
-			} else {
-				cur.Files = append(cur.Files, "/"+dir+"/"+v)
-			}
 		}
 	}
 	if err := sc.Err(); err != nil {
