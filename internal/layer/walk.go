@@ -88,8 +88,8 @@ type walker struct {
 	paths  map[uint64]pathState
 	others map[uint64]struct{}
 	seed   maphash.Seed
-	entry Entry
-	last  string // raw name of the last entry read
+	entry  Entry
+	last   string // raw name of the last entry read
 }
 
 var eofErr = io.EOF
