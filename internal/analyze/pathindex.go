@@ -94,8 +94,7 @@ func (b *indexBuilder) add(e *layer.Entry) uint64 {
 		return h
 	}
 	h := pathHash(e.Name)
-	b.x.self = append(b.x.self, h)
-	b.x.subtree = append(b.x.subtree, h)
+	b.x.subtree = append(b.x.subtree, h) // a non-directory: in self too, implicitly
 	if e.Kind == layer.KindSymlink && e.Linkname != "" {
 		if b.linkAt == nil {
 			b.linkAt = map[string]int{}

@@ -59,7 +59,6 @@ func Walk(ctx context.Context, r io.Reader, fn WalkFunc, opts ...Option) error {
 		devices: o.devices,
 		tr:      tar.NewReader(r),
 		paths:   make(map[uint64]pathState),
-		others:  make(map[uint64]struct{}),
 		seed:    maphash.MakeSeed(),
 	}
 	w.entry.w = w
@@ -86,7 +85,7 @@ type walker struct {
 	// hash of the path under a random seed (a hostile layer cannot make two
 	// collide): a few bytes a path whatever its length.
 	paths  map[uint64]pathState
-	others map[uint64]struct{}
+	others hashSet
 	seed   maphash.Seed
 	entry  Entry
 	last   string // raw name of the last entry read
@@ -99,7 +98,7 @@ func (w *walker) key(p string) uint64 { return maphash.String(w.seed, p) }
 // state returns what the layer has at p so far.
 func (w *walker) state(p string) (pathState, bool) {
 	k := w.key(p)
-	if _, ok := w.others[k]; ok {
+	if w.others.has(k) {
 		return pOther, true
 	}
 	st, ok := w.paths[k]
@@ -111,10 +110,10 @@ func (w *walker) set(p string, st pathState) {
 	k := w.key(p)
 	if st == pOther {
 		delete(w.paths, k)
-		w.others[k] = struct{}{}
+		w.others.add(k)
 		return
 	}
-	delete(w.others, k)
+	w.others.remove(k)
 	w.paths[k] = st
 }
 
