@@ -205,7 +205,11 @@ func writeInventory(w io.Writer, img sbom.Image, inv *analyze.Inventory) error {
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tVERSION\tINSTALLED IN\tREMOVED IN\tFROM")
 		for _, r := range inv.Removed {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", r.Name, r.Version, layerOf(r.Layer), r.RemovedIn.Index, r.Location)
+			from := r.Location
+			if n := len(r.Locations); n > 1 {
+				from += fmt.Sprintf(" (and %d more)", n-1)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", r.Name, r.Version, layerOf(r.Layer), r.RemovedIn.Index, from)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
