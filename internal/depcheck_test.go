@@ -38,6 +38,7 @@ var rules = []struct {
 	{"internal/sandbox", []string{"internal/image", "internal/store", "internal/layer", "internal/rootfs", "internal/container", "internal/cli", "internal/registry", "internal/analyze", "internal/scan", "internal/vulndb"}, "the sandbox runs processes; it knows no images, layers or stores"},
 	{"internal/rootfs", []string{"internal/image", "internal/store", "internal/cli", "internal/registry", "internal/analyze", "internal/sandbox", "internal/container"}, "a root file system is layers and a directory"},
 	{"internal/container", []string{"internal/cli", "internal/registry", "internal/analyze", "internal/scan", "internal/report"}, "containers are run by commands, not by the scanner or the registry"},
+	{"internal/trust", []string{"internal/cli", "internal/registry", "internal/image", "internal/store", "internal/analyze", "internal/scan"}, "signatures are verified over any Source: the registry feeds trust its own storage"},
 }
 
 func TestDependencies(t *testing.T) {

@@ -137,6 +137,8 @@ func newRootCommand(e *env) *cobra.Command {
 		newRmCommand(e),
 		newDiffCommand(e),
 		newCommitCommand(e),
+		newSignCommand(e),
+		newVerifyCommand(e),
 	)
 	usageArgs(cmd)
 	return cmd
