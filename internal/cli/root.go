@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/sandbox"
 )
 
 // Exit codes.
@@ -39,6 +40,9 @@ type env struct {
 
 // Run executes lading with args and returns the process exit code.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == sandbox.InitArg {
+		sandbox.Init() // lading started as a sandbox's init: never returns
+	}
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
 	cmd := newRootCommand(e)
 	cmd.SetArgs(args)
@@ -128,6 +132,11 @@ func newRootCommand(e *env) *cobra.Command {
 		newDBCommand(e),
 		newVersionCommand(e),
 		newServeCommand(e),
+		newRunCommand(e),
+		newPsCommand(e),
+		newRmCommand(e),
+		newDiffCommand(e),
+		newCommitCommand(e),
 		newSignCommand(e),
 		newVerifyCommand(e),
 	)
