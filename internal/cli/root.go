@@ -128,6 +128,7 @@ func newRootCommand(e *env) *cobra.Command {
 		newDBCommand(e),
 		newVersionCommand(e),
 		newServeCommand(e),
+		newBuildCommand(e),
 	)
 	usageArgs(cmd)
 	return cmd
