@@ -377,4 +377,3 @@ func (c *copier) entry(d *os.File, dirPath, name, target, rel string) (entryResu
 	defer f.Close()
 	return entryResult{}, c.w.write(h, target, f)
 }
-

@@ -28,7 +28,7 @@ type layerWriter struct {
 	tree  *tree // nil: not tracked
 	// skip, when set, says whether a path is written by a later source of
 	// the same instruction (the later one wins, as Docker copies in order).
-	skip  func(p string) bool
+	skip func(p string) bool
 	// dry, when set, receives the path of every entry instead of it being
 	// written (a first pass that finds which source writes a path last).
 	dry   func(p string)
@@ -36,9 +36,9 @@ type layerWriter struct {
 	// sum, when set, receives a digest of each entry (everything but its
 	// times) and its content instead of the tar: the content key of a
 	// COPY or ADD for the cache.
-	sum   hash.Hash
-	buf   []byte
-	n     int // entries written
+	sum hash.Hash
+	buf []byte
+	n   int // entries written
 }
 
 func newLayerWriter(w io.Writer, epoch *time.Time, t *tree) *layerWriter {
