@@ -79,8 +79,9 @@ func isTarHeader(b []byte) bool {
 // unpackIfArchive unpacks the context file s into the image directory dest
 // when it is a tar archive, and reports whether it was one. Entries are
 // checked as every layer's are (names that leave the archive, links out,
-// devices: refused); they keep their mode, owner (unless --chown) and
-// modification time.
+// devices: refused); they keep their mode, owner and modification time
+// (--chown applies to the directories ADD creates, not to the archive's
+// entries, as buildah does).
 func (c *copier) unpackIfArchive(s, dest string, cuid, cgid int) (bool, error) {
 	f, err := c.op.src.root.Open(s)
 	if err != nil {
@@ -108,9 +109,6 @@ func (c *copier) unpackIfArchive(s, dest string, cuid, cgid int) (bool, error) {
 				}
 				h.PAXRecords[k] = v
 			}
-		}
-		if c.op.chown != nil {
-			h.Uid, h.Gid = c.op.chown.uid, c.op.chown.gid
 		}
 		parent, _, err := c.w.resolve(path.Join(dest, path.Dir(e.Name)))
 		if err != nil {

@@ -101,6 +101,7 @@ func copyInto(ctx context.Context, w *layerWriter, op *copyOp, sources []string)
 			return err
 		}
 		c.idx = i
+		clear(w.links) // hard links are kept within one source, as buildah and BuildKit copy each on its own
 		if err := c.source(s, dest, destDir, cuid, cgid); err != nil {
 			return err
 		}
@@ -156,6 +157,7 @@ func lastWriters(ctx context.Context, w *layerWriter, op *copyOp, sources []stri
 	dry.dry = func(p string) { last[p] = c.idx }
 	for i, s := range sources {
 		c.idx = i
+		clear(dry.links)
 		if err := c.source(s, dest, destDir, cuid, cgid); err != nil {
 			return nil, err
 		}
