@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"strconv"
 	"strings"
 	"syscall"
@@ -130,18 +129,6 @@ func (st *stage) withShell(args []string) []string {
 }
 
 func (st *stage) envCmd(ctx context.Context, c *instructions.EnvCommand) error {
-	if c.Unset {
-		var keys []string
-		for _, e := range c.Env {
-			if e.Key == "" {
-				return errdefs.InvalidArgument(errors.New("ENV --unset names can not be blank"))
-			}
-			st.env.Del(e.Key)
-			st.img.Config.Env = delEnv(st.img.Config.Env, e.Key)
-			keys = append(keys, e.Key)
-		}
-		return st.record(ctx, "ENV --unset "+strings.Join(keys, " "), nil, nil)
-	}
 	msg := "ENV"
 	for _, e := range c.Env {
 		msg += " " + e.String()
@@ -192,17 +179,6 @@ func isPlatformArg(k string) bool {
 }
 
 func (st *stage) labelCmd(ctx context.Context, c *instructions.LabelCommand) error {
-	if c.Unset {
-		var keys []string
-		for _, l := range c.Labels {
-			if l.Key == "" {
-				return errdefs.InvalidArgument(errors.New("LABEL --unset names can not be blank"))
-			}
-			delete(st.img.Config.Labels, l.Key)
-			keys = append(keys, l.Key)
-		}
-		return st.record(ctx, "LABEL --unset "+strings.Join(keys, " "), nil, nil)
-	}
 	if st.img.Config.Labels == nil {
 		st.img.Config.Labels = map[string]string{}
 	}
@@ -278,16 +254,6 @@ func (st *stage) volumeCmd(ctx context.Context, c *instructions.VolumeCommand) e
 		if v == "" {
 			return errdefs.InvalidArgument(errors.New("VOLUME specified can not be an empty string"))
 		}
-	}
-	if c.Unset {
-		for _, v := range c.Volumes {
-			for k := range st.img.Config.Volumes {
-				if path.Clean(k) == path.Clean(v) {
-					delete(st.img.Config.Volumes, k)
-				}
-			}
-		}
-		return st.record(ctx, fmt.Sprintf("VOLUME --unset %v", c.Volumes), nil, nil)
 	}
 	if st.img.Config.Volumes == nil {
 		st.img.Config.Volumes = map[string]struct{}{}

@@ -83,17 +83,6 @@ func setEnv(env []string, k, v string) []string {
 	return append(env, k+"="+v)
 }
 
-// delEnv removes k from an image config's Env.
-func delEnv(env []string, k string) []string {
-	out := env[:0]
-	for _, kv := range env {
-		if key, _, _ := strings.Cut(kv, "="); key != k {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
-
 // proxyArgs are the build args Docker predefines: usable without an ARG
 // line, passed to RUN, kept out of the history and the cache key.
 var proxyArgs = map[string]bool{
