@@ -342,7 +342,24 @@ func (c *copier) entry(d *os.File, dirPath, name, target, rel string) (entryResu
 		}
 		h.Linkname = string(buf[:m])
 	}
-	if err := readXattrs(int(d.Fd()), name, h); err != nil {
+	var file *os.File
+	if h.Typeflag == tar.TypeReg {
+		// Open the file first: its xattrs are read through the descriptor,
+		// and it must still be the file that was stat'ed.
+		fd, err := unix.Openat(int(d.Fd()), name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		if err != nil {
+			return entryResult{}, fmt.Errorf("%s: %w", ctxPath, err)
+		}
+		file = os.NewFile(uintptr(fd), name)
+		defer file.Close()
+		var fst unix.Stat_t
+		if err := unix.Fstat(fd, &fst); err != nil || fst.Ino != st.Ino || fst.Mode&unix.S_IFMT != unix.S_IFREG {
+			return entryResult{}, fmt.Errorf("%s: replaced while it was read", ctxPath)
+		}
+		if err := readXattrsFd(fd, h); err != nil {
+			return entryResult{}, fmt.Errorf("%s: %w", ctxPath, err)
+		}
+	} else if err := readXattrs(int(d.Fd()), name, h); err != nil {
 		return entryResult{}, fmt.Errorf("%s: %w", ctxPath, err)
 	}
 	if isDir {
@@ -371,11 +388,5 @@ func (c *copier) entry(d *os.File, dirPath, name, target, rel string) (entryResu
 	if h.Typeflag != tar.TypeReg {
 		return entryResult{}, c.w.write(h, target, nil)
 	}
-	fd, err := unix.Openat(int(d.Fd()), name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return entryResult{}, fmt.Errorf("%s: %w", ctxPath, err)
-	}
-	f := os.NewFile(uintptr(fd), name)
-	defer f.Close()
-	return entryResult{}, c.w.write(h, target, f)
+	return entryResult{}, c.w.write(h, target, file)
 }

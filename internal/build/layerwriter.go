@@ -206,6 +206,46 @@ func statHeader(st *unix.Stat_t) (*tar.Header, error) {
 
 var errSocket = errors.New("a socket cannot be copied")
 
+// readXattrsFd reads the extended attributes of an open file as
+// SCHILY.xattr PAX records.
+func readXattrsFd(fd int, h *tar.Header) error {
+	sz, err := unix.Flistxattr(fd, nil)
+	if err != nil || sz == 0 {
+		if err != nil && !errors.Is(err, unix.ENOTSUP) {
+			return fmt.Errorf("xattrs: %w", err)
+		}
+		return nil
+	}
+	list := make([]byte, sz)
+	if sz, err = unix.Flistxattr(fd, list); err != nil {
+		return fmt.Errorf("xattrs: %w", err)
+	}
+	for _, k := range strings.Split(strings.TrimRight(string(list[:sz]), "\x00"), "\x00") {
+		if !keepXattr(k) {
+			continue
+		}
+		vsz, err := unix.Fgetxattr(fd, k, nil)
+		if err != nil {
+			continue
+		}
+		v := make([]byte, vsz)
+		if vsz, err = unix.Fgetxattr(fd, k, v); err != nil {
+			continue
+		}
+		if h.PAXRecords == nil {
+			h.PAXRecords = map[string]string{}
+		}
+		h.PAXRecords["SCHILY.xattr."+k] = string(v[:vsz])
+	}
+	return nil
+}
+
+// keepXattr says which extended attributes a layer carries: not SELinux
+// labels or ACLs, which belong to the host.
+func keepXattr(k string) bool {
+	return k != "" && k != "security.selinux" && !strings.HasPrefix(k, "system.")
+}
+
 // readXattrs reads the extended attributes of name in the open directory
 // dfd (without following a symlink) as SCHILY.xattr PAX records.
 func readXattrs(dfd int, name string, h *tar.Header) error {
@@ -226,8 +266,8 @@ func readXattrs(dfd int, name string, h *tar.Header) error {
 		return fmt.Errorf("xattrs: %w", err)
 	}
 	for _, k := range strings.Split(strings.TrimRight(string(list[:sz]), "\x00"), "\x00") {
-		if k == "" || k == "security.selinux" || strings.HasPrefix(k, "system.") {
-			continue // labels and ACLs belong to the host, not the image
+		if !keepXattr(k) {
+			continue
 		}
 		vsz, err := unix.Lgetxattr(proc, k, nil)
 		if err != nil {

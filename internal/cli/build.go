@@ -135,6 +135,9 @@ the same image digest anywhere.`,
 			}
 			art := image.Artifact{Image: res.Image}
 			for _, n := range names {
+				if d, err := ss.st.Resolve(ctx, n); err == nil && d.Digest == res.Descriptor.Digest {
+					continue // already there: a cached rebuild writes nothing
+				}
 				if err := ss.st.SetRef(ctx, n, res.Descriptor); err != nil {
 					return err
 				}
