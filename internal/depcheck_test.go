@@ -35,6 +35,7 @@ var rules = []struct {
 	{"internal/vulndb", []string{"internal/cli", "internal/analyze", "internal/report", "internal/registry"}, "the database knows no scanner"},
 	{"internal/match", []string{"internal/cli", "internal/report", "internal/registry"}, "matching knows no output"},
 	{"internal/report", []string{"internal/cli", "internal/registry"}, "reports are written by commands"},
+	{"internal/build", []string{"internal/cli", "internal/registry", "internal/analyze", "internal/scan", "internal/match", "internal/vulndb", "internal/report"}, "the builder makes images; it neither scans nor serves them"},
 }
 
 func TestDependencies(t *testing.T) {
