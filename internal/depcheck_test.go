@@ -26,7 +26,7 @@ var rules = []struct {
 }{
 	{"internal/errdefs", []string{"internal/"}, "error classes are the bottom of the graph"},
 	{"internal/verify", []string{"internal/image", "internal/store", "internal/layer", "internal/cli"}, "digest checks know no formats"},
-	{"internal/layer", []string{"internal/image", "internal/store", "internal/cli", "internal/registry", "internal/analyze"}, "the tar walker knows nothing of images or stores"},
+	{"internal/layer", []string{"internal/image", "internal/store", "internal/cli", "internal/registry", "internal/analyze", "internal/rootfs", "internal/sandbox", "internal/container"}, "the tar walker knows nothing of images or stores"},
 	{"internal/store", []string{"internal/image", "internal/layer", "internal/cli", "internal/registry"}, "the store holds blobs and references only"},
 	{"internal/tarfs", []string{"internal/image", "internal/store", "internal/cli"}, "an archive reader knows no image formats"},
 	{"internal/image", []string{"internal/cli", "internal/registry", "internal/analyze", "internal/scan", "internal/match", "internal/vulndb", "internal/report"}, "transports do not scan or serve"},
@@ -36,6 +36,9 @@ var rules = []struct {
 	{"internal/match", []string{"internal/cli", "internal/report", "internal/registry"}, "matching knows no output"},
 	{"internal/report", []string{"internal/cli", "internal/registry"}, "reports are written by commands"},
 	{"internal/build", []string{"internal/cli", "internal/registry", "internal/analyze", "internal/scan", "internal/match", "internal/vulndb", "internal/report"}, "the builder makes images; it neither scans nor serves them"},
+	{"internal/sandbox", []string{"internal/image", "internal/store", "internal/layer", "internal/rootfs", "internal/container", "internal/cli", "internal/registry", "internal/analyze", "internal/scan", "internal/vulndb"}, "the sandbox runs processes; it knows no images, layers or stores"},
+	{"internal/rootfs", []string{"internal/image", "internal/store", "internal/cli", "internal/registry", "internal/analyze", "internal/sandbox", "internal/container"}, "a root file system is layers and a directory"},
+	{"internal/container", []string{"internal/cli", "internal/registry", "internal/analyze", "internal/scan", "internal/report"}, "containers are run by commands, not by the scanner or the registry"},
 }
 
 func TestDependencies(t *testing.T) {

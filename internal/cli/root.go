@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/sandbox"
 )
 
 // Exit codes.
@@ -39,6 +40,9 @@ type env struct {
 
 // Run executes lading with args and returns the process exit code.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == sandbox.InitArg {
+		sandbox.Init() // lading started as a sandbox's init: never returns
+	}
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
 	cmd := newRootCommand(e)
 	cmd.SetArgs(args)
@@ -129,6 +133,11 @@ func newRootCommand(e *env) *cobra.Command {
 		newVersionCommand(e),
 		newServeCommand(e),
 		newBuildCommand(e),
+		newRunCommand(e),
+		newPsCommand(e),
+		newRmCommand(e),
+		newDiffCommand(e),
+		newCommitCommand(e),
 	)
 	usageArgs(cmd)
 	return cmd

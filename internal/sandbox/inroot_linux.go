@@ -43,14 +43,21 @@ func openInRoot(rootFD int, p string, flags int) (int, error) {
 // ensureInRoot returns an O_PATH descriptor of p inside the root, creating
 // it (a directory, or with file an empty regular file) and its missing
 // parents (directories, mode 0755) first. Every step resolves inside the
-// root.
+// root; a symlink to a missing path gets its target made (inside the root),
+// as runc's securejoin.MkdirAll does.
 func ensureInRoot(rootFD int, p string, file bool) (int, error) {
-	p = path.Clean("/" + p)
+	return ensure(rootFD, path.Clean("/"+p), file, 0)
+}
+
+func ensure(rootFD int, p string, file bool, depth int) (int, error) {
+	if depth > 40 {
+		return -1, &os.PathError{Op: "create in root", Path: p, Err: unix.ELOOP}
+	}
 	fd, err := openInRoot(rootFD, p, unix.O_PATH)
 	if err == nil || !errors.Is(err, unix.ENOENT) || p == "/" {
 		return fd, err
 	}
-	parent, err := ensureInRoot(rootFD, path.Dir(p), false)
+	parent, err := ensure(rootFD, path.Dir(p), false, depth+1)
 	if err != nil {
 		return -1, err
 	}
@@ -65,14 +72,26 @@ func ensureInRoot(rootFD int, p string, file bool) (int, error) {
 	} else {
 		err = unix.Mkdirat(parent, name, 0o755)
 	}
-	if err != nil && !errors.Is(err, unix.EEXIST) {
+	if errors.Is(err, unix.EEXIST) {
+		// A symlink to a missing path: make its target.
+		buf := make([]byte, unix.PathMax)
+		n, rerr := unix.Readlinkat(parent, name, buf)
+		if rerr != nil {
+			return -1, &os.PathError{Op: "create in root", Path: p, Err: err}
+		}
+		target := string(buf[:n])
+		if !path.IsAbs(target) {
+			target = path.Join(path.Dir(p), target)
+		}
+		tfd, err := ensure(rootFD, path.Clean("/"+target), file, depth+1)
+		if err != nil {
+			return -1, err
+		}
+		unix.Close(tfd)
+	} else if err != nil {
 		return -1, &os.PathError{Op: "create in root", Path: p, Err: err}
 	}
-	fd, err = openInRoot(rootFD, p, unix.O_PATH)
-	if errors.Is(err, unix.ENOENT) {
-		return -1, fmt.Errorf("%s: a symlink to a missing path", p)
-	}
-	return fd, err
+	return openInRoot(rootFD, p, unix.O_PATH)
 }
 
 // fdPath is a path that names what fd is open on.
