@@ -16,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/lading-dev/lading/internal/build"
+	"github.com/lading-dev/lading/internal/sandbox"
 	"github.com/lading-dev/lading/internal/store"
 )
 
@@ -37,6 +38,7 @@ type helperRes struct {
 }
 
 func TestMain(m *testing.M) {
+	sandbox.MaybeInit() // RUN steps' sandboxes start this binary as their init
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(helper())
 	}

@@ -32,6 +32,9 @@ type RunRequest struct {
 	User     string
 	Network  string // "none" or "host"
 	Mounts   []RunMount
+	// Files are heredoc scripts (RUN <<EOF starting with "#!"), by name:
+	// the runner makes them readable at /dev/pipes/NAME, mode 0755.
+	Files    map[string]string
 	Hostname string
 	Epoch    *time.Time // SOURCE_DATE_EPOCH: clamp the times of the diff
 	Stdout   io.Writer
@@ -39,7 +42,8 @@ type RunRequest struct {
 }
 
 // RunMount is a RUN --mount: a directory of the host (the build context, a
-// stage's unpacked file system, a cache directory) at Target.
+// stage's unpacked file system, a cache directory) at Target, or a tmpfs
+// when Source is empty.
 type RunMount struct {
 	Source   string
 	Target   string
@@ -111,9 +115,7 @@ func (st *stage) runCmd(ctx context.Context, c *instructions.RunCommand) error {
 			Layers: layers, Args: args, Env: env, Dir: st.workdir(), User: st.img.Config.User,
 			Network: network, Mounts: mounts, Epoch: bd.o.epoch, Stdout: bd.o.out, Stderr: bd.o.out,
 		}
-		for name, data := range files {
-			req.Mounts = append(req.Mounts, RunMount{Source: data, Target: path.Join("/dev/pipes", name), ReadOnly: true})
-		}
+		req.Files = files
 		var empty bool
 		li, err := bd.writeLayer(ctx, func(w io.Writer) (int, error) {
 			cw := &countingWriter{w: w}

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -117,7 +118,7 @@ the same image digest anywhere.`,
 				}
 				opts = append(opts, build.WithSourceDateEpoch(time.Unix(sec, 0)))
 			}
-			runner, err := build.NewRunner(runtime, e.log)
+			runner, err := build.NewRunner(runtime, filepath.Join(e.root, "layers"), e.log)
 			if err != nil {
 				return usageError{err}
 			}
