@@ -21,6 +21,9 @@ import (
 // TestMain lets Native start this test binary as a sandbox's init.
 func TestMain(m *testing.M) {
 	sandbox.MaybeInit()
+	if os.Getenv("LADING_SANDBOX_HELPER") == "rootless" {
+		rootlessHelper()
+	}
 	code := m.Run()
 	if base.dir != "" {
 		os.RemoveAll(base.dir)
@@ -54,6 +57,23 @@ func alpine(t *testing.T) string {
 		t.Fatalf("cp: %v\n%s", err, out)
 	}
 	return dst
+}
+
+// alpineB is alpine for benchmarks: the shared copy, not a fresh one.
+func alpineB(b *testing.B) string {
+	b.Helper()
+	src := corpustest.Image(b, "alpine-3.9.oci.tar")
+	base.once.Do(func() {
+		base.dir, base.err = os.MkdirTemp("", "lading-sandbox-test-")
+		if base.err != nil {
+			return
+		}
+		base.err = exportImage(filepath.Join(base.dir, "root"), "oci-archive:"+src+":3.9.6")
+	})
+	if base.err != nil {
+		b.Fatal(base.err)
+	}
+	return filepath.Join(base.dir, "root")
 }
 
 func exportImage(dir, ref string) error {
@@ -92,6 +112,10 @@ var runners = []runner{
 	{"native", func(t *testing.T) sandbox.Runner {
 		testenv.Root(t, "the sandbox makes namespaces and mounts")
 		return sandbox.Native()
+	}},
+	{"native-chroot", func(t *testing.T) sandbox.Runner {
+		testenv.Root(t, "the sandbox makes namespaces and mounts")
+		return sandbox.Native(sandbox.WithChroot())
 	}},
 	{"runc", func(t *testing.T) sandbox.Runner {
 		testenv.Root(t, "runc runs containers as root")

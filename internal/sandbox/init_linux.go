@@ -27,6 +27,7 @@ const (
 type initConfig struct {
 	Spec     *specs.Spec `json:"spec"`
 	Rootless bool        `json:"rootless,omitempty"`
+	Chroot   bool        `json:"chroot,omitempty"` // no pivot_root
 }
 
 // initReport is what the init sends back: Exec just before execve, or the
@@ -78,8 +79,12 @@ func initSandbox(sock *os.File, report func(initReport)) error {
 	if s == nil || s.Process == nil || s.Root == nil || s.Linux == nil {
 		return errors.New("incomplete configuration")
 	}
-	if err := setupRoot(s, cfg.Rootless); err != nil {
+	chrooted, err := setupRoot(s, cfg.Chroot)
+	if err != nil {
 		return err
+	}
+	if chrooted {
+		dropCap(s.Process.Capabilities, "CAP_SYS_CHROOT")
 	}
 	if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
 		return fmt.Errorf("sethostname: %w", err)
@@ -120,12 +125,25 @@ func initSandbox(sock *os.File, report func(initReport)) error {
 		return err
 	}
 	report(initReport{Exec: true})
-	err := unix.Exec(argv0, p.Args, p.Env)
+	err = unix.Exec(argv0, p.Args, p.Env)
 	code := 126
 	if errors.Is(err, unix.ENOENT) {
 		code = 127
 	}
 	return &ExecError{Command: p.Args[0], Code: code, Err: err.Error()}
+}
+
+// dropCap removes a capability from every set.
+func dropCap(c *specs.LinuxCapabilities, name string) {
+	for _, set := range []*[]string{&c.Bounding, &c.Effective, &c.Permitted, &c.Inheritable, &c.Ambient} {
+		out := (*set)[:0:0]
+		for _, n := range *set {
+			if n != name {
+				out = append(out, n)
+			}
+		}
+		*set = out
+	}
 }
 
 func hasNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {

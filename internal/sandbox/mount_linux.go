@@ -26,54 +26,56 @@ var devLinks = [][2]string{
 	{"/proc/self/fd/2", "/dev/stderr"},
 }
 
-// setupRoot builds the sandbox's file system view and moves into it.
-func setupRoot(s *specs.Spec, rootless bool) error {
+// setupRoot builds the sandbox's file system view and moves into it; it
+// reports whether it had to chroot (no pivot_root).
+func setupRoot(s *specs.Spec, noPivot bool) (chrooted bool, err error) {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make mounts private: %w", err)
+		return false, fmt.Errorf("make mounts private: %w", err)
 	}
 	root := s.Root.Path
 	// pivot_root needs the new root to be a mount point; nodev because
 	// there is no devices cgroup (see the package documentation).
 	if err := unix.Mount(root, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind mount the root %s: %w", root, err)
+		return false, fmt.Errorf("bind mount the root %s: %w", root, err)
 	}
 	if err := remount(root, unix.MS_NODEV); err != nil {
-		return fmt.Errorf("remount the root nodev: %w", err)
+		return false, fmt.Errorf("remount the root nodev: %w", err)
 	}
 	rootFD, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("open the root: %w", err)
+		return false, fmt.Errorf("open the root: %w", err)
 	}
 	defer unix.Close(rootFD)
 	for _, m := range s.Mounts {
 		if err := mountInRoot(rootFD, m); err != nil {
-			return fmt.Errorf("mount %s on %s: %w", m.Type, m.Destination, err)
+			return false, fmt.Errorf("mount %s on %s: %w", m.Type, m.Destination, err)
 		}
 		if m.Destination == "/dev" {
 			if err := populateDev(rootFD); err != nil {
-				return fmt.Errorf("/dev: %w", err)
+				return false, fmt.Errorf("/dev: %w", err)
 			}
 		}
 	}
-	if err := pivot(root); err != nil {
-		return err
+	chrooted, err = pivot(root, noPivot)
+	if err != nil {
+		return false, err
 	}
 	newRoot, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer unix.Close(newRoot)
 	for _, p := range s.Linux.MaskedPaths {
 		if err := maskPath(newRoot, p); err != nil {
-			return fmt.Errorf("mask %s: %w", p, err)
+			return false, fmt.Errorf("mask %s: %w", p, err)
 		}
 	}
 	for _, p := range s.Linux.ReadonlyPaths {
 		if err := readonlyPath(newRoot, p); err != nil {
-			return fmt.Errorf("make %s read-only: %w", p, err)
+			return false, fmt.Errorf("make %s read-only: %w", p, err)
 		}
 	}
-	return nil
+	return chrooted, nil
 }
 
 // mountInRoot mounts m at its destination, resolved inside the root.
@@ -197,30 +199,33 @@ func populateDev(rootFD int) error {
 }
 
 // pivot makes root the root of the mount namespace and detaches the old
-// one. Where pivot_root cannot work (a root on the initramfs), it moves the
-// root over / and chroots, as runc's no_pivot does.
-func pivot(root string) error {
+// one. Where pivot_root cannot work (a root on the initramfs), or with
+// noPivot, it moves the root over / and chroots, as runc's no_pivot does,
+// and reports that it did.
+func pivot(root string, noPivot bool) (chrooted bool, err error) {
 	if err := unix.Chdir(root); err != nil {
-		return err
+		return false, err
 	}
-	err := unix.PivotRoot(".", ".")
-	if err == nil {
-		// The old root is now stacked on "."; detach it.
-		if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
-			return fmt.Errorf("detach the old root: %w", err)
+	if !noPivot {
+		err := unix.PivotRoot(".", ".")
+		if err == nil {
+			// The old root is now stacked on "."; detach it.
+			if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+				return false, fmt.Errorf("detach the old root: %w", err)
+			}
+			return false, unix.Chdir("/")
 		}
-		return unix.Chdir("/")
-	}
-	if err != unix.EINVAL {
-		return fmt.Errorf("pivot_root: %w", err)
+		if err != unix.EINVAL {
+			return false, fmt.Errorf("pivot_root: %w", err)
+		}
 	}
 	if err := unix.Mount(root, "/", "", unix.MS_MOVE, ""); err != nil {
-		return fmt.Errorf("pivot_root: EINVAL, and move the root: %w", err)
+		return false, fmt.Errorf("move the root over /: %w", err)
 	}
 	if err := unix.Chroot("."); err != nil {
-		return fmt.Errorf("chroot: %w", err)
+		return false, fmt.Errorf("chroot: %w", err)
 	}
-	return unix.Chdir("/")
+	return true, unix.Chdir("/")
 }
 
 // maskPath hides p: an empty read-only tmpfs over a directory, /dev/null

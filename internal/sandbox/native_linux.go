@@ -4,8 +4,6 @@ package sandbox
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,8 +40,7 @@ func (n *native) Run(ctx context.Context, s Spec) (int, error) {
 	if rootless && (cred.UID != 0 || cred.GID != 0) {
 		return -1, fmt.Errorf("sandbox: %w: user %q: without root only root exists inside the sandbox (one mapped user)", ErrUnsupported, s.User)
 	}
-	id := newID()
-	cfg := runConfig(s, cred, rootless, n.o.cgroup+"/"+id, hostNetFiles(s))
+	cfg := runConfig(s, cred, rootless, n.o.cgroup+"/"+s.ID, hostNetFiles(s))
 
 	r := &nativeRun{spec: s}
 	defer r.closeAll()
@@ -65,7 +62,7 @@ func (n *native) Run(ctx context.Context, s Spec) (int, error) {
 		return -1, fmt.Errorf("sandbox: %w", err)
 	}
 	defer cg.remove()
-	if err := json.NewEncoder(r.sock).Encode(initConfig{Spec: cfg, Rootless: rootless}); err != nil {
+	if err := json.NewEncoder(r.sock).Encode(initConfig{Spec: cfg, Rootless: rootless, Chroot: n.o.chroot}); err != nil {
 		killWait()
 		return -1, fmt.Errorf("sandbox: send the configuration to init: %w", err)
 	}
@@ -314,10 +311,4 @@ func startError(err error, rootless bool) error {
 		return fmt.Errorf("sandbox: %w: cannot create namespaces (%v): CAP_SYS_ADMIN is missing (a container without privileges?)", ErrUnsupported, err)
 	}
 	return fmt.Errorf("sandbox: start init: %w", err)
-}
-
-func newID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

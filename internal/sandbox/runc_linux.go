@@ -59,7 +59,7 @@ func (r *runcRunner) Run(ctx context.Context, s Spec) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("sandbox: user %q: %w", s.User, err)
 	}
-	id := "lading-" + newID()
+	id := s.ID
 	state := r.o.stateDir
 	if state == "" {
 		state = filepath.Join(os.TempDir(), "lading-runc")

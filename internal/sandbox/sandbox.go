@@ -13,7 +13,8 @@
 //     init makes its mounts private, mounts /proc, a minimal /dev, /dev/pts,
 //     /dev/shm, /dev/mqueue and /sys, masks the paths Docker masks, pivots
 //     into the root (MS_MOVE and chroot where pivot_root cannot work, as on
-//     an initramfs), drops to Docker's default capability set with
+//     an initramfs, or with [WithChroot]; the process then also loses
+//     CAP_SYS_CHROOT), drops to Docker's default capability set with
 //     no_new_privs, switches to the user and replaces itself with the
 //     process (execve), which is then PID 1 of its namespace: when it exits,
 //     the kernel kills everything else inside. A program using Native must
@@ -41,7 +42,8 @@ package sandbox
 
 import (
 	"context"
-	"errors"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -54,6 +56,10 @@ import (
 
 // Spec is what to run and how to isolate it.
 type Spec struct {
+	// ID names the sandbox: runc's container ID and the name of the cgroup
+	// made for limits. Default: "lading-" and random hex digits. Letters,
+	// digits, '_', '.' and '-' only.
+	ID string
 	// Root is the directory of the assembled root file system (such as
 	// rootfs.FS.Dir). It is used in place: writes inside go to it.
 	Root string
@@ -157,8 +163,9 @@ func (e *ExecError) Unwrap() error {
 }
 
 // ErrUnsupported is wrapped by the error Run returns when this machine
-// cannot make a sandbox (not root and no user namespaces, no runc).
-var ErrUnsupported = errors.New("sandbox not supported here")
+// cannot make a sandbox (not root and no user namespaces, no runc, limits
+// without a writable cgroup). It is errdefs.ErrUnsupported.
+var ErrUnsupported = errdefs.ErrUnsupported
 
 // Option configures a Runner.
 type Option func(*options)
@@ -169,6 +176,7 @@ type options struct {
 	initPath string
 	initArgs []string
 	cgroup   string
+	chroot   bool
 }
 
 func makeOptions(opts []Option) options {
@@ -201,6 +209,12 @@ func WithInit(path string, args ...string) Option {
 // per-run cgroups made for limits (default "lading").
 func WithCgroupParent(name string) Option { return func(o *options) { o.cgroup = name } }
 
+// WithChroot makes Native move the root over / and chroot into it instead
+// of using pivot_root: what it falls back to where pivot_root cannot work
+// (a root on the initramfs). Either way, after a chroot the process loses
+// CAP_SYS_CHROOT, with which it could climb out of a chroot.
+func WithChroot() Option { return func(o *options) { o.chroot = true } }
+
 // InitArg is the first argument a Native runner starts its init with.
 const InitArg = "__lading-sandbox-init"
 
@@ -232,6 +246,12 @@ func (s Spec) validate() (Spec, error) {
 	if s.Hostname == "" {
 		s.Hostname = "lading"
 	}
+	if s.ID == "" {
+		s.ID = "lading-" + newID()
+	}
+	if len(s.ID) > 128 || strings.TrimLeft(s.ID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != "" || s.ID[0] == '.' {
+		return bad("id %q: want letters, digits, '_', '.' and '-'", s.ID)
+	}
 	s.Mounts = slices.Clone(s.Mounts)
 	for i, m := range s.Mounts {
 		switch m.Type {
@@ -262,4 +282,10 @@ func (s Spec) validate() (Spec, error) {
 		s.ConsoleSize = WinSize{Rows: 24, Cols: 80}
 	}
 	return s, nil
+}
+
+func newID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
