@@ -137,3 +137,16 @@ func (df *Dockerfile) stageIndex(ref string, n int) (int, bool) {
 	}
 	return -1, false
 }
+
+// HasRun reports whether a stage has a RUN instruction (ONBUILD triggers
+// of base images are not known before the build).
+func (df *Dockerfile) HasRun() bool {
+	for _, s := range df.Stages {
+		for _, c := range s.Commands {
+			if _, ok := c.(*instructions.RunCommand); ok {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -82,6 +83,11 @@ the same image digest anywhere.`,
 			case "none", "host":
 			default:
 				return usageError{errdefs.InvalidArgument(fmt.Errorf("--network %q: want none or host", network))}
+			}
+			if e.wantsPrivateMounts() && needsRun(ctx, args[0], file) {
+				if ok, err := e.inPrivateMounts(ctx); ok {
+					return err
+				}
 			}
 			if sourceDate == "" {
 				sourceDate = bargs["SOURCE_DATE_EPOCH"]
@@ -168,6 +174,24 @@ the same image digest anywhere.`,
 	fl.StringVar(&sourceDate, "source-date-epoch", "", "clamp times to these seconds since 1970 (default $SOURCE_DATE_EPOCH)")
 	f.register(fl, "compress")
 	return cmd
+}
+
+// needsRun reports whether a build may run RUN steps: its Dockerfile has
+// one, or it cannot be read without consuming the input (standard input, a
+// tar file).
+func needsRun(ctx context.Context, contextArg, file string) bool {
+	if contextArg == "-" || file == "-" {
+		return true
+	}
+	if fi, err := os.Stat(contextArg); err != nil || !fi.IsDir() {
+		return true
+	}
+	in, err := build.OpenInput(ctx, contextArg, file, nil, "")
+	if err != nil {
+		return false // the build fails the same way here
+	}
+	defer in.Close()
+	return in.Dockerfile.HasRun()
 }
 
 // parseBuildArgs reads KEY=VALUE pairs; a KEY alone takes its value from
