@@ -25,13 +25,13 @@ type Runner interface {
 
 // RunRequest is one RUN step.
 type RunRequest struct {
-	Layers   []v1.Layer // the stage's layers, bottom first
-	Args     []string
-	Env      []string
-	Dir      string
-	User     string
-	Network  string // "none" or "host"
-	Mounts   []RunMount
+	Layers  []v1.Layer // the stage's layers, bottom first
+	Args    []string
+	Env     []string
+	Dir     string
+	User    string
+	Network string // "none" or "host"
+	Mounts  []RunMount
 	// Files are heredoc scripts (RUN <<EOF starting with "#!"), by name:
 	// the runner makes them readable at /dev/pipes/NAME, mode 0755.
 	Files    map[string]string
