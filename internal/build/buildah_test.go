@@ -29,7 +29,7 @@ import (
 // the reason.
 type buildahCase struct {
 	name  string
-	fixup func(t *testing.T, dir string)
+	fixup func(t testing.TB, dir string)
 	skip  map[string]string
 	// layers, when set, says why the number of layers differs.
 	layers string
@@ -44,7 +44,7 @@ const workdirOwner = "WORKDIR creates the directory owned by USER, as BuildKit d
 var buildahCases = []buildahCase{
 	{name: "multistage"},
 	{name: "args"},
-	{name: "chown", fixup: func(t *testing.T, dir string) {
+	{name: "chown", fixup: func(t testing.TB, dir string) {
 		must(t, os.Chmod(filepath.Join(dir, "tree/secret.txt"), 0o600))
 		must(t, os.Chmod(filepath.Join(dir, "tree/sub"), 0o750))
 		must(t, os.Chmod(filepath.Join(dir, "tree/file.txt"), 0o4755))
@@ -52,7 +52,7 @@ var buildahCases = []buildahCase{
 	}},
 	{name: "dockerignore"},
 	{name: "symlinks"},
-	{name: "hardlinks", fixup: func(t *testing.T, dir string) {
+	{name: "hardlinks", fixup: func(t testing.TB, dir string) {
 		must(t, os.Link(filepath.Join(dir, "tree/a.txt"), filepath.Join(dir, "tree/b.txt")))
 		must(t, os.MkdirAll(filepath.Join(dir, "tree/sub"), 0o755))
 		must(t, os.Link(filepath.Join(dir, "tree/a.txt"), filepath.Join(dir, "tree/sub/c.txt")))
@@ -66,7 +66,7 @@ var buildahCases = []buildahCase{
 	{name: "whiteouts", skip: map[string]string{
 		"etc/resolv.conf": "buildah's chroot isolation leaves the empty file it mounted resolv.conf on (mode 0755) in the image; lading removes the mount points its sandbox made, as BuildKit does",
 	}},
-	{name: "addtar", fixup: func(t *testing.T, dir string) {
+	{name: "addtar", fixup: func(t testing.TB, dir string) {
 		writeTar(t, filepath.Join(dir, "payload.tar.gz"), true)
 		writeTar(t, filepath.Join(dir, "payload.tar"), false)
 	}},
@@ -74,7 +74,7 @@ var buildahCases = []buildahCase{
 
 // writeTar writes a small archive with owners, modes, a symlink and a hard
 // link, as a person would ship one to ADD.
-func writeTar(t *testing.T, p string, gz bool) {
+func writeTar(t testing.TB, p string, gz bool) {
 	f, err := os.Create(p)
 	must(t, err)
 	defer f.Close()
@@ -105,7 +105,7 @@ func writeTar(t *testing.T, p string, gz bool) {
 	}
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

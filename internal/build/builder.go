@@ -74,6 +74,7 @@ type build struct {
 	cached   int
 	unpacked []string   // image file systems unpacked for COPY --from
 	contexts []*Context // contexts opened on them
+	sources  map[string]*Context // unpacked --from sources by key
 }
 
 // cleanup removes what the build unpacked.

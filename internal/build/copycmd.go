@@ -95,30 +95,38 @@ func (st *stage) copyCmd(ctx context.Context, a copyArgs) error {
 		}
 		op.excludes = pm
 	}
-	var contentKey string
+	var (
+		contentKey string
+		sources    []string
+	)
 	if a.from == "" {
 		op.src = bd.bctx
 		if op.src == nil && len(op.patterns) > 0 {
 			return errdefs.InvalidArgument(fmt.Errorf("%s needs a build context", verb))
 		}
-	} else {
-		src, key, err := st.bd.fromSource(ctx, a.from)
-		if err != nil {
+		if sources, err = op.matchSources(); err != nil {
 			return err
 		}
-		op.src, contentKey = src, key
-	}
-	sources, err := op.matchSources()
-	if err != nil {
-		return err
-	}
-	if contentKey == "" {
 		if contentKey, err = hashSources(ctx, op, sources); err != nil {
 			return err
 		}
+	} else if _, _, contentKey, err = bd.fromRef(ctx, a.from); err != nil {
+		// A stage's or image's key stands for its content: it is unpacked
+		// only when the step is not in the cache.
+		return err
 	}
 	extra := map[string]any{"content": contentKey, "dest": op.dest, "destDir": op.destDir, "link": a.link, "excludes": a.excludes}
 	return st.record(ctx, msg, extra, func(ctx context.Context) (*layerInfo, error) {
+		if a.from != "" {
+			src, _, err := bd.fromSource(ctx, a.from)
+			if err != nil {
+				return nil, err
+			}
+			op.src = src
+			if sources, err = op.matchSources(); err != nil {
+				return nil, err
+			}
+		}
 		var t *tree
 		if !a.link {
 			if t, err = st.ensureTree(ctx); err != nil {

@@ -26,9 +26,10 @@ import (
 const helperEnv = "LADING_BUILD_HELPER"
 
 type helperReq struct {
-	Root    string
-	Context string
-	Tag     string
+	Root      string
+	Context   string
+	Tag       string
+	BuildArgs map[string]string
 }
 
 type helperRes struct {
@@ -65,7 +66,11 @@ func helper() int {
 			return err
 		}
 		defer in.Close()
-		r, err := build.New(st, build.WithTempDir(req.Root)).Build(ctx, in.Dockerfile, in.Context)
+		runner, err := build.NewRunner("native", filepath.Join(req.Root, "layers"), nil)
+		if err != nil {
+			return err
+		}
+		r, err := build.New(st, build.WithTempDir(req.Root), build.WithBuildArgs(req.BuildArgs), build.WithRunner(runner)).Build(ctx, in.Dockerfile, in.Context)
 		if err != nil {
 			return err
 		}
@@ -83,8 +88,12 @@ func helper() int {
 }
 
 // helperCmd returns the command that builds ctxDir into root.
-func helperCmd(t *testing.T, root, ctxDir string) *exec.Cmd {
-	req, _ := json.Marshal(helperReq{Root: root, Context: ctxDir, Tag: "example.com/heavy:1"})
+func helperCmd(t testing.TB, root, ctxDir string, args ...map[string]string) *exec.Cmd {
+	hr := helperReq{Root: root, Context: ctxDir, Tag: "example.com/heavy:1"}
+	if len(args) > 0 {
+		hr.BuildArgs = args[0]
+	}
+	req, _ := json.Marshal(hr)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+string(req))
 	cmd.Stderr = os.Stderr

@@ -109,35 +109,43 @@ func (bd *build) hasImage(ctx context.Context, img v1.Image) bool {
 	return true
 }
 
-// fromSource returns what COPY --from reads: a built stage's file system,
-// or an image's, unpacked into a temporary directory, and the key it adds
-// to the cache key (the stage's last step key, or the image's digest).
-func (bd *build) fromSource(ctx context.Context, from string) (*Context, string, error) {
+// fromRef resolves a COPY --from or RUN --mount from= value: a built stage
+// (by name or number) or an image. key is what it adds to the cache key:
+// the stage's last step key, or the image's manifest digest.
+func (bd *build) fromRef(ctx context.Context, from string) (src *stage, layers []layerInfo, key string, err error) {
 	ref, _, err := bd.lex.ProcessWord(from, bd.global)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if j, ok := bd.df.stageIndex(ref, len(bd.df.Stages)); ok {
+		if bd.stages[j] == nil {
+			return nil, nil, "", errdefs.InvalidArgument(fmt.Errorf("--from=%s: stage %s is not built before this one", from, ref))
+		}
+		return bd.stages[j], bd.stages[j].layers, bd.stages[j].key.String(), nil
+	}
+	bi, err := bd.loadBase(ctx, ref, bd.target)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return nil, bi.layers, bi.digest.String(), nil
+}
+
+// fromSource returns what COPY --from reads: a built stage's file system,
+// or an image's, unpacked into a temporary directory (once per build), and
+// its cache key (see fromRef).
+func (bd *build) fromSource(ctx context.Context, from string) (*Context, string, error) {
+	src, layers, key, err := bd.fromRef(ctx, from)
 	if err != nil {
 		return nil, "", err
 	}
-	var (
-		src    *stage
-		layers []layerInfo
-		key    string
-	)
-	if j, ok := bd.df.stageIndex(ref, len(bd.df.Stages)); ok && bd.stages[j] != nil {
-		src, layers, key = bd.stages[j], bd.stages[j].layers, bd.stages[j].key.String()
-	} else if ok {
-		return nil, "", errdefs.InvalidArgument(fmt.Errorf("--from=%s: stage %s is not built before this one", from, ref))
-	} else {
-		bi, err := bd.loadBase(ctx, ref, bd.target)
-		if err != nil {
-			return nil, "", err
-		}
-		layers, key = bi.layers, bi.digest.String()
+	if c, ok := bd.sources[key]; ok {
+		return c, key, nil
 	}
 	dir, err := bd.unpack(ctx, layers)
 	if err != nil {
 		return nil, "", err
 	}
-	if src != nil {
+	if src != nil && src.rootDir == "" {
 		src.rootDir = dir
 	} else {
 		bd.unpacked = append(bd.unpacked, dir)
@@ -148,6 +156,10 @@ func (bd *build) fromSource(ctx context.Context, from string) (*Context, string,
 	}
 	c.owners = true
 	bd.contexts = append(bd.contexts, c)
+	if bd.sources == nil {
+		bd.sources = map[string]*Context{}
+	}
+	bd.sources[key] = c
 	return c, key, nil
 }
 

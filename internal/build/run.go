@@ -86,7 +86,7 @@ func (st *stage) runCmd(ctx context.Context, c *instructions.RunCommand) error {
 			return errdefs.InvalidArgument(fmt.Errorf("RUN --%s is not supported", s))
 		}
 	}
-	mounts, mountKey, err := st.runMounts(ctx, c)
+	_, mountKey, err := st.runMounts(ctx, c, false)
 	if err != nil {
 		return err
 	}
@@ -106,6 +106,10 @@ func (st *stage) runCmd(ctx context.Context, c *instructions.RunCommand) error {
 	return st.record(ctx, createdBy, extra, func(ctx context.Context) (*layerInfo, error) {
 		if bd.o.runner == nil {
 			return nil, errdefs.Unavailable(errors.New("RUN needs a sandbox runner (none is configured)"))
+		}
+		mounts, _, err := st.runMounts(ctx, c, true)
+		if err != nil {
+			return nil, err
 		}
 		layers, err := st.v1Layers(ctx)
 		if err != nil {
@@ -221,8 +225,9 @@ func (st *stage) v1Layers(ctx context.Context) ([]v1.Layer, error) {
 // runMounts resolves RUN --mount options: bind mounts of the context or of
 // a stage or image (read-only unless rw), cache mounts (a directory kept
 // under the lading root, by id), tmpfs. The key says what the cache key
-// depends on (a bind source's content; never a cache mount's).
-func (st *stage) runMounts(ctx context.Context, c *instructions.RunCommand) ([]RunMount, []string, error) {
+// depends on (a bind source's content; never a cache mount's). Without
+// resolve only the key is computed: a stage or image is not unpacked.
+func (st *stage) runMounts(ctx context.Context, c *instructions.RunCommand, resolve bool) ([]RunMount, []string, error) {
 	var (
 		out []RunMount
 		key []string
@@ -234,16 +239,19 @@ func (st *stage) runMounts(ctx context.Context, c *instructions.RunCommand) ([]R
 		}
 		switch m.Type {
 		case instructions.MountTypeBind:
-			src, skey, err := st.bindSource(ctx, m)
+			src, skey, err := st.bindSource(ctx, m, resolve)
 			if err != nil {
 				return nil, nil, err
 			}
 			out = append(out, RunMount{Source: src, Target: target, ReadOnly: m.ReadOnly})
 			key = append(key, fmt.Sprintf("bind %s %s %s %v", skey, m.Source, target, m.ReadOnly))
 		case instructions.MountTypeCache:
-			dir, err := st.bd.cacheMountDir(m, target)
-			if err != nil {
-				return nil, nil, err
+			dir := ""
+			if resolve {
+				var err error
+				if dir, err = st.bd.cacheMountDir(m, target); err != nil {
+					return nil, nil, err
+				}
 			}
 			out = append(out, RunMount{Source: dir, Target: target, ReadOnly: m.ReadOnly})
 			key = append(key, fmt.Sprintf("cache %s", target))
@@ -260,10 +268,14 @@ func (st *stage) runMounts(ctx context.Context, c *instructions.RunCommand) ([]R
 // bindSource is the host directory or file of a bind mount: a path of the
 // build context (resolved inside it; symlinks that leave it are refused),
 // or of a stage's or image's unpacked file system.
-func (st *stage) bindSource(ctx context.Context, m *instructions.Mount) (string, string, error) {
+func (st *stage) bindSource(ctx context.Context, m *instructions.Mount, resolve bool) (string, string, error) {
 	src := st.bd.bctx
 	skey := ""
 	if m.From != "" {
+		if !resolve {
+			_, _, key, err := st.bd.fromRef(ctx, m.From)
+			return "", key, err
+		}
 		c, key, err := st.bd.fromSource(ctx, m.From)
 		if err != nil {
 			return "", "", err
@@ -281,7 +293,7 @@ func (st *stage) bindSource(ctx context.Context, m *instructions.Mount) (string,
 	if err != nil {
 		return "", "", err
 	}
-	if skey == "" {
+	if skey == "" && !resolve {
 		op := &copyOp{src: src, patterns: []string{real}, dest: "/"}
 		if skey, err = hashSources(ctx, op, []string{real}); err != nil {
 			return "", "", err

@@ -134,7 +134,7 @@ func xattrs(t *testing.T, p string) map[string]string {
 }
 
 // copyTree copies a testdata directory (symlinks as symlinks).
-func copyTree(t *testing.T, src, dst string) {
+func copyTree(t testing.TB, src, dst string) {
 	t.Helper()
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
