@@ -72,8 +72,8 @@ type build struct {
 	steps    int
 	made     int
 	cached   int
-	unpacked []string   // image file systems unpacked for COPY --from
-	contexts []*Context // contexts opened on them
+	unpacked []string            // image file systems unpacked for COPY --from
+	contexts []*Context          // contexts opened on them
 	sources  map[string]*Context // unpacked --from sources by key
 }
 
