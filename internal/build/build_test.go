@@ -490,5 +490,35 @@ func TestTarContext(t *testing.T) {
 	}
 }
 
+// TestPlatform: --platform picks the image of a multi-platform base, the
+// platform args follow it, and FROM --platform=$BUILDPLATFORM takes the
+// build machine's.
+func TestPlatform(t *testing.T) {
+	multi := corpustest.Image(t, "alpine-3.20-multiarch.oci.tar")
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile": `ARG BASE
+FROM --platform=$BUILDPLATFORM scratch AS tools
+COPY a.txt /tool
+FROM $BASE
+ARG TARGETARCH
+ARG TARGETPLATFORM
+LABEL arch=$TARGETARCH platform=$TARGETPLATFORM
+COPY --from=tools /tool /tool
+`,
+		"a.txt": "a",
+	})
+	res, err := testBuild(t, nil, dir, build.WithPlatform(&v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}),
+		build.WithBuildArgs(map[string]string{"BASE": "oci-archive:" + multi}))
+	must(t, err)
+	c := configOf(t, res)
+	if c.Architecture != "arm64" || c.Config.Labels["arch"] != "arm64" || c.Config.Labels["platform"] != "linux/arm64/v8" {
+		t.Errorf("arch %q labels %v", c.Architecture, c.Config.Labels)
+	}
+	if res.Descriptor.Platform == nil || res.Descriptor.Platform.Architecture != "arm64" {
+		t.Errorf("descriptor platform %v", res.Descriptor.Platform)
+	}
+}
+
 var _ = v1.Hash{}
 var _ = errors.New

@@ -120,7 +120,7 @@ func runHelper(t *testing.T, root, ctxDir string) (helperRes, int64) {
 // TestMillionFiles builds `COPY . /big/` of a context of a million files
 // (1000 directories of 1000) in a child process: memory stays bounded by
 // the directories, not the files (peak RSS is logged and must stay under
-// 200 MiB), and a rebuild takes everything from the cache.
+// 200 MiB).
 func TestMillionFiles(t *testing.T) {
 	if testing.Short() {
 		t.Skip("heavy: a million files (skipped with -short)")
@@ -149,12 +149,6 @@ func TestMillionFiles(t *testing.T) {
 	}
 	if rss > 200 {
 		t.Errorf("peak RSS %d MiB for a million files", rss)
-	}
-	start = time.Now()
-	res2, rss2 := runHelper(t, root, ctxDir)
-	t.Logf("cached rebuild (hashes the context): %v, peak RSS %d MiB", time.Since(start).Round(time.Millisecond), rss2)
-	if res2.Made != 0 || res2.ID != res.ID {
-		t.Errorf("rebuild made %d layers, id %s vs %s", res2.Made, res2.ID, res.ID)
 	}
 }
 
