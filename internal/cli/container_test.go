@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"math/rand/v2"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/lading-dev/lading/internal/corpustest"
 	"github.com/lading-dev/lading/internal/testenv"
@@ -291,4 +293,73 @@ func noMounts(t *testing.T, dir string) {
 			t.Errorf("still mounted: %s", fs[4])
 		}
 	}
+}
+
+// TestRunInteractiveTerminal runs `lading run -it` on a terminal (a pty
+// the test holds): lading puts it in raw mode, gives the container its
+// size, and restores it afterwards.
+func TestRunInteractiveTerminal(t *testing.T) {
+	l := containerLading(t)
+	master, slave := hostPty(t)
+	unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 120})
+	before, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			out.Write(buf[:n])
+			if err != nil || strings.Contains(out.String(), "done-marker") {
+				return
+			}
+		}
+	}()
+	code := make(chan int, 1)
+	go func() {
+		code <- Run(context.Background(), []string{"--root", l.root, "--progress", "none", "run", "--rm", "-it", "alpine:3.9", "/bin/sh"}, slave, slave, slave)
+	}()
+	master.Write([]byte("stty size; tty; echo done-$((1+1))-marker; exit 5\n"))
+	var c int
+	select {
+	case c = <-code:
+	case <-time.After(60 * time.Second):
+		t.Fatal("lading run -it did not end")
+	}
+	master.SetReadDeadline(time.Now().Add(5 * time.Second))
+	<-read
+	if c != 5 {
+		t.Errorf("exit code %d, want 5", c)
+	}
+	for _, want := range []string{"40 120", "/dev/pts/0", "done-2-marker"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("terminal output lacks %q: %q", want, out.String())
+		}
+	}
+	after, _ := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	if *before != *after {
+		t.Errorf("the terminal was not restored: %+v, was %+v", after, before)
+	}
+}
+
+func hostPty(t *testing.T) (master, slave *os.File) {
+	m, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetPointerInt(m, unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	s, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(m), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	unix.SetNonblock(m, true) // so that read deadlines work
+	master, slave = os.NewFile(uintptr(m), "master"), os.NewFile(s, "slave")
+	t.Cleanup(func() { master.Close(); slave.Close() })
+	return master, slave
 }

@@ -75,6 +75,13 @@ func Open(root string, opts ...Option) (*Store, error) {
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("containers: %w", err)
 	}
+	// What a removal cut short left (already out of List's sight).
+	if trash, _ := filepath.Glob(filepath.Join(s.dir, ".trash-*")); len(trash) > 0 {
+		for _, t := range trash {
+			rootfs.Unmount(filepath.Join(t, "rootfs", "merged"))
+			os.RemoveAll(t)
+		}
+	}
 	return s, nil
 }
 

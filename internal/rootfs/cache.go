@@ -15,6 +15,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -37,7 +38,36 @@ func (c *cache) init() error {
 			return fmt.Errorf("rootfs: cache: %w", err)
 		}
 	}
+	c.cleanTmp()
 	return nil
+}
+
+// tmpDir makes a directory under tmp/ named for this process, so that
+// what a killed process left can be told from work in progress.
+func (c *cache) tmpDir(kind string) (string, error) {
+	return os.MkdirTemp(filepath.Join(c.dir, "tmp"), fmt.Sprintf("%s-%d-", kind, os.Getpid()))
+}
+
+// cleanTmp removes what processes that no longer run left under tmp/
+// (unpacking cut short, file systems never removed).
+func (c *cache) cleanTmp() {
+	es, err := os.ReadDir(filepath.Join(c.dir, "tmp"))
+	if err != nil {
+		return
+	}
+	for _, e := range es {
+		parts := strings.SplitN(e.Name(), "-", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		pid, err := strconv.Atoi(parts[1])
+		if err != nil || pid <= 0 || unix.Kill(pid, 0) != unix.ESRCH {
+			continue
+		}
+		p := filepath.Join(c.dir, "tmp", e.Name())
+		unmount(filepath.Join(p, "merged"))
+		os.RemoveAll(p)
+	}
 }
 
 func (c *cache) empty() string { return filepath.Join(c.dir, "empty") }
@@ -101,7 +131,7 @@ func (c *cache) layer(ctx context.Context, l v1.Layer, name string) (string, err
 	if _, err := os.Stat(dst); err == nil {
 		return dst, nil
 	}
-	tmp, err := os.MkdirTemp(filepath.Join(c.dir, "tmp"), "layer-")
+	tmp, err := c.tmpDir("layer")
 	if err != nil {
 		return "", fmt.Errorf("rootfs: %w", err)
 	}
@@ -127,7 +157,7 @@ func (c *cache) chain(ctx context.Context, layers []v1.Layer) (string, error) {
 	if _, err := os.Stat(dst); err == nil {
 		return dst, nil
 	}
-	tmp, err := os.MkdirTemp(filepath.Join(c.dir, "tmp"), "chain-")
+	tmp, err := c.tmpDir("chain")
 	if err != nil {
 		return "", fmt.Errorf("rootfs: %w", err)
 	}

@@ -44,7 +44,7 @@ func New(ctx context.Context, layers []v1.Layer, opts ...Option) (*FS, error) {
 		return nil, err
 	}
 	if o.dir == "" {
-		if o.dir, err = os.MkdirTemp(filepath.Join(o.cache, "tmp"), "fs-"); err != nil {
+		if o.dir, err = c.tmpDir("fs"); err != nil {
 			return nil, fmt.Errorf("rootfs: %w", err)
 		}
 		f, err := create(ctx, c, o, layers, diffIDs)

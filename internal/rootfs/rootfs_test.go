@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -337,5 +338,45 @@ func cp(t *testing.T, src, dst string) {
 	t.Helper()
 	if out, err := execCommand("cp", "-a", src, dst); err != nil {
 		t.Fatalf("cp -a: %v\n%s", err, out)
+	}
+}
+
+// TestCacheCleansLeftovers: what a killed process left under tmp/ goes;
+// what a live one is working on stays.
+func TestCacheCleansLeftovers(t *testing.T) {
+	overlaytest.Require(t)
+	cache := t.TempDir()
+	dead := filepath.Join(cache, "tmp", "layer-99999999-abc")
+	live := filepath.Join(cache, "tmp", fmt.Sprintf("layer-%d-abc", os.Getpid()))
+	for _, d := range []string{dead, live} {
+		if err := os.MkdirAll(filepath.Join(d, "x"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newFS(t, rootfs.Overlay, layers(t, stack(t)[:1]), cache)
+	if _, err := os.Stat(dead); err == nil {
+		t.Errorf("the dead process's %s is still there", dead)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("a live process's directory went: %v", err)
+	}
+}
+
+// TestManyLayers mounts more layers than one page of mount options holds
+// (overlayfs then gets them one by one through fsconfig).
+func TestManyLayers(t *testing.T) {
+	overlaytest.Require(t)
+	var ls []v1.Layer
+	for i := 0; i < 60; i++ {
+		ls = append(ls, layerOf(t, tarOf(t, file(fmt.Sprintf("f%02d", i), "x"), file("top", fmt.Sprint(i)))))
+	}
+	f := newFS(t, rootfs.Overlay, ls, t.TempDir())
+	b, err := os.ReadFile(filepath.Join(f.Dir(), "top"))
+	if err != nil || string(b) != "59" {
+		t.Errorf("top: %q, %v", b, err)
+	}
+	es, _ := os.ReadDir(f.Dir())
+	if len(es) != 61 {
+		t.Errorf("%d entries, want 61", len(es))
 	}
 }
