@@ -154,7 +154,9 @@ func (bd *build) fromSource(ctx context.Context, from string) (*Context, string,
 	if err != nil {
 		return nil, "", err
 	}
-	c.owners = true
+	// Unpacked as root, files keep their owners; otherwise they were not
+	// set and are taken as root's (0:0), as for the build context.
+	c.owners = os.Geteuid() == 0
 	bd.contexts = append(bd.contexts, c)
 	if bd.sources == nil {
 		bd.sources = map[string]*Context{}
