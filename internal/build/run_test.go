@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lading-dev/lading/internal/build"
 	"github.com/lading-dev/lading/internal/corpustest"
@@ -186,5 +187,30 @@ func exportTree(t *testing.T, res *build.Result) map[string]string {
 		must(t, err)
 		b, _ := io.ReadAll(tr)
 		out[strings.TrimSuffix(h.Name, "/")] = string(b)
+	}
+}
+
+// TestRunReproducible builds RUN steps twice, into two fresh roots, with
+// SOURCE_DATE_EPOCH: the digests are equal (files the steps made, and the
+// directories they changed, are clamped to the epoch).
+func TestRunReproducible(t *testing.T) {
+	base := corpustest.Image(t, "alpine-3.9.oci.tar")
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\nRUN mkdir -p /out && echo x > /out/x && rm /etc/motd && ln -s x /out/l\nRUN touch /etc/new\n"})
+	var ids []string
+	for i := 0; i < 2; i++ {
+		root := filepath.Join(t.TempDir(), "root")
+		r := runners(t, filepath.Join(root, "layers"))["native"]
+		st, err := store.Open(root)
+		must(t, err)
+		res, err := testBuild(t, st, dir, build.WithRunner(r), build.WithSourceDateEpoch(time.Unix(1704067200, 0)),
+			build.WithBuildArgs(map[string]string{"BASE": "oci-archive:" + base}))
+		st.Close()
+		must(t, err)
+		ids = append(ids, res.Descriptor.Digest.String())
+		time.Sleep(1100 * time.Millisecond)
+	}
+	if ids[0] != ids[1] {
+		t.Errorf("two builds with RUN differ: %v", ids)
 	}
 }
