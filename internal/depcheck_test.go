@@ -35,6 +35,7 @@ var rules = []struct {
 	{"internal/vulndb", []string{"internal/cli", "internal/analyze", "internal/report", "internal/registry"}, "the database knows no scanner"},
 	{"internal/match", []string{"internal/cli", "internal/report", "internal/registry"}, "matching knows no output"},
 	{"internal/report", []string{"internal/cli", "internal/registry"}, "reports are written by commands"},
+	{"internal/build", []string{"internal/cli", "internal/registry", "internal/analyze", "internal/scan", "internal/match", "internal/vulndb", "internal/report"}, "the builder makes images; it neither scans nor serves them"},
 	{"internal/sandbox", []string{"internal/image", "internal/store", "internal/layer", "internal/rootfs", "internal/container", "internal/cli", "internal/registry", "internal/analyze", "internal/scan", "internal/vulndb"}, "the sandbox runs processes; it knows no images, layers or stores"},
 	{"internal/rootfs", []string{"internal/image", "internal/store", "internal/cli", "internal/registry", "internal/analyze", "internal/sandbox", "internal/container"}, "a root file system is layers and a directory"},
 	{"internal/container", []string{"internal/cli", "internal/registry", "internal/analyze", "internal/scan", "internal/report"}, "containers are run by commands, not by the scanner or the registry"},

@@ -35,6 +35,7 @@ type env struct {
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	args           []string // the command line Run was given
 	log            *slog.Logger
 }
 
@@ -43,7 +44,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if len(args) > 0 && args[0] == sandbox.InitArg {
 		sandbox.Init() // lading started as a sandbox's init: never returns
 	}
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, args: args}
 	cmd := newRootCommand(e)
 	cmd.SetArgs(args)
 	cmd.SetIn(stdin)
@@ -132,6 +133,7 @@ func newRootCommand(e *env) *cobra.Command {
 		newDBCommand(e),
 		newVersionCommand(e),
 		newServeCommand(e),
+		newBuildCommand(e),
 		newRunCommand(e),
 		newPsCommand(e),
 		newRmCommand(e),
