@@ -14,6 +14,7 @@ import (
 
 	"github.com/lading-dev/lading/internal/corpustest"
 	"github.com/lading-dev/lading/internal/store"
+	"github.com/lading-dev/lading/internal/testenv"
 	"github.com/lading-dev/lading/internal/verify"
 )
 
@@ -54,11 +55,7 @@ func corpusRef(path string) Reference {
 
 func needTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s not installed (.ci/run installs it)", name)
-	}
-	return p
+	return testenv.Tool(t, name, "")
 }
 
 func skopeo(t *testing.T, args ...string) []byte {

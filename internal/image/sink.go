@@ -42,14 +42,14 @@ func Write(ctx context.Context, dst Reference, art Artifact, opts ...Option) (v1
 		if o.store == nil {
 			return v1.Descriptor{}, errors.New("local: no store configured")
 		}
-		art, cleanup, err := Recompress(ctx, art, o.compression, o)
+		art, cleanup, err := recompress(ctx, art, o.compression, o)
 		if err != nil {
 			return v1.Descriptor{}, err
 		}
 		defer cleanup()
 		return writeLocal(ctx, o.store, dst.Name, art, o)
 	case OCI:
-		art, cleanup, err := Recompress(ctx, art, o.compression, o)
+		art, cleanup, err := recompress(ctx, art, o.compression, o)
 		if err != nil {
 			return v1.Descriptor{}, err
 		}
@@ -178,7 +178,7 @@ func writeOCIArchive(ctx context.Context, w io.Writer, dst Reference, items []It
 			}
 			art = Artifact{Image: img}
 		}
-		art, cleanup, err := Recompress(ctx, art, o.compression, o)
+		art, cleanup, err := recompress(ctx, art, o.compression, o)
 		if err != nil {
 			return err
 		}
