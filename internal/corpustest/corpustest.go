@@ -1,14 +1,16 @@
 // Package corpustest finds the shared test corpus (real images and advisory
 // feeds) for tests. The corpus lives outside the repository, at
 // ../shared/corpus beside the checkout or wherever $LADING_CORPUS points; a
-// test that needs it and does not find it is skipped with a message that says
-// where it looked.
+// test that needs it and does not find it is skipped (through internal/testenv,
+// so it fails under LADING_CI=1) with a message that says where it looked.
 package corpustest
 
 import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/lading-dev/lading/internal/testenv"
 )
 
 // Dir returns the corpus directory or skips t.
@@ -16,7 +18,7 @@ func Dir(t testing.TB) string {
 	t.Helper()
 	d, tried := find()
 	if d == "" {
-		t.Skipf("corpus not found (tried %v); set LADING_CORPUS to ../shared/corpus", tried)
+		testenv.Skip(t, "corpus not found (tried %v); set LADING_CORPUS to ../shared/corpus", tried)
 	}
 	return d
 }
@@ -27,7 +29,7 @@ func Image(t testing.TB, name string) string {
 	t.Helper()
 	p := filepath.Join(Dir(t), "images", name)
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("corpus image %s: %v", name, err)
+		testenv.Skip(t, "corpus image %s: %v", name, err)
 	}
 	return p
 }

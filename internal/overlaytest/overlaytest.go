@@ -29,6 +29,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lading-dev/lading/internal/testenv"
 )
 
 var probe struct {
@@ -39,12 +41,8 @@ var probe struct {
 // Require skips t unless this process can mount overlayfs and has GNU tar.
 func Require(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to mount overlayfs, make whiteout devices and set trusted.* xattrs")
-	}
-	if _, err := exec.LookPath("tar"); err != nil {
-		t.Skip("needs GNU tar: ", err)
-	}
+	testenv.Root(t, "to mount overlayfs, make whiteout devices and set trusted.* xattrs")
+	testenv.Tool(t, "tar", "GNU tar")
 	probe.once.Do(func() {
 		base, err := os.MkdirTemp("", "lading-ovl-probe-")
 		if err != nil {
@@ -63,7 +61,7 @@ func Require(t testing.TB) {
 		unix.Unmount(filepath.Join(base, "m"), 0)
 	})
 	if probe.err != nil {
-		t.Skip("mount -t overlay does not work here: ", probe.err)
+		testenv.Skip(t, "mount -t overlay does not work here: %v", probe.err)
 	}
 }
 
