@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lading-dev/lading/internal/bench"
-	"github.com/lading-dev/lading/internal/corpustest"
+	"github.com/lading-dev/lading/internal/corpus"
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/progress"
 	"github.com/lading-dev/lading/internal/vulndb"
@@ -32,9 +32,9 @@ and print the ratio (below 1: lading is faster).`,
 
 func newBenchScanCommand(e *env) *cobra.Command {
 	var (
-		corpus, db, format string
-		runs               int
-		only               []string
+		corpusDir, db, format string
+		runs                  int
+		only                  []string
 	)
 	cmd := &cobra.Command{
 		Use:   "scan",
@@ -48,10 +48,10 @@ database comes from --db, or is built from the corpus feeds first.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if corpus == "" {
-				corpus = corpustest.Lookup()
+			if corpusDir == "" {
+				corpusDir, _ = corpus.Find()
 			}
-			if corpus == "" {
+			if corpusDir == "" {
 				return usageError{errdefs.InvalidArgument(fmt.Errorf("no corpus found; pass --corpus DIR or set LADING_CORPUS"))}
 			}
 			exe, err := os.Executable()
@@ -65,12 +65,12 @@ database comes from --db, or is built from the corpus feeds first.`,
 				}
 				defer os.RemoveAll(tmp)
 				db = filepath.Join(tmp, vulndb.FileName)
-				fmt.Fprintf(e.stderr, "bench scan: building a database from %s/feeds\n", corpus)
-				if _, err := feed.Build(ctx, e.log, db, []string{filepath.Join(corpus, "feeds")}); err != nil {
+				fmt.Fprintf(e.stderr, "bench scan: building a database from %s/feeds\n", corpusDir)
+				if _, err := feed.Build(ctx, e.log, db, []string{filepath.Join(corpusDir, "feeds")}); err != nil {
 					return err
 				}
 			}
-			rs, err := bench.Scan(ctx, corpus, bench.ScanOptions{Exe: exe, DB: db, Runs: runs, Only: only, Log: e.stderr})
+			rs, err := bench.Scan(ctx, corpusDir, bench.ScanOptions{Exe: exe, DB: db, Runs: runs, Only: only, Log: e.stderr})
 			if err != nil {
 				return err
 			}
@@ -88,7 +88,7 @@ database comes from --db, or is built from the corpus feeds first.`,
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&corpus, "corpus", "", "corpus directory (default ../shared/corpus or $LADING_CORPUS)")
+	cmd.Flags().StringVar(&corpusDir, "corpus", "", "corpus directory (default ../shared/corpus or $LADING_CORPUS)")
 	cmd.Flags().StringVar(&db, "db", "", "vulnerability database (default: built from the corpus feeds)")
 	cmd.Flags().IntVar(&runs, "runs", 5, "runs per measurement; the median is reported")
 	cmd.Flags().StringSliceVar(&only, "image", nil, "only these corpus files (such as debian-12-app.oci.tar)")
@@ -98,10 +98,10 @@ database comes from --db, or is built from the corpus feeds first.`,
 
 func newBenchImagesCommand(e *env) *cobra.Command {
 	var (
-		corpus string
-		runs   int
-		only   []string
-		format string
+		corpusDir string
+		runs      int
+		only      []string
+		format    string
 	)
 	cmd := &cobra.Command{
 		Use:   "images",
@@ -116,13 +116,13 @@ the median of --runs runs with warm caches. Peak heap is the largest live heap
 seen during the operation.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if corpus == "" {
-				corpus = corpustest.Lookup()
+			if corpusDir == "" {
+				corpusDir, _ = corpus.Find()
 			}
-			if corpus == "" {
+			if corpusDir == "" {
 				return usageError{errdefs.InvalidArgument(fmt.Errorf("no corpus found; pass --corpus DIR or set LADING_CORPUS"))}
 			}
-			rs, err := bench.Images(cmd.Context(), corpus, bench.Options{Runs: runs, Only: only, Log: e.stderr})
+			rs, err := bench.Images(cmd.Context(), corpusDir, bench.Options{Runs: runs, Only: only, Log: e.stderr})
 			if err != nil {
 				return err
 			}
@@ -142,7 +142,7 @@ seen during the operation.`,
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&corpus, "corpus", "", "corpus directory (default ../shared/corpus or $LADING_CORPUS)")
+	cmd.Flags().StringVar(&corpusDir, "corpus", "", "corpus directory (default ../shared/corpus or $LADING_CORPUS)")
 	cmd.Flags().IntVar(&runs, "runs", 5, "runs per measurement; the median is reported")
 	cmd.Flags().StringSliceVar(&only, "image", nil, "only these corpus files (such as debian-12-app.oci.tar)")
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
