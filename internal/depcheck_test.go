@@ -47,6 +47,7 @@ var rules = []struct {
 var testSupport = []string{
 	"internal/testenv",
 	"internal/corpustest",
+	"internal/oracle",
 	"internal/overlaytest",
 	"internal/dockertest",
 	"internal/registrytest",
