@@ -8,8 +8,8 @@
 // Every test counts, and so does every subtest (t.Run), fuzz seed and
 // example: a test with three subtests is four tests. A package that fails
 // without a failing test (a build error, a panic in TestMain, a timeout)
-// counts as one failure. The exit status is 1 when anything failed, or when
-// no test ran at all.
+// counts as one failure. The exit status is 1 when anything failed, when no
+// test ran at all, or, with -no-skips, when any test skipped.
 //
 //	go test -json ./... | go run ./.ci/testsum -name tests
 package main
@@ -173,6 +173,7 @@ func (s *summary) report(name string) {
 func main() {
 	name := flag.String("name", "tests", "one word naming the run in the closing line")
 	showSkip := flag.Bool("show-skips", true, "print the output of every skipped test")
+	noSkips := flag.Bool("no-skips", false, "fail when any test skipped (a pass that must check everything)")
 	flag.Parse()
 	s := newSummary(os.Stdout, *showSkip)
 	sc := bufio.NewScanner(os.Stdin)
@@ -194,6 +195,10 @@ func main() {
 	s.report(*name)
 	t := s.total()
 	if t.fail > 0 {
+		os.Exit(1)
+	}
+	if *noSkips && t.skip > 0 {
+		fmt.Fprintf(os.Stderr, "testsum: %d tests skipped in a pass that must check everything (see their output above)\n", t.skip)
 		os.Exit(1)
 	}
 	if t.run == 0 {
