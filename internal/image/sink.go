@@ -42,14 +42,14 @@ func Write(ctx context.Context, dst Reference, art Artifact, opts ...Option) (v1
 		if o.store == nil {
 			return v1.Descriptor{}, errors.New("local: no store configured")
 		}
-		art, cleanup, err := Recompress(ctx, art, o.compression, o)
+		art, cleanup, err := recompress(ctx, art, o.compression, o)
 		if err != nil {
 			return v1.Descriptor{}, err
 		}
 		defer cleanup()
 		return writeLocal(ctx, o.store, dst.Name, art, o)
 	case OCI:
-		art, cleanup, err := Recompress(ctx, art, o.compression, o)
+		art, cleanup, err := recompress(ctx, art, o.compression, o)
 		if err != nil {
 			return v1.Descriptor{}, err
 		}
@@ -113,9 +113,9 @@ func save(ctx context.Context, dst Reference, items []Item, o *options, written 
 }
 
 // WriteFileAtomic writes a file through a temp file in the same directory,
-// fsynced and renamed into place; "-" writes to standard output. A path
-// that is a device or a pipe (/dev/null, /dev/stdout, a FIFO) is written
-// to as it is: renaming a file over it would replace the device.
+// fsynced and renamed into place; "-" writes to standard output. What
+// exists at path and is not a regular file (/dev/null, a FIFO, a terminal)
+// is written in place: renaming over it would replace it.
 func WriteFileAtomic(path string, write func(io.Writer) error) error {
 	if path == "-" {
 		return write(os.Stdout)
@@ -191,7 +191,7 @@ func writeOCIArchive(ctx context.Context, w io.Writer, dst Reference, items []It
 			}
 			art = Artifact{Image: img}
 		}
-		art, cleanup, err := Recompress(ctx, art, o.compression, o)
+		art, cleanup, err := recompress(ctx, art, o.compression, o)
 		if err != nil {
 			return err
 		}

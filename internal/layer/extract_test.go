@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/testenv"
 )
 
 // sandbox returns a target directory inside a parent that also holds an
@@ -259,9 +260,7 @@ func TestExtractMetadata(t *testing.T) {
 }
 
 func TestExtractIgnoreOwners(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("ownership needs root")
-	}
+	testenv.Root(t, "files owned by another user")
 	root := t.TempDir()
 	layer := tarOf(t, file("f", "f", owner(1000, 1000)))
 	if err := Extract(context.Background(), root, bytes.NewReader(layer), IgnoreOwners()); err != nil {

@@ -213,8 +213,30 @@ func (b *Builder) Write(ctx context.Context, path string, meta Metadata) (Metada
 		meta.BuiltAt = time.Now().UTC()
 	}
 	meta.Schema = SchemaVersion
+	u := b.aliasSets()
+	if err := ctx.Err(); err != nil {
+		return meta, err
+	}
+	vulns, canon := b.vulnerabilities(u)
+	advs := b.advisories(u, canon)
+	b.records, b.seen = nil, nil
+	if err := ctx.Err(); err != nil {
+		return meta, err
+	}
+	byKey := b.byPackage(advs, &meta)
+	srcIndex := b.sourceIndex(&meta)
+	meta.Vulnerabilities, meta.Advisories, meta.Packages = len(vulns), len(advs), len(byKey)
+	if err := ctx.Err(); err != nil {
+		return meta, err
+	}
+	return meta, WriteFileAtomic(path, func(f *os.File) error {
+		return writeDB(f, meta, vulns, byKey, srcIndex)
+	})
+}
 
-	// Group IDs through aliases.
+// aliasSets groups the records' IDs through their aliases (never joining
+// two CVEs).
+func (b *Builder) aliasSets() *aliasSets {
 	u := &aliasSets{index: map[string]int{}}
 	conflicts := 0
 	for _, r := range b.records {
@@ -231,11 +253,12 @@ func (b *Builder) Write(ctx context.Context, path string, meta Metadata) (Metada
 	if conflicts > 0 {
 		b.log.Debug("aliases naming two CVEs were not merged", "count", conflicts)
 	}
-	if err := ctx.Err(); err != nil {
-		return meta, err
-	}
+	return u
+}
 
-	// One vulnerability per set.
+// vulnerabilities makes one vulnerability per alias set, sorted by ID, and
+// returns them with each set's vulnerability ID by root.
+func (b *Builder) vulnerabilities(u *aliasSets) ([]Vulnerability, map[int]string) {
 	members := map[int][]int{}
 	for i := range u.ids {
 		r := u.find(i)
@@ -263,10 +286,13 @@ func (b *Builder) Write(ctx context.Context, path string, meta Metadata) (Metada
 		vulns = append(vulns, v)
 	}
 	slices.SortFunc(vulns, func(a, b Vulnerability) int { return cmp.Compare(a.ID, b.ID) })
+	return vulns, canon
+}
 
-	// Advisories, merged per package, vulnerability and source. Each
-	// record's packages are let go once read: the advisories hold what
-	// they need.
+// advisories merges the records' affected packages per package,
+// vulnerability and source. Each record's packages are let go once read:
+// the advisories hold what they need.
+func (b *Builder) advisories(u *aliasSets, canon map[int]string) map[advKey]*Advisory {
 	advs := map[advKey]*Advisory{}
 	for i := range b.records {
 		r := &b.records[i]
@@ -291,10 +317,13 @@ func (b *Builder) Write(ctx context.Context, path string, meta Metadata) (Metada
 		}
 		r.Affected = nil
 	}
-	b.records, b.seen = nil, nil
-	if err := ctx.Err(); err != nil {
-		return meta, err
-	}
+	return advs
+}
+
+// byPackage tidies each advisory with its namespace's version rules and
+// groups them by namespace and package; it counts them per namespace and
+// source in meta.
+func (b *Builder) byPackage(advs map[advKey]*Advisory, meta *Metadata) map[string][]*Advisory {
 	byKey := map[string][]*Advisory{}
 	meta.Namespaces = map[string]int{}
 	comparators := map[string][2]version.Comparator{}
@@ -311,8 +340,12 @@ func (b *Builder) Write(ctx context.Context, path string, meta Metadata) (Metada
 		meta.Namespaces[k.ns]++
 		b.source(a.Source).Advisories++
 	}
+	return byKey
+}
 
-	// Sources, in name order; advisories refer to them by index.
+// sourceIndex puts the sources in meta, in name order, and returns each
+// one's index (advisories refer to their source by index).
+func (b *Builder) sourceIndex(meta *Metadata) map[string]uint64 {
 	meta.Sources = meta.Sources[:0]
 	for _, s := range b.sources {
 		meta.Sources = append(meta.Sources, *s)
@@ -322,14 +355,7 @@ func (b *Builder) Write(ctx context.Context, path string, meta Metadata) (Metada
 	for i, s := range meta.Sources {
 		srcIndex[s.Name] = uint64(i)
 	}
-	meta.Vulnerabilities, meta.Advisories, meta.Packages = len(vulns), len(advs), len(byKey)
-
-	if err := ctx.Err(); err != nil {
-		return meta, err
-	}
-	return meta, WriteFileAtomic(path, func(f *os.File) error {
-		return writeDB(f, meta, vulns, byKey, srcIndex)
-	})
+	return srcIndex
 }
 
 // canonicalID picks a set's vulnerability ID: its CVE, else a GHSA, else
