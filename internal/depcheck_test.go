@@ -61,6 +61,7 @@ var testSupport = []string{
 	"internal/registry/storage/s3test",
 	"internal/registry/storage/storagetest",
 	"internal/vulndb/feed/feedtest",
+	"internal/treetest",
 }
 
 // importLine is one import of one Go file.
