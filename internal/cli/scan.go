@@ -241,7 +241,7 @@ func scanImage(cmd *cobra.Command, e *env, sc *scan.Scanner, f *scanFlags, arg s
 	}
 	defer src.Close()
 	opts := []analyze.Option{analyze.WithLogger(e.log), analyze.WithName(arg)}
-	if !f.noCache {
+	if !f.noCache && cacheable(ref) {
 		c, err := cache.Open(filepath.Join(e.root, "cache", "layers"))
 		if err != nil {
 			return fail(err)

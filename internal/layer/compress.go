@@ -48,6 +48,53 @@ var (
 	magicXz    = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
 )
 
+// The layer media types of the OCI image specification and of Docker's
+// image manifest v2.2.
+const (
+	MediaTypeOCI                 = "application/vnd.oci.image.layer.v1.tar"
+	MediaTypeOCIGzip             = "application/vnd.oci.image.layer.v1.tar+gzip"
+	MediaTypeOCIZstd             = "application/vnd.oci.image.layer.v1.tar+zstd"
+	MediaTypeOCINonDistributable = "application/vnd.oci.image.layer.nondistributable.v1.tar"
+	MediaTypeOCINonDistGzip      = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+	MediaTypeOCINonDistZstd      = "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+	MediaTypeDocker              = "application/vnd.docker.image.rootfs.diff.tar"
+	MediaTypeDockerGzip          = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+	MediaTypeDockerForeign       = "application/vnd.docker.image.rootfs.foreign.diff.tar"
+	MediaTypeDockerForeignGzip   = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+)
+
+// MediaCompression returns the compression a layer media type declares;
+// ok is false for a media type that is none of the layer types of the OCI
+// image specification or of Docker's image manifest (distributable,
+// non-distributable and foreign), which containerd refuses to unpack too.
+func MediaCompression(mediaType string) (c Compression, ok bool) {
+	switch mediaType {
+	case MediaTypeOCI, MediaTypeOCINonDistributable, MediaTypeDocker, MediaTypeDockerForeign:
+		return Uncompressed, true
+	case MediaTypeOCIGzip, MediaTypeOCINonDistGzip, MediaTypeDockerGzip, MediaTypeDockerForeignGzip:
+		return Gzip, true
+	case MediaTypeOCIZstd, MediaTypeOCINonDistZstd:
+		return Zstd, true
+	}
+	return Uncompressed, false
+}
+
+// CheckMediaType says what is wrong when a layer blob whose first bytes
+// announce compression got does not match its media type: an
+// ErrUnsupported error for a media type that is not a layer type (see
+// [MediaCompression]), an ErrInvalidArgument error for a blob compressed
+// otherwise than its media type says; nil when they agree.
+func CheckMediaType(mediaType string, got Compression) error {
+	want, ok := MediaCompression(mediaType)
+	switch {
+	case !ok:
+		return errdefs.Unsupported(fmt.Errorf("media type %q is not a layer type", mediaType))
+	case want != got:
+		return errdefs.InvalidArgument(fmt.Errorf("media type %q says %s, but the blob is %s", mediaType, want, got))
+	}
+	return nil
+}
+
 // Sniff reports the compression that a blob's first bytes announce (at
 // least 4 bytes are needed to recognize zstd).
 func Sniff(head []byte) Compression {
