@@ -192,4 +192,3 @@ func Layers(ctx context.Context, layers []LayerSource, opts ...Option) (*Invento
 	}
 	return merge(outs, o), nil
 }
-

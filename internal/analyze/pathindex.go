@@ -23,13 +23,17 @@ import (
 //     or a symlink, trivy#2637; a directory whited out).
 //   - opaque: directories with an opaque marker. Everything lower layers
 //     have below them is hidden, the directory itself is not. An opaque root
-//     is ignored, as overlayfs ignores it.
+//     (the hash of ".") hides every lower layer, as containerd's and umoci's
+//     appliers unpack it.
 //
 // A path's hash is the first 8 bytes of its SHA-256: an image cannot make a
 // path collide with another to hide a package.
 type pathIndex struct {
 	self, subtree, opaque []uint64
 }
+
+// rootHash is the hash of the root, ".".
+var rootHash = pathHash(".")
 
 func pathHash(p string) uint64 {
 	s := sha256.Sum256([]byte(p))
@@ -62,9 +66,7 @@ func (b *indexBuilder) add(e *layer.Entry) uint64 {
 	}
 	switch e.Kind {
 	case layer.KindOpaque:
-		if e.Name != "." {
-			b.x.opaque = append(b.x.opaque, pathHash(e.Name))
-		}
+		b.x.opaque = append(b.x.opaque, pathHash(e.Name))
 		return 0
 	case layer.KindDir:
 		if e.Name == "." {
@@ -107,7 +109,7 @@ func chainOf(p string) chain {
 // hides reports whether the layer hides the lower regular file whose chain
 // is c.
 func (x *pathIndex) hides(c chain) bool {
-	if has(x.self, c[0]) {
+	if has(x.self, c[0]) || has(x.opaque, rootHash) {
 		return true
 	}
 	for _, h := range c[1:] {

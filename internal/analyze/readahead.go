@@ -29,17 +29,11 @@ func openLayer(l v1.Layer) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	ahead := readAhead(blob)
-	ur, c, err := layer.Decompress(ahead)
+	ur, c, err := layer.OpenBlob(readAhead(blob))
 	if err != nil {
-		if berr := drain(ahead); berr != nil {
-			err = berr
-		}
-		ahead.Close()
 		return nil, err
 	}
-	s := &blobStream{ur: ur, blob: ahead}
-	out := &warnedStream{ReadCloser: readAhead(s)}
+	out := &warnedStream{ReadCloser: readAhead(ur)}
 	if mt, err := l.MediaType(); err == nil {
 		if err := layer.CheckMediaType(string(mt), c); err != nil {
 			out.warning = fmt.Sprintf("%v; read as %s", err, c)
@@ -53,44 +47,6 @@ func openLayer(l v1.Layer) (io.ReadCloser, error) {
 func drain(r io.Reader) error {
 	_, err := io.Copy(io.Discard, r)
 	return err
-}
-
-// blobStream is a decompressed stream whose failures are checked against
-// the blob first: on an error, the decompressor is stopped and the rest of
-// the blob read, and the blob's error (a digest or size mismatch, a read
-// that failed) replaces the decompressor's.
-type blobStream struct {
-	ur     io.ReadCloser
-	blob   io.ReadCloser
-	err    error
-	closed bool
-}
-
-func (s *blobStream) Read(p []byte) (int, error) {
-	if s.err != nil {
-		return 0, s.err
-	}
-	n, err := s.ur.Read(p)
-	if err != nil && err != io.EOF {
-		s.closeDecompressor()
-		if berr := drain(s.blob); berr != nil {
-			err = berr
-		}
-		s.err = err
-	}
-	return n, err
-}
-
-func (s *blobStream) closeDecompressor() {
-	if !s.closed {
-		s.closed = true
-		s.ur.Close() // waits for a decompressor's goroutine to stop reading the blob
-	}
-}
-
-func (s *blobStream) Close() error {
-	s.closeDecompressor()
-	return s.blob.Close()
 }
 
 // warnedStream carries a warning about the layer it reads.

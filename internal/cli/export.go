@@ -29,14 +29,21 @@ write it as one tar stream (standard output or -o FILE), or unpack it into a
 directory (-o DIR/, created if needed; nothing is written outside it). Each
 layer is read once and streamed: memory does not grow with layer size.
 
-Device nodes in an image are refused unless --allow-devices.`,
+Layers are taken as docker and containerd apply them: device nodes and FIFOs
+are exported as they are (unpacking into a directory skips them, with a
+warning, where this process has no right to create them), a later entry of a
+layer at a path replaces an earlier one, and an opaque marker at a layer's
+root hides every lower layer. A layer whose media type is not a layer type,
+or whose blob is compressed otherwise than its media type says, is refused,
+and so is a blob that does not match its digest or content that does not
+match its diffID.`,
 		Example: `  lading export alpine:3.20 | tar -tv
   lading export -o rootfs/ oci-archive:app.oci.tar
   lading export --platform linux/arm64 -o arm.tar docker.io/library/alpine:3.20`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			ref, err := parseRef(args[0])
+			ref, err := e.parseSource(args[0])
 			if err != nil {
 				return err
 			}
@@ -50,10 +57,8 @@ Device nodes in an image are refused unless --allow-devices.`,
 				return err
 			}
 			defer s.Close()
-			var lopts []layer.Option
-			if devices {
-				lopts = append(lopts, layer.AllowDevices())
-			}
+			_ = devices // accepted for compatibility: devices are always exported
+			lopts := []layer.Option{layer.AllowDevices(), layer.WithLogger(e.log)}
 			export := func(w io.Writer) error { return image.Export(ctx, w, args[0], img, lopts...) }
 			switch {
 			case output == "" || output == "-":
@@ -68,7 +73,8 @@ Device nodes in an image are refused unless --allow-devices.`,
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "tar file to write, or a directory (ending in /) to unpack into (default: standard output)")
-	cmd.Flags().BoolVar(&devices, "allow-devices", false, "export device nodes instead of refusing them")
+	cmd.Flags().BoolVar(&devices, "allow-devices", false, "no effect: device nodes are always exported")
+	cmd.Flags().MarkHidden("allow-devices")
 	f.register(cmd.Flags())
 	return cmd
 }

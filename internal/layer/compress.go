@@ -164,6 +164,69 @@ func Decompress(r io.Reader, opts ...Option) (io.ReadCloser, Compression, error)
 	return &decompressed{rc: rc, c: c, name: o.name, max: o.maxSize}, c, nil
 }
 
+// OpenBlob returns the uncompressed stream of the layer blob r, as
+// [Decompress] does, for a blob that verifies itself as it is read (a
+// reader that fails at EOF when the blob does not match its digest or
+// size). When the blob cannot be decompressed, whether at once or later, the
+// rest of it is read before the error is returned, and the blob's own error,
+// the cause, replaces the decompressor's: a flipped byte in a gzip layer is
+// reported as the digest mismatch it is, not as corrupt deflate data. Close
+// closes the decompressor and r.
+func OpenBlob(r io.ReadCloser, opts ...Option) (io.ReadCloser, Compression, error) {
+	ur, c, err := Decompress(r, opts...)
+	if err != nil {
+		if berr := drain(r); berr != nil {
+			err = berr
+		}
+		r.Close()
+		return nil, c, err
+	}
+	return &blobStream{ur: ur, blob: r}, c, nil
+}
+
+// drain reads r to its end and returns the error that ends it, nil at a
+// clean EOF.
+func drain(r io.Reader) error {
+	_, err := io.Copy(io.Discard, r)
+	return err
+}
+
+// blobStream is a decompressed stream whose failures are checked against
+// the blob first.
+type blobStream struct {
+	ur     io.ReadCloser
+	blob   io.ReadCloser
+	err    error
+	closed bool
+}
+
+func (s *blobStream) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.ur.Read(p)
+	if err != nil && err != io.EOF {
+		s.closeDecompressor()
+		if berr := drain(s.blob); berr != nil {
+			err = berr
+		}
+		s.err = err
+	}
+	return n, err
+}
+
+func (s *blobStream) closeDecompressor() {
+	if !s.closed {
+		s.closed = true
+		s.ur.Close() // waits for a decompressor's goroutine to stop reading the blob
+	}
+}
+
+func (s *blobStream) Close() error {
+	s.closeDecompressor()
+	return s.blob.Close()
+}
+
 type zstdCloser struct{ *zstd.Decoder }
 
 func (z zstdCloser) Close() error { z.Decoder.Close(); return nil }

@@ -129,6 +129,9 @@ type layerInfo struct {
 	cross     []string               // hard link targets that are not earlier in the layer
 	whiteouts []string               // paths whited out by the layer
 	opaques   []string               // directories made opaque by the layer
+	// replaced is a path the layer has twice, once as a directory (its
+	// entry or one implied) and once as a non-directory.
+	replaced string
 }
 
 // hides reports whether the layer's own whiteouts or opaque markers hide p
@@ -150,6 +153,7 @@ func (l layerInfo) hides(p string) bool {
 func scanLayer(t *testing.T, data io.Reader) layerInfo {
 	info := layerInfo{explicit: map[string]*tar.Header{}}
 	seen := map[string]bool{}
+	isDir := map[string]bool{}
 	tr := tar.NewReader(data)
 	for {
 		h, err := tr.Next()
@@ -167,6 +171,16 @@ func scanLayer(t *testing.T, data io.Reader) layerInfo {
 		case strings.HasPrefix(b, whPrefix):
 			info.whiteouts = append(info.whiteouts, path.Join(path.Dir(p), b[len(whPrefix):]))
 		}
+		for d := path.Dir(p); d != "."; d = path.Dir(d) {
+			if seen[d] && !isDir[d] && info.replaced == "" {
+				info.replaced = d
+			}
+			seen[d], isDir[d] = true, true
+		}
+		if seen[p] && isDir[p] != (h.Typeflag == tar.TypeDir) && info.replaced == "" {
+			info.replaced = p
+		}
+		isDir[p] = h.Typeflag == tar.TypeDir
 		switch h.Typeflag {
 		case tar.TypeDir:
 			info.explicit[p] = h
@@ -209,6 +223,15 @@ func (k *kernelStack) add(data []byte, gz bool) error {
 		}
 	}
 	info := scanLayer(t, bytes.NewReader(plain))
+	if info.replaced != "" {
+		// A runtime applies the layer in archive order, removing what is
+		// there below to make way; GNU tar into an empty directory
+		// cannot show that.
+		return fmt.Errorf("%w: the layer has %s as a directory and as a non-directory", errNoKernel, info.replaced)
+	}
+	if len(k.dirs) > 0 && slices.Contains(info.opaques, ".") {
+		return fmt.Errorf("%w: an opaque marker at the root (the kernel ignores it there; containerd and umoci apply it)", errNoKernel)
+	}
 	for _, target := range info.cross {
 		fi, err := os.Lstat(filepath.Join(lower, target))
 		if lower == "" || err != nil || fi.IsDir() {

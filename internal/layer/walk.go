@@ -29,13 +29,15 @@ type WalkFunc func(e *Entry) error
 //     root through "..", or a name longer than [MaxNameLen];
 //   - is a hard link whose target is empty, absolute, escapes the root, is
 //     longer than MaxNameLen, is the entry itself, the root, or a directory of
-//     this layer, or lies below a symlink of this layer;
-//   - is a symlink with an empty target or one longer than MaxNameLen;
+//     this layer, or lies below a symlink or another non-directory of this
+//     layer;
+//   - is a symlink with an empty target or one longer than MaxSymlinkLen;
 //   - lies below an entry of this layer that is a symlink (writing it would
 //     write through the link) or another non-directory;
 //   - repeats the name of an earlier entry of this layer, unless both are
-//     directories (then both are delivered and the later header wins), or is
-//     a non-directory where an earlier entry implies a directory;
+//     directories (then both are delivered and the later header wins) or
+//     [LastEntryWins] was given, or is a non-directory where an earlier
+//     entry implies a directory (unless LastEntryWins);
 //   - is a character or block device and [AllowDevices] was not given;
 //   - has a type other than regular, directory, symlink, hard link, FIFO or
 //     device, or is a whiteout with entries below it or of an invalid name.
@@ -52,11 +54,12 @@ type WalkFunc func(e *Entry) error
 func Walk(ctx context.Context, r io.Reader, fn WalkFunc, opts ...Option) error {
 	o := makeOptions(opts)
 	w := &walker{
-		ctx:     ctx,
-		name:    o.name,
-		devices: o.devices,
-		tr:      tar.NewReader(r),
-		paths:   make(map[string]pathState),
+		ctx:      ctx,
+		name:     o.name,
+		devices:  o.devices,
+		lastWins: o.lastWins,
+		tr:       tar.NewReader(r),
+		paths:    make(map[string]pathState),
 	}
 	w.entry.w = w
 	defer func() { w.entry.w = nil }()
@@ -73,13 +76,18 @@ const (
 )
 
 type walker struct {
-	ctx     context.Context
-	name    string
-	devices bool
-	tr      *tar.Reader
-	paths   map[string]pathState
-	entry   Entry
-	last    string // raw name of the last entry read
+	ctx      context.Context
+	name     string
+	devices  bool
+	lastWins bool // a later entry at a path replaces the earlier one
+	// dirReplaced is set once a non-directory replaced a directory of the
+	// layer: entries recorded below it are stale, so parent checks no
+	// longer stop at the first known directory.
+	dirReplaced bool
+	tr          *tar.Reader
+	paths       map[string]pathState
+	entry       Entry
+	last        string // raw name of the last entry read
 }
 
 var eofErr = io.EOF
@@ -230,8 +238,8 @@ func (w *walker) check(h *tar.Header) (ok bool, err error) {
 		if h.Linkname == "" {
 			return bad("symlink with an empty target")
 		}
-		if len(h.Linkname) > MaxNameLen {
-			return bad("symlink target longer than %d bytes", MaxNameLen)
+		if len(h.Linkname) > MaxSymlinkLen {
+			return bad("symlink target longer than %d bytes", MaxSymlinkLen)
 		}
 		e.Linkname = h.Linkname
 	case KindHardlink:
@@ -256,7 +264,10 @@ func (w *walker) check(h *tar.Header) (ok bool, err error) {
 			if st == pSymlink {
 				return bad("hard link target %q goes through symlink %q of this layer", t, d)
 			}
-			if st == pDir || st == pImplied {
+			if st == pOther {
+				return bad("hard link target %q lies below %q, not a directory in this layer", t, d)
+			}
+			if (st == pDir || st == pImplied) && !w.dirReplaced {
 				break
 			}
 		}
@@ -271,6 +282,9 @@ func (w *walker) check(h *tar.Header) (ok bool, err error) {
 			continue
 		}
 		if st == pDir || st == pImplied {
+			if w.dirReplaced {
+				continue
+			}
 			break
 		}
 		if st == pSymlink {
@@ -281,18 +295,21 @@ func (w *walker) check(h *tar.Header) (ok bool, err error) {
 	st, exists := w.paths[p]
 	switch {
 	case kind == KindDir:
-		if exists && st != pDir && st != pImplied {
+		if exists && st != pDir && st != pImplied && !w.lastWins {
 			return bad("duplicate entry (a directory replaces an earlier non-directory)")
 		}
 		w.paths[p] = pDir
-	case exists && (st == pDir || st == pImplied):
+	case exists && (st == pDir || st == pImplied) && !w.lastWins:
 		return bad("a %s where this layer has a directory", kind)
-	case exists:
+	case exists && st != pDir && st != pImplied && !w.lastWins:
 		return bad("duplicate entry")
 	case kind == KindSymlink:
 		w.paths[p] = pSymlink
 	default:
 		w.paths[p] = pOther
+	}
+	if exists && (st == pDir || st == pImplied) && kind != KindDir {
+		w.dirReplaced = true
 	}
 	return true, nil
 }
