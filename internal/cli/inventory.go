@@ -43,7 +43,7 @@ func (e *env) cacheDir() string { return filepath.Join(e.root, "cache", "layers"
 
 // inventoryOf opens arg and analyzes the image; warnings go to stderr.
 func (e *env) inventoryOf(ctx context.Context, f *analyzeFlags, arg string) (sbom.Image, *analyze.Inventory, error) {
-	ref, err := parseRef(arg)
+	ref, err := e.parseSource(arg)
 	if err != nil {
 		return sbom.Image{}, nil, err
 	}

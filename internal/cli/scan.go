@@ -226,7 +226,7 @@ func scanImage(cmd *cobra.Command, e *env, sc *scan.Scanner, f *scanFlags, arg s
 	fail := func(err error) (*report.Report, *analyze.Inventory, sbom.Image, error) {
 		return nil, nil, sbom.Image{}, err
 	}
-	ref, err := parseRef(arg)
+	ref, err := e.parseSource(arg)
 	if err != nil {
 		return fail(err)
 	}
