@@ -6,9 +6,11 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -654,7 +656,8 @@ func encodeAdvisory(e *encoder, a *Advisory, vuln, source uint64) {
 
 // WriteFileAtomic writes a file through a temporary file in the same
 // directory, synced and then renamed over path, so that readers see the old
-// file or the new one and a failed write leaves nothing behind.
+// file or the new one and a failed write leaves nothing behind. Errors of
+// the file system name path, never the temporary file.
 func WriteFileAtomic(path string, write func(*os.File) error) (err error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -662,22 +665,23 @@ func WriteFileAtomic(path string, write func(*os.File) error) (err error) {
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
-		return err
+		return namedFileError("create", path, "", err)
 	}
+	tmp := f.Name()
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(f.Name())
+			os.Remove(tmp)
 		}
 	}()
 	if err := write(f); err != nil {
-		return err
+		return namedFileError("write", path, tmp, err)
 	}
 	if err := f.Chmod(0o644); err != nil {
-		return err
+		return namedFileError("chmod", path, tmp, err)
 	}
 	if err := f.Sync(); err != nil {
-		return err
+		return namedFileError("write", path, tmp, err)
 	}
 	// The file was written in order, so the page cache holds it in large
 	// folios, and a mapping faults a whole folio in per touch: a scan's
@@ -685,14 +689,29 @@ func WriteFileAtomic(path string, write func(*os.File) error) (err error) {
 	// file randomly (see mapFile); let them start from an empty cache.
 	dropCache(f)
 	if err := f.Close(); err != nil {
-		return err
+		return namedFileError("write", path, tmp, err)
 	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
+	if err := os.Rename(tmp, path); err != nil {
+		return namedFileError("write", path, tmp, err)
 	}
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
 	}
 	return nil
+}
+
+// namedFileError makes err, an error of the file system about the
+// temporary file tmp ("": any file) that becomes path, an error about path;
+// other errors pass unchanged.
+func namedFileError(op, path, tmp string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && (tmp == "" || pe.Path == tmp) {
+		return &fs.PathError{Op: op, Path: path, Err: pe.Err}
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) && le.Old == tmp {
+		return &fs.PathError{Op: op, Path: path, Err: le.Err}
+	}
+	return err
 }
