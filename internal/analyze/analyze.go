@@ -53,6 +53,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/lading-dev/lading/internal/ctxio"
 	"github.com/lading-dev/lading/internal/errdefs"
 )
 
@@ -75,6 +76,13 @@ type LayerSource struct {
 	// Present, when set, checks without reading it that the image has the
 	// blob; it is called when every result comes from the cache.
 	Present func(ctx context.Context) error
+	// Verify, when set, reads the blob to its end and checks it against
+	// Digest. It is called instead of Present when every result comes from
+	// the cache but Digest is the config's diffID (an uncompressed layer of
+	// a docker-archive, found by its path, not its digest): the digest is
+	// then a claim of the config, and a claim is checked before cached
+	// results stand for it.
+	Verify func(ctx context.Context) error
 }
 
 // Image analyzes img. The error is an [*IntegrityError] when a layer is not
@@ -127,6 +135,15 @@ func Sources(img v1.Image) ([]LayerSource, error) {
 		if p, ok := l.(interface{ Present() error }); ok {
 			src.Present = func(context.Context) error { return p.Present() }
 		}
+		src.Verify = func(ctx context.Context) error {
+			rc, err := l.Compressed() // verifies the digest at its end
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			_, err = ctxio.Copy(ctx, io.Discard, rc)
+			return err
+		}
 		if len(created) == len(ls) {
 			src.CreatedBy = created[i]
 		}
@@ -136,22 +153,43 @@ func Sources(img v1.Image) ([]LayerSource, error) {
 }
 
 // Layers analyzes a stack of layers, base first. The first integrity
-// failure ends it: layers not started are not read, and the error of the
-// lowest failing layer is returned.
+// failure ends it: layers above the failing one are stopped and those not
+// started are not read; layers below it are finished, and the error of the
+// lowest failing layer is returned, whatever the order they failed in.
 func Layers(ctx context.Context, layers []LayerSource, opts ...Option) (*Inventory, error) {
 	o := makeOptions(opts)
 	outs := make([]*layerOutcome, len(layers))
 	errs := make([]error, len(layers))
-	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	var (
+		mu      sync.Mutex
+		cancels = make([]context.CancelFunc, len(layers))
+		failed  = len(layers) // the lowest failing layer
+	)
+	// fail records that layer i failed and stops the layers above it.
+	fail := func(i int) {
+		mu.Lock()
+		defer mu.Unlock()
+		if i >= failed {
+			return
+		}
+		failed = i
+		for j := i + 1; j < len(cancels); j++ {
+			if cancels[j] != nil {
+				cancels[j]()
+			}
+		}
+	}
 	sem := make(chan struct{}, o.parallel)
 	var wg sync.WaitGroup
 	for i, src := range layers {
-		select {
-		case sem <- struct{}{}:
-		case <-lctx.Done():
-		}
-		if lctx.Err() != nil {
+		sem <- struct{}{}
+		mu.Lock()
+		stop := failed < len(layers) || ctx.Err() != nil
+		lctx, cancel := context.WithCancel(ctx)
+		cancels[i] = cancel
+		mu.Unlock()
+		if stop {
+			<-sem
 			break
 		}
 		name := fmt.Sprintf("layer %d/%d", i+1, len(layers))
@@ -163,11 +201,16 @@ func Layers(ctx context.Context, layers []LayerSource, opts ...Option) (*Invento
 			defer func() { <-sem; wg.Done() }()
 			outs[i], errs[i] = o.analyzeLayer(lctx, i, src, name)
 			if errs[i] != nil {
-				cancel()
+				fail(i)
 			}
 		}()
 	}
 	wg.Wait()
+	for _, c := range cancels {
+		if c != nil {
+			c()
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -136,7 +136,12 @@ func (o *options) analyzeLayer(ctx context.Context, i int, src LayerSource, name
 		if src.DiffID != "" && src.DiffID != entry.DiffID {
 			return fail(diffIDMismatch(src.DiffID, entry.DiffID))
 		}
-		if src.Present != nil {
+		switch {
+		case src.Digest == src.DiffID && src.Verify != nil:
+			if err := src.Verify(ctx); err != nil {
+				return fail(err)
+			}
+		case src.Present != nil:
 			if err := src.Present(ctx); err != nil {
 				return fail(err)
 			}

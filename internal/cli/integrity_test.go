@@ -230,6 +230,22 @@ func TestCachePoisoningRefused(t *testing.T) {
 	if out := l.ok("inventory", honest); !strings.Contains(out, "backdoor") {
 		t.Errorf("honest image:\n%s", out)
 	}
+
+	// A docker-archive has no blob digests: its layers' are the config's
+	// diffIDs, claims that are verified when the layer is read, on a
+	// cache hit too.
+	dir := t.TempDir()
+	benignTar := tarBytes(t, alpineBase...)
+	evilTar := tarBytes(t, tarFile{"etc/alpine-release", "3.20.3\n"}, tarFile{"lib/apk/db/installed", apkInstalled("musl=1.2.5-r0", "backdoor=1-r0")})
+	dockerArchiveFile(t, filepath.Join(dir, "benign.tar"), "example/benign:1", benignTar)
+	dockerArchiveClaiming(t, filepath.Join(dir, "attack.tar"), "example/attack:1", []string{sha256Of(benignTar)}, evilTar)
+	l.ok("inventory", "docker-archive:"+filepath.Join(dir, "benign.tar"))
+	for _, args := range [][]string{{"inventory", "docker-archive:" + filepath.Join(dir, "attack.tar")}, {"scan", "--db", db, "docker-archive:" + filepath.Join(dir, "attack.tar")}} {
+		_, errs, code := l.run(args...)
+		if code != exitError || !strings.Contains(errs, "layer 1/1 "+sha256Of(benignTar)) || !strings.Contains(errs, "got digest "+sha256Of(evilTar)) {
+			t.Errorf("%s of the docker-archive attack: exit %d, %q", args[0], code, errs)
+		}
+	}
 }
 
 // A dir: root filesystem has no blob digest a read verifies: its layer is

@@ -16,10 +16,19 @@ import (
 func dockerArchiveFile(t *testing.T, path, tag string, layers ...[]byte) {
 	t.Helper()
 	var ids []string
+	for _, l := range layers {
+		ids = append(ids, sha256Of(l))
+	}
+	dockerArchiveClaiming(t, path, tag, ids, layers...)
+}
+
+// dockerArchiveClaiming is dockerArchiveFile with a config that gives the
+// layers the diffIDs ids, whatever they hold.
+func dockerArchiveClaiming(t *testing.T, path, tag string, ids []string, layers ...[]byte) {
+	t.Helper()
 	var files []tarFile
 	var names []string
 	for i, l := range layers {
-		ids = append(ids, sha256Of(l))
 		name := strings.Repeat(string(rune('a'+i)), 8) + "/layer.tar"
 		names = append(names, name)
 		files = append(files, tarFile{name, string(l)})
