@@ -79,6 +79,23 @@ func MediaCompression(mediaType string) (c Compression, ok bool) {
 	return Uncompressed, false
 }
 
+// UncompressedMediaType returns the media type of the uncompressed form of
+// a layer of media type mt (a foreign gzip layer's is the foreign tar's);
+// mt itself when it is uncompressed or not a layer type.
+func UncompressedMediaType(mt string) string {
+	switch mt {
+	case MediaTypeOCIGzip, MediaTypeOCIZstd:
+		return MediaTypeOCI
+	case MediaTypeOCINonDistGzip, MediaTypeOCINonDistZstd:
+		return MediaTypeOCINonDistributable
+	case MediaTypeDockerGzip:
+		return MediaTypeDocker
+	case MediaTypeDockerForeignGzip:
+		return MediaTypeDockerForeign
+	}
+	return mt
+}
+
 // CheckMediaType says what is wrong when a layer blob whose first bytes
 // announce compression got does not match its media type: an
 // ErrUnsupported error for a media type that is not a layer type (see
