@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -206,5 +207,26 @@ func child(t *testing.T, dir string) {
 		if ok && string(got) != want {
 			t.Fatalf("read %q", got)
 		}
+	}
+}
+
+// Entries of the diffID-keyed layout (v1) are never read: Open removes
+// them.
+func TestDiffIDLayoutRemoved(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "v1", "sha256", strings.Repeat("a", 64))
+	if err := os.MkdirAll(old, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(old, "layer@1"), []byte("x"), 0o644)
+	c, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "v1")); !os.IsNotExist(err) {
+		t.Errorf("v1 is still there: %v", err)
+	}
+	if st, _ := c.Stat(context.Background()); st.Entries != 0 {
+		t.Errorf("%d entries", st.Entries)
 	}
 }
