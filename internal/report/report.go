@@ -147,7 +147,8 @@ type Finding struct {
 	SrcVersion       string   `json:"SrcVersion,omitempty"`
 	InstalledVersion string   `json:"InstalledVersion"`
 	FixedVersion     string   `json:"FixedVersion,omitempty"` // comma-separated, as Trivy writes it
-	// Status is fixed, affected, will_not_fix, fix_deferred, end_of_life.
+	// Status is fixed, affected, will_not_fix, fix_deferred, end_of_life,
+	// or under_investigation (see StatusUnderInvestigation).
 	Status         string `json:"Status"`
 	Severity       string `json:"Severity"`
 	SeveritySource string `json:"SeveritySource,omitempty"`
