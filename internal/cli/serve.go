@@ -2,7 +2,11 @@ package cli
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,6 +28,7 @@ type serveFlags struct {
 	token         bool
 	anonymousRead bool
 	gcInterval    time.Duration
+	metricsAddr   string
 }
 
 func newServeCommand(e *env) *cobra.Command {
@@ -44,11 +49,32 @@ See the Registry section of README.md.`,
 				return err
 			}
 			ctx := cmd.Context()
-			srv, err := server.Open(ctx, cfg, server.Options{Log: e.log, AccessLog: e.stderr})
+			log := e.log
+			if !cmd.Flag("log-level").Changed {
+				// A server says what it does (listening, reloads,
+				// shutting down) unless told to be quieter.
+				log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			}
+			srv, err := server.Open(ctx, cfg, server.Options{Log: log, AccessLog: e.stderr})
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
+			// SIGHUP reloads credentials and the certificate, as nginx
+			// and Distribution do; it no longer ends the process.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-hup:
+						srv.Reload() // logs what it did
+					}
+				}
+			}()
 			l, err := net.Listen("tcp", cfg.Address)
 			if err != nil {
 				return errdefs.Unavailable(fmt.Errorf("listen %s: %w", cfg.Address, err))
@@ -57,7 +83,15 @@ See the Registry section of README.md.`,
 			if cfg.TLS.Certificate != "" {
 				scheme = "https"
 			}
+			maddr, err := srv.ListenMetrics()
+			if err != nil {
+				l.Close()
+				return err
+			}
 			fmt.Fprintf(e.stderr, "lading: registry serving on %s://%s (storage %s)\n", scheme, l.Addr(), srv.Driver.Name())
+			if maddr != nil {
+				fmt.Fprintf(e.stderr, "lading: metrics on http://%s/metrics\n", maddr)
+			}
 			return srv.Serve(ctx, l)
 		},
 	}
@@ -72,6 +106,7 @@ See the Registry section of README.md.`,
 	f.BoolVar(&sf.token, "token-auth", false, "issue Docker tokens at /auth/token instead of basic auth on every request")
 	f.BoolVar(&sf.anonymousRead, "anonymous-read", false, "allow pulls without credentials")
 	f.DurationVar(&sf.gcInterval, "gc-interval", 0, "run garbage collection this often (0: never)")
+	f.StringVar(&sf.metricsAddr, "metrics-address", "", "serve /metrics on this address only, not on the registry's")
 
 	cmd.AddCommand(newServeGCCommand(e, sf))
 	return cmd
@@ -116,6 +151,9 @@ func (sf *serveFlags) load(cmd *cobra.Command, e *env) (server.Config, error) {
 	}
 	if set("gc-interval") {
 		cfg.GC.Interval = sf.gcInterval
+	}
+	if set("metrics-address") {
+		cfg.Metrics.Address = sf.metricsAddr
 	}
 	cfg.Defaults(e.root)
 	if err := cfg.Validate(); err != nil {

@@ -31,7 +31,10 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-var servingOn = regexp.MustCompile(`serving on (http://\S+)`)
+var (
+	servingOn = regexp.MustCompile(`serving on (http://\S+)`)
+	metricsOn = regexp.MustCompile(`metrics on (http://\S+)`)
+)
 
 func TestServe(t *testing.T) {
 	root := t.TempDir()
@@ -40,7 +43,7 @@ func TestServe(t *testing.T) {
 	stderr := &lockedBuffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- Run(ctx, []string{"--root", root, "serve", "--address", "127.0.0.1:0"}, nil, io.Discard, stderr)
+		done <- Run(ctx, []string{"--root", root, "serve", "--address", "127.0.0.1:0", "--metrics-address", "127.0.0.1:0"}, nil, io.Discard, stderr)
 	}()
 	var base string
 	for deadline := time.Now().Add(10 * time.Second); base == ""; {
@@ -65,6 +68,21 @@ func TestServe(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /v2/: %s", resp.Status)
+	}
+	// --metrics-address: /metrics there, not on the registry's port.
+	m := metricsOn.FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no metrics address printed: %s", stderr.String())
+	}
+	for u, status := range map[string]int{m[1]: http.StatusOK, base + "/metrics": http.StatusNotFound} {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != status {
+			t.Errorf("GET %s: %s, want %d", u, resp.Status, status)
+		}
 	}
 	cancel()
 	if code := <-done; code != exitOK {

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -27,8 +28,10 @@ type AuthConfig struct {
 	// (htpasswd -B); other hash kinds are refused.
 	Htpasswd []byte
 	// Token enables the Docker token flow: clients trade credentials for
-	// short-lived signed tokens at TokenPath. Without it, clients send
-	// basic credentials on every request.
+	// short-lived signed tokens at TokenPath, and the API takes those
+	// tokens only (basic credentials are refused with the challenge that
+	// sends clients to TokenPath). Without it, clients send basic
+	// credentials on every request.
 	Token *TokenConfig
 	// AnonymousRead lets callers without credentials pull from every
 	// repository and list the catalog.
@@ -95,13 +98,13 @@ type principal struct {
 // Auth authenticates requests and decides access.
 type Auth struct {
 	log    *slog.Logger
-	users  map[string][]byte // bcrypt hashes
+	users  atomic.Pointer[map[string][]byte] // bcrypt hashes; replaced by ReloadHtpasswd
 	anon   bool
 	rules  []AccessRule
 	tokens *tokenIssuer
 
 	mu    sync.Mutex
-	cache map[string]cachedLogin // sha256(user:password) of recent good logins
+	cache map[string]cachedLogin // sha256(user:password) of recent good logins of the current users
 
 	dummyOnce sync.Once
 	dummy     []byte
@@ -137,7 +140,8 @@ func NewAuth(c AuthConfig, log *slog.Logger) (*Auth, error) {
 			}
 		}
 	}
-	a := &Auth{log: log, users: users, anon: c.AnonymousRead, rules: c.Rules, cache: map[string]cachedLogin{}}
+	a := &Auth{log: log, anon: c.AnonymousRead, rules: c.Rules, cache: map[string]cachedLogin{}}
+	a.users.Store(&users)
 	if c.Token != nil {
 		if a.tokens, err = newTokenIssuer(*c.Token); err != nil {
 			return nil, err
@@ -196,7 +200,8 @@ func (a *Auth) login(user, pass string) bool {
 	if ok && c.user == user && time.Now().Before(c.until) {
 		return true
 	}
-	hash, ok := a.users[user]
+	users := a.users.Load()
+	hash, ok := (*users)[user]
 	if !ok {
 		// Spend the same time as a real check, so a probe cannot tell
 		// users that exist.
@@ -210,9 +215,62 @@ func (a *Auth) login(user, pass string) bool {
 	if len(a.cache) > 10000 {
 		clear(a.cache)
 	}
-	a.cache[k] = cachedLogin{user: user, until: time.Now().Add(loginCacheTTL)}
+	// Remembered only if the users did not change meanwhile (a reload
+	// clears the cache, and must not be undone by a check of the old).
+	if a.users.Load() == users {
+		a.cache[k] = cachedLogin{user: user, until: time.Now().Add(loginCacheTTL)}
+	}
 	a.mu.Unlock()
 	return true
+}
+
+// HtpasswdChange says what a reload of the htpasswd file changed.
+type HtpasswdChange struct {
+	Users   int // users now
+	Added   int // users new in the file
+	Removed int // users gone from it
+	Changed int // users whose entry (password hash) changed
+}
+
+func (c HtpasswdChange) String() string {
+	s := fmt.Sprintf("%d users (+%d -%d", c.Users, c.Added, c.Removed)
+	if c.Changed > 0 {
+		s += fmt.Sprintf(", %d changed", c.Changed)
+	}
+	return s + ")"
+}
+
+// Users is how many users the htpasswd file gave.
+func (a *Auth) Users() int { return len(*a.users.Load()) }
+
+// ReloadHtpasswd replaces the users with those of htpasswd, for requests
+// from now on (connections stay open; remembered logins are forgotten). A
+// file that does not parse changes nothing.
+func (a *Auth) ReloadHtpasswd(htpasswd []byte) (HtpasswdChange, error) {
+	users, err := parseHtpasswd(htpasswd, a.log)
+	if err != nil {
+		return HtpasswdChange{}, err
+	}
+	a.mu.Lock()
+	old := *a.users.Load()
+	a.users.Store(&users)
+	clear(a.cache)
+	a.mu.Unlock()
+	c := HtpasswdChange{Users: len(users)}
+	for u, h := range users {
+		switch oh, ok := old[u]; {
+		case !ok:
+			c.Added++
+		case !bytes.Equal(oh, h):
+			c.Changed++
+		}
+	}
+	for u := range old {
+		if _, ok := users[u]; !ok {
+			c.Removed++
+		}
+	}
+	return c, nil
 }
 
 // dummyHash is a bcrypt hash of nothing in particular, at the cost of the
@@ -220,7 +278,7 @@ func (a *Auth) login(user, pass string) bool {
 func (a *Auth) dummyHash() []byte {
 	a.dummyOnce.Do(func() {
 		cost := bcrypt.DefaultCost
-		for _, h := range a.users {
+		for _, h := range *a.users.Load() {
 			if c, err := bcrypt.Cost(h); err == nil {
 				cost = c
 			}
@@ -351,6 +409,11 @@ func (a *Auth) identify(req *http.Request) (principal, error) {
 	scheme, rest, _ := strings.Cut(h, " ")
 	switch strings.ToLower(scheme) {
 	case "basic":
+		if a.tokens != nil {
+			// In token mode basic credentials go to the token
+			// endpoint only; the API takes the tokens it issues.
+			return principal{}, errdefs.Unauthorized(errors.New("this registry takes bearer tokens; trade basic credentials for one at " + TokenPath))
+		}
 		user, pass, ok := req.BasicAuth()
 		if !ok || !a.login(user, pass) {
 			return principal{}, errdefs.Unauthorized(errors.New("invalid username or password"))
@@ -375,7 +438,13 @@ func (a *Auth) identify(req *http.Request) (principal, error) {
 func (a *Auth) check(w http.ResponseWriter, req *http.Request, need []Scope, action string) (principal, *apiError) {
 	p, err := a.identify(req)
 	if err != nil {
-		a.challenge(w, req, need, "invalid_token")
+		// A bad token is an invalid_token; other credentials get the
+		// plain challenge, which clients follow.
+		tokenErr := ""
+		if scheme, _, _ := strings.Cut(req.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "bearer") {
+			tokenErr = "invalid_token"
+		}
+		a.challenge(w, req, need, tokenErr)
 		return principal{}, &apiError{status: http.StatusUnauthorized, code: codeUnauthorized, err: err}
 	}
 	if action == "" {

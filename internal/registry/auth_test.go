@@ -168,10 +168,19 @@ func TestTokenFlow(t *testing.T) {
 	// A forged token.
 	tr.bearer = tok[:len(tok)-4] + "AAAA"
 	want(t, "forged token", tr.do(t, "GET", "/v2/team/app/blobs/"+d, nil), http.StatusUnauthorized, "UNAUTHORIZED")
-	// Basic credentials still work directly.
+	// In token mode the API takes tokens only: basic credentials, even
+	// good ones, get the challenge that sends the client to the token
+	// endpoint (without an error, so it follows it).
 	tr.bearer = ""
 	tr.user, tr.pass = "bob", "bob-pw"
-	want(t, "basic in token mode", tr.do(t, "GET", "/v2/team/app/blobs/"+d, nil), http.StatusOK, "")
+	for _, path := range []string{"/v2/", "/v2/team/app/blobs/" + d, "/v2/_catalog"} {
+		r := tr.do(t, "GET", path, nil)
+		want(t, "basic in token mode: "+path, r, http.StatusUnauthorized, "UNAUTHORIZED")
+		ch := r.header.Get("WWW-Authenticate")
+		if !strings.HasPrefix(ch, `Bearer realm="`+tr.url+`/auth/token"`) || strings.Contains(ch, "error=") {
+			t.Errorf("basic in token mode: %s: challenge %q", path, ch)
+		}
+	}
 	// Catalog scope.
 	tr.user = ""
 	tok, _ = token(t, tr, "alice", "alice-pw", `Bearer realm="`+tr.url+`/auth/token",service="lading",scope="registry:catalog:*"`)
@@ -234,4 +243,39 @@ func TestTokenEndpoint(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Errorf("bad password grant: %d", resp.StatusCode)
 	}
+}
+
+// Reloading the htpasswd file takes effect at the next request, also for a
+// user whose good login was remembered; a file that does not parse changes
+// nothing.
+func TestReloadHtpasswd(t *testing.T) {
+	a, err := registry.NewAuth(registry.AuthConfig{Htpasswd: htpasswd(t, "alice", "alice-pw", "carol", "carol-pw")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := newRegistry(t, registry.WithAuth(a))
+	tr.user, tr.pass = "alice", "alice-pw"
+	want(t, "alice", tr.do(t, "GET", "/v2/", nil), http.StatusOK, "")
+	ch, err := a.ReloadHtpasswd(htpasswd(t, "bob", "bob-pw", "carol", "new-pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, wantCh := ch, (registry.HtpasswdChange{Users: 2, Added: 1, Removed: 1, Changed: 1}); got != wantCh {
+		t.Errorf("change %+v, want %+v", got, wantCh)
+	}
+	if s := ch.String(); s != "2 users (+1 -1, 1 changed)" {
+		t.Errorf("change reads %q", s)
+	}
+	want(t, "alice, remembered, after her removal", tr.do(t, "GET", "/v2/", nil), http.StatusUnauthorized, "UNAUTHORIZED")
+	tr.user, tr.pass = "carol", "carol-pw"
+	want(t, "carol's old password", tr.do(t, "GET", "/v2/", nil), http.StatusUnauthorized, "UNAUTHORIZED")
+	tr.user, tr.pass = "bob", "bob-pw"
+	want(t, "bob", tr.do(t, "GET", "/v2/", nil), http.StatusOK, "")
+	if _, err := a.ReloadHtpasswd([]byte("no hash here\n")); err == nil {
+		t.Error("a bad file reloaded")
+	}
+	if a.Users() != 2 {
+		t.Errorf("%d users after a bad reload", a.Users())
+	}
+	want(t, "bob after a bad reload", tr.do(t, "GET", "/v2/", nil), http.StatusOK, "")
 }

@@ -31,16 +31,26 @@ type Dialect struct {
 	// Schema is the list of statements that create the tables, run in
 	// one transaction; each is idempotent.
 	Schema []string
+	// Upgrades bring a database made by an older lading up to Schema,
+	// in the same transaction: Apply runs when the query Check returns 0.
+	Upgrades []Upgrade
 	// OneWriter serializes this process's write transactions on a mutex,
 	// for databases that allow one writer at a time (SQLite): writers
 	// then queue in order instead of polling the database's lock.
 	OneWriter bool
 }
 
+// Upgrade is a schema change that Check (a query returning a count) tells
+// is still to be done.
+type Upgrade struct {
+	Check, Apply string
+}
+
 // SQL is a Store on a database/sql database.
 type SQL struct {
 	db      *sql.DB
 	d       Dialect
+	locks   CollectionLocks
 	now     func() time.Time
 	writeMu sync.Mutex // with Dialect.OneWriter
 
@@ -51,12 +61,29 @@ type SQL struct {
 var _ Store = (*SQL)(nil)
 
 // NewSQL creates the schema if needed and returns the store. The store owns
-// db and closes it in Close.
-func NewSQL(ctx context.Context, db *sql.DB, d Dialect) (*SQL, error) {
-	s := &SQL{db: db, d: d, now: time.Now}
+// db and closes it in Close. locks are the database's collection locks; nil
+// means none (blobs left deleting by a collector are then taken over only
+// after a timeout).
+func NewSQL(ctx context.Context, db *sql.DB, d Dialect, locks CollectionLocks) (*SQL, error) {
+	if locks == nil {
+		locks = noLocks{}
+	}
+	s := &SQL{db: db, d: d, locks: locks, now: time.Now}
 	err := s.tx1(ctx, func(tx *sql.Tx) error {
 		for _, stmt := range d.Schema {
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return err
+			}
+		}
+		for _, u := range d.Upgrades {
+			var n int
+			if err := tx.QueryRowContext(ctx, u.Check).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, u.Apply); err != nil {
 				return err
 			}
 		}
@@ -247,8 +274,8 @@ func (s *SQL) ClaimBlob(ctx context.Context, dgst string) (bool, error) {
 func (s *SQL) claim(ctx context.Context, tx *sql.Tx, dgst string) (bool, error) {
 	now := nanos(s.now())
 	var state string
-	var updated int64
-	err := s.txRow(ctx, tx, (`SELECT state, updated FROM blobs WHERE digest = ?`+s.d.ForUpdate), dgst).Scan(&state, &updated)
+	var updated, collector int64
+	err := s.txRow(ctx, tx, (`SELECT state, updated, collector FROM blobs WHERE digest = ?`+s.d.ForUpdate), dgst).Scan(&state, &updated, &collector)
 	if errors.Is(err, sql.ErrNoRows) {
 		_, err = s.txExec(ctx, tx, (`INSERT INTO blobs (digest, size, state, created, updated, claimed, claims) VALUES (?, 0, ?, ?, ?, ?, 1)`), dgst, StatePending, now, now, now)
 		return false, err
@@ -256,13 +283,19 @@ func (s *SQL) claim(ctx context.Context, tx *sql.Tx, dgst string) (bool, error) 
 	if err != nil {
 		return false, err
 	}
-	if state == StateDeleting && now-updated < int64(deletingTimeout) {
-		return false, errdefs.Unavailable(fmt.Errorf("blob %s is being garbage collected; retry", dgst))
+	if state == StateDeleting {
+		alive, err := s.collecting(ctx, tx, collector, updated, now)
+		if err != nil {
+			return false, err
+		}
+		if alive {
+			return false, errdefs.Unavailable(fmt.Errorf("blob %s is being garbage collected; retry", dgst))
+		}
 	}
 	// present and pending rows are refreshed and their claims counted
 	// (the collector leaves claimed rows alone until every claim is
 	// committed, whatever its grace window); a deleting row whose
-	// collector died long ago is taken over.
+	// collector died is taken over.
 	newState := state
 	if state == StateDeleting {
 		newState = StatePending
@@ -296,8 +329,26 @@ func (s *SQL) CloseUpload(ctx context.Context, repo, id string, size int64, dgst
 	return present, err
 }
 
-// deletingTimeout is how long a blob may stay deleting before a claim takes
-// it over from a collector that must have died.
+// collecting reports whether the collection that marked a blob deleting
+// (collector, at updated) may still be deleting it: while its lock is held,
+// or, for a collection without a lock (0) or whose lock this process cannot
+// test (a lock file it may not open), for deletingTimeout.
+func (s *SQL) collecting(ctx context.Context, tx *sql.Tx, collector, updated, now int64) (bool, error) {
+	if collector != 0 {
+		held, err := s.locks.Held(ctx, tx, collector)
+		if err == nil {
+			return held, nil
+		}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+	}
+	return now-updated < int64(deletingTimeout), nil
+}
+
+// deletingTimeout is how long a blob marked by a collection without a lock
+// may stay deleting before a claim takes it over from a collector that must
+// have died.
 const deletingTimeout = 2 * time.Minute
 
 // CommitBlob implements Store.
@@ -456,23 +507,29 @@ func (s *SQL) PutManifest(ctx context.Context, repo string, m Manifest, tags []s
 			return err
 		}
 		for _, b := range blobs {
-			var n int
-			err := s.txRow(ctx, tx, (`SELECT 1 FROM blobs b JOIN repo_blobs l ON l.digest = b.digest WHERE l.repo = ? AND b.digest = ? AND b.state = ?` + s.d.ForShare), repo, b, StatePresent).Scan(&n)
+			var size int64
+			err := s.txRow(ctx, tx, (`SELECT b.size FROM blobs b JOIN repo_blobs l ON l.digest = b.digest WHERE l.repo = ? AND b.digest = ? AND b.state = ?` + s.d.ForShare), repo, b, StatePresent).Scan(&size)
 			if errors.Is(err, sql.ErrNoRows) {
 				return &MissingError{Repo: repo, Digest: b}
 			}
 			if err != nil {
 				return err
 			}
+			if stated, ok := m.Sizes[b]; ok && stated != size {
+				return &SizeError{Repo: repo, Digest: b, Stated: stated, Stored: size}
+			}
 		}
 		for _, c := range children {
-			var n int
-			err := s.txRow(ctx, tx, (`SELECT 1 FROM manifests WHERE repo = ? AND digest = ?` + s.d.ForShare), repo, c).Scan(&n)
+			var size int64
+			err := s.txRow(ctx, tx, (`SELECT size FROM manifests WHERE repo = ? AND digest = ?` + s.d.ForShare), repo, c).Scan(&size)
 			if errors.Is(err, sql.ErrNoRows) {
 				return &MissingError{Repo: repo, Digest: c, Manifest: true}
 			}
 			if err != nil {
 				return err
+			}
+			if stated, ok := m.Sizes[c]; ok && stated != size {
+				return &SizeError{Repo: repo, Digest: c, Manifest: true, Stated: stated, Stored: size}
 			}
 		}
 		if err := s.ensureRepo(ctx, tx, repo); err != nil {
@@ -792,8 +849,14 @@ func (s *SQL) GCCandidates(ctx context.Context, before time.Time, after string, 
 	return out, s.wrap("gc candidates", rows.Err())
 }
 
+// LockCollection implements Store.
+func (s *SQL) LockCollection(ctx context.Context) (*Lock, error) {
+	l, err := s.locks.Lock(ctx, newCollectionID())
+	return l, s.wrap("collection lock", err)
+}
+
 // MarkDeleting implements Store.
-func (s *SQL) MarkDeleting(ctx context.Context, dgst string, before time.Time) (bool, error) {
+func (s *SQL) MarkDeleting(ctx context.Context, l *Lock, dgst string, before time.Time) (bool, error) {
 	marked := false
 	err := s.tx(ctx, "mark "+dgst+" deleting", func(tx *sql.Tx) error {
 		marked = false
@@ -804,7 +867,7 @@ func (s *SQL) MarkDeleting(ctx context.Context, dgst string, before time.Time) (
 			// Content without a row: left by a crash between a
 			// write and its commit. A claim would have created the
 			// row first, so nobody is writing it now.
-			_, err = s.txExec(ctx, tx, (`INSERT INTO blobs (digest, size, state, created, updated, claimed, claims) VALUES (?, 0, ?, ?, ?, 0, 0)`), dgst, StateDeleting, now, now)
+			_, err = s.txExec(ctx, tx, (`INSERT INTO blobs (digest, size, state, created, updated, claimed, claims, collector) VALUES (?, 0, ?, ?, ?, 0, 0, ?)`), dgst, StateDeleting, now, now, l.ID())
 			marked = err == nil
 			return err
 		}
@@ -812,8 +875,10 @@ func (s *SQL) MarkDeleting(ctx context.Context, dgst string, before time.Time) (
 			return err
 		}
 		if state == StateDeleting {
+			// Left by an interrupted collection: this one resumes
+			// it, under its own lock.
 			marked = true
-			_, err = s.txExec(ctx, tx, (`UPDATE blobs SET updated = ? WHERE digest = ?`), now, dgst)
+			_, err = s.txExec(ctx, tx, (`UPDATE blobs SET updated = ?, collector = ? WHERE digest = ?`), now, l.ID(), dgst)
 			return err
 		}
 		// Re-check in a statement that starts after the lock was
@@ -826,7 +891,7 @@ func (s *SQL) MarkDeleting(ctx context.Context, dgst string, before time.Time) (
 		if err != nil {
 			return err
 		}
-		_, err = s.txExec(ctx, tx, (`UPDATE blobs SET state = ?, updated = ? WHERE digest = ?`), StateDeleting, now, dgst)
+		_, err = s.txExec(ctx, tx, (`UPDATE blobs SET state = ?, updated = ?, collector = ? WHERE digest = ?`), StateDeleting, now, l.ID(), dgst)
 		marked = err == nil
 		return err
 	})

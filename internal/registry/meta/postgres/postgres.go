@@ -6,7 +6,9 @@
 // order, as the distribution spec requires, whatever the database's locale.
 // Transactions run at READ COMMITTED; meta.SQL takes row locks (FOR UPDATE,
 // FOR SHARE) where a push and the garbage collector meet, and retries
-// deadlocks and serialization failures.
+// deadlocks and serialization failures. A garbage collection holds
+// session-level advisory locks on a connection of its own (see
+// advisoryLocks), which PostgreSQL releases when the session ends.
 package postgres
 
 import (
@@ -14,6 +16,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -35,7 +38,7 @@ func Open(ctx context.Context, url string) (*meta.SQL, error) {
 		db.Close()
 		return nil, errdefs.Unavailable(fmt.Errorf("postgres: %w", err))
 	}
-	s, err := meta.NewSQL(ctx, db, Dialect)
+	s, err := meta.NewSQL(ctx, db, Dialect, advisoryLocks{db})
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -75,7 +78,8 @@ var Dialect = meta.Dialect{
 			created BIGINT NOT NULL,
 			updated BIGINT NOT NULL,
 			claimed BIGINT NOT NULL DEFAULT 0,
-			claims BIGINT NOT NULL DEFAULT 0)`,
+			claims BIGINT NOT NULL DEFAULT 0,
+			collector BIGINT NOT NULL DEFAULT 0)`,
 		`CREATE TABLE IF NOT EXISTS repo_blobs (
 			repo TEXT COLLATE "C" NOT NULL,
 			digest TEXT COLLATE "C" NOT NULL,
@@ -117,4 +121,71 @@ var Dialect = meta.Dialect{
 			updated BIGINT NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS uploads_updated ON uploads (updated)`,
 	},
+	Upgrades: []meta.Upgrade{
+		// The collection that marked a blob deleting (see meta.Lock).
+		// Checked first: ALTER TABLE locks the table out even when
+		// it has nothing to do.
+		{Check: `SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'blobs' AND column_name = 'collector'`,
+			Apply: `ALTER TABLE blobs ADD COLUMN collector BIGINT NOT NULL DEFAULT 0`},
+	},
+}
+
+// collectionKey is the advisory lock that one collection at a time holds
+// ("ladinggc"); each collection also holds one keyed by its id.
+const collectionKey = 0x6c6164696e676763
+
+// advisoryLocks are the collection locks of a PostgreSQL database:
+// session-level advisory locks taken on a connection kept for the
+// collection. PostgreSQL releases them when that session ends, and a
+// session ends when its client dies (the kernel closes the socket).
+type advisoryLocks struct{ db *sql.DB }
+
+// Lock implements meta.CollectionLocks.
+func (a advisoryLocks) Lock(ctx context.Context, id int64) (*meta.Lock, error) {
+	conn, err := a.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Waits for the collection before; cancelling ctx cancels the wait.
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, int64(collectionKey)); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, id); err != nil {
+		conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock_all()`)
+		conn.Close()
+		return nil, err
+	}
+	check := func(ctx context.Context) error {
+		var held bool
+		err := conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+			AND classid = ($1::bigint >> 32)::oid AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1)`, id).Scan(&held)
+		if err == nil && !held {
+			err = errors.New("the lock is gone")
+		}
+		if err != nil {
+			return errdefs.Unavailable(fmt.Errorf("postgres: collection lock lost: %w", err))
+		}
+		return nil
+	}
+	release := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		// The connection goes back to the pool: it must hold nothing.
+		_, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock_all()`)
+		conn.Close()
+		return err
+	}
+	return meta.NewLock(id, check, release), nil
+}
+
+// Held implements meta.CollectionLocks: the claim's transaction can take
+// collection id's lock only if its session has ended (the transaction's
+// own hold ends with it).
+func (advisoryLocks) Held(ctx context.Context, tx *sql.Tx, id int64) (bool, error) {
+	var got bool
+	if err := tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1)`, id).Scan(&got); err != nil {
+		return false, err
+	}
+	return !got, nil
 }

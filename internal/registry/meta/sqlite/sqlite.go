@@ -12,6 +12,8 @@
 // with synchronous=FULL so a committed push survives a power cut, and every
 // transaction starts IMMEDIATE: SQLite then serializes writers up front,
 // which is the row locking meta.SQL relies on (see meta's package comment).
+// Garbage collections lock the file <database>.gc-lock with flock(2) (see
+// meta.Lock).
 package sqlite
 
 import (
@@ -48,7 +50,7 @@ func Open(ctx context.Context, path string) (*meta.SQL, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
-	s, err := meta.NewSQL(ctx, db, Dialect)
+	s, err := meta.NewSQL(ctx, db, Dialect, newLocks(path))
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -75,7 +77,8 @@ var Dialect = meta.Dialect{
 			created INTEGER NOT NULL,
 			updated INTEGER NOT NULL,
 			claimed INTEGER NOT NULL DEFAULT 0,
-			claims INTEGER NOT NULL DEFAULT 0)`,
+			claims INTEGER NOT NULL DEFAULT 0,
+			collector INTEGER NOT NULL DEFAULT 0)`,
 		`CREATE TABLE IF NOT EXISTS repo_blobs (
 			repo TEXT NOT NULL,
 			digest TEXT NOT NULL,
@@ -116,5 +119,10 @@ var Dialect = meta.Dialect{
 			created INTEGER NOT NULL,
 			updated INTEGER NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS uploads_updated ON uploads (updated)`,
+	},
+	Upgrades: []meta.Upgrade{
+		// The collection that marked a blob deleting (see meta.Lock).
+		{Check: `SELECT count(*) FROM pragma_table_info('blobs') WHERE name = 'collector'`,
+			Apply: `ALTER TABLE blobs ADD COLUMN collector INTEGER NOT NULL DEFAULT 0`},
 	},
 }
