@@ -45,7 +45,7 @@ func TestScanUnknownOSRelease(t *testing.T) {
 	l := newLading(t)
 	newer := writeLayout(t, t.TempDir(), []testLayer{gzLayer(tarBytes(t,
 		tarFile{"etc/alpine-release", "3.22.1\n"}, tarFile{"lib/apk/db/installed", apkInstalled("musl=1.2.5-r10")}))}, nil)
-	msg := "The vulnerability database has no advisories for alpine 3.22.1 (alpine) (alpine:3.22): it covers alpine:3.20. Its OS packages were not checked."
+	msg := "The vulnerability database has no advisories for alpine:3.22 (the image is alpine 3.22.1); it covers alpine:3.20. The OS packages were not checked."
 
 	out, errs, code := l.run("scan", "--db", db, newer)
 	if code != 0 || !strings.Contains(out, "Total: unknown. "+msg) || strings.Contains(out, "Total: 0") || !strings.Contains(errs, "warning: "+msg) {

@@ -33,7 +33,8 @@ func WriteTable(w io.Writer, r *Report, o TableOptions) error {
 	if r.Metadata.OS != nil && r.Metadata.OS.EOSL {
 		fmt.Fprintf(tw, "WARNING: %s %s is no longer supported by its distribution; it receives no security fixes.\n\n", r.Metadata.OS.Family, r.Metadata.OS.Name)
 	}
-	if r.Unscanned() {
+	if r.Unscanned() && o.GroupByLayer {
+		// (Per target, the OS packages' section says it.)
 		fmt.Fprintf(tw, "WARNING: %s\n\n", r.Metadata.OS.Unscanned.Message)
 	}
 	if o.GroupByLayer {

@@ -139,7 +139,7 @@ func (s *Scanner) Inventory(ctx context.Context, inv *analyze.Inventory, artifac
 		r.Metadata.OS = &report.OS{Family: inv.OS.ID, Name: inv.OS.VersionID}
 		ns = vulndb.DistroNamespace(inv.OS.ID, cmp.Or(inv.OS.VersionID, inv.OS.Codename))
 		if hasOSPackages(inv) {
-			r.Metadata.OS.Unscanned = unscanned(meta, ns, osTarget(inv.OS))
+			r.Metadata.OS.Unscanned = unscanned(meta, ns, strings.TrimSpace(inv.OS.ID+" "+cmp.Or(inv.OS.VersionID, inv.OS.Codename)))
 		}
 	}
 	for _, t := range inv.Targets {
@@ -236,9 +236,9 @@ func unscanned(meta vulndb.Metadata, ns, target string) *report.Unscanned {
 	u := &report.Unscanned{Namespace: ns, Covered: covered}
 	if len(covered) == 0 {
 		u.Covered = []string{}
-		u.Message = fmt.Sprintf("The vulnerability database has no advisories for %s (%s): it covers no %s release. Its OS packages were not checked.", target, ns, distro)
+		u.Message = fmt.Sprintf("The vulnerability database has no advisories for %s (the image is %s); it covers no %s release. The OS packages were not checked.", ns, target, distro)
 	} else {
-		u.Message = fmt.Sprintf("The vulnerability database has no advisories for %s (%s): it covers %s. Its OS packages were not checked.", target, ns, strings.Join(covered, ", "))
+		u.Message = fmt.Sprintf("The vulnerability database has no advisories for %s (the image is %s); it covers %s. The OS packages were not checked.", ns, target, strings.Join(covered, ", "))
 	}
 	return u
 }
