@@ -30,7 +30,14 @@ write it as one tar stream (standard output or -o FILE), or unpack it into a
 directory (-o DIR/, created if needed; nothing is written outside it). Each
 layer is read once and streamed: memory does not grow with layer size.
 
-Device nodes in an image are refused unless --allow-devices.
+Layers are taken as docker and containerd apply them: device nodes and FIFOs
+are exported as they are (unpacking into a directory skips them, with a
+warning, where this process has no right to create them), a later entry of a
+layer at a path replaces an earlier one, and an opaque marker at a layer's
+root hides every lower layer. A layer whose media type is not a layer type,
+or whose blob is compressed otherwise than its media type says, is refused,
+and so is a blob that does not match its digest or content that does not
+match its diffID.
 
 When the argument names a container (lading ps -a: a name, ID or unique ID
 prefix), its file system is written instead, as docker export does: the image's
@@ -47,7 +54,7 @@ container wins over an image of the same name.`,
 			} else if c != nil {
 				return e.exportContainer(ctx, &f, c, output, lopts(devices, true))
 			}
-			ref, err := parseRef(args[0])
+			ref, err := e.parseSource(args[0])
 			if err != nil {
 				return err
 			}
@@ -61,13 +68,15 @@ container wins over an image of the same name.`,
 				return err
 			}
 			defer s.Close()
-			lo := lopts(devices, false)
+			_ = devices // accepted for compatibility: devices are always exported
+			lo := []layer.Option{layer.AllowDevices(), layer.WithLogger(e.log)}
 			export := func(w io.Writer) error { return image.Export(ctx, w, args[0], img, lo...) }
 			return e.writeExport(ctx, output, export, lo)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "tar file to write, or a directory (ending in /) to unpack into (default: standard output)")
-	cmd.Flags().BoolVar(&devices, "allow-devices", false, "export device nodes instead of refusing them")
+	cmd.Flags().BoolVar(&devices, "allow-devices", false, "no effect: device nodes are always exported")
+	cmd.Flags().MarkHidden("allow-devices")
 	f.register(cmd.Flags())
 	return cmd
 }

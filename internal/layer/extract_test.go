@@ -154,9 +154,19 @@ func TestExtractHostile(t *testing.T) {
 			class:  errdefs.ErrInvalidArgument, want: `entry "null": device nodes are not allowed`,
 		},
 		{
-			name:   "duplicate",
+			name:   "the same path twice: the last entry wins",
 			layers: [][]ent{{file("a", "1"), file("a", "2")}},
-			class:  errdefs.ErrInvalidArgument, want: `entry "a": duplicate entry`,
+			tree:   []string{"a file 0644 2"},
+		},
+		{
+			name:   "a directory, then a file of the same name",
+			layers: [][]ent{{dir("d", mode(0o700)), file("d/x", "x"), file("d", "f")}},
+			tree:   []string{"d file 0644 f"},
+		},
+		{
+			name:   "a file, then a directory of the same name",
+			layers: [][]ent{{file("d", "f"), dir("d", mode(0o700)), file("d/x", "x")}},
+			tree:   []string{"d dir 0700", "d/x file 0644 x"},
 		},
 		{
 			name:   "hard link to a missing file",

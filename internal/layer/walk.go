@@ -30,13 +30,15 @@ type WalkFunc func(e *Entry) error
 //     root through "..", or a name longer than [MaxNameLen];
 //   - is a hard link whose target is empty, absolute, escapes the root, is
 //     longer than MaxNameLen, is the entry itself, the root, or a directory of
-//     this layer, or lies below a symlink of this layer;
-//   - is a symlink with an empty target or one longer than MaxNameLen;
+//     this layer, or lies below a symlink or another non-directory of this
+//     layer;
+//   - is a symlink with an empty target or one longer than MaxSymlinkLen;
 //   - lies below an entry of this layer that is a symlink (writing it would
 //     write through the link) or another non-directory;
 //   - repeats the name of an earlier entry of this layer, unless both are
-//     directories (then both are delivered and the later header wins), or is
-//     a non-directory where an earlier entry implies a directory;
+//     directories (then both are delivered and the later header wins) or
+//     [LastEntryWins] was given, or is a non-directory where an earlier
+//     entry implies a directory (unless LastEntryWins);
 //   - is a character or block device and [AllowDevices] was not given;
 //   - has a type other than regular, directory, symlink, hard link, FIFO or
 //     device, or is a whiteout with entries below it or of an invalid name.
@@ -54,12 +56,13 @@ type WalkFunc func(e *Entry) error
 func Walk(ctx context.Context, r io.Reader, fn WalkFunc, opts ...Option) error {
 	o := makeOptions(opts)
 	w := &walker{
-		ctx:     ctx,
-		name:    o.name,
-		devices: o.devices,
-		tr:      tar.NewReader(r),
-		paths:   make(map[uint64]pathState),
-		seed:    maphash.MakeSeed(),
+		ctx:      ctx,
+		name:     o.name,
+		devices:  o.devices,
+		lastWins: o.lastWins,
+		tr:       tar.NewReader(r),
+		paths:    make(map[uint64]pathState),
+		seed:     maphash.MakeSeed(),
 	}
 	w.entry.w = w
 	defer func() { w.entry.w = nil }()
@@ -76,10 +79,15 @@ const (
 )
 
 type walker struct {
-	ctx     context.Context
-	name    string
-	devices bool
-	tr      *tar.Reader
+	ctx      context.Context
+	name     string
+	devices  bool
+	lastWins bool // a later entry at a path replaces the earlier one
+	// dirReplaced is set once a non-directory replaced a directory of the
+	// layer: entries recorded below it are stale, so parent checks no
+	// longer stop at the first known directory.
+	dirReplaced bool
+	tr          *tar.Reader
 	// paths are the states of the layer's directories and symlinks, and
 	// others the paths of its other entries (pOther: files, mostly), by a
 	// hash of the path under a random seed (a hostile layer cannot make two
@@ -297,8 +305,8 @@ func (w *walker) checkLink(e *Entry, h *tar.Header, p string) string {
 		if h.Linkname == "" {
 			return "symlink with an empty target"
 		}
-		if len(h.Linkname) > MaxNameLen {
-			return fmt.Sprintf("symlink target longer than %d bytes", MaxNameLen)
+		if len(h.Linkname) > MaxSymlinkLen {
+			return fmt.Sprintf("symlink target longer than %d bytes", MaxSymlinkLen)
 		}
 		e.Linkname = h.Linkname
 	case KindHardlink:
@@ -325,7 +333,10 @@ func (w *walker) checkLink(e *Entry, h *tar.Header, p string) string {
 			if st == pSymlink {
 				return fmt.Sprintf("hard link target %q goes through symlink %q of this layer", t, d)
 			}
-			if st == pDir || st == pImplied {
+			if st == pOther {
+				return fmt.Sprintf("hard link target %q lies below %q, not a directory in this layer", t, d)
+			}
+			if (st == pDir || st == pImplied) && !w.dirReplaced {
 				break
 			}
 		}
@@ -346,6 +357,9 @@ func (w *walker) record(p string, kind Kind) string {
 			continue
 		}
 		if st == pDir || st == pImplied {
+			if w.dirReplaced {
+				continue
+			}
 			break
 		}
 		if st == pSymlink {
@@ -356,18 +370,21 @@ func (w *walker) record(p string, kind Kind) string {
 	st, exists := w.state(p)
 	switch {
 	case kind == KindDir:
-		if exists && st != pDir && st != pImplied {
+		if exists && st != pDir && st != pImplied && !w.lastWins {
 			return "duplicate entry (a directory replaces an earlier non-directory)"
 		}
 		w.set(p, pDir)
-	case exists && (st == pDir || st == pImplied):
+	case exists && (st == pDir || st == pImplied) && !w.lastWins:
 		return fmt.Sprintf("a %s where this layer has a directory", kind)
-	case exists:
+	case exists && st != pDir && st != pImplied && !w.lastWins:
 		return "duplicate entry"
 	case kind == KindSymlink:
 		w.set(p, pSymlink)
 	default:
 		w.set(p, pOther)
+	}
+	if exists && (st == pDir || st == pImplied) && kind != KindDir {
+		w.dirReplaced = true
 	}
 	return ""
 }

@@ -211,6 +211,9 @@ func index(f *os.File, display, tmp string) (*FS, error) {
 		if len(t.members) >= MaxMembers {
 			return nil, errdefs.TooLarge(fmt.Errorf("%s: more than %d entries", display, MaxMembers))
 		}
+		if h.Typeflag == tar.TypeDir && path.Clean(h.Name) == "." {
+			continue // "./", as tar -C DIR -c . writes the root: implied anyway
+		}
 		name, err := clean(h.Name)
 		if err != nil {
 			return nil, errdefs.InvalidArgument(fmt.Errorf("%s: entry %q: %w", display, h.Name, err))
