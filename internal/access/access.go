@@ -115,6 +115,12 @@ type Directory interface {
 	// MemberRoles returns the roles of the user, directly or through one
 	// of groups, in the project.
 	MemberRoles(ctx context.Context, projectID, userID int64, groups []int64) ([]Role, error)
+	// MemberProjects returns the user's roles in every project where the
+	// user, directly or through one of groups, is a member.
+	MemberProjects(ctx context.Context, userID int64, groups []int64) (map[int64][]Role, error)
+	// ProjectByName returns a project by name; errdefs.ErrNotFound when
+	// there is none.
+	ProjectByName(ctx context.Context, name string) (ProjectInfo, error)
 }
 
 // Checker answers access questions.
@@ -201,6 +207,54 @@ func (c *Checker) Policies(ctx context.Context, s Subject, project int64) (Polic
 		}
 	}
 	return out, nil
+}
+
+// ProjectsWhere returns the projects where s may do a on r through a role
+// or a robot permission (public projects' policies do not count), or all
+// when s may do it in every project.
+func (c *Checker) ProjectsWhere(ctx context.Context, s Subject, a Action, r Resource) (ids []int64, all bool, err error) {
+	if s.SysAdmin && s.Kind == KindUser {
+		return nil, true, nil
+	}
+	switch s.Kind {
+	case KindUser:
+		m, err := c.dir.MemberProjects(ctx, s.ID, s.Groups)
+		if err != nil {
+			return nil, false, err
+		}
+		for id, roles := range m {
+			if slices.ContainsFunc(roles, func(role Role) bool { return Matrix[role].Has(r, a) }) {
+				ids = append(ids, id)
+			}
+		}
+	case KindRobot:
+		if s.Robot == nil {
+			return nil, false, nil
+		}
+		for _, perm := range s.Robot.Permissions {
+			if perm.Kind != LevelProject {
+				continue
+			}
+			if perm.Namespace == "*" {
+				if s.Robot.Level == LevelSystem && robotProject(s.Robot, ProjectInfo{Name: "*"}).Has(r, a) {
+					return nil, true, nil
+				}
+				continue
+			}
+			p, err := c.dir.ProjectByName(ctx, perm.Namespace)
+			if errors.Is(err, errdefs.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, false, err
+			}
+			if robotProject(s.Robot, p).Has(r, a) {
+				ids = append(ids, p.ID)
+			}
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), false, nil
 }
 
 // Roles returns the roles s holds in project, for display (Harbor's

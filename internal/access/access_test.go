@@ -3,6 +3,7 @@ package access_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/lading-dev/lading/internal/access"
@@ -127,4 +128,23 @@ func TestGrantableAndCovers(t *testing.T) {
 	if access.Covers([]access.Permission{p("project", "a", pull)}, []access.Permission{p("project", "b", pull)}) {
 		t.Error("project a should not cover project b")
 	}
+}
+
+func (d dir) MemberProjects(_ context.Context, user int64, groups []int64) (map[int64][]access.Role, error) {
+	out := map[int64][]access.Role{}
+	for k, roles := range d.roles {
+		if k[1] == user || (k[1] < 0 && slices.Contains(groups, -k[1])) {
+			out[k[0]] = append(out[k[0]], roles...)
+		}
+	}
+	return out, nil
+}
+
+func (d dir) ProjectByName(ctx context.Context, name string) (access.ProjectInfo, error) {
+	for id := int64(1); id <= 2; id++ {
+		if p, _ := d.ProjectInfo(ctx, id); p.Name == name {
+			return p, nil
+		}
+	}
+	return access.ProjectInfo{}, errdefs.ErrNotFound
 }

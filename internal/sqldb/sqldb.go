@@ -99,8 +99,9 @@ type DB struct {
 	now     func() time.Time
 	writeMu sync.Mutex // with Dialect.OneWriter
 
-	stmtMu sync.Mutex
-	stmts  map[string]*sql.Stmt // by query text, before rewriting
+	stmtMu    sync.Mutex
+	stmts     map[string]*sql.Stmt // by query text, before rewriting
+	preparing map[string]bool
 }
 
 // New wraps db. The DB owns db and closes it in Close.
@@ -169,16 +170,21 @@ func (db *DB) Wrap(what string, err error) error {
 }
 
 // stmt returns the prepared statement for a query, preparing it once:
-// parsing SQL is a large part of a small query's cost.
+// parsing SQL is a large part of a small query's cost. No lock is held
+// while preparing, which may wait for a free connection.
 func (db *DB) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	db.stmtMu.Lock()
-	defer db.stmtMu.Unlock()
-	if st, ok := db.stmts[query]; ok {
+	if st := db.cached(query); st != nil {
 		return st, nil
 	}
 	st, err := db.db.PrepareContext(ctx, db.d.Rewrite(query))
 	if err != nil {
 		return nil, err
+	}
+	db.stmtMu.Lock()
+	defer db.stmtMu.Unlock()
+	if prev, ok := db.stmts[query]; ok {
+		st.Close()
+		return prev, nil
 	}
 	if db.stmts == nil {
 		db.stmts = map[string]*sql.Stmt{}
@@ -193,6 +199,40 @@ func (db *DB) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	}
 	db.stmts[query] = st
 	return st, nil
+}
+
+// cached returns the prepared statement of a query, or nil.
+func (db *DB) cached(query string) *sql.Stmt {
+	db.stmtMu.Lock()
+	defer db.stmtMu.Unlock()
+	return db.stmts[query]
+}
+
+// inTx returns the prepared statement of a query for use in tx, or nil:
+// a transaction never waits for the pool (every connection might be held
+// by a transaction waiting for that very statement), so a query not yet
+// prepared runs unprepared on the transaction's connection while it is
+// prepared in the background for the next time.
+func (db *DB) inTx(ctx context.Context, tx *sql.Tx, query string) *sql.Stmt {
+	st := db.cached(query)
+	if st == nil {
+		db.stmtMu.Lock()
+		if db.preparing == nil {
+			db.preparing = map[string]bool{}
+		}
+		if !db.preparing[query] {
+			db.preparing[query] = true
+			go func() {
+				db.stmt(context.Background(), query)
+				db.stmtMu.Lock()
+				delete(db.preparing, query)
+				db.stmtMu.Unlock()
+			}()
+		}
+		db.stmtMu.Unlock()
+		return nil
+	}
+	return tx.StmtContext(ctx, st)
 }
 
 // Row is the result of QueryRow: Scan reports sql.ErrNoRows for no row.
@@ -246,29 +286,26 @@ func (tx *Tx) Dialect() Dialect { return tx.db.d }
 
 // Query runs a query in the transaction.
 func (tx *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	st, err := tx.db.stmt(ctx, query)
-	if err != nil {
-		return nil, err
+	if st := tx.db.inTx(ctx, tx.tx, query); st != nil {
+		return st.QueryContext(ctx, args...)
 	}
-	return tx.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	return tx.tx.QueryContext(ctx, tx.db.d.Rewrite(query), args...)
 }
 
 // QueryRow runs a query expected to return at most one row.
 func (tx *Tx) QueryRow(ctx context.Context, query string, args ...any) Row {
-	st, err := tx.db.stmt(ctx, query)
-	if err != nil {
-		return errRow{err}
+	if st := tx.db.inTx(ctx, tx.tx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
 	}
-	return tx.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	return tx.tx.QueryRowContext(ctx, tx.db.d.Rewrite(query), args...)
 }
 
 // Exec runs a statement in the transaction.
 func (tx *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	st, err := tx.db.stmt(ctx, query)
-	if err != nil {
-		return nil, err
+	if st := tx.db.inTx(ctx, tx.tx, query); st != nil {
+		return st.ExecContext(ctx, args...)
 	}
-	return tx.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	return tx.tx.ExecContext(ctx, tx.db.d.Rewrite(query), args...)
 }
 
 // ExecDirect runs a statement without preparing it (schema statements,
