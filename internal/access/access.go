@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/lading-dev/lading/internal/errdefs"
 )
@@ -255,6 +256,35 @@ func (c *Checker) ProjectsWhere(ctx context.Context, s Subject, a Action, r Reso
 	}
 	slices.Sort(ids)
 	return slices.Compact(ids), false, nil
+}
+
+// RepositoryActions returns which of the registry's actions on repo
+// ("PROJECT/REPO...") s may do: "pull", "push" and "delete", as Harbor's
+// token service grants them (repository pull, push and delete in the
+// project). A repository outside any existing project grants nothing.
+func (c *Checker) RepositoryActions(ctx context.Context, s Subject, repo string) ([]Action, error) {
+	name, _, ok := strings.Cut(repo, "/")
+	if !ok || name == "" {
+		return nil, nil
+	}
+	p, err := c.dir.ProjectByName(ctx, name)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	pol, err := c.Policies(ctx, s, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	var out []Action
+	for _, a := range []Action{Pull, Push, Delete} {
+		if pol.Has(Repository, a) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }
 
 // Roles returns the roles s holds in project, for display (Harbor's

@@ -38,6 +38,10 @@ func (e *ThrottledError) Error() string {
 	return fmt.Sprintf("too many failed logins (%s); retry in %s", e.Key, e.RetryAfter.Round(time.Second))
 }
 
+// RetryAfterSeconds is the wait in whole seconds (at least 1), for a
+// Retry-After header.
+func (e *ThrottledError) RetryAfterSeconds() int { return max(1, int((e.RetryAfter+time.Second-1)/time.Second)) }
+
 // Unwrap makes a ThrottledError of class errdefs.ErrThrottled.
 func (e *ThrottledError) Unwrap() error { return errdefs.ErrThrottled }
 

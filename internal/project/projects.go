@@ -418,6 +418,17 @@ func (s *Service) List(ctx context.Context, who access.Subject, q query.Query, p
 	return list, total, err
 }
 
+// VisibleSQL is a condition on a column holding project ids: the projects
+// the subject may see, as List shows them. Other services use it to list
+// what lives in those projects.
+func (s *Service) VisibleSQL(ctx context.Context, who access.Subject, column string) (string, []any, error) {
+	cond, args, err := s.visible(ctx, who, query.Query{})
+	if err != nil || cond == "" {
+		return "", nil, err
+	}
+	return column + " IN (SELECT p.id FROM projects p WHERE " + cond + ")", args, nil
+}
+
 // visible is the condition for the projects who may see.
 func (s *Service) visible(ctx context.Context, who access.Subject, q query.Query) (string, []any, error) {
 	all, err := s.access.Can(ctx, who, access.List, access.Project, 0)
