@@ -40,7 +40,9 @@ func (e *ThrottledError) Error() string {
 
 // RetryAfterSeconds is the wait in whole seconds (at least 1), for a
 // Retry-After header.
-func (e *ThrottledError) RetryAfterSeconds() int { return max(1, int((e.RetryAfter+time.Second-1)/time.Second)) }
+func (e *ThrottledError) RetryAfterSeconds() int {
+	return max(1, int((e.RetryAfter+time.Second-1)/time.Second))
+}
 
 // Unwrap makes a ThrottledError of class errdefs.ErrThrottled.
 func (e *ThrottledError) Unwrap() error { return errdefs.ErrThrottled }
