@@ -70,14 +70,14 @@ func (l *Limits) defaults() {
 // Registry serves the distribution API. Create it with New; it is an
 // http.Handler.
 type Registry struct {
-	driver   storage.Driver
-	meta     meta.Store
-	log      *slog.Logger
-	access   *slog.Logger
-	gate     Gate
-	events   Events
-	metrics  *Metrics
-	limits   Limits
+	driver  storage.Driver
+	meta    meta.Store
+	log     *slog.Logger
+	access  *slog.Logger
+	gate    Gate
+	events  Events
+	metrics *Metrics
+	limits  Limits
 
 	gcMu sync.Mutex // one collection at a time in this process
 }

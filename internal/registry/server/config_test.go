@@ -32,10 +32,10 @@ func TestLoadFullConfig(t *testing.T) {
 			Token: TokenConfig{Service: "registry.example.com", Realm: "https://registry.example.com/service/token"},
 		},
 		Settings: map[string]any{"project_creation_restriction": "adminonly", "token_expiration": 10},
-		Limits:  LimitsConfig{MaxManifestSize: 8 << 20, IdleTimeout: 2 * time.Minute},
-		GC:      GCConfig{Interval: 24 * time.Hour, Grace: 2 * time.Hour, UploadTTL: 48 * time.Hour},
-		Log:     LogConfig{Access: &no},
-		Metrics: MetricsConfig{Enabled: &no},
+		Limits:   LimitsConfig{MaxManifestSize: 8 << 20, IdleTimeout: 2 * time.Minute},
+		GC:       GCConfig{Interval: 24 * time.Hour, Grace: 2 * time.Hour, UploadTTL: 48 * time.Hour},
+		Log:      LogConfig{Access: &no},
+		Metrics:  MetricsConfig{Enabled: &no},
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
@@ -75,15 +75,15 @@ func TestDefaultsAndValidate(t *testing.T) {
 		t.Errorf("defaults do not validate: %v", err)
 	}
 	bad := map[string]func(*Config){
-		"cert without key":   func(c *Config) { c.TLS.Certificate = "x" },
-		"unknown driver":     func(c *Config) { c.Storage.Driver = "ftp" },
-		"s3 without bucket":  func(c *Config) { c.Storage.Driver = "s3"; c.Storage.S3.Endpoint = "e" },
-		"auth mode":          func(c *Config) { c.Auth.Mode = "ldap" },
-		"token.enabled":      func(c *Config) { yes := true; c.Auth.Token.Enabled = &yes },
-		"token key file":     func(c *Config) { c.Auth.Token.KeyFile = "/k" },
-		"anonymous_read":     func(c *Config) { yes := true; c.Auth.AnonymousRead = &yes },
-		"access rules":       func(c *Config) { c.Auth.Access = []any{"x"} },
-		"mysql url":          func(c *Config) { c.Database.URL = "mysql://x" },
+		"cert without key":  func(c *Config) { c.TLS.Certificate = "x" },
+		"unknown driver":    func(c *Config) { c.Storage.Driver = "ftp" },
+		"s3 without bucket": func(c *Config) { c.Storage.Driver = "s3"; c.Storage.S3.Endpoint = "e" },
+		"auth mode":         func(c *Config) { c.Auth.Mode = "ldap" },
+		"token.enabled":     func(c *Config) { yes := true; c.Auth.Token.Enabled = &yes },
+		"token key file":    func(c *Config) { c.Auth.Token.KeyFile = "/k" },
+		"anonymous_read":    func(c *Config) { yes := true; c.Auth.AnonymousRead = &yes },
+		"access rules":      func(c *Config) { c.Auth.Access = []any{"x"} },
+		"mysql url":         func(c *Config) { c.Database.URL = "mysql://x" },
 	}
 	for name, mod := range bad {
 		var c Config
