@@ -26,6 +26,7 @@ import (
 	"github.com/lading-dev/lading/internal/sqldb"
 	"github.com/lading-dev/lading/internal/sqldb/postgres"
 	"github.com/lading-dev/lading/internal/sqldb/sqlite"
+	"github.com/lading-dev/lading/internal/syslog"
 	"github.com/lading-dev/lading/internal/token"
 )
 
@@ -50,6 +51,8 @@ type Server struct {
 
 	tlsMu   sync.RWMutex
 	tlsCert *tls.Certificate
+
+	forward *syslog.Switch
 }
 
 // Options are what a Server needs besides its configuration.
@@ -87,7 +90,11 @@ func Open(ctx context.Context, cfg Config, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Config: cfg, Driver: drv, DB: db, log: log}
+	s := &Server{Config: cfg, Driver: drv, DB: db, forward: syslog.NewSwitch("lading", log)}
+	// Application and access logs also go to the audit log's syslog
+	// collector when one is set (Harbor's log collector gathers every
+	// component's logs).
+	s.log = slog.New(syslog.Tee{log.Handler(), syslog.NewHandler(s.forwardTarget, "app", slog.LevelInfo)})
 	if err := s.assemble(ctx, o); err != nil {
 		db.Close()
 		return nil, err
@@ -120,7 +127,7 @@ func (s *Server) assemble(ctx context.Context, o Options) error {
 	noAuth := cfg.Auth.Mode == "none"
 	var accessLog *slog.Logger
 	if o.AccessLog != nil && (cfg.Log.Access == nil || *cfg.Log.Access) {
-		accessLog = slog.New(slog.NewJSONHandler(o.AccessLog, nil))
+		accessLog = slog.New(syslog.Tee{slog.NewJSONHandler(o.AccessLog, nil), syslog.NewHandler(s.forwardTarget, "access", slog.LevelInfo)})
 	}
 	hooks := &hooks{}
 	s.Meta = meta.New(s.DB, meta.WithHooks(hooks))
@@ -194,6 +201,7 @@ func (s *Server) route() http.Handler {
 		p := r.URL.Path
 		switch {
 		case p == token.Path:
+			w.Header().Set("X-Request-Id", api.RequestID(r))
 			s.Core.TokenService.ServeHTTP(w, r)
 		case strings.HasPrefix(p, api.Prefix+"/"), p == api.Prefix, strings.HasPrefix(p, "/c/"):
 			s.Core.API.ServeHTTP(w, r)
@@ -246,9 +254,23 @@ func openStorage(ctx context.Context, c StorageConfig) (storage.Driver, error) {
 	}
 }
 
+// forwardTarget is the syslog collector logs go to: the audit log's
+// forwarding endpoint, when set.
+func (s *Server) forwardTarget() *syslog.Writer {
+	if s.Core == nil {
+		return nil
+	}
+	st, err := s.Core.Settings.Get(context.Background())
+	if err != nil {
+		return nil
+	}
+	return s.forward.Writer(st.AuditForwardEndpoint)
+}
+
 // Close flushes what is pending and releases the database.
 func (s *Server) Close() error {
 	s.Core.Close()
+	s.forward.Close()
 	return s.DB.Close()
 }
 
