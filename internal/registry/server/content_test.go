@@ -281,4 +281,6 @@ func TestQuota(t *testing.T) {
 
 type serverConfig = server.Config
 
-func authOf(user, pass string) authn.Authenticator { return &authn.Basic{Username: user, Password: pass} }
+func authOf(user, pass string) authn.Authenticator {
+	return &authn.Basic{Username: user, Password: pass}
+}
