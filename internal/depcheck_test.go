@@ -35,6 +35,7 @@ var rules = []struct {
 	{"internal/vulndb", []string{"internal/cli", "internal/analyze", "internal/report", "internal/registry"}, "the database knows no scanner"},
 	{"internal/match", []string{"internal/cli", "internal/report", "internal/registry"}, "matching knows no output"},
 	{"internal/report", []string{"internal/cli", "internal/registry"}, "reports are written by commands"},
+	{"internal/trust", []string{"internal/cli", "internal/registry", "internal/image", "internal/store", "internal/analyze", "internal/scan"}, "signatures are verified over any Source: the registry feeds trust its own storage"},
 }
 
 func TestDependencies(t *testing.T) {

@@ -208,7 +208,7 @@ func blob(srv *harbortest.Server, repo string, content []byte) (int, string, err
 // limit is refused with DENIED and the figures; usage stays exact under
 // concurrent pushes, and is recounted after garbage collection.
 func TestQuota(t *testing.T) {
-	srv := harbortest.Start(t, harbortest.WithConfig(func(c *serverConfig) { c.GC.Grace = time.Nanosecond }))
+	srv := harbortest.Start(t, harbortest.WithConfig(func(c *serverConfig) { grace := time.Nanosecond; c.GC.Grace = &grace }))
 	ctx := context.Background()
 	a := srv.Admin()
 	limit := int64(100 << 10)
