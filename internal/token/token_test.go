@@ -22,7 +22,10 @@ func TestIssueVerify(t *testing.T) {
 	}
 	parts := strings.Split(tok, ".")
 	for name, bad := range map[string]string{
-		"other key":     func() string { s, _ := New("harbor-registry", []byte(strings.Repeat("x", 32))).Issue("alice", access, time.Minute); return s }(),
+		"other key": func() string {
+			s, _ := New("harbor-registry", []byte(strings.Repeat("x", 32))).Issue("alice", access, time.Minute)
+			return s
+		}(),
 		"other service": func() string { s, _ := New("other", key).Issue("alice", access, time.Minute); return s }(),
 		"alg none":      "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + parts[1] + ".",
 		"tampered":      parts[0] + "." + parts[1] + "x." + parts[2],
