@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -25,6 +26,7 @@ type serveFlags struct {
 	storage       string
 	databaseURL   string
 	htpasswd      string
+	noAuth        bool
 	token         bool
 	anonymousRead bool
 	gcInterval    time.Duration
@@ -39,9 +41,16 @@ func newServeCommand(e *env) *cobra.Command {
 		Long: `Serve an OCI distribution (1.1) registry.
 
 By default it listens on ` + server.DefaultAddress + `, keeps blobs under <root>/registry/content
-and metadata in SQLite at <root>/registry/meta.db, and lets anyone push and pull.
+and metadata in SQLite at <root>/registry/meta.db, and serves Harbor's layer with it:
+users, robot accounts, projects with members and roles, quotas, the audit log, the
+token service at /service/token and Harbor's REST API v2.0 at /api/v2.0. Repositories
+are PROJECT/REPO. The first start creates the administrator "admin" (password from
+$LADING_ADMIN_PASSWORD or auth.admin_password, else a random one written to
+<root>/registry/initial-admin-password) and the public project "library".
+--no-auth serves an open registry instead, for throwaway local use.
 A YAML configuration file (--config) sets everything; the flags override it.
-See the Registry section of README.md.`,
+SIGHUP reloads the TLS certificate, the settings the file fixes and the htpasswd
+import. See the Registry section of README.md.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := sf.load(cmd, e)
@@ -55,7 +64,7 @@ See the Registry section of README.md.`,
 				// shutting down) unless told to be quieter.
 				log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 			}
-			srv, err := server.Open(ctx, cfg, server.Options{Log: log, AccessLog: e.stderr})
+			srv, err := server.Open(ctx, cfg, server.Options{Log: log, AccessLog: e.stderr, Version: ladingVersion()})
 			if err != nil {
 				return err
 			}
@@ -71,7 +80,16 @@ See the Registry section of README.md.`,
 					case <-ctx.Done():
 						return
 					case <-hup:
-						srv.Reload() // logs what it did
+						// The configuration file read again; the
+						// certificate is reloaded even if it does
+						// not load.
+						next, err := sf.load(cmd, e)
+						if err != nil {
+							log.Error("configuration reload failed, keeping the settings in force", "error", err)
+							srv.Reload(nil)
+							continue
+						}
+						srv.Reload(&next) // logs what it did
 					}
 				}
 			}()
@@ -88,7 +106,7 @@ See the Registry section of README.md.`,
 				l.Close()
 				return err
 			}
-			fmt.Fprintf(e.stderr, "lading: registry serving on %s://%s (storage %s)\n", scheme, l.Addr(), srv.Driver.Name())
+			fmt.Fprintf(e.stderr, "lading: registry serving on %s://%s (storage %s, auth %s)\n", scheme, l.Addr(), srv.Driver.Name(), cfg.Auth.Mode)
 			if maddr != nil {
 				fmt.Fprintf(e.stderr, "lading: metrics on http://%s/metrics\n", maddr)
 			}
@@ -102,9 +120,12 @@ See the Registry section of README.md.`,
 	f.StringVar(&sf.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	f.StringVar(&sf.storage, "storage", "", "blob storage: a directory, or s3://bucket[/prefix]?endpoint=host:port[&region=r][&insecure=true][&create=true]")
 	f.StringVar(&sf.databaseURL, "database-url", "", "PostgreSQL URL for metadata (default: SQLite under the root)")
-	f.StringVar(&sf.htpasswd, "htpasswd", "", "htpasswd file (bcrypt) of users; enables authentication")
-	f.BoolVar(&sf.token, "token-auth", false, "issue Docker tokens at /auth/token instead of basic auth on every request")
-	f.BoolVar(&sf.anonymousRead, "anonymous-read", false, "allow pulls without credentials")
+	f.StringVar(&sf.htpasswd, "htpasswd", "", "htpasswd file (bcrypt) whose users are imported as database users")
+	f.BoolVar(&sf.noAuth, "no-auth", false, "serve an open registry: no users, anyone pushes and pulls anywhere (auth.mode: none)")
+	f.BoolVar(&sf.token, "token-auth", false, "")
+	f.BoolVar(&sf.anonymousRead, "anonymous-read", false, "")
+	f.MarkDeprecated("token-auth", "the token service is always on, at /service/token")
+	f.MarkHidden("anonymous-read")
 	f.DurationVar(&sf.gcInterval, "gc-interval", 0, "run garbage collection this often (0: never)")
 	f.StringVar(&sf.metricsAddr, "metrics-address", "", "serve /metrics on this address only, not on the registry's")
 
@@ -143,11 +164,11 @@ func (sf *serveFlags) load(cmd *cobra.Command, e *env) (server.Config, error) {
 	if set("htpasswd") {
 		cfg.Auth.Htpasswd = sf.htpasswd
 	}
-	if set("token-auth") {
-		cfg.Auth.Token.Enabled = sf.token
+	if set("no-auth") && sf.noAuth {
+		cfg.Auth.Mode = "none"
 	}
 	if set("anonymous-read") {
-		cfg.Auth.AnonymousRead = sf.anonymousRead
+		return cfg, usageError{errdefs.InvalidArgument(errors.New("--anonymous-read is replaced by public projects: anonymous callers pull from projects whose metadata.public is true (library is public)"))}
 	}
 	if set("gc-interval") {
 		cfg.GC.Interval = sf.gcInterval

@@ -41,7 +41,7 @@ func gcKilled(t *testing.T, root, driver, dsn, dbConfig string) {
 	bin := ladingBinary(t)
 	cfg := filepath.Join(root, "registry.yaml")
 	// No grace: everything unreferenced is garbage at once.
-	if err := os.WriteFile(cfg, []byte(dbConfig+"gc: {grace: 1ns}\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(dbConfig+"gc: {grace: 1ns}\nauth: {mode: none}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	srv := startServe(t, root, "--config", cfg)

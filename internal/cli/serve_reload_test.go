@@ -119,18 +119,37 @@ func (tc *tlsConn) get(t *testing.T, user, pass string) int {
 	return resp.StatusCode
 }
 
+// getPath sends GET path on the connection and returns the status and
+// the body.
+func (tc *tlsConn) getPath(t *testing.T, path string) (int, string) {
+	t.Helper()
+	if _, err := fmt.Fprintf(tc.c, "GET %s HTTP/1.1\r\nHost: registry\r\n\r\n", path); err != nil {
+		t.Fatalf("the connection is gone: %v", err)
+	}
+	resp, err := http.ReadResponse(tc.br, nil)
+	if err != nil {
+		t.Fatalf("the connection is gone: %v", err)
+	}
+	var body strings.Builder
+	bufio.NewReader(resp.Body).WriteTo(&body)
+	resp.Body.Close()
+	return resp.StatusCode, body.String()
+}
+
 // TestServeReload sends SIGHUP to a running "lading serve": it reloads the
-// htpasswd file and the TLS certificate without dropping connections, logs
-// what changed, and keeps what it has when a new file is bad.
+// TLS certificate without dropping connections, the settings the
+// configuration file fixes, and imports the htpasswd file's new users;
+// it logs what changed, and keeps what it has when a new file is bad.
 func TestServeReload(t *testing.T) {
 	root := t.TempDir()
 	pw := filepath.Join(root, "htpasswd")
 	crt, key := filepath.Join(root, "tls.crt"), filepath.Join(root, "tls.key")
+	cfg := filepath.Join(root, "registry.yaml")
 	writeAtomically(t, pw, htpasswdFile(t, "alice", "alice-pw", "carol", "carol-pw"))
+	writeAtomically(t, cfg, []byte("settings: {banner_message: first}\n"))
 	selfSigned(t, crt, key, "lading-first")
-	p := startServe(t, root, "--htpasswd", pw, "--tls-cert", crt, "--tls-key", key)
+	p := startServe(t, root, "--config", cfg, "--htpasswd", pw, "--tls-cert", crt, "--tls-key", key)
 	addr := strings.TrimPrefix(p.base, "https://")
-
 	old := dialTLS(t, addr)
 	if got := old.subject(); got != "lading-first" {
 		t.Fatalf("certificate %q", got)
@@ -138,31 +157,40 @@ func TestServeReload(t *testing.T) {
 	if got := old.get(t, "alice", "alice-pw"); got != http.StatusOK {
 		t.Fatalf("alice before the reload: %d", got)
 	}
-
-	// alice leaves, bob arrives; a new certificate.
+	if _, body := old.getPath(t, "/api/v2.0/systeminfo"); !strings.Contains(body, `"banner_message":"first"`) {
+		t.Fatalf("systeminfo before the reload: %s", body)
+	}
+	// bob arrives in the file; a new certificate; a new banner.
 	writeAtomically(t, pw, htpasswdFile(t, "bob", "bob-pw", "carol", "carol-pw"))
+	writeAtomically(t, cfg, []byte("settings: {banner_message: second}\n"))
 	selfSigned(t, crt, key, "lading-second")
 	mark := len(p.stderr.String())
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	p.waitLog(t, regexp.MustCompile(`htpasswd reloaded: 2 users \(\+1 -1`), mark)
+	p.waitLog(t, regexp.MustCompile(`htpasswd imported: 1 new users.*users=bob`), mark)
+	p.waitLog(t, regexp.MustCompile(`settings reloaded: 1 fixed by the configuration`), mark)
 	p.waitLog(t, regexp.MustCompile(`TLS certificate reloaded: CN=lading-second, not after \d{4}-`), mark)
-
-	// The connection opened before the reload still works, with the new
-	// credentials.
-	if got := old.get(t, "bob", "bob-pw"); got != http.StatusOK {
-		t.Errorf("bob on the old connection: %d", got)
-	}
-	if got := old.get(t, "alice", "alice-pw"); got != http.StatusUnauthorized {
-		t.Errorf("removed alice on the old connection: %d", got)
+	// The connection opened before the reload still works, and sees bob;
+	// alice's account stays (the file is imported, accounts live in the
+	// database).
+	for user, want := range map[string]int{"bob": http.StatusOK, "alice": http.StatusOK, "dave": http.StatusUnauthorized} {
+		if got := old.get(t, user, user+"-pw"); got != want {
+			t.Errorf("%s on the old connection: %d, want %d", user, got, want)
+		}
 	}
 	fresh := dialTLS(t, addr)
 	if got := fresh.subject(); got != "lading-second" {
 		t.Errorf("a new connection is served certificate %q", got)
 	}
-	for user, want := range map[string]int{"bob": http.StatusOK, "carol": http.StatusOK, "alice": http.StatusUnauthorized} {
-		if got := fresh.get(t, user, user+"-pw"); got != want {
-			t.Errorf("%s on a new connection: %d, want %d", user, got, want)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, body := fresh.getPath(t, "/api/v2.0/systeminfo")
+		if strings.Contains(body, `"banner_message":"second"`) {
+			break
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the banner did not change: %s", body)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	// Bad files: the registry keeps what it has and says why.
@@ -170,7 +198,7 @@ func TestServeReload(t *testing.T) {
 	writeAtomically(t, crt, []byte("not a certificate"))
 	mark = len(p.stderr.String())
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	p.waitLog(t, regexp.MustCompile(`htpasswd reload failed, keeping 2 users.*line 1`), mark)
+	p.waitLog(t, regexp.MustCompile(`htpasswd import failed.*line 1`), mark)
 	p.waitLog(t, regexp.MustCompile(`TLS certificate reload failed, keeping CN=lading-second`), mark)
 	if got := fresh.get(t, "bob", "bob-pw"); got != http.StatusOK {
 		t.Errorf("bob after a bad reload: %d", got)

@@ -70,7 +70,7 @@ func tryServe(t testing.TB, extra ...string) (string, bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr := &lockedBuffer{}
 	done := make(chan int, 1)
-	args := append([]string{"--root", t.TempDir(), "serve", "--address", "127.0.0.1:0"}, extra...)
+	args := append([]string{"--root", t.TempDir(), "serve", "--address", "127.0.0.1:0", "--no-auth"}, extra...)
 	go func() { done <- Run(ctx, args, nil, io.Discard, stderr) }()
 	stop := func() { cancel(); <-done }
 	for deadline := time.Now().Add(20 * time.Second); ; {

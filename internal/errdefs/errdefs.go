@@ -43,6 +43,12 @@ var (
 	ErrUnsupported = errors.New("unsupported")
 	// ErrTooLarge: an input exceeds a size limit.
 	ErrTooLarge = errors.New("too large")
+	// ErrFailedPrecondition: the object is not in a state that allows the
+	// action (a project that still holds repositories cannot be deleted).
+	ErrFailedPrecondition = errors.New("failed precondition")
+	// ErrThrottled: the caller must wait before trying again (too many
+	// failed logins from one user or one address).
+	ErrThrottled = errors.New("too many requests")
 )
 
 // classed attaches a class to an error while keeping the error's own text.
@@ -90,6 +96,12 @@ func Unsupported(err error) error { return with(ErrUnsupported, err) }
 
 // TooLarge returns err marked as ErrTooLarge.
 func TooLarge(err error) error { return with(ErrTooLarge, err) }
+
+// FailedPrecondition returns err marked as ErrFailedPrecondition.
+func FailedPrecondition(err error) error { return with(ErrFailedPrecondition, err) }
+
+// Throttled returns err marked as ErrThrottled.
+func Throttled(err error) error { return with(ErrThrottled, err) }
 
 // IsNotFound reports whether err is of class ErrNotFound.
 func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

@@ -2,12 +2,14 @@
 // pushes of blobs and manifests, cross-repository mounts, deletes, tag and
 // repository listing, and the referrers API, over content kept by a
 // storage.Driver and metadata kept by a meta.Store. It also holds what a
-// registry needs around the API: authentication (htpasswd basic auth and the
-// Docker token flow), online garbage collection, Prometheus metrics and
-// structured access logs.
+// registry needs around the API: the Docker token flow's challenges,
+// online garbage collection, Prometheus metrics and structured access
+// logs.
 //
-// The package never imports lading's scanner. Work that follows a push (a
-// scan, a replication, a webhook) plugs in through Notifier.
+// Who a caller is and what they may do is asked of a Gate; what happened
+// is told to Events (gate.go). The package never imports the services
+// that answer (identity, access, projects, policies) nor lading's scanner:
+// the server composes them. Without a Gate the registry is open.
 //
 // # Requests and their errors
 //
@@ -19,7 +21,6 @@
 package registry
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -65,36 +66,14 @@ func (l *Limits) defaults() {
 	}
 }
 
-// Notifier is told about every manifest pushed. It is called after the
-// push is committed and before the client gets its answer, so it must only
-// queue work (a scan-on-push, a webhook), never do it inline.
-type Notifier interface {
-	ManifestPushed(ctx context.Context, e PushEvent)
-}
-
-// PushEvent describes a pushed manifest.
-type PushEvent struct {
-	Repository string
-	Digest     string
-	MediaType  string
-	Size       int64
-	Tags       []string
-	Subject    string // digest of the subject, for referrers
-	User       string // "" when anonymous
-}
-
-type noNotifier struct{}
-
-func (noNotifier) ManifestPushed(context.Context, PushEvent) {}
-
 // settings are what the options set, shared by Registry and Collector.
 type settings struct {
-	log      *slog.Logger
-	access   *slog.Logger
-	auth     *Auth
-	notifier Notifier
-	metrics  *Metrics
-	limits   Limits
+	log     *slog.Logger
+	access  *slog.Logger
+	gate    Gate
+	events  Events
+	metrics *Metrics
+	limits  Limits
 
 	noMetricsRoute bool
 }
@@ -120,11 +99,12 @@ func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.log = l } 
 // WithAccessLog logs one record per request to l.
 func WithAccessLog(l *slog.Logger) Option { return func(s *settings) { s.access = l } }
 
-// WithAuth requires requests to pass a.
-func WithAuth(a *Auth) Option { return func(s *settings) { s.auth = a } }
+// WithGate makes the registry ask g who callers are and what they may do;
+// without a Gate it is open to everyone.
+func WithGate(g Gate) Option { return func(s *settings) { s.gate = g } }
 
-// WithNotifier sets who hears about pushes.
-func WithNotifier(n Notifier) Option { return func(s *settings) { s.notifier = n } }
+// WithEvents sets who hears about pushes, pulls and deletions.
+func WithEvents(e Events) Option { return func(s *settings) { s.events = e } }
 
 // WithMetrics records metrics in m (a Collector, its collections) and
 // serves them at /metrics.
@@ -138,7 +118,7 @@ func WithoutMetricsRoute() Option { return func(s *settings) { s.noMetricsRoute 
 func WithLimits(l Limits) Option { return func(s *settings) { s.limits = l } }
 
 func newSettings(opts []Option) settings {
-	s := settings{notifier: noNotifier{}}
+	s := settings{events: noEvents{}}
 	for _, o := range opts {
 		o(&s)
 	}
@@ -193,28 +173,40 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	case path == "/metrics" && r.metrics != nil && !r.noMetricsRoute:
 		info.route = "metrics"
 		r.serveMetrics(rec, req, info)
-	case r.auth != nil && r.auth.tokens != nil && path == TokenPath:
-		info.route = "token"
-		r.auth.serveToken(rec, req, info)
 	default:
 		r.serveAPI(rec, req, info)
 	}
 }
 
 // serveMetrics serves /metrics: to anyone on an open registry, else to a
-// user of the htpasswd file with HTTP basic credentials (in token mode too:
-// a scraper has static credentials, not a token flow).
+// subject the Gate lets read the catalog (a system administrator), with
+// HTTP basic credentials (a scraper has static credentials, not a token
+// flow).
 func (r *Registry) serveMetrics(w *recorder, req *http.Request, info *reqInfo) {
-	if r.auth != nil {
-		user, pass, ok := req.BasicAuth()
-		if !ok || !r.auth.login(user, pass) {
-			ae := &apiError{status: http.StatusUnauthorized, code: codeUnauthorized, err: errors.New("metrics need the credentials of a user")}
+	if r.gate != nil {
+		fail := func(status int, code string, err error) {
+			ae := &apiError{status: status, code: code, err: err}
 			info.err = ae
-			w.Header().Set("WWW-Authenticate", `Basic realm="lading metrics"`)
+			if status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Basic realm="lading metrics"`)
+			}
 			writeError(w, req, ae)
+		}
+		user, pass, ok := req.BasicAuth()
+		if !ok {
+			fail(http.StatusUnauthorized, codeUnauthorized, errors.New("metrics need the basic credentials of an administrator"))
 			return
 		}
-		info.user = user
+		s, err := r.gate.Basic(req.Context(), user, pass, req.RemoteAddr)
+		if err != nil {
+			fail(http.StatusUnauthorized, codeUnauthorized, err)
+			return
+		}
+		info.user = s.Name
+		if ok, err := r.gate.Catalog(req.Context(), s); err != nil || !ok {
+			fail(http.StatusForbidden, codeDenied, fmt.Errorf("%s may not read the metrics", s.Name))
+			return
+		}
 	}
 	r.metrics.Handler().ServeHTTP(w, req)
 }

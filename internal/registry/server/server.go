@@ -10,34 +10,55 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/lading-dev/lading/internal/actor"
+	"github.com/lading-dev/lading/internal/api"
+	"github.com/lading-dev/lading/internal/core"
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/registry"
 	"github.com/lading-dev/lading/internal/registry/meta"
-	"github.com/lading-dev/lading/internal/registry/meta/postgres"
-	"github.com/lading-dev/lading/internal/registry/meta/sqlite"
+	metapostgres "github.com/lading-dev/lading/internal/registry/meta/postgres"
+	metasqlite "github.com/lading-dev/lading/internal/registry/meta/sqlite"
 	"github.com/lading-dev/lading/internal/registry/storage"
 	"github.com/lading-dev/lading/internal/registry/storage/fs"
 	"github.com/lading-dev/lading/internal/registry/storage/s3"
+	"github.com/lading-dev/lading/internal/sqldb"
+	"github.com/lading-dev/lading/internal/sqldb/postgres"
+	"github.com/lading-dev/lading/internal/sqldb/sqlite"
+	"github.com/lading-dev/lading/internal/syslog"
+	"github.com/lading-dev/lading/internal/token"
 )
 
-// Server is an assembled registry, ready to serve. It holds the whole
-// metadata store, to close it; the registry and the collector each take
-// their roles of it.
+// Migrations is the one ordered list of the metadata database's
+// migrations: the registry's tables, then each service's (core). A new
+// migration is appended to its package's list; the order of the lists
+// never changes.
+func Migrations() []sqldb.Migration {
+	return append(append([]sqldb.Migration{}, meta.Migrations...), core.Migrations()...)
+}
+
+// Server is an assembled registry and Harbor's layer, ready to serve. It
+// holds the metadata database, to close it; the registry and the
+// collector each take their roles of the metadata store, and Harbor's
+// layer (Core) its services.
 type Server struct {
 	Config    Config
 	Registry  *registry.Registry
 	Collector *registry.Collector
+	Core      *core.Core
 	Driver    storage.Driver
-	Meta      meta.Store
+	Meta      *meta.SQL
+	DB        *sqldb.DB
 	log       *slog.Logger
 	metrics   *registry.Metrics // nil when off
 	metricsL  net.Listener      // metrics.address, once listening
-	auth      *registry.Auth    // nil when open
 	cert      atomic.Pointer[tls.Certificate]
+	forward   *syslog.Switch
+	handler   http.Handler
 }
 
 // Options are what a Server needs besides its configuration.
@@ -47,12 +68,21 @@ type Options struct {
 	// AccessLog receives one JSON record per request when the
 	// configuration's log.access is on (the default).
 	AccessLog io.Writer
-	// Notifier hears about pushes (scan-on-push); default none.
-	Notifier registry.Notifier
+	// Events hear about pushes, pulls and deletions (scan on push,
+	// webhooks), besides Harbor's layer.
+	Events registry.Events
+	// Policies are more checks pushes, pulls and deletions must pass,
+	// after read-only mode and the quota (see registry.Policy).
+	Policies []registry.Policy
+	// Version is lading's version (systeminfo).
+	Version string
 }
 
-// Open opens the storage and the database the configuration names and
-// builds the registry over them. cfg must have had Defaults applied.
+// Open opens the storage and the database the configuration names,
+// brings the database's schema up to date, and builds the registry and
+// Harbor's layer over them. On a first start it creates the administrator
+// and the library project; it imports auth.htpasswd's users. cfg must
+// have had Defaults applied.
 func Open(ctx context.Context, cfg Config, o Options) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -61,67 +91,188 @@ func Open(ctx context.Context, cfg Config, o Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	var cert *tls.Certificate
+	if cfg.TLS.Certificate != "" {
+		var err error
+		if cert, err = loadCertificate(cfg.TLS); err != nil {
+			return nil, err
+		}
+	}
 	drv, err := openStorage(ctx, cfg.Storage)
 	if err != nil {
 		return nil, err
 	}
-	var store meta.Store
-	if cfg.Database.URL != "" {
-		store, err = postgres.Open(ctx, cfg.Database.URL)
-	} else {
-		store, err = sqlite.Open(ctx, cfg.Database.SQLite)
-	}
+	db, locks, err := openDB(ctx, cfg.Database)
 	if err != nil {
 		return nil, err
 	}
+	s := &Server{Config: cfg, Driver: drv, DB: db, forward: syslog.NewSwitch("lading", log)}
+	s.cert.Store(cert)
+	// Application and access logs also go to the audit log's syslog
+	// collector when one is set (Harbor's log collector gathers every
+	// component's logs).
+	s.log = slog.New(syslog.Tee{log.Handler(), syslog.NewHandler(s.forwardTarget, "app", slog.LevelInfo)})
+	if err := s.assemble(ctx, o, locks); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openDB opens the metadata database and migrates it; it returns the
+// database's collection locks too.
+func openDB(ctx context.Context, c DatabaseConfig) (*sqldb.DB, meta.CollectionLocks, error) {
+	var db *sqldb.DB
+	var locks meta.CollectionLocks
+	var err error
+	if c.URL != "" {
+		if db, err = postgres.Open(ctx, c.URL); err == nil {
+			locks = metapostgres.Locks(db.SQL())
+		}
+	} else {
+		if db, err = sqlite.Open(ctx, c.SQLite); err == nil {
+			locks = metasqlite.Locks(c.SQLite)
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := sqldb.Migrate(ctx, db, Migrations()); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return db, locks, nil
+}
+
+// assemble builds Harbor's layer and the registry, each told of the other
+// through the registry's Gate and Events and the metadata store's Hooks.
+func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionLocks) error {
+	cfg := s.Config
+	noAuth := cfg.Auth.Mode == "none"
+	var accessLog *slog.Logger
+	if o.AccessLog != nil && (cfg.Log.Access == nil || *cfg.Log.Access) {
+		accessLog = slog.New(syslog.Tee{slog.NewJSONHandler(o.AccessLog, nil), syslog.NewHandler(s.forwardTarget, "access", slog.LevelInfo)})
+	}
+	hooks := &hooks{}
+	s.Meta = meta.New(s.DB, meta.WithHooks(hooks), meta.WithCollectionLocks(locks))
+	c, err := core.New(ctx, s.DB, core.Options{
+		Log: s.log, AccessLog: accessLog, Version: o.Version, TokenService: cfg.Auth.Token.Service,
+		StorageProvider: s.Driver.Name(), NoAuth: noAuth, Health: s.health,
+	})
+	if err != nil {
+		return err
+	}
+	hooks.core = c
+	s.Core = c
+	if err := c.Settings.SetOverrides(cfg.Settings); err != nil {
+		c.Close()
+		return err
+	}
 	opts := []registry.Option{
-		registry.WithLogger(log),
+		registry.WithLogger(s.log),
 		registry.WithLimits(registry.Limits{
 			MaxManifestSize: cfg.Limits.MaxManifestSize,
 			IdleTimeout:     deref(cfg.Limits.IdleTimeout),
 		}),
+		registry.WithEvents(events{core: c, also: o.Events}),
 	}
-	if o.Notifier != nil {
-		opts = append(opts, registry.WithNotifier(o.Notifier))
+	if !noAuth {
+		opts = append(opts, registry.WithGate(&gate{Policies: policies(c, o.Policies), core: c, realm: cfg.Auth.Token.Realm}))
 	}
-	var auth *registry.Auth
-	if cfg.Auth.Htpasswd != "" {
-		if auth, err = openAuth(cfg.Auth, log); err != nil {
-			store.Close()
-			return nil, err
-		}
-		opts = append(opts, registry.WithAuth(auth))
-	}
-	var cert *tls.Certificate
-	if cfg.TLS.Certificate != "" {
-		if cert, err = loadCertificate(cfg.TLS); err != nil {
-			store.Close()
-			return nil, err
-		}
-	}
-	var metrics *registry.Metrics
 	if cfg.Metrics.Enabled == nil || *cfg.Metrics.Enabled {
-		metrics = registry.NewMetrics()
-		opts = append(opts, registry.WithMetrics(metrics))
+		s.metrics = registry.NewMetrics()
+		opts = append(opts, registry.WithMetrics(s.metrics))
 		if cfg.Metrics.Address != "" {
 			opts = append(opts, registry.WithoutMetricsRoute())
 		}
 	}
-	if o.AccessLog != nil && (cfg.Log.Access == nil || *cfg.Log.Access) {
-		opts = append(opts, registry.WithAccessLog(slog.New(slog.NewJSONHandler(o.AccessLog, nil))))
+	if accessLog != nil {
+		opts = append(opts, registry.WithAccessLog(accessLog))
 	}
-	s := &Server{
-		Config:    cfg,
-		Registry:  registry.New(drv, store, opts...),
-		Collector: registry.NewCollector(drv, store, opts...),
-		Driver:    drv,
-		Meta:      store,
-		log:       log,
-		metrics:   metrics,
-		auth:      auth,
+	s.Registry = registry.New(s.Driver, s.Meta, opts...)
+	s.Collector = registry.NewCollector(s.Driver, s.Meta, opts...)
+	c.SetRegistry(content{meta: s.Meta, reg: s.Registry})
+	if err := s.bootstrap(ctx); err != nil {
+		c.Close()
+		return err
 	}
-	s.cert.Store(cert)
-	return s, nil
+	s.handler = s.route()
+	return nil
+}
+
+// bootstrap creates the administrator and the library project on a first
+// start, and imports htpasswd users.
+func (s *Server) bootstrap(ctx context.Context) error {
+	ctx = actor.System(ctx, "lading")
+	if err := s.Core.Bootstrap(ctx, s.Config.Auth.AdminPassword, s.Config.Root); err != nil {
+		return err
+	}
+	return s.importHtpasswd(ctx)
+}
+
+// importHtpasswd makes database users of the htpasswd file's users that
+// are not users yet.
+func (s *Server) importHtpasswd(ctx context.Context) error {
+	file := s.Config.Auth.Htpasswd
+	if file == "" {
+		return nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("htpasswd: %w", err)
+	}
+	users, err := s.Core.Identity.ImportHtpasswd(actor.System(ctx, "lading"), b)
+	if err != nil {
+		return fmt.Errorf("htpasswd %s: %w", file, err)
+	}
+	s.log.Info(fmt.Sprintf("htpasswd imported: %d new users", len(users)), "file", file, "users", strings.Join(users, ","))
+	return nil
+}
+
+// route sends Harbor's paths to the core and everything else to the
+// registry.
+func (s *Server) route() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		switch {
+		case p == token.Path:
+			w.Header().Set("X-Request-Id", api.RequestID(r))
+			s.Core.TokenService.ServeHTTP(w, r)
+		case strings.HasPrefix(p, api.Prefix+"/"), p == api.Prefix, strings.HasPrefix(p, "/c/"):
+			s.Core.API.ServeHTTP(w, r)
+		default:
+			s.Registry.ServeHTTP(w, r)
+		}
+	})
+}
+
+// Handler is the server's HTTP handler: the registry, the token service
+// and the API on one port.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// health checks the database and the storage for /api/v2.0/health.
+func (s *Server) health(ctx context.Context) []api.Component {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	dbErr := s.DB.SQL().PingContext(ctx)
+	_, stErr := s.Driver.Stat(ctx, "health-check-absent")
+	if errdefs.IsNotFound(stErr) {
+		stErr = nil
+	}
+	return []api.Component{{Name: "database", Error: dbErr}, {Name: "registry", Error: stErr}}
+}
+
+// forwardTarget is the syslog collector logs go to: the audit log's
+// forwarding endpoint, when set.
+func (s *Server) forwardTarget() *syslog.Writer {
+	if s.Core == nil {
+		return nil
+	}
+	st, err := s.Core.Settings.Get(context.Background())
+	if err != nil {
+		return nil
+	}
+	return s.forward.Writer(st.AuditForwardEndpoint)
 }
 
 // loadCertificate loads the TLS certificate and key.
@@ -141,26 +292,28 @@ func describe(c *tls.Certificate) string {
 	return fmt.Sprintf("%s, not after %s", c.Leaf.Subject, c.Leaf.NotAfter.UTC().Format(time.RFC3339))
 }
 
-// Reload re-reads the htpasswd file and the TLS certificate and key, as
-// SIGHUP asks: requests and TLS handshakes from now on use them, while
-// open connections stay open. What it changed goes to the log; a file that
-// does not load leaves what was loaded in place, and the log and the error
-// say why.
-func (s *Server) Reload() error {
+// Reload re-reads what SIGHUP reloads: the TLS certificate and key
+// (handshakes from now on use them, open connections stay open), and,
+// from cfg when given (the configuration file read again), the settings
+// it fixes and the htpasswd users to import. What it changed goes to the
+// log; a file that does not load leaves what was loaded in place, and the
+// log and the error say why.
+func (s *Server) Reload(cfg *Config) error {
 	var errs []error
-	if s.auth != nil {
-		file := s.Config.Auth.Htpasswd
-		b, err := registry.ReadHtpasswd(file)
-		var ch registry.HtpasswdChange
-		if err == nil {
-			ch, err = s.auth.ReloadHtpasswd(b)
-		}
-		if err != nil {
-			s.log.Error(fmt.Sprintf("htpasswd reload failed, keeping %d users", s.auth.Users()), "file", file, "error", err)
+	ctx := context.Background()
+	if cfg != nil {
+		if err := s.Core.Settings.SetOverrides(cfg.Settings); err != nil {
+			s.log.Error("settings reload failed, keeping the settings in force", "error", err)
 			errs = append(errs, err)
 		} else {
-			s.log.Info("htpasswd reloaded: "+ch.String(), "file", file)
+			s.Config.Settings = cfg.Settings
+			s.log.Info(fmt.Sprintf("settings reloaded: %d fixed by the configuration", len(cfg.Settings)))
 		}
+		s.Config.Auth.Htpasswd = cfg.Auth.Htpasswd
+	}
+	if err := s.importHtpasswd(ctx); err != nil {
+		s.log.Error("htpasswd import failed", "file", s.Config.Auth.Htpasswd, "error", err)
+		errs = append(errs, err)
 	}
 	if s.Config.TLS.Certificate != "" {
 		cert, err := loadCertificate(s.Config.TLS)
@@ -171,9 +324,6 @@ func (s *Server) Reload() error {
 			s.cert.Store(cert)
 			s.log.Info("TLS certificate reloaded: "+describe(cert), "certificate", s.Config.TLS.Certificate)
 		}
-	}
-	if s.auth == nil && s.Config.TLS.Certificate == "" {
-		s.log.Info("nothing to reload: no htpasswd file, no TLS certificate")
 	}
 	return errors.Join(errs...)
 }
@@ -205,24 +355,6 @@ func openStorage(ctx context.Context, c StorageConfig) (storage.Driver, error) {
 	}
 }
 
-func openAuth(c AuthConfig, log *slog.Logger) (*registry.Auth, error) {
-	pw, err := registry.ReadHtpasswd(c.Htpasswd)
-	if err != nil {
-		return nil, err
-	}
-	ac := registry.AuthConfig{Htpasswd: pw, AnonymousRead: c.AnonymousRead, Rules: c.Access}
-	if c.Token.Enabled {
-		tc := &registry.TokenConfig{Service: c.Token.Service, Realm: c.Token.Realm, TTL: deref(c.Token.TTL)}
-		if c.Token.KeyFile != "" {
-			if tc.Key, err = os.ReadFile(c.Token.KeyFile); err != nil {
-				return nil, fmt.Errorf("token key: %w", err)
-			}
-		}
-		ac.Token = tc
-	}
-	return registry.NewAuth(ac, log)
-}
-
 // Close releases the storage (when its driver holds anything) and the
 // database. Call it after Serve has returned.
 func (s *Server) Close() error {
@@ -230,7 +362,9 @@ func (s *Server) Close() error {
 	if c, ok := s.Driver.(io.Closer); ok {
 		err = c.Close()
 	}
-	return errors.Join(err, s.Meta.Close())
+	s.Core.Close()
+	s.forward.Close()
+	return errors.Join(err, s.DB.Close())
 }
 
 // ListenMetrics listens on metrics.address, ahead of Serve (which
@@ -295,7 +429,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			inFlight.Add(1)
 			defer inFlight.Add(-1)
-			s.Registry.ServeHTTP(w, r)
+			s.handler.ServeHTTP(w, r)
 		}),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       120 * time.Second,
@@ -319,6 +453,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	if iv := s.Config.GC.Interval; iv > 0 {
 		wg.Go(func() { s.periodicGC(gcCtx, iv) })
 	}
+	wg.Go(func() { s.Core.Run(actor.System(gcCtx, "housekeeping")) })
 	// Metrics are served until the registry has shut down.
 	metricsCtx, stopMetrics := context.WithCancel(context.WithoutCancel(ctx))
 	metricsErr := make(chan error, 1)
@@ -339,7 +474,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		scheme = "https"
 	}
 	s.log.Info("registry listening", "address", l.Addr().String(), "scheme", scheme,
-		"storage", s.Driver.Name(), "auth", s.Config.Auth.Htpasswd != "", "token", s.Config.Auth.Token.Enabled)
+		"storage", s.Driver.Name(), "auth", s.Config.Auth.Mode)
 	served := make(chan error, 1)
 	go func() {
 		if useTLS {
@@ -401,13 +536,19 @@ func (s *Server) periodicGC(ctx context.Context, every time.Duration) {
 	}
 }
 
-// CollectGarbage runs one collection with the configured grace and TTL.
+// CollectGarbage runs one collection with the configured grace and TTL,
+// then recounts the projects' quotas from what is left.
 func (s *Server) CollectGarbage(ctx context.Context, dryRun bool) (registry.GCReport, error) {
-	return s.Collector.Collect(ctx, registry.GCOptions{
+	ctx = actor.System(ctx, "garbage-collection")
+	rep, err := s.Collector.Collect(ctx, registry.GCOptions{
 		Grace:     durationOr(s.Config.GC.Grace, registry.DefaultGrace),
 		UploadTTL: deref(s.Config.GC.UploadTTL),
 		DryRun:    dryRun,
 	})
+	if err != nil || dryRun {
+		return rep, err
+	}
+	return rep, s.Core.Projects.Recount(ctx, s.Meta.ForEachLink)
 }
 
 // deref is a duration of the configuration, 0 when unset (the registry's

@@ -36,6 +36,7 @@ func (l *lockedBuffer) String() string {
 // and shuts down when its context ends.
 func TestServe(t *testing.T) {
 	var cfg Config
+	cfg.Auth.Mode = "none"
 	cfg.Defaults(t.TempDir())
 	cfg.GC.Interval = 20 * time.Millisecond
 	cfg.GC.Grace = ptr(time.Nanosecond)
@@ -95,6 +96,7 @@ func newTextLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandl
 // With metrics.address set, /metrics is served there and only there.
 func TestMetricsAddress(t *testing.T) {
 	var cfg Config
+	cfg.Auth.Mode = "none"
 	cfg.Metrics.Address = "127.0.0.1:0"
 	cfg.Defaults(t.TempDir())
 	srv, err := Open(t.Context(), cfg, Options{})

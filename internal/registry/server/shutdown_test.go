@@ -93,6 +93,7 @@ func slowPush(t *testing.T, base string, blob []byte) (*io.PipeWriter, chan *htt
 func TestShutdownWaitsForRequests(t *testing.T) {
 	dir := t.TempDir()
 	var cfg Config
+	cfg.Auth.Mode = "none"
 	cfg.Defaults(dir)
 	srv, err := Open(t.Context(), cfg, Options{})
 	if err != nil {
@@ -152,6 +153,7 @@ func TestShutdownWaitsForRequests(t *testing.T) {
 func TestShutdownTimeout(t *testing.T) {
 	dir := t.TempDir()
 	var cfg Config
+	cfg.Auth.Mode = "none"
 	cfg.ShutdownTimeout = ptr(100 * time.Millisecond)
 	cfg.Defaults(dir)
 	srv, err := Open(t.Context(), cfg, Options{})

@@ -1,0 +1,104 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/lading-dev/lading/internal/errdefs"
+)
+
+// routes registers every endpoint. Adding an endpoint: a line here, a
+// handler that calls one service function, and a row in the
+// authorization test (internal/registry/server/authz_rows_test.go).
+func (s *Server) routes() {
+	p := Prefix
+	// System.
+	s.handle("GET "+p+"/ping", s.ping)
+	s.handle("GET "+p+"/health", s.health)
+	s.handle("GET "+p+"/systeminfo", s.systemInfo)
+	s.handle("GET "+p+"/configurations", s.getConfigurations)
+	s.handle("PUT "+p+"/configurations", s.putConfigurations)
+	s.handle("GET "+p+"/search", s.search)
+	s.handle("GET "+p+"/statistics", s.statistics)
+	// Users.
+	s.handle("GET "+p+"/users", s.listUsers)
+	s.handle("POST "+p+"/users", s.createUser)
+	s.handle("GET "+p+"/users/current", s.currentUser)
+	s.handle("GET "+p+"/users/current/permissions", s.currentPermissions)
+	s.handle("GET "+p+"/users/search", s.searchUsers)
+	s.handle("GET "+p+"/users/{user_id}", s.getUser)
+	s.handle("PUT "+p+"/users/{user_id}", s.updateUser)
+	s.handle("DELETE "+p+"/users/{user_id}", s.deleteUser)
+	s.handle("PUT "+p+"/users/{user_id}/sysadmin", s.setSysAdmin)
+	s.handle("PUT "+p+"/users/{user_id}/password", s.setPassword)
+	// Robots.
+	s.handle("GET "+p+"/robots", s.listRobots)
+	s.handle("POST "+p+"/robots", s.createRobot)
+	s.handle("GET "+p+"/robots/{robot_id}", s.getRobot)
+	s.handle("PUT "+p+"/robots/{robot_id}", s.updateRobot)
+	s.handle("PATCH "+p+"/robots/{robot_id}", s.refreshRobot)
+	s.handle("DELETE "+p+"/robots/{robot_id}", s.deleteRobot)
+	// Projects.
+	s.handle("GET "+p+"/projects", s.listProjects)
+	s.handle("HEAD "+p+"/projects", s.headProject)
+	s.handle("POST "+p+"/projects", s.createProject)
+	s.handle("GET "+p+"/projects/{project_name_or_id}", s.getProject)
+	s.handle("PUT "+p+"/projects/{project_name_or_id}", s.updateProject)
+	s.handle("DELETE "+p+"/projects/{project_name_or_id}", s.deleteProject)
+	s.handle("GET "+p+"/projects/{project_name_or_id}/_deletable", s.projectDeletable)
+	s.handle("GET "+p+"/projects/{project_name_or_id}/summary", s.projectSummary)
+	s.handle("GET "+p+"/projects/{project_name_or_id}/members", s.listMembers)
+	s.handle("POST "+p+"/projects/{project_name_or_id}/members", s.createMember)
+	s.handle("GET "+p+"/projects/{project_name_or_id}/members/{mid}", s.getMember)
+	s.handle("PUT "+p+"/projects/{project_name_or_id}/members/{mid}", s.updateMember)
+	s.handle("DELETE "+p+"/projects/{project_name_or_id}/members/{mid}", s.deleteMember)
+	for _, m := range []string{"/metadatas", "/metadatas/"} {
+		s.handle("GET "+p+"/projects/{project_name_or_id}"+m, s.listMetadata)
+		s.handle("POST "+p+"/projects/{project_name_or_id}"+m, s.addMetadata)
+	}
+	s.handle("GET "+p+"/projects/{project_name_or_id}/metadatas/{meta_name}", s.getMetadata)
+	s.handle("PUT "+p+"/projects/{project_name_or_id}/metadatas/{meta_name}", s.updateMetadata)
+	s.handle("DELETE "+p+"/projects/{project_name_or_id}/metadatas/{meta_name}", s.deleteMetadata)
+	s.handle("GET "+p+"/projects/{project_name}/logs", s.projectLogs)
+	s.handle("GET "+p+"/projects/{project_name}/auditlog-exts", s.projectLogExts)
+	// Repositories, artifacts, tags.
+	s.handle("GET "+p+"/repositories", s.listAllRepositories)
+	const repo = "/projects/{project_name}/repositories/{repository_name}"
+	s.handle("GET "+p+"/projects/{project_name}/repositories", s.listRepositories)
+	s.handle("GET "+p+repo, s.getRepository)
+	s.handle("PUT "+p+repo, s.updateRepository)
+	s.handle("DELETE "+p+repo, s.deleteRepository)
+	s.handle("GET "+p+repo+"/artifacts", s.listArtifacts)
+	s.handle("POST "+p+repo+"/artifacts", s.copyArtifact)
+	s.handle("GET "+p+repo+"/artifacts/{reference}", s.getArtifact)
+	s.handle("DELETE "+p+repo+"/artifacts/{reference}", s.deleteArtifact)
+	s.handle("GET "+p+repo+"/artifacts/{reference}/tags", s.listTags)
+	s.handle("POST "+p+repo+"/artifacts/{reference}/tags", s.createTag)
+	s.handle("DELETE "+p+repo+"/artifacts/{reference}/tags/{tag_name}", s.deleteTag)
+	// Quotas.
+	s.handle("GET "+p+"/quotas", s.listQuotas)
+	s.handle("GET "+p+"/quotas/{id}", s.getQuota)
+	s.handle("PUT "+p+"/quotas/{id}", s.updateQuota)
+	// Audit logs.
+	s.handle("GET "+p+"/audit-logs", s.auditLogs)
+	s.handle("GET "+p+"/auditlog-exts", s.auditLogExts)
+	s.handle("GET "+p+"/auditlog-exts/events", s.auditEventTypes)
+	// The login form.
+	s.handle("POST /c/login", s.login)
+	s.handle("GET /c/log_out", s.logout)
+	s.handle("POST /c/log_out", s.logout)
+
+	s.handle(p+"/", func(c *call) error {
+		return errdefs.NotFound(errors.New("no API endpoint at " + c.r.Method + " " + c.r.URL.Path))
+	})
+	s.handle("/c/", func(c *call) error {
+		return errdefs.NotFound(errors.New("no endpoint at " + c.r.URL.Path))
+	})
+}
+
+func (s *Server) ping(c *call) error {
+	c.w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	c.w.WriteHeader(http.StatusOK)
+	c.w.Write([]byte("Pong"))
+	return nil
+}

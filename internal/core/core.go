@@ -1,0 +1,203 @@
+// Package core assembles Harbor's layer of lading: the services (access,
+// identity, project, artifact view, audit, settings), the token service
+// and the HTTP API, over one metadata database. It is what
+// registry/server composes with the registry, and what the web UI will
+// call: everything here takes an access.Subject and decides for itself
+// what that subject may do.
+package core
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/lading-dev/lading/internal/access"
+	"github.com/lading-dev/lading/internal/api"
+	"github.com/lading-dev/lading/internal/artifact"
+	"github.com/lading-dev/lading/internal/audit"
+	"github.com/lading-dev/lading/internal/config"
+	"github.com/lading-dev/lading/internal/identity"
+	"github.com/lading-dev/lading/internal/project"
+	"github.com/lading-dev/lading/internal/sqldb"
+	"github.com/lading-dev/lading/internal/token"
+)
+
+// Migrations are the services' tables, in the order they must be created
+// (each list is owned by its package). The registry's metadata comes
+// first; see registry/server.
+func Migrations() []sqldb.Migration {
+	var out []sqldb.Migration
+	for _, m := range [][]sqldb.Migration{
+		config.Migrations,
+		audit.Migrations,
+		identity.Migrations,
+		project.Migrations,
+		artifact.Migrations,
+		token.Migrations,
+	} {
+		out = append(out, m...)
+	}
+	return out
+}
+
+// Options configure the core.
+type Options struct {
+	Log       *slog.Logger
+	AccessLog *slog.Logger
+	// Version shows as harbor_version.
+	Version string
+	// TokenService is the audience of registry tokens; default
+	// "harbor-registry".
+	TokenService string
+	// Registry is what the artifact view asks to change content; it may
+	// be set later (SetRegistry), the registry being built after.
+	Registry artifact.Registry
+	// Health checks other components for /api/v2.0/health.
+	Health func(context.Context) []api.Component
+	// StorageProvider names the blob storage.
+	StorageProvider string
+	// NoAuth: the open, throwaway registry (--no-auth).
+	NoAuth bool
+	// Sources are external identity sources by auth mode.
+	Sources map[string]identity.Source
+}
+
+// Core is Harbor's layer, assembled.
+type Core struct {
+	DB        *sqldb.DB
+	Access    *access.Checker
+	Settings  *config.Store
+	Audit     *audit.Log
+	Identity  *identity.Service
+	Projects  *project.Service
+	Artifacts *artifact.Service
+	Tokens    *token.Issuer
+	// API serves /api/v2.0/ and /c/.
+	API http.Handler
+	// TokenService serves /service/token.
+	TokenService http.Handler
+
+	log *slog.Logger
+}
+
+// New assembles the core over a migrated database.
+func New(ctx context.Context, db *sqldb.DB, o Options) (*Core, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.TokenService == "" {
+		o.TokenService = "harbor-registry"
+	}
+	c := &Core{DB: db, log: o.Log}
+	store := project.NewStore(db)
+	c.Access = access.New(store)
+	c.Audit = audit.New(db, c.Access, func(ctx context.Context) (audit.Settings, error) {
+		st, err := c.Settings.Get(ctx)
+		return audit.Settings{ForwardEndpoint: st.AuditForwardEndpoint, SkipDatabase: st.SkipAuditDatabase, Disabled: st.DisabledAuditEvents}, err
+	}, o.Log)
+	c.Settings = config.New(db, c.Access, c.Audit)
+	if _, err := c.Settings.Get(ctx); err != nil {
+		return nil, err
+	}
+	var idOpts []identity.Option
+	idOpts = append(idOpts, identity.WithLogger(o.Log))
+	for mode, src := range o.Sources {
+		idOpts = append(idOpts, identity.WithSource(mode, src))
+	}
+	c.Identity = identity.New(db, c.Access, c.Audit, c.Settings, store, idOpts...)
+	c.Settings.Guard("auth_mode", c.Identity.CanChangeAuthMode)
+	c.Projects = project.New(db, store, c.Access, c.Audit, c.Settings, c.Identity, o.Log)
+	c.Artifacts = artifact.New(db, c.Access, c.Audit, c.Projects, o.Registry, o.Log)
+	c.Projects.SetContents(c.Artifacts)
+	var err error
+	if c.Tokens, err = token.Open(ctx, db, o.TokenService); err != nil {
+		return nil, err
+	}
+	c.API = api.New(api.Services{Access: c.Access, Identity: c.Identity, Projects: c.Projects, Artifacts: c.Artifacts, Audit: c.Audit, Settings: c.Settings},
+		api.Options{Log: o.Log, AccessLog: o.AccessLog, Version: o.Version, StorageProvider: o.StorageProvider, Health: o.Health, NoAuth: o.NoAuth})
+	c.TokenService = token.NewService(c.Tokens, c.Identity, c.Access, func(ctx context.Context) time.Duration {
+		st, err := c.Settings.Get(ctx)
+		if err != nil || st.TokenExpiration <= 0 {
+			return 30 * time.Minute
+		}
+		return st.TokenExpiration
+	}, o.Log)
+	return c, nil
+}
+
+// SetRegistry tells the artifact view about the registry.
+func (c *Core) SetRegistry(r artifact.Registry) { c.Artifacts.SetRegistry(r) }
+
+// Close flushes pending pull records and the audit forwarder.
+func (c *Core) Close() {
+	c.Artifacts.Close()
+	c.Audit.Close()
+}
+
+// AdminPasswordFile is where a generated first password is written,
+// under the lading root.
+const AdminPasswordFile = "registry/initial-admin-password"
+
+// Bootstrap prepares a first start: the administrator "admin" (with
+// password, or a random one written to root/AdminPasswordFile with mode
+// 0600, whose path the log names, never the password) and the public
+// project "library". Later starts change nothing.
+func (c *Core) Bootstrap(ctx context.Context, password, root string) error {
+	created, generated, err := c.Identity.Bootstrap(ctx, password)
+	if err != nil {
+		return err
+	}
+	if created && generated != "" {
+		file := filepath.Join(root, AdminPasswordFile)
+		if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+			return err
+		}
+		if err := os.WriteFile(file, []byte(generated+"\n"), 0o600); err != nil {
+			return fmt.Errorf("writing the initial admin password: %w", err)
+		}
+		c.log.Warn("created the administrator 'admin' with a random password; it is in the file named here (read it, then change the password)", "file", file)
+	} else if created {
+		c.log.Info("created the administrator 'admin' with the configured password")
+	}
+	return c.Projects.Bootstrap(ctx)
+}
+
+// Run does the periodic housekeeping until ctx ends: purging expired
+// sessions, old login failures and, when audit_log_retention_hour is set,
+// old audit entries. Every replica may run it; the work is idempotent.
+func (c *Core) Run(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		c.Housekeep(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Housekeep runs the periodic purges once.
+func (c *Core) Housekeep(ctx context.Context) {
+	if err := c.Identity.PurgeSessions(ctx); err != nil && ctx.Err() == nil {
+		c.log.Warn("purging sessions", "error", err)
+	}
+	if err := c.Identity.PurgeThrottle(ctx); err != nil && ctx.Err() == nil {
+		c.log.Warn("purging login failures", "error", err)
+	}
+	st, err := c.Settings.Get(ctx)
+	if err != nil || st.AuditRetentionHours <= 0 {
+		return
+	}
+	n, err := c.Audit.Purge(ctx, time.Now().Add(-time.Duration(st.AuditRetentionHours)*time.Hour))
+	if err != nil && ctx.Err() == nil {
+		c.log.Warn("purging the audit log", "error", err)
+	} else if n > 0 {
+		c.log.Info("purged old audit log entries", "entries", n, "older_than_hours", st.AuditRetentionHours)
+	}
+}

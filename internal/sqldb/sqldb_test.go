@@ -1,0 +1,101 @@
+package sqldb_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/sqldb"
+	"github.com/lading-dev/lading/internal/sqldb/sqldbtest"
+)
+
+var base = []sqldb.Migration{
+	{Owner: "test", Name: "things", SQL: []string{
+		`CREATE TABLE things (id {{id}}, name {{text}} NOT NULL UNIQUE, data {{bytes}}, flag {{bool}} NOT NULL DEFAULT FALSE)`,
+	}},
+	{Owner: "test", Name: "things by flag", SQL: []string{`CREATE INDEX things_flag ON things (flag)`}},
+}
+
+func TestMigrateAndTx(t *testing.T) {
+	sqldbtest.Each(t, base, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		// Idempotent.
+		if err := sqldb.Migrate(ctx, db, base); err != nil {
+			t.Fatalf("second Migrate: %v", err)
+		}
+		got, err := sqldb.Applied(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{"test: things", "test: things by flag"}, got); diff != "" {
+			t.Errorf("applied (-want +got):\n%s", diff)
+		}
+		// An appended migration is applied; a changed or shorter list
+		// is refused.
+		more := append(append([]sqldb.Migration{}, base...), sqldb.Migration{Owner: "test", Name: "more", SQL: []string{`ALTER TABLE things ADD COLUMN size {{int}} NOT NULL DEFAULT 0`}})
+		if err := sqldb.Migrate(ctx, db, more); err != nil {
+			t.Fatal(err)
+		}
+		if err := sqldb.Migrate(ctx, db, base); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+			t.Errorf("older list: %v, want ErrFailedPrecondition", err)
+		}
+		renamed := append([]sqldb.Migration{}, more...)
+		renamed[1].Name = "renamed"
+		if err := sqldb.Migrate(ctx, db, renamed); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+			t.Errorf("reordered list: %v, want ErrFailedPrecondition", err)
+		}
+
+		// A committed transaction runs its after-commit work; a
+		// failed one neither writes nor runs it.
+		ran := 0
+		err = db.Tx(ctx, "insert", func(tx *sqldb.Tx) error {
+			tx.AfterCommit(func() { ran++ })
+			_, err := tx.Exec(ctx, `INSERT INTO things (name, data, flag) VALUES (?, ?, ?)`, "a", []byte{1, 2}, true)
+			return err
+		})
+		if err != nil || ran != 1 {
+			t.Fatalf("tx: %v, after-commit ran %d times", err, ran)
+		}
+		boom := errdefs.Conflict(errors.New("boom"))
+		err = db.Tx(ctx, "fail", func(tx *sqldb.Tx) error {
+			tx.AfterCommit(func() { ran++ })
+			if _, err := tx.Exec(ctx, `INSERT INTO things (name) VALUES (?)`, "b"); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) || ran != 1 {
+			t.Fatalf("failed tx: %v, after-commit ran %d times", err, ran)
+		}
+		var n int
+		var flag bool
+		var data []byte
+		if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM things WHERE name = ?`, "b").Scan(&n); err != nil || n != 0 {
+			t.Errorf("rolled back row: %d, %v", n, err)
+		}
+		if err := db.QueryRow(ctx, `SELECT flag, data FROM things WHERE name = ? AND flag = ?`, "a", true).Scan(&flag, &data); err != nil || !flag || len(data) != 2 {
+			t.Errorf("row a: %v %v %v", flag, data, err)
+		}
+		// A unique violation is reported as such.
+		_, err = db.Exec(ctx, `INSERT INTO things (name) VALUES (?)`, "a")
+		if !sqldb.IsUniqueViolation(err) {
+			t.Errorf("duplicate insert: %v", err)
+		}
+	})
+}
+
+func TestRewrite(t *testing.T) {
+	d := sqldb.Dialect{Numbered: true}
+	for _, tc := range []struct{ in, want string }{
+		{"SELECT 1", "SELECT 1"},
+		{"a = ? AND b = ?", "a = $1 AND b = $2"},
+		{"a = '?' AND b = ?", "a = '?' AND b = $1"},
+	} {
+		if got := d.Rewrite(tc.in); got != tc.want {
+			t.Errorf("Rewrite(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
