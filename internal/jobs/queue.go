@@ -528,3 +528,99 @@ func newID() string {
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// Tally counts an owner's jobs by state.
+type Tally struct {
+	ByState map[string]int64
+	// LastFinished is when the last of them finished.
+	LastFinished time.Time
+}
+
+// Total is the number of jobs counted.
+func (t Tally) Total() int64 {
+	var n int64
+	for _, c := range t.ByState {
+		n += c
+	}
+	return n
+}
+
+// Tallies counts the jobs of each owner by state.
+func (q *Queue) Tallies(ctx context.Context, owners []string) (map[string]Tally, error) {
+	out := map[string]Tally{}
+	for len(owners) > 0 {
+		n := min(len(owners), 200)
+		args := make([]any, n)
+		for i, o := range owners[:n] {
+			args[i] = o
+		}
+		rows, err := q.db.Query(ctx, `SELECT owner, state, COUNT(*), MAX(finished) FROM jobs WHERE owner IN (?`+strings.Repeat(", ?", n-1)+`) GROUP BY owner, state`, args...)
+		if err != nil {
+			return nil, q.db.Wrap("job tallies", err)
+		}
+		for rows.Next() {
+			var owner, state string
+			var c, fin int64
+			if err := rows.Scan(&owner, &state, &c, &fin); err != nil {
+				rows.Close()
+				return nil, q.db.Wrap("job tallies", err)
+			}
+			t := out[owner]
+			if t.ByState == nil {
+				t.ByState = map[string]int64{}
+			}
+			t.ByState[state] += c
+			if ft := sqldb.Time(fin); ft.After(t.LastFinished) {
+				t.LastFinished = ft
+			}
+			out[owner] = t
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, q.db.Wrap("job tallies", err)
+		}
+		owners = owners[n:]
+	}
+	return out, nil
+}
+
+// StopOwned stops every unfinished job of an owner.
+func (q *Queue) StopOwned(ctx context.Context, owner string) error {
+	rows, err := q.db.Query(ctx, `SELECT id FROM jobs WHERE owner = ? AND state IN ('Pending', 'Running')`, owner)
+	if err != nil {
+		return q.db.Wrap("stop jobs", err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return q.db.Wrap("stop jobs", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		if err := q.Stop(ctx, id); err != nil && !errdefs.IsNotFound(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeleteOwned removes, in tx, an owner's finished jobs and their logs;
+// unfinished ones are left alone.
+func (q *Queue) DeleteOwned(ctx context.Context, tx *sqldb.Tx, owner string) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM job_log WHERE job_id IN (SELECT id FROM jobs WHERE owner = ? AND state IN ('Success', 'Error', 'Stopped'))`, owner); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `DELETE FROM jobs WHERE owner = ? AND state IN ('Success', 'Error', 'Stopped')`, owner)
+	return err
+}
+
+// CountOwned counts, in tx, an owner's jobs.
+func (q *Queue) CountOwned(ctx context.Context, tx *sqldb.Tx, owner string) (int64, error) {
+	var n int64
+	err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM jobs WHERE owner = ?`, owner).Scan(&n)
+	return n, err
+}
