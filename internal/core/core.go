@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/lading-dev/lading/internal/access"
@@ -76,6 +77,9 @@ type Options struct {
 	// Outbound decides which addresses webhooks (and every other
 	// outbound target) may reach; default: the public internet only.
 	Outbound *outbound.Policy
+	// Webhooks configure deliveries (Log, Outbound and UserAgent default
+	// to the core's).
+	Webhooks webhook.Options
 }
 
 // Core is Harbor's layer, assembled.
@@ -137,8 +141,20 @@ func New(ctx context.Context, db *sqldb.DB, o Options) (*Core, error) {
 	}
 	c.Jobs = jobs.New(db, o.Jobs)
 	c.Tasks = task.New(db, c.Jobs)
-	c.Webhooks = webhook.New(db, c.Access, c.Audit, c.Projects, c.Jobs, c.Tasks, c.notificationsOn,
-		webhook.Options{Log: o.Log, Outbound: o.Outbound, UserAgent: "lading/" + o.Version})
+	wo := o.Webhooks
+	if wo.Log == nil {
+		wo.Log = o.Log
+	}
+	if wo.Outbound == nil {
+		wo.Outbound = o.Outbound
+	}
+	if wo.UserAgent == "" {
+		wo.UserAgent = "lading/" + o.Version
+	}
+	if wo.RepoCreated == nil {
+		wo.RepoCreated = c.repoCreated
+	}
+	c.Webhooks = webhook.New(db, c.Access, c.Audit, c.Projects, c.Jobs, c.Tasks, c.notificationsOn, wo)
 	c.Jobs.Register(c.Webhooks.Definition())
 	c.API = api.New(api.Services{Access: c.Access, Identity: c.Identity, Projects: c.Projects, Artifacts: c.Artifacts, Audit: c.Audit, Settings: c.Settings,
 		Jobs: jobs.NewMonitor(c.Jobs, c.Access), Webhooks: c.Webhooks},
@@ -151,6 +167,22 @@ func New(ctx context.Context, db *sqldb.DB, o Options) (*Core, error) {
 		return st.TokenExpiration
 	}, o.Log)
 	return c, nil
+}
+
+// system is lading acting on its own behalf.
+var system = access.Subject{Kind: access.KindUser, Name: "lading", SysAdmin: true}
+
+// repoCreated tells when a repository was created (zero if unknown).
+func (c *Core) repoCreated(ctx context.Context, repo string) time.Time {
+	name, rest, ok := strings.Cut(repo, "/")
+	if !ok {
+		return time.Time{}
+	}
+	r, err := c.Artifacts.Repository(ctx, system, project.Ref{Name: name}, rest)
+	if err != nil {
+		return time.Time{}
+	}
+	return r.Created
 }
 
 // notificationsOn reads Harbor's notification_enable setting.

@@ -147,7 +147,7 @@ func format(e Event, policyID int64, payloadFormat, id string) ([]byte, string, 
 			Type            string     `json:"type"`
 			DataContentType string     `json:"datacontenttype"`
 			Time            string     `json:"time"`
-			RequestID       string     `json:"requestid,omitempty"`
+			RequestID       string     `json:"requestid"`
 			Operator        string     `json:"operator,omitempty"`
 			Data            *EventData `json:"data"`
 		}{"1.0", id, fmt.Sprintf("/projects/%d/webhook/policies/%d", e.ProjectID, policyID), typ, "application/json",

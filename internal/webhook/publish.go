@@ -25,9 +25,13 @@ func (s *Service) Artifact(ctx context.Context, typ, host, repo, digest string, 
 	if len(tags) > 0 && tags[0] != "" {
 		ref = tags[0]
 	}
+	var created time.Time
+	if s.opt.RepoCreated != nil && typ != DeleteArtifact {
+		created = s.opt.RepoCreated(ctx, repo)
+	}
 	return s.Publish(ctx, Event{Type: typ, ProjectID: p.ID, Operator: operator, Data: EventData{
 		Resources:  []Resource{{Digest: digest, Tag: ref, ResourceURL: ResourceURL(host, repo, ref)}},
-		Repository: RepositoryOf(repo, p.Public, time.Time{}),
+		Repository: RepositoryOf(repo, p.Public, created),
 	}})
 }
 

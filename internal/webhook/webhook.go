@@ -117,6 +117,9 @@ type Options struct {
 	UserAgent string
 	// Concurrency bounds deliveries at once across replicas; default 16.
 	Concurrency int
+	// RepoCreated tells when a repository was created, for payloads'
+	// date_created (zero: unknown, left out).
+	RepoCreated func(ctx context.Context, repo string) time.Time
 }
 
 // Service keeps webhook policies and delivers events.
