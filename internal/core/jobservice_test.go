@@ -197,7 +197,7 @@ func TestAuthorization(t *testing.T) {
 			path := strings.ReplaceAll(r.path, "{policy}", newPolicy())
 			body := r.body
 			if r.method == "POST" || r.method == "PUT" {
-				body = []byte(strings.Replace(string(body), `"auth"`, fmt.Sprintf(`"auth-%s"`, who), 1))
+				body = []byte(strings.Replace(string(body), `"auth"`, fmt.Sprintf(`"auth-%s-%s"`, r.method, who), 1))
 			}
 			status, out := h.raw(t, who, r.method, path, body)
 			if status != want {
