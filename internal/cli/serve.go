@@ -1,8 +1,12 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,6 +25,7 @@ type serveFlags struct {
 	storage       string
 	databaseURL   string
 	htpasswd      string
+	noAuth        bool
 	token         bool
 	anonymousRead bool
 	gcInterval    time.Duration
@@ -34,8 +39,15 @@ func newServeCommand(e *env) *cobra.Command {
 		Long: `Serve an OCI distribution (1.1) registry.
 
 By default it listens on ` + server.DefaultAddress + `, keeps blobs under <root>/registry/content
-and metadata in SQLite at <root>/registry/meta.db, and lets anyone push and pull.
+and metadata in SQLite at <root>/registry/meta.db, and serves Harbor's layer with it:
+users, robot accounts, projects with members and roles, quotas, the audit log, the
+token service at /service/token and Harbor's REST API v2.0 at /api/v2.0. Repositories
+are PROJECT/REPO. The first start creates the administrator "admin" (password from
+$LADING_ADMIN_PASSWORD or auth.admin_password, else a random one written to
+<root>/registry/initial-admin-password) and the public project "library".
+--no-auth serves an open registry instead, for throwaway local use.
 A YAML configuration file (--config) sets everything; the flags override it.
+SIGHUP reloads the TLS certificate, the fixed settings and the htpasswd import.
 See the Registry section of README.md.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -49,6 +61,8 @@ See the Registry section of README.md.`,
 				return err
 			}
 			defer srv.Close()
+			stopReload := reloadOnHUP(ctx, e, sf, cmd, srv)
+			defer stopReload()
 			l, err := net.Listen("tcp", cfg.Address)
 			if err != nil {
 				return errdefs.Unavailable(fmt.Errorf("listen %s: %w", cfg.Address, err))
@@ -57,7 +71,7 @@ See the Registry section of README.md.`,
 			if cfg.TLS.Certificate != "" {
 				scheme = "https"
 			}
-			fmt.Fprintf(e.stderr, "lading: registry serving on %s://%s (storage %s)\n", scheme, l.Addr(), srv.Driver.Name())
+			fmt.Fprintf(e.stderr, "lading: registry serving on %s://%s (storage %s, auth %s)\n", scheme, l.Addr(), srv.Driver.Name(), cfg.Auth.Mode)
 			return srv.Serve(ctx, l)
 		},
 	}
@@ -68,9 +82,12 @@ See the Registry section of README.md.`,
 	f.StringVar(&sf.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	f.StringVar(&sf.storage, "storage", "", "blob storage: a directory, or s3://bucket[/prefix]?endpoint=host:port[&region=r][&insecure=true][&create=true]")
 	f.StringVar(&sf.databaseURL, "database-url", "", "PostgreSQL URL for metadata (default: SQLite under the root)")
-	f.StringVar(&sf.htpasswd, "htpasswd", "", "htpasswd file (bcrypt) of users; enables authentication")
-	f.BoolVar(&sf.token, "token-auth", false, "issue Docker tokens at /auth/token instead of basic auth on every request")
-	f.BoolVar(&sf.anonymousRead, "anonymous-read", false, "allow pulls without credentials")
+	f.StringVar(&sf.htpasswd, "htpasswd", "", "htpasswd file (bcrypt) whose users are imported as database users")
+	f.BoolVar(&sf.noAuth, "no-auth", false, "serve an open registry: no users, anyone pushes and pulls anywhere (auth.mode: none)")
+	f.BoolVar(&sf.token, "token-auth", false, "")
+	f.BoolVar(&sf.anonymousRead, "anonymous-read", false, "")
+	f.MarkDeprecated("token-auth", "the token service is always on, at /service/token")
+	f.MarkDeprecated("anonymous-read", "anonymous callers pull from public projects (metadata.public)")
 	f.DurationVar(&sf.gcInterval, "gc-interval", 0, "run garbage collection this often (0: never)")
 
 	cmd.AddCommand(newServeGCCommand(e, sf))
@@ -108,11 +125,8 @@ func (sf *serveFlags) load(cmd *cobra.Command, e *env) (server.Config, error) {
 	if set("htpasswd") {
 		cfg.Auth.Htpasswd = sf.htpasswd
 	}
-	if set("token-auth") {
-		cfg.Auth.Token.Enabled = sf.token
-	}
-	if set("anonymous-read") {
-		cfg.Auth.AnonymousRead = sf.anonymousRead
+	if set("no-auth") && sf.noAuth {
+		cfg.Auth.Mode = "none"
 	}
 	if set("gc-interval") {
 		cfg.GC.Interval = sf.gcInterval
@@ -173,4 +187,35 @@ func noArgs(cmd *cobra.Command, args []string) error {
 		return usageError{errdefs.InvalidArgument(err)}
 	}
 	return nil
+}
+
+// reloadOnHUP reloads the configuration's reloadable parts (TLS, fixed
+// settings, htpasswd import) on SIGHUP, until the returned function is
+// called.
+func reloadOnHUP(ctx context.Context, e *env, sf *serveFlags, cmd *cobra.Command, srv *server.Server) func() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-ch:
+				cfg, err := sf.load(cmd, e)
+				if err == nil {
+					err = srv.Reload(ctx, cfg)
+				}
+				if err != nil {
+					e.log.Error("reload on SIGHUP failed; keeping the running configuration", "error", err)
+					continue
+				}
+				e.log.Info("reloaded the configuration on SIGHUP")
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+	}
 }

@@ -197,6 +197,35 @@ func (s *Service) Linked(ctx context.Context, tx *sqldb.Tx, repo, dgst string, s
 	return &ExceededError{Project: name, Used: used, Limit: hard, Needed: size}
 }
 
+// QuotaAllows is the early refusal of a push: whether size more bytes
+// fit in the quota of repo's project (size < 0: unknown, allowed). The
+// exact accounting is Linked's.
+func (s *Service) QuotaAllows(ctx context.Context, repo string, size int64) error {
+	if size <= 0 {
+		return nil
+	}
+	name, _, ok := strings.Cut(repo, "/")
+	if !ok {
+		return nil
+	}
+	st, err := s.settings.Get(ctx)
+	if err != nil || !st.QuotaPerProjectEnable {
+		return err
+	}
+	var used, hard int64
+	err = s.db.QueryRow(ctx, `SELECT q.used, q.hard FROM quotas q JOIN projects p ON p.id = q.project_id WHERE p.name = ?`, name).Scan(&used, &hard)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return s.db.Wrap("quota", err)
+	}
+	if hard >= 0 && used+size > hard {
+		return &ExceededError{Project: name, Used: used, Limit: hard, Needed: size}
+	}
+	return nil
+}
+
 // Unlinked accounts for a blob unlinked from a repository (deleted, or
 // garbage collected), inside that transaction: the last link of a digest
 // in a project subtracts its size.

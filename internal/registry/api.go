@@ -14,6 +14,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/lading-dev/lading/internal/actor"
 	"github.com/lading-dev/lading/internal/verify"
 )
 
@@ -22,7 +23,7 @@ type call struct {
 	w    *recorder
 	req  *http.Request
 	rt   route
-	who  principal
+	who  Subject
 	info *reqInfo
 }
 
@@ -110,7 +111,14 @@ func (r *Registry) serveAPI(w *recorder, req *http.Request, info *reqInfo) {
 		fail(ae)
 		return
 	}
-	info.user = who.user
+	info.user = who.Name
+	if r.gate != nil {
+		kind := "user"
+		if who.Anonymous() {
+			kind = "anonymous"
+		}
+		req = req.WithContext(actor.With(req.Context(), actor.Actor{Name: who.Name, Kind: kind, Address: req.RemoteAddr, RequestID: info.id}))
+	}
 	// Bodies are counted, and abandoned when they stall.
 	if req.Body != nil && req.Body != http.NoBody {
 		cb := &countingBody{r: &idleBody{r: req.Body, rc: http.NewResponseController(w), idle: r.limits.IdleTimeout}}
@@ -132,9 +140,9 @@ func (r *Registry) serveAPI(w *recorder, req *http.Request, info *reqInfo) {
 
 // authorize checks the caller may do action on the route's repository. It
 // answers 401 with a challenge or 403 itself.
-func (r *Registry) authorize(w http.ResponseWriter, req *http.Request, rt route, action string) (principal, *apiError) {
-	if r.auth == nil {
-		return principal{open: true}, nil
+func (r *Registry) authorize(w http.ResponseWriter, req *http.Request, rt route, action string) (Subject, *apiError) {
+	if r.gate == nil {
+		return Subject{}, nil
 	}
 	var need []Scope
 	switch {
@@ -147,7 +155,7 @@ func (r *Registry) authorize(w http.ResponseWriter, req *http.Request, rt route,
 		}
 		need = []Scope{{Type: "repository", Name: rt.repo, Actions: acts}}
 	}
-	return r.auth.check(w, req, need, action)
+	return r.check(w, req, need, action)
 }
 
 // base answers the API version check.

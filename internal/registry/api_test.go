@@ -318,7 +318,7 @@ func TestManifestPushPull(t *testing.T) {
 			t.Errorf("HEAD %s: %d %v", ref, r.status, r.header)
 		}
 	}
-	ev := tr.notices.list()
+	ev := tr.notices.list("pushed")
 	if len(ev) != 1 || ev[0].Digest != d || ev[0].Repository != "app" || !slices.Equal(ev[0].Tags, []string{"v1"}) {
 		t.Errorf("push events %+v", ev)
 	}

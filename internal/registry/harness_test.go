@@ -56,21 +56,35 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// notices records the events the registry tells, by kind.
 type notices struct {
 	mu     sync.Mutex
-	events []registry.PushEvent
+	events []registry.Event
+	kinds  []string
 }
 
-func (n *notices) ManifestPushed(_ context.Context, e registry.PushEvent) {
+func (n *notices) add(kind string, e registry.Event) {
 	n.mu.Lock()
 	n.events = append(n.events, e)
+	n.kinds = append(n.kinds, kind)
 	n.mu.Unlock()
 }
 
-func (n *notices) list() []registry.PushEvent {
+func (n *notices) Pushed(_ context.Context, e registry.Event)  { n.add("pushed", e) }
+func (n *notices) Pulled(_ context.Context, e registry.Event)  { n.add("pulled", e) }
+func (n *notices) Deleted(_ context.Context, e registry.Event) { n.add("deleted", e) }
+
+// list returns the events of a kind.
+func (n *notices) list(kind string) []registry.Event {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return append([]registry.PushEvent(nil), n.events...)
+	var out []registry.Event
+	for i, e := range n.events {
+		if n.kinds[i] == kind {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func newRegistry(t testing.TB, opts ...registry.Option) *testRegistry {
@@ -96,7 +110,7 @@ func newRegistryOn(t testing.TB, store meta.Store, opts ...registry.Option) *tes
 		registry.WithAccessLog(slog.New(slog.NewJSONHandler(logs, nil))),
 		registry.WithLogger(slog.New(slog.NewTextHandler(logs, nil))),
 		registry.WithMetrics(registry.NewMetrics()),
-		registry.WithNotifier(n),
+		registry.WithEvents(n),
 	}, opts...)
 	reg := registry.New(drv, store, all...)
 	srv := httptest.NewServer(reg)

@@ -58,6 +58,14 @@ func (r *Registry) getManifest(c *call) error {
 		c.w.WriteHeader(http.StatusOK)
 		return nil
 	}
+	if r.gate != nil {
+		if err := r.gate.CheckPull(c.req.Context(), c.who, c.rt.repo, m.Digest, m.MediaType); err != nil {
+			for _, k := range []string{"Content-Type", "Content-Length", "Docker-Content-Digest", "ETag"} {
+				h.Del(k)
+			}
+			return err
+		}
+	}
 	rc, err := r.driver.Reader(c.req.Context(), blobPath(dgst), 0)
 	if err != nil {
 		return err
@@ -67,6 +75,11 @@ func (r *Registry) getManifest(c *call) error {
 	if err := r.copyOut(c, rc, m.Size); err != nil {
 		return clientGone(err)
 	}
+	var tags []string
+	if !isDigestRef(c.rt.ref) {
+		tags = []string{c.rt.ref}
+	}
+	r.events.Pulled(c.req.Context(), Event{Repository: c.rt.repo, Digest: m.Digest, MediaType: m.MediaType, Size: m.Size, Tags: tags, Subject: m.Subject, User: c.who.Name})
 	return nil
 }
 
@@ -132,6 +145,13 @@ func (r *Registry) putManifest(c *call) error {
 		Annotations:  pm.Annotations,
 		Blobs:        pm.Blobs,
 		Manifests:    pm.Manifests,
+		Content:      body,
+	}
+	if r.gate != nil {
+		pc := PushCheck{Repository: c.rt.repo, Digest: m.Digest, MediaType: m.MediaType, Size: m.Size, Tags: tags, Subject: m.Subject}
+		if err := r.gate.CheckPush(ctx, c.who, pc); err != nil {
+			return err
+		}
 	}
 	if err := r.storeManifest(ctx, c.rt.repo, dgst, body, m, tags); err != nil {
 		return err
@@ -150,14 +170,14 @@ func (r *Registry) putManifest(c *call) error {
 	if r.metrics != nil {
 		r.metrics.manifestsPushed.Inc()
 	}
-	r.notifier.ManifestPushed(ctx, PushEvent{
+	r.events.Pushed(ctx, Event{
 		Repository: c.rt.repo,
 		Digest:     m.Digest,
 		MediaType:  m.MediaType,
 		Size:       m.Size,
 		Tags:       tags,
 		Subject:    m.Subject,
-		User:       c.who.user,
+		User:       c.who.Name,
 	})
 	return nil
 }
@@ -202,24 +222,42 @@ func (r *Registry) storeManifest(ctx context.Context, repo string, dgst v1.Hash,
 func (r *Registry) deleteManifest(c *call) error {
 	ctx := c.req.Context()
 	ref := c.rt.ref
+	var ev Event
 	if isDigestRef(ref) {
 		dgst, err := parseDigest(ref)
 		if err != nil {
 			return err
 		}
+		if r.gate != nil {
+			if err := r.gate.CheckDelete(ctx, c.who, c.rt.repo, dgst.String(), ""); err != nil {
+				return err
+			}
+		}
 		if err := r.meta.DeleteManifest(ctx, c.rt.repo, dgst.String()); err != nil {
 			return err
 		}
+		ev = Event{Repository: c.rt.repo, Digest: dgst.String(), User: c.who.Name}
 	} else {
 		if err := CheckTag(ref); err != nil {
 			return errdefs.NotFound(fmt.Errorf("tag %s: %w", ref, err))
 		}
+		m, err := r.meta.Tag(ctx, c.rt.repo, ref)
+		if err != nil {
+			return err
+		}
+		if r.gate != nil {
+			if err := r.gate.CheckDelete(ctx, c.who, c.rt.repo, m.Digest, ref); err != nil {
+				return err
+			}
+		}
 		if err := r.meta.DeleteTag(ctx, c.rt.repo, ref); err != nil {
 			return err
 		}
+		ev = Event{Repository: c.rt.repo, Digest: m.Digest, MediaType: m.MediaType, Tags: []string{ref}, User: c.who.Name}
 	}
 	c.w.Header().Set("Content-Length", "0")
 	c.w.WriteHeader(http.StatusAccepted)
+	r.events.Deleted(ctx, ev)
 	return nil
 }
 
@@ -286,7 +324,7 @@ func (r *Registry) catalog(c *call) error {
 			repos = repos[:n]
 		}
 		for _, repo := range repos {
-			if r.readable(c.who, repo) {
+			if r.readable(c.req, c.who, repo) {
 				out = append(out, repo)
 			}
 		}

@@ -2,12 +2,14 @@
 // pushes of blobs and manifests, cross-repository mounts, deletes, tag and
 // repository listing, and the referrers API, over content kept by a
 // storage.Driver and metadata kept by a meta.Store. It also holds what a
-// registry needs around the API: authentication (htpasswd basic auth and the
-// Docker token flow), online garbage collection, Prometheus metrics and
-// structured access logs.
+// registry needs around the API: the Docker token flow's challenges,
+// online garbage collection, Prometheus metrics and structured access
+// logs.
 //
-// The package never imports lading's scanner. Work that follows a push (a
-// scan, a replication, a webhook) plugs in through Notifier.
+// Who a caller is and what they may do is asked of a Gate; what happened
+// is told to Events (gate.go). The package never imports the services
+// that answer (identity, access, projects, policies) nor lading's scanner:
+// the server composes them. Without a Gate the registry is open.
 //
 // # Requests and their errors
 //
@@ -19,7 +21,6 @@
 package registry
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -66,39 +67,17 @@ func (l *Limits) defaults() {
 	}
 }
 
-// Notifier is told about every manifest pushed. It is called after the
-// push is committed and before the client gets its answer, so it must only
-// queue work (a scan-on-push, a webhook), never do it inline.
-type Notifier interface {
-	ManifestPushed(ctx context.Context, e PushEvent)
-}
-
-// PushEvent describes a pushed manifest.
-type PushEvent struct {
-	Repository string
-	Digest     string
-	MediaType  string
-	Size       int64
-	Tags       []string
-	Subject    string // digest of the subject, for referrers
-	User       string // "" when anonymous
-}
-
-type noNotifier struct{}
-
-func (noNotifier) ManifestPushed(context.Context, PushEvent) {}
-
 // Registry serves the distribution API. Create it with New; it is an
 // http.Handler.
 type Registry struct {
-	driver   storage.Driver
-	meta     meta.Store
-	log      *slog.Logger
-	access   *slog.Logger
-	auth     *Auth
-	notifier Notifier
-	metrics  *Metrics
-	limits   Limits
+	driver  storage.Driver
+	meta    meta.Store
+	log     *slog.Logger
+	access  *slog.Logger
+	gate    Gate
+	events  Events
+	metrics *Metrics
+	limits  Limits
 
 	gcMu sync.Mutex // one collection at a time in this process
 }
@@ -112,11 +91,12 @@ func WithLogger(l *slog.Logger) Option { return func(r *Registry) { r.log = l } 
 // WithAccessLog logs one record per request to l.
 func WithAccessLog(l *slog.Logger) Option { return func(r *Registry) { r.access = l } }
 
-// WithAuth requires requests to pass a.
-func WithAuth(a *Auth) Option { return func(r *Registry) { r.auth = a } }
+// WithGate makes the registry ask g who callers are and what they may do;
+// without a Gate it is open to everyone.
+func WithGate(g Gate) Option { return func(r *Registry) { r.gate = g } }
 
-// WithNotifier sets who hears about pushes.
-func WithNotifier(n Notifier) Option { return func(r *Registry) { r.notifier = n } }
+// WithEvents sets who hears about pushes, pulls and deletions.
+func WithEvents(e Events) Option { return func(r *Registry) { r.events = e } }
 
 // WithMetrics records metrics in m and serves them at /metrics.
 func WithMetrics(m *Metrics) Option { return func(r *Registry) { r.metrics = m } }
@@ -126,7 +106,7 @@ func WithLimits(l Limits) Option { return func(r *Registry) { r.limits = l } }
 
 // New returns a registry over content in d and metadata in m.
 func New(d storage.Driver, m meta.Store, opts ...Option) *Registry {
-	r := &Registry{driver: d, meta: m, notifier: noNotifier{}}
+	r := &Registry{driver: d, meta: m, events: noEvents{}}
 	for _, o := range opts {
 		o(r)
 	}
@@ -172,9 +152,6 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	case path == "/metrics" && r.metrics != nil:
 		info.route = "metrics"
 		r.metrics.handler().ServeHTTP(rec, req)
-	case r.auth != nil && r.auth.tokens != nil && path == TokenPath:
-		info.route = "token"
-		r.auth.serveToken(rec, req, info)
 	default:
 		r.serveAPI(rec, req, info)
 	}

@@ -98,6 +98,9 @@ func (r *Registry) startUpload(c *call) error {
 		if err != nil {
 			return err
 		}
+		if err := r.checkBlob(c, c.req.ContentLength); err != nil {
+			return err
+		}
 		if _, err := r.storeBlob(ctx, c.rt.repo, dgst, c.req.ContentLength, c.req.Body); err != nil {
 			return err
 		}
@@ -133,7 +136,7 @@ func (r *Registry) mount(ctx context.Context, c *call, dgst v1.Hash, from string
 		}
 	}
 	for _, src := range sources {
-		if !r.readable(c.who, src) {
+		if !r.readable(c.req, c.who, src) {
 			continue
 		}
 		if _, err := r.meta.Blob(ctx, src, dgst.String()); err != nil {
@@ -149,6 +152,15 @@ func (r *Registry) mount(ctx context.Context, c *call, dgst v1.Hash, from string
 		return err == nil, err
 	}
 	return false, nil
+}
+
+// checkBlob asks the Gate's policy whether size bytes may come into the
+// route's repository (an early quota refusal, before the bytes arrive).
+func (r *Registry) checkBlob(c *call, size int64) error {
+	if r.gate == nil {
+		return nil
+	}
+	return r.gate.CheckBlob(c.req.Context(), c.who, c.rt.repo, size)
 }
 
 func (r *Registry) session(c *call) (meta.Upload, error) {
@@ -328,6 +340,9 @@ func (r *Registry) finishUpload(c *call) error {
 	hasBody := c.req.ContentLength != 0 && c.req.Body != nil && c.req.Body != http.NoBody
 	if hasBody && len(u.Chunks) == 0 {
 		// POST then PUT: stream the body straight into the blob.
+		if err := r.checkBlob(c, c.req.ContentLength); err != nil {
+			return err
+		}
 		if err := r.meta.DeleteUpload(ctx, u.Repo, u.ID, u.Size); err != nil {
 			return err
 		}

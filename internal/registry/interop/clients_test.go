@@ -44,10 +44,10 @@ func TestSkopeo(t *testing.T) {
 		creds  bool
 		tls    bool
 	}{
-		{"open", nil, false, false},
-		{"basic", []setup{withBasicAuth}, true, false},
-		{"token", []setup{withTokenAuth}, true, false},
-		{"tls+token", []setup{withTokenAuth, withTLS}, true, true},
+		{"no-auth", []setup{withNoAuth}, false, false},
+		{"htpasswd-import", []setup{withHtpasswd}, true, false},
+		{"db", nil, true, false},
+		{"tls", []setup{withTLS}, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := start(t, tc.setups...)
@@ -104,8 +104,8 @@ func TestPodman(t *testing.T) {
 		name   string
 		setups []setup
 	}{
-		{"open", nil},
-		{"token", []setup{withTokenAuth}},
+		{"no-auth", []setup{withNoAuth}},
+		{"db", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := start(t, tc.setups...)
@@ -113,7 +113,7 @@ func TestPodman(t *testing.T) {
 			p := []string{"--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run"),
 				"--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "none"}
 			var creds []string
-			if tc.setups != nil {
+			if tc.name != "no-auth" {
 				creds = []string{"--creds", user + ":" + password}
 			}
 			env := []string{"REGISTRY_AUTH_FILE=" + authFile(t, dir)}
@@ -147,7 +147,7 @@ func TestPodman(t *testing.T) {
 // buildah builds from scratch, pushes and pulls.
 func TestBuildah(t *testing.T) {
 	buildah := tool(t, "buildah")
-	reg := start(t, withBasicAuth)
+	reg := start(t, withHtpasswd)
 	dir := t.TempDir()
 	b := []string{"--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run"), "--storage-driver", "vfs"}
 	env := []string{"REGISTRY_AUTH_FILE=" + authFile(t, dir), "BUILDAH_ISOLATION=chroot"}
@@ -173,7 +173,7 @@ func TestBuildah(t *testing.T) {
 // deletes, with token auth.
 func TestCrane(t *testing.T) {
 	crane := tool(t, "crane")
-	reg := start(t, withTokenAuth)
+	reg := start(t)
 	dir := t.TempDir()
 	env := []string{"DOCKER_CONFIG=" + dir}
 	run(t, env, crane, "auth", "login", reg.host, "-u", user, "-p", password)
@@ -208,7 +208,7 @@ func TestCrane(t *testing.T) {
 // referrers API and pulls.
 func TestOras(t *testing.T) {
 	oras := tool(t, "oras")
-	reg := start(t, withTokenAuth)
+	reg := start(t)
 	dir := t.TempDir()
 	env := []string{"DOCKER_CONFIG=" + dir}
 	creds := []string{"--plain-http", "-u", user, "-p", password}

@@ -18,6 +18,7 @@ func TestGCOnS3Postgres(t *testing.T) {
 	lading := start(t, withS3Postgres)
 	dir := t.TempDir()
 	env := []string{"DOCKER_CONFIG=" + dir}
+	run(t, env, crane, "auth", "login", lading.host, "-u", user, "-p", password)
 	for i, name := range []string{"keep", "drop"} {
 		layer := filepath.Join(dir, name+".tar")
 		writeFile(t, layer, tarOf(t, "etc/"+name, strings.Repeat(name, 1000+i)))

@@ -27,6 +27,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/lading-dev/lading/internal/identity"
+	"github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/registry/server"
 )
 
@@ -63,16 +65,26 @@ type registry struct {
 	logs *bytes.Buffer
 }
 
-// users of the registries with authentication.
+// The user the tests push and pull as (a system administrator, so that
+// every client's every operation, the catalog included, is allowed: these
+// tests are about the protocol; roles are tested in registry/server), and
+// the projects their repositories live in.
 const (
 	user     = "ci"
-	password = "ci-password"
+	password = "Ci-password1"
+	admin    = "Admin-password1"
 )
+
+var projects = []string{"skopeo", "podman", "buildah", "crane", "oras", "gc", "corpus", "conformance"}
 
 type setup func(t testing.TB, c *server.Config)
 
-// withBasicAuth requires htpasswd credentials.
-func withBasicAuth(t testing.TB, c *server.Config) {
+// withNoAuth serves an open registry (--no-auth).
+func withNoAuth(_ testing.TB, c *server.Config) { c.Auth.Mode = "none" }
+
+// withHtpasswd imports the user from an htpasswd file (bcrypt), as lading
+// serve --htpasswd does.
+func withHtpasswd(t testing.TB, c *server.Config) {
 	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
@@ -82,10 +94,29 @@ func withBasicAuth(t testing.TB, c *server.Config) {
 	c.Auth.Htpasswd = p
 }
 
-// withTokenAuth adds the Docker token flow to basic auth.
-func withTokenAuth(t testing.TB, c *server.Config) {
-	withBasicAuth(t, c)
-	c.Auth.Token.Enabled = true
+// seed creates the user (unless imported), makes it an administrator, and
+// creates the projects.
+func seed(t testing.TB, srv *server.Server) {
+	ctx := context.Background()
+	c := srv.Core
+	adm, err := c.Identity.Login(ctx, "admin", admin, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := c.Identity.UserByName(ctx, user)
+	if err != nil {
+		if u, err = c.Identity.CreateUser(ctx, adm, identity.UserCreate{Username: user, Email: "ci@example.com", Realname: "CI", Password: password}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Identity.SetSysAdmin(ctx, adm, u.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range projects {
+		if _, err := c.Projects.Create(ctx, adm, project.Create{Name: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // withTLS serves HTTPS with a self-signed certificate for 127.0.0.1; it
@@ -120,11 +151,15 @@ func start(t testing.TB, setups ...setup) *registry {
 	for _, s := range setups {
 		s(t, &cfg)
 	}
+	cfg.Auth.AdminPassword = admin
 	cfg.Defaults(t.TempDir())
 	logs := &bytes.Buffer{}
 	srv, err := server.Open(context.Background(), cfg, server.Options{Log: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.Auth.Mode != "none" {
+		seed(t, srv)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -29,9 +29,9 @@ func TestLading(t *testing.T) {
 		setups []setup
 		auth   bool
 	}{
-		{"anonymous", nil, false},
-		{"basic", []setup{withBasicAuth}, true},
-		{"token-tls", []setup{withTokenAuth, withTLS}, true},
+		{"no-auth", []setup{withNoAuth}, false},
+		{"htpasswd-import", []setup{withHtpasswd}, true},
+		{"tls", []setup{withTLS}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()

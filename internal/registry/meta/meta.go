@@ -81,6 +81,13 @@ type Store interface {
 	DeleteManifest(ctx context.Context, repo, dgst string) error
 	// DeleteTag deletes a tag, not the manifest it points at.
 	DeleteTag(ctx context.Context, repo, tag string) error
+	// PutTag points tag at the manifest dgst of repo (ErrNotFound
+	// without it).
+	PutTag(ctx context.Context, repo, tag, dgst string) error
+	// DeleteRepository deletes a repository's manifests, tags, blob links
+	// and upload sessions (ErrNotFound for an unknown repository). The
+	// blobs stay for the collector.
+	DeleteRepository(ctx context.Context, repo string) error
 	// Tags lists up to n tags of repo after last, in lexical (byte)
 	// order; n < 0 means all. An unknown repository is errdefs.ErrNotFound.
 	Tags(ctx context.Context, repo, last string, n int) ([]string, error)
@@ -152,6 +159,10 @@ type Manifest struct {
 	Blobs        []string          // blobs it requires (config, layers)
 	Manifests    []string          // manifests it requires (index entries)
 	Created      time.Time
+	// Content is the manifest's bytes, when the writer has them: given
+	// to the hooks (which read what they need of it), never stored here
+	// (the content is a blob in storage).
+	Content []byte
 }
 
 // Descriptor is an entry of a referrers list.

@@ -7,235 +7,155 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/sqldb"
 )
 
-// Dialect is what differs between the SQL databases SQL runs on.
-type Dialect struct {
-	// Name names the database for errors and logs.
-	Name string
-	// Numbered placeholders ($1, $2...) instead of "?".
-	Numbered bool
-	// ForUpdate and ForShare are appended to a SELECT that locks rows in
-	// a transaction ("" where the database locks more coarsely, as
-	// SQLite's immediate transactions do).
-	ForUpdate, ForShare string
-	// Retryable reports a transaction error worth retrying (a deadlock,
-	// a serialization failure, a busy database).
-	Retryable func(error) bool
-	// Schema is the list of statements that create the tables, run in
-	// one transaction; each is idempotent.
-	Schema []string
-	// OneWriter serializes this process's write transactions on a mutex,
-	// for databases that allow one writer at a time (SQLite): writers
-	// then queue in order instead of polling the database's lock.
-	OneWriter bool
-}
+// Dialect is what differs between the SQL databases the store runs on.
+type Dialect = sqldb.Dialect
 
-// SQL is a Store on a database/sql database.
+// SQL is a Store on the metadata database (package sqldb), whose tables
+// Migrations creates.
 type SQL struct {
-	db      *sql.DB
-	d       Dialect
-	now     func() time.Time
-	writeMu sync.Mutex // with Dialect.OneWriter
-
-	stmtMu sync.Mutex
-	stmts  map[string]*sql.Stmt // by query text
+	db    *sqldb.DB
+	d     Dialect
+	now   func() time.Time
+	hooks Hooks
+	owned bool
 }
 
 var _ Store = (*SQL)(nil)
 
-// NewSQL creates the schema if needed and returns the store. The store owns
-// db and closes it in Close.
-func NewSQL(ctx context.Context, db *sql.DB, d Dialect) (*SQL, error) {
-	s := &SQL{db: db, d: d, now: time.Now}
-	err := s.tx1(ctx, func(tx *sql.Tx) error {
-		for _, stmt := range d.Schema {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, errdefs.Unavailable(fmt.Errorf("%s schema: %w", d.Name, err))
+// Option configures the store.
+type Option func(*SQL)
+
+// WithHooks tells hooks, inside each transaction, of the changes others
+// account for.
+func WithHooks(h Hooks) Option { return func(s *SQL) { s.hooks = h } }
+
+// OwnDB makes Close close the database too.
+func OwnDB() Option { return func(s *SQL) { s.owned = true } }
+
+// New returns the store over db, which Migrations must have brought up to
+// date.
+func New(db *sqldb.DB, opts ...Option) *SQL {
+	s := &SQL{db: db, d: db.Dialect(), now: time.Now, hooks: noHooks{}}
+	for _, o := range opts {
+		o(s)
 	}
-	return s, nil
+	return s
 }
+
+// Migrations create the registry's tables. The first is idempotent, so a
+// database created before migrations existed adopts it.
+var Migrations = []sqldb.Migration{{Owner: "registry/meta", Name: "repositories, blobs, links, manifests, references, tags, uploads", SQL: []string{
+	`CREATE TABLE IF NOT EXISTS repositories (
+		name {{text}} PRIMARY KEY,
+		created {{int}} NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS blobs (
+		digest {{text}} PRIMARY KEY,
+		size {{int}} NOT NULL,
+		state TEXT NOT NULL,
+		created {{int}} NOT NULL,
+		updated {{int}} NOT NULL,
+		claimed {{int}} NOT NULL DEFAULT 0,
+		claims {{int}} NOT NULL DEFAULT 0)`,
+	`CREATE TABLE IF NOT EXISTS repo_blobs (
+		repo {{text}} NOT NULL,
+		digest {{text}} NOT NULL,
+		linked {{int}} NOT NULL,
+		PRIMARY KEY (repo, digest))`,
+	`CREATE INDEX IF NOT EXISTS repo_blobs_digest ON repo_blobs (digest)`,
+	`CREATE TABLE IF NOT EXISTS manifests (
+		repo {{text}} NOT NULL,
+		digest {{text}} NOT NULL,
+		media_type TEXT NOT NULL,
+		size {{int}} NOT NULL,
+		artifact_type TEXT NOT NULL,
+		subject {{text}} NOT NULL,
+		annotations TEXT NOT NULL,
+		created {{int}} NOT NULL,
+		PRIMARY KEY (repo, digest))`,
+	`CREATE INDEX IF NOT EXISTS manifests_digest ON manifests (digest)`,
+	`CREATE INDEX IF NOT EXISTS manifests_subject ON manifests (repo, subject)`,
+	`CREATE TABLE IF NOT EXISTS manifest_refs (
+		repo {{text}} NOT NULL,
+		manifest {{text}} NOT NULL,
+		child {{text}} NOT NULL,
+		PRIMARY KEY (repo, manifest, child))`,
+	`CREATE INDEX IF NOT EXISTS manifest_refs_child ON manifest_refs (child, repo)`,
+	`CREATE TABLE IF NOT EXISTS tags (
+		repo {{text}} NOT NULL,
+		tag {{text}} NOT NULL,
+		digest {{text}} NOT NULL,
+		updated {{int}} NOT NULL,
+		PRIMARY KEY (repo, tag))`,
+	`CREATE INDEX IF NOT EXISTS tags_digest ON tags (repo, digest)`,
+	`CREATE TABLE IF NOT EXISTS uploads (
+		id {{text}} PRIMARY KEY,
+		repo {{text}} NOT NULL,
+		size {{int}} NOT NULL,
+		chunks TEXT NOT NULL,
+		hash_state {{bytes}},
+		created {{int}} NOT NULL,
+		updated {{int}} NOT NULL)`,
+	`CREATE INDEX IF NOT EXISTS uploads_updated ON uploads (updated)`,
+}}}
 
 // SetClock replaces the store's clock (tests of the grace window).
 func (s *SQL) SetClock(now func() time.Time) { s.now = now }
 
-// Close implements Store.
+// DB returns the database the store runs on.
+func (s *SQL) DB() *sqldb.DB { return s.db }
+
+// Close releases the database when the store owns it.
 func (s *SQL) Close() error {
-	s.stmtMu.Lock()
-	for _, st := range s.stmts {
-		st.Close()
+	if s.owned {
+		return s.db.Close()
 	}
-	s.stmts = nil
-	s.stmtMu.Unlock()
-	return s.db.Close()
+	return nil
 }
 
-// q rewrites a query written with "?" placeholders for the dialect.
-func (s *SQL) q(query string) string {
-	if !s.d.Numbered {
-		return query
-	}
-	var b strings.Builder
-	n := 0
-	for i := 0; i < len(query); i++ {
-		if query[i] == '?' {
-			n++
-			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(n))
-			continue
-		}
-		b.WriteByte(query[i])
-	}
-	return b.String()
-}
-
-func (s *SQL) wrap(what string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: %s: %w", s.d.Name, what, err)
-	}
-	if errdefs.IsNotFound(err) || errors.Is(err, errdefs.ErrConflict) || errors.Is(err, errdefs.ErrUnavailable) || errdefs.IsInvalidArgument(err) {
-		return err
-	}
-	return errdefs.Unavailable(fmt.Errorf("%s: %s: %w", s.d.Name, what, err))
-}
+func (s *SQL) wrap(what string, err error) error { return s.db.Wrap(what, err) }
 
 // tx runs fn in a transaction, retrying it when the database asks for that.
-func (s *SQL) tx(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		err = s.tx1(ctx, fn)
-		if err == nil || s.d.Retryable == nil || !s.d.Retryable(err) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return s.wrap(what, ctx.Err())
-		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
-		}
-	}
-	return s.wrap(what, err)
-}
-
-func (s *SQL) tx1(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	if s.d.OneWriter {
-		s.writeMu.Lock()
-		defer s.writeMu.Unlock()
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
-}
-
-// stmt returns the prepared statement for a query written with "?"
-// placeholders, preparing it once: parsing SQL is a large part of a small
-// query's cost.
-func (s *SQL) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	s.stmtMu.Lock()
-	defer s.stmtMu.Unlock()
-	if st, ok := s.stmts[query]; ok {
-		return st, nil
-	}
-	st, err := s.db.PrepareContext(ctx, s.q(query))
-	if err != nil {
-		return nil, err
-	}
-	if s.stmts == nil {
-		s.stmts = map[string]*sql.Stmt{}
-	}
-	s.stmts[query] = st
-	return st, nil
-}
-
-// errRow is a *sql.Row-like value carrying an error.
-type errRow struct{ err error }
-
-func (e errRow) Scan(...any) error { return e.err }
-
-type scanner interface{ Scan(...any) error }
-
-// row runs a query expected to return one row.
-func (s *SQL) row(ctx context.Context, query string, args ...any) scanner {
-	st, err := s.stmt(ctx, query)
-	if err != nil {
-		return errRow{err}
-	}
-	return st.QueryRowContext(ctx, args...)
-}
-
-// rows runs a query.
-func (s *SQL) rows(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	st, err := s.stmt(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	return st.QueryContext(ctx, args...)
-}
-
-// exec runs a single writing statement outside a transaction.
-func (s *SQL) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	st, err := s.stmt(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	if s.d.OneWriter {
-		s.writeMu.Lock()
-		defer s.writeMu.Unlock()
-	}
-	return st.ExecContext(ctx, args...)
-}
-
-// txRow is row inside a transaction.
-func (s *SQL) txRow(ctx context.Context, tx *sql.Tx, query string, args ...any) scanner {
-	st, err := s.stmt(ctx, query)
-	if err != nil {
-		return errRow{err}
-	}
-	return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
-}
-
-// txExec is exec inside a transaction.
-func (s *SQL) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
-	st, err := s.stmt(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+func (s *SQL) tx(ctx context.Context, what string, fn func(tx *sqldb.Tx) error) error {
+	return s.db.Tx(ctx, what, fn)
 }
 
 func nanos(t time.Time) int64 { return t.UnixNano() }
 
 func fromNanos(n int64) time.Time { return time.Unix(0, n) }
 
-func (s *SQL) ensureRepo(ctx context.Context, tx *sql.Tx, repo string) error {
-	_, err := s.txExec(ctx, tx, (`INSERT INTO repositories (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`), repo, nanos(s.now()))
+func (s *SQL) ensureRepo(ctx context.Context, tx *sqldb.Tx, repo string) error {
+	_, err := tx.Exec(ctx, (`INSERT INTO repositories (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`), repo, nanos(s.now()))
+	return err
+}
+
+// link links dgst into repo (creating the repository), refreshing the
+// link's time; a new link is told to the hooks.
+func (s *SQL) link(ctx context.Context, tx *sqldb.Tx, repo, dgst string, size, now int64) error {
+	if err := s.ensureRepo(ctx, tx, repo); err != nil {
+		return err
+	}
+	res, err := tx.Exec(ctx, `INSERT INTO repo_blobs (repo, digest, linked) VALUES (?, ?, ?) ON CONFLICT (repo, digest) DO NOTHING`, repo, dgst, now)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return s.hooks.BlobLinked(ctx, tx, repo, dgst, size)
+	}
+	_, err = tx.Exec(ctx, `UPDATE repo_blobs SET linked = ? WHERE repo = ? AND digest = ?`, now, repo, dgst)
 	return err
 }
 
 // ClaimBlob implements Store.
 func (s *SQL) ClaimBlob(ctx context.Context, dgst string) (bool, error) {
 	present := false
-	err := s.tx(ctx, "claim blob "+dgst, func(tx *sql.Tx) error {
+	err := s.tx(ctx, "claim blob "+dgst, func(tx *sqldb.Tx) error {
 		var err error
 		present, err = s.claim(ctx, tx, dgst)
 		return err
@@ -244,13 +164,13 @@ func (s *SQL) ClaimBlob(ctx context.Context, dgst string) (bool, error) {
 }
 
 // claim is ClaimBlob inside a transaction.
-func (s *SQL) claim(ctx context.Context, tx *sql.Tx, dgst string) (bool, error) {
+func (s *SQL) claim(ctx context.Context, tx *sqldb.Tx, dgst string) (bool, error) {
 	now := nanos(s.now())
 	var state string
 	var updated int64
-	err := s.txRow(ctx, tx, (`SELECT state, updated FROM blobs WHERE digest = ?`+s.d.ForUpdate), dgst).Scan(&state, &updated)
+	err := tx.QueryRow(ctx, (`SELECT state, updated FROM blobs WHERE digest = ?`+s.d.ForUpdate), dgst).Scan(&state, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
-		_, err = s.txExec(ctx, tx, (`INSERT INTO blobs (digest, size, state, created, updated, claimed, claims) VALUES (?, 0, ?, ?, ?, ?, 1)`), dgst, StatePending, now, now, now)
+		_, err = tx.Exec(ctx, (`INSERT INTO blobs (digest, size, state, created, updated, claimed, claims) VALUES (?, 0, ?, ?, ?, ?, 1)`), dgst, StatePending, now, now, now)
 		return false, err
 	}
 	if err != nil {
@@ -267,21 +187,21 @@ func (s *SQL) claim(ctx context.Context, tx *sql.Tx, dgst string) (bool, error) 
 	if state == StateDeleting {
 		newState = StatePending
 	}
-	_, err = s.txExec(ctx, tx, (`UPDATE blobs SET state = ?, updated = ?, claimed = ?, claims = claims + 1 WHERE digest = ?`), newState, now, now, dgst)
+	_, err = tx.Exec(ctx, (`UPDATE blobs SET state = ?, updated = ?, claimed = ?, claims = claims + 1 WHERE digest = ?`), newState, now, now, dgst)
 	return err == nil && state == StatePresent, err
 }
 
 // CloseUpload implements Store.
 func (s *SQL) CloseUpload(ctx context.Context, repo, id string, size int64, dgst string) (bool, error) {
 	present := false
-	err := s.tx(ctx, "close upload "+id, func(tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx, (`DELETE FROM uploads WHERE id = ? AND repo = ? AND size = ?`), id, repo, size)
+	err := s.tx(ctx, "close upload "+id, func(tx *sqldb.Tx) error {
+		res, err := tx.Exec(ctx, (`DELETE FROM uploads WHERE id = ? AND repo = ? AND size = ?`), id, repo, size)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			var one int
-			err := s.txRow(ctx, tx, (`SELECT 1 FROM uploads WHERE id = ? AND repo = ?`), id, repo).Scan(&one)
+			err := tx.QueryRow(ctx, (`SELECT 1 FROM uploads WHERE id = ? AND repo = ?`), id, repo).Scan(&one)
 			if err == nil {
 				return errdefs.Conflict(fmt.Errorf("upload %s moved past offset %d", id, size))
 			}
@@ -302,27 +222,23 @@ const deletingTimeout = 2 * time.Minute
 
 // CommitBlob implements Store.
 func (s *SQL) CommitBlob(ctx context.Context, repo, dgst string, size int64) error {
-	return s.tx(ctx, "commit blob "+dgst, func(tx *sql.Tx) error {
+	return s.tx(ctx, "commit blob "+dgst, func(tx *sqldb.Tx) error {
 		now := nanos(s.now())
 		var state string
-		err := s.txRow(ctx, tx, (`SELECT state FROM blobs WHERE digest = ?` + s.d.ForUpdate), dgst).Scan(&state)
+		err := tx.QueryRow(ctx, (`SELECT state FROM blobs WHERE digest = ?` + s.d.ForUpdate), dgst).Scan(&state)
 		if errors.Is(err, sql.ErrNoRows) || err == nil && state == StateDeleting {
 			return errdefs.Unavailable(fmt.Errorf("blob %s was garbage collected while it was written; retry", dgst))
 		}
 		if err != nil {
 			return err
 		}
-		if _, err := s.txExec(ctx, tx, (`UPDATE blobs SET state = ?, size = ?, updated = ?, claims = CASE WHEN claims > 0 THEN claims - 1 ELSE 0 END WHERE digest = ?`), StatePresent, size, now, dgst); err != nil {
+		if _, err := tx.Exec(ctx, (`UPDATE blobs SET state = ?, size = ?, updated = ?, claims = CASE WHEN claims > 0 THEN claims - 1 ELSE 0 END WHERE digest = ?`), StatePresent, size, now, dgst); err != nil {
 			return err
 		}
 		if repo == "" {
 			return nil
 		}
-		if err := s.ensureRepo(ctx, tx, repo); err != nil {
-			return err
-		}
-		_, err = s.txExec(ctx, tx, (`INSERT INTO repo_blobs (repo, digest, linked) VALUES (?, ?, ?) ON CONFLICT (repo, digest) DO UPDATE SET linked = excluded.linked`), repo, dgst, now)
-		return err
+		return s.link(ctx, tx, repo, dgst, size, now)
 	})
 }
 
@@ -336,7 +252,7 @@ func scanBlob(row interface{ Scan(...any) error }) (Blob, error) {
 
 // Blob implements Store.
 func (s *SQL) Blob(ctx context.Context, repo, dgst string) (Blob, error) {
-	b, err := scanBlob(s.row(ctx, (`SELECT b.digest, b.size, b.state, b.updated FROM blobs b JOIN repo_blobs l ON l.digest = b.digest WHERE l.repo = ? AND b.digest = ? AND b.state = ?`), repo, dgst, StatePresent))
+	b, err := scanBlob(s.db.QueryRow(ctx, (`SELECT b.digest, b.size, b.state, b.updated FROM blobs b JOIN repo_blobs l ON l.digest = b.digest WHERE l.repo = ? AND b.digest = ? AND b.state = ?`), repo, dgst, StatePresent))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Blob{}, errdefs.NotFound(fmt.Errorf("blob %s in %s", dgst, repo))
 	}
@@ -345,7 +261,7 @@ func (s *SQL) Blob(ctx context.Context, repo, dgst string) (Blob, error) {
 
 // GlobalBlob implements Store.
 func (s *SQL) GlobalBlob(ctx context.Context, dgst string) (Blob, error) {
-	b, err := scanBlob(s.row(ctx, (`SELECT digest, size, state, updated FROM blobs WHERE digest = ? AND state = ?`), dgst, StatePresent))
+	b, err := scanBlob(s.db.QueryRow(ctx, (`SELECT digest, size, state, updated FROM blobs WHERE digest = ? AND state = ?`), dgst, StatePresent))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Blob{}, errdefs.NotFound(fmt.Errorf("blob %s", dgst))
 	}
@@ -354,55 +270,52 @@ func (s *SQL) GlobalBlob(ctx context.Context, dgst string) (Blob, error) {
 
 // LinkBlob implements Store.
 func (s *SQL) LinkBlob(ctx context.Context, repo, dgst string) error {
-	return s.tx(ctx, "link blob "+dgst, func(tx *sql.Tx) error {
+	return s.tx(ctx, "link blob "+dgst, func(tx *sqldb.Tx) error {
 		var state string
-		err := s.txRow(ctx, tx, (`SELECT state FROM blobs WHERE digest = ?` + s.d.ForShare), dgst).Scan(&state)
+		var size int64
+		err := tx.QueryRow(ctx, (`SELECT state, size FROM blobs WHERE digest = ?`+s.d.ForShare), dgst).Scan(&state, &size)
 		if errors.Is(err, sql.ErrNoRows) || err == nil && state != StatePresent {
 			return errdefs.NotFound(fmt.Errorf("blob %s", dgst))
 		}
 		if err != nil {
 			return err
 		}
-		if err := s.ensureRepo(ctx, tx, repo); err != nil {
-			return err
-		}
-		_, err = s.txExec(ctx, tx, (`INSERT INTO repo_blobs (repo, digest, linked) VALUES (?, ?, ?) ON CONFLICT (repo, digest) DO UPDATE SET linked = excluded.linked`), repo, dgst, nanos(s.now()))
-		return err
+		return s.link(ctx, tx, repo, dgst, size, nanos(s.now()))
 	})
 }
 
 // UnlinkBlob implements Store.
 func (s *SQL) UnlinkBlob(ctx context.Context, repo, dgst string) error {
-	return s.tx(ctx, "unlink blob "+dgst, func(tx *sql.Tx) error {
+	return s.tx(ctx, "unlink blob "+dgst, func(tx *sqldb.Tx) error {
 		var m string
-		err := s.txRow(ctx, tx, (`SELECT manifest FROM manifest_refs WHERE repo = ? AND child = ? LIMIT 1`), repo, dgst).Scan(&m)
+		err := tx.QueryRow(ctx, (`SELECT manifest FROM manifest_refs WHERE repo = ? AND child = ? LIMIT 1`), repo, dgst).Scan(&m)
 		if err == nil {
 			return errdefs.Conflict(fmt.Errorf("blob %s is referenced by manifest %s of %s; delete the manifest first", dgst, m, repo))
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		err = s.txRow(ctx, tx, (`SELECT digest FROM manifests WHERE repo = ? AND digest = ?`), repo, dgst).Scan(&m)
+		err = tx.QueryRow(ctx, (`SELECT digest FROM manifests WHERE repo = ? AND digest = ?`), repo, dgst).Scan(&m)
 		if err == nil {
 			return errdefs.Conflict(fmt.Errorf("blob %s is manifest %s of %s; delete the manifest", dgst, dgst, repo))
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		res, err := s.txExec(ctx, tx, (`DELETE FROM repo_blobs WHERE repo = ? AND digest = ?`), repo, dgst)
+		res, err := tx.Exec(ctx, (`DELETE FROM repo_blobs WHERE repo = ? AND digest = ?`), repo, dgst)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return errdefs.NotFound(fmt.Errorf("blob %s in %s", dgst, repo))
 		}
-		return nil
+		return s.hooks.BlobUnlinked(ctx, tx, repo, dgst)
 	})
 }
 
 // BlobRepositories implements Store.
 func (s *SQL) BlobRepositories(ctx context.Context, dgst string, limit int) ([]string, error) {
-	rows, err := s.rows(ctx, (`SELECT l.repo FROM repo_blobs l JOIN blobs b ON b.digest = l.digest WHERE l.digest = ? AND b.state = ? ORDER BY l.repo LIMIT ?`), dgst, StatePresent, limit)
+	rows, err := s.db.Query(ctx, (`SELECT l.repo FROM repo_blobs l JOIN blobs b ON b.digest = l.digest WHERE l.digest = ? AND b.state = ? ORDER BY l.repo LIMIT ?`), dgst, StatePresent, limit)
 	if err != nil {
 		return nil, s.wrap("repositories of "+dgst, err)
 	}
@@ -440,24 +353,24 @@ func (s *SQL) PutManifest(ctx context.Context, repo string, m Manifest, tags []s
 	children := slices.Clone(m.Manifests)
 	slices.Sort(children)
 	children = slices.Compact(children)
-	return s.tx(ctx, "put manifest "+m.Digest, func(tx *sql.Tx) error {
+	return s.tx(ctx, "put manifest "+m.Digest, func(tx *sqldb.Tx) error {
 		now := nanos(s.now())
 		// The manifest's content: claimed (and written) or present;
 		// it becomes present here, with the manifest that protects it.
 		var state string
-		err := s.txRow(ctx, tx, (`SELECT state FROM blobs WHERE digest = ?` + s.d.ForUpdate), m.Digest).Scan(&state)
+		err := tx.QueryRow(ctx, (`SELECT state FROM blobs WHERE digest = ?` + s.d.ForUpdate), m.Digest).Scan(&state)
 		if errors.Is(err, sql.ErrNoRows) || err == nil && state == StateDeleting {
 			return errdefs.Unavailable(fmt.Errorf("manifest %s: its content was garbage collected while it was written; retry", m.Digest))
 		}
 		if err != nil {
 			return err
 		}
-		if _, err := s.txExec(ctx, tx, (`UPDATE blobs SET state = ?, size = ?, updated = ?, claims = CASE WHEN claims > 0 THEN claims - 1 ELSE 0 END WHERE digest = ?`), StatePresent, m.Size, now, m.Digest); err != nil {
+		if _, err := tx.Exec(ctx, (`UPDATE blobs SET state = ?, size = ?, updated = ?, claims = CASE WHEN claims > 0 THEN claims - 1 ELSE 0 END WHERE digest = ?`), StatePresent, m.Size, now, m.Digest); err != nil {
 			return err
 		}
 		for _, b := range blobs {
 			var n int
-			err := s.txRow(ctx, tx, (`SELECT 1 FROM blobs b JOIN repo_blobs l ON l.digest = b.digest WHERE l.repo = ? AND b.digest = ? AND b.state = ?` + s.d.ForShare), repo, b, StatePresent).Scan(&n)
+			err := tx.QueryRow(ctx, (`SELECT 1 FROM blobs b JOIN repo_blobs l ON l.digest = b.digest WHERE l.repo = ? AND b.digest = ? AND b.state = ?` + s.d.ForShare), repo, b, StatePresent).Scan(&n)
 			if errors.Is(err, sql.ErrNoRows) {
 				return &MissingError{Repo: repo, Digest: b}
 			}
@@ -467,7 +380,7 @@ func (s *SQL) PutManifest(ctx context.Context, repo string, m Manifest, tags []s
 		}
 		for _, c := range children {
 			var n int
-			err := s.txRow(ctx, tx, (`SELECT 1 FROM manifests WHERE repo = ? AND digest = ?` + s.d.ForShare), repo, c).Scan(&n)
+			err := tx.QueryRow(ctx, (`SELECT 1 FROM manifests WHERE repo = ? AND digest = ?` + s.d.ForShare), repo, c).Scan(&n)
 			if errors.Is(err, sql.ErrNoRows) {
 				return &MissingError{Repo: repo, Digest: c, Manifest: true}
 			}
@@ -478,32 +391,32 @@ func (s *SQL) PutManifest(ctx context.Context, repo string, m Manifest, tags []s
 		if err := s.ensureRepo(ctx, tx, repo); err != nil {
 			return err
 		}
-		_, err = s.txExec(ctx, tx, (`INSERT INTO manifests (repo, digest, media_type, size, artifact_type, subject, annotations, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		_, err = tx.Exec(ctx, (`INSERT INTO manifests (repo, digest, media_type, size, artifact_type, subject, annotations, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (repo, digest) DO UPDATE SET media_type = excluded.media_type, size = excluded.size, artifact_type = excluded.artifact_type, subject = excluded.subject, annotations = excluded.annotations`),
 			repo, m.Digest, m.MediaType, m.Size, m.ArtifactType, m.Subject, ann, now)
 		if err != nil {
 			return err
 		}
-		if _, err := s.txExec(ctx, tx, (`DELETE FROM manifest_refs WHERE repo = ? AND manifest = ?`), repo, m.Digest); err != nil {
+		if _, err := tx.Exec(ctx, (`DELETE FROM manifest_refs WHERE repo = ? AND manifest = ?`), repo, m.Digest); err != nil {
 			return err
 		}
 		refs := append(slices.Clone(blobs), children...)
 		slices.Sort(refs)
 		for _, c := range slices.Compact(refs) {
-			if _, err := s.txExec(ctx, tx, (`INSERT INTO manifest_refs (repo, manifest, child) VALUES (?, ?, ?)`), repo, m.Digest, c); err != nil {
+			if _, err := tx.Exec(ctx, (`INSERT INTO manifest_refs (repo, manifest, child) VALUES (?, ?, ?)`), repo, m.Digest, c); err != nil {
 				return err
 			}
 		}
 		// The manifest's own content is a blob of the repository.
-		if _, err := s.txExec(ctx, tx, (`INSERT INTO repo_blobs (repo, digest, linked) VALUES (?, ?, ?) ON CONFLICT (repo, digest) DO UPDATE SET linked = excluded.linked`), repo, m.Digest, now); err != nil {
+		if err := s.link(ctx, tx, repo, m.Digest, m.Size, now); err != nil {
 			return err
 		}
 		for _, t := range tags {
-			if _, err := s.txExec(ctx, tx, (`INSERT INTO tags (repo, tag, digest, updated) VALUES (?, ?, ?, ?) ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest, updated = excluded.updated`), repo, t, m.Digest, now); err != nil {
+			if _, err := tx.Exec(ctx, (`INSERT INTO tags (repo, tag, digest, updated) VALUES (?, ?, ?, ?) ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest, updated = excluded.updated`), repo, t, m.Digest, now); err != nil {
 				return err
 			}
 		}
-		return nil
+		return s.hooks.ManifestPut(ctx, tx, repo, m, tags)
 	})
 }
 
@@ -527,7 +440,7 @@ func (s *SQL) scanManifest(row interface{ Scan(...any) error }) (Manifest, error
 
 // Manifest implements Store.
 func (s *SQL) Manifest(ctx context.Context, repo, dgst string) (Manifest, error) {
-	m, err := s.scanManifest(s.row(ctx, (`SELECT ` + manifestCols + ` FROM manifests m WHERE m.repo = ? AND m.digest = ?`), repo, dgst))
+	m, err := s.scanManifest(s.db.QueryRow(ctx, (`SELECT ` + manifestCols + ` FROM manifests m WHERE m.repo = ? AND m.digest = ?`), repo, dgst))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Manifest{}, errdefs.NotFound(fmt.Errorf("manifest %s in %s", dgst, repo))
 	}
@@ -536,7 +449,7 @@ func (s *SQL) Manifest(ctx context.Context, repo, dgst string) (Manifest, error)
 
 // Tag implements Store.
 func (s *SQL) Tag(ctx context.Context, repo, tag string) (Manifest, error) {
-	m, err := s.scanManifest(s.row(ctx, (`SELECT ` + manifestCols + ` FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest WHERE t.repo = ? AND t.tag = ?`), repo, tag))
+	m, err := s.scanManifest(s.db.QueryRow(ctx, (`SELECT ` + manifestCols + ` FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest WHERE t.repo = ? AND t.tag = ?`), repo, tag))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Manifest{}, errdefs.NotFound(fmt.Errorf("tag %s in %s", tag, repo))
 	}
@@ -545,48 +458,50 @@ func (s *SQL) Tag(ctx context.Context, repo, tag string) (Manifest, error) {
 
 // DeleteManifest implements Store.
 func (s *SQL) DeleteManifest(ctx context.Context, repo, dgst string) error {
-	return s.tx(ctx, "delete manifest "+dgst, func(tx *sql.Tx) error {
+	return s.tx(ctx, "delete manifest "+dgst, func(tx *sqldb.Tx) error {
 		var parent string
-		err := s.txRow(ctx, tx, (`SELECT manifest FROM manifest_refs WHERE repo = ? AND child = ? AND manifest <> ? LIMIT 1`), repo, dgst, dgst).Scan(&parent)
+		err := tx.QueryRow(ctx, (`SELECT manifest FROM manifest_refs WHERE repo = ? AND child = ? AND manifest <> ? LIMIT 1`), repo, dgst, dgst).Scan(&parent)
 		if err == nil {
 			return errdefs.Conflict(fmt.Errorf("manifest %s is referenced by index %s of %s; delete the index first", dgst, parent, repo))
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		res, err := s.txExec(ctx, tx, (`DELETE FROM manifests WHERE repo = ? AND digest = ?`), repo, dgst)
+		res, err := tx.Exec(ctx, (`DELETE FROM manifests WHERE repo = ? AND digest = ?`), repo, dgst)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return errdefs.NotFound(fmt.Errorf("manifest %s in %s", dgst, repo))
 		}
-		if _, err := s.txExec(ctx, tx, (`DELETE FROM manifest_refs WHERE repo = ? AND manifest = ?`), repo, dgst); err != nil {
+		if _, err := tx.Exec(ctx, (`DELETE FROM manifest_refs WHERE repo = ? AND manifest = ?`), repo, dgst); err != nil {
 			return err
 		}
-		_, err = s.txExec(ctx, tx, (`DELETE FROM tags WHERE repo = ? AND digest = ?`), repo, dgst)
-		return err
+		if _, err = tx.Exec(ctx, (`DELETE FROM tags WHERE repo = ? AND digest = ?`), repo, dgst); err != nil {
+			return err
+		}
+		return s.hooks.ManifestDeleted(ctx, tx, repo, dgst)
 	})
 }
 
 // DeleteTag implements Store.
 func (s *SQL) DeleteTag(ctx context.Context, repo, tag string) error {
-	return s.tx(ctx, "delete tag "+tag, func(tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx, (`DELETE FROM tags WHERE repo = ? AND tag = ?`), repo, tag)
+	return s.tx(ctx, "delete tag "+tag, func(tx *sqldb.Tx) error {
+		res, err := tx.Exec(ctx, (`DELETE FROM tags WHERE repo = ? AND tag = ?`), repo, tag)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return errdefs.NotFound(fmt.Errorf("tag %s in %s", tag, repo))
 		}
-		return nil
+		return s.hooks.TagDeleted(ctx, tx, repo, tag)
 	})
 }
 
 // Tags implements Store.
 func (s *SQL) Tags(ctx context.Context, repo, last string, n int) ([]string, error) {
 	var one int
-	err := s.row(ctx, (`SELECT 1 FROM repositories WHERE name = ?`), repo).Scan(&one)
+	err := s.db.QueryRow(ctx, (`SELECT 1 FROM repositories WHERE name = ?`), repo).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errdefs.NotFound(fmt.Errorf("repository %s", repo))
 	}
@@ -603,7 +518,7 @@ func (s *SQL) Tags(ctx context.Context, repo, last string, n int) ([]string, err
 	if n < 0 {
 		n = 1 << 31
 	}
-	rows, err := s.rows(ctx, (query), repo, last, n)
+	rows, err := s.db.Query(ctx, (query), repo, last, n)
 	if err != nil {
 		return nil, s.wrap("tags of "+repo, err)
 	}
@@ -618,7 +533,7 @@ func (s *SQL) Repositories(ctx context.Context, last string, n int) ([]string, e
 	if n < 0 {
 		n = 1 << 31
 	}
-	rows, err := s.rows(ctx, (`SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?`), last, n)
+	rows, err := s.db.Query(ctx, (`SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?`), last, n)
 	if err != nil {
 		return nil, s.wrap("repositories", err)
 	}
@@ -633,7 +548,7 @@ func (s *SQL) Referrers(ctx context.Context, repo, dgst, artifactType string) ([
 		query += ` AND m.artifact_type = ?`
 		args = append(args, artifactType)
 	}
-	rows, err := s.rows(ctx, (query + ` ORDER BY m.digest`), args...)
+	rows, err := s.db.Query(ctx, (query + ` ORDER BY m.digest`), args...)
 	if err != nil {
 		return nil, s.wrap("referrers of "+dgst, err)
 	}
@@ -652,7 +567,7 @@ func (s *SQL) Referrers(ctx context.Context, repo, dgst, artifactType string) ([
 // CreateUpload implements Store.
 func (s *SQL) CreateUpload(ctx context.Context, u Upload) error {
 	now := nanos(s.now())
-	_, err := s.exec(ctx, (`INSERT INTO uploads (id, repo, size, chunks, hash_state, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+	_, err := s.db.Exec(ctx, (`INSERT INTO uploads (id, repo, size, chunks, hash_state, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?)`),
 		u.ID, u.Repo, u.Size, strings.Join(u.Chunks, ","), u.HashState, now, now)
 	return s.wrap("create upload "+u.ID, err)
 }
@@ -675,7 +590,7 @@ func scanUpload(row interface{ Scan(...any) error }) (Upload, error) {
 
 // Upload implements Store.
 func (s *SQL) Upload(ctx context.Context, repo, id string) (Upload, error) {
-	u, err := scanUpload(s.row(ctx, (`SELECT ` + uploadCols + ` FROM uploads WHERE id = ? AND repo = ?`), id, repo))
+	u, err := scanUpload(s.db.QueryRow(ctx, (`SELECT ` + uploadCols + ` FROM uploads WHERE id = ? AND repo = ?`), id, repo))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Upload{}, errdefs.NotFound(fmt.Errorf("upload %s in %s", id, repo))
 	}
@@ -685,7 +600,7 @@ func (s *SQL) Upload(ctx context.Context, repo, id string) (Upload, error) {
 // UploadExists implements Store.
 func (s *SQL) UploadExists(ctx context.Context, id string) (bool, error) {
 	var one int
-	err := s.row(ctx, (`SELECT 1 FROM uploads WHERE id = ?`), id).Scan(&one)
+	err := s.db.QueryRow(ctx, (`SELECT 1 FROM uploads WHERE id = ?`), id).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -694,7 +609,7 @@ func (s *SQL) UploadExists(ctx context.Context, id string) (bool, error) {
 
 // UpdateUpload implements Store.
 func (s *SQL) UpdateUpload(ctx context.Context, u Upload, prevSize int64) error {
-	res, err := s.exec(ctx, (`UPDATE uploads SET size = ?, chunks = ?, hash_state = ?, updated = ? WHERE id = ? AND repo = ? AND size = ?`),
+	res, err := s.db.Exec(ctx, (`UPDATE uploads SET size = ?, chunks = ?, hash_state = ?, updated = ? WHERE id = ? AND repo = ? AND size = ?`),
 		u.Size, strings.Join(u.Chunks, ","), u.HashState, nanos(s.now()), u.ID, u.Repo, prevSize)
 	if err != nil {
 		return s.wrap("update upload "+u.ID, err)
@@ -716,7 +631,7 @@ func (s *SQL) DeleteUpload(ctx context.Context, repo, id string, size int64) err
 		query += ` AND size = ?`
 		args = append(args, size)
 	}
-	res, err := s.exec(ctx, (query), args...)
+	res, err := s.db.Exec(ctx, (query), args...)
 	if err != nil {
 		return s.wrap("delete upload "+id, err)
 	}
@@ -731,7 +646,7 @@ func (s *SQL) DeleteUpload(ctx context.Context, repo, id string, size int64) err
 
 // StaleUploads implements Store.
 func (s *SQL) StaleUploads(ctx context.Context, before time.Time, limit int) ([]Upload, error) {
-	rows, err := s.rows(ctx, (`SELECT ` + uploadCols + ` FROM uploads WHERE updated < ? ORDER BY updated LIMIT ?`), nanos(before), limit)
+	rows, err := s.db.Query(ctx, (`SELECT ` + uploadCols + ` FROM uploads WHERE updated < ? ORDER BY updated LIMIT ?`), nanos(before), limit)
 	if err != nil {
 		return nil, s.wrap("stale uploads", err)
 	}
@@ -775,7 +690,7 @@ func (s *SQL) cutoffs(before time.Time) []any {
 // GCCandidates implements Store.
 func (s *SQL) GCCandidates(ctx context.Context, before time.Time, after string, limit int) ([]Blob, error) {
 	args := append([]any{after, StateDeleting}, s.cutoffs(before)...)
-	rows, err := s.rows(ctx, (`SELECT b.digest, b.size, b.state, b.updated FROM blobs b WHERE b.digest > ? AND (b.state = ? OR (` + collectable + `)) ORDER BY b.digest LIMIT ?`),
+	rows, err := s.db.Query(ctx, (`SELECT b.digest, b.size, b.state, b.updated FROM blobs b WHERE b.digest > ? AND (b.state = ? OR (` + collectable + `)) ORDER BY b.digest LIMIT ?`),
 		append(args, limit)...)
 	if err != nil {
 		return nil, s.wrap("gc candidates", err)
@@ -795,16 +710,16 @@ func (s *SQL) GCCandidates(ctx context.Context, before time.Time, after string, 
 // MarkDeleting implements Store.
 func (s *SQL) MarkDeleting(ctx context.Context, dgst string, before time.Time) (bool, error) {
 	marked := false
-	err := s.tx(ctx, "mark "+dgst+" deleting", func(tx *sql.Tx) error {
+	err := s.tx(ctx, "mark "+dgst+" deleting", func(tx *sqldb.Tx) error {
 		marked = false
 		now := nanos(s.now())
 		var state string
-		err := s.txRow(ctx, tx, (`SELECT state FROM blobs WHERE digest = ?` + s.d.ForUpdate), dgst).Scan(&state)
+		err := tx.QueryRow(ctx, (`SELECT state FROM blobs WHERE digest = ?` + s.d.ForUpdate), dgst).Scan(&state)
 		if errors.Is(err, sql.ErrNoRows) {
 			// Content without a row: left by a crash between a
 			// write and its commit. A claim would have created the
 			// row first, so nobody is writing it now.
-			_, err = s.txExec(ctx, tx, (`INSERT INTO blobs (digest, size, state, created, updated, claimed, claims) VALUES (?, 0, ?, ?, ?, 0, 0)`), dgst, StateDeleting, now, now)
+			_, err = tx.Exec(ctx, (`INSERT INTO blobs (digest, size, state, created, updated, claimed, claims) VALUES (?, 0, ?, ?, ?, 0, 0)`), dgst, StateDeleting, now, now)
 			marked = err == nil
 			return err
 		}
@@ -813,20 +728,20 @@ func (s *SQL) MarkDeleting(ctx context.Context, dgst string, before time.Time) (
 		}
 		if state == StateDeleting {
 			marked = true
-			_, err = s.txExec(ctx, tx, (`UPDATE blobs SET updated = ? WHERE digest = ?`), now, dgst)
+			_, err = tx.Exec(ctx, (`UPDATE blobs SET updated = ? WHERE digest = ?`), now, dgst)
 			return err
 		}
 		// Re-check in a statement that starts after the lock was
 		// taken, so it sees every manifest committed before.
 		var one int
-		err = s.txRow(ctx, tx, (`SELECT 1 FROM blobs b WHERE b.digest = ? AND ` + collectable), append([]any{dgst}, s.cutoffs(before)...)...).Scan(&one)
+		err = tx.QueryRow(ctx, (`SELECT 1 FROM blobs b WHERE b.digest = ? AND ` + collectable), append([]any{dgst}, s.cutoffs(before)...)...).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		_, err = s.txExec(ctx, tx, (`UPDATE blobs SET state = ?, updated = ? WHERE digest = ?`), StateDeleting, now, dgst)
+		_, err = tx.Exec(ctx, (`UPDATE blobs SET state = ?, updated = ? WHERE digest = ?`), StateDeleting, now, dgst)
 		marked = err == nil
 		return err
 	})
@@ -835,15 +750,36 @@ func (s *SQL) MarkDeleting(ctx context.Context, dgst string, before time.Time) (
 
 // ForgetBlob implements Store.
 func (s *SQL) ForgetBlob(ctx context.Context, dgst string) error {
-	return s.tx(ctx, "forget "+dgst, func(tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx, (`DELETE FROM blobs WHERE digest = ? AND state = ?`), dgst, StateDeleting)
+	return s.tx(ctx, "forget "+dgst, func(tx *sqldb.Tx) error {
+		res, err := tx.Exec(ctx, (`DELETE FROM blobs WHERE digest = ? AND state = ?`), dgst, StateDeleting)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return nil // claimed again since; keep the links
 		}
-		_, err = s.txExec(ctx, tx, (`DELETE FROM repo_blobs WHERE digest = ?`), dgst)
-		return err
+		rows, err := tx.Query(ctx, (`DELETE FROM repo_blobs WHERE digest = ? RETURNING repo`), dgst)
+		if err != nil {
+			return err
+		}
+		var repos []string
+		for rows.Next() {
+			var r string
+			if err := rows.Scan(&r); err != nil {
+				rows.Close()
+				return err
+			}
+			repos = append(repos, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, r := range repos {
+			if err := s.hooks.BlobUnlinked(ctx, tx, r, dgst); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }

@@ -1,5 +1,7 @@
 // Package server assembles a running registry from a configuration: the
-// storage driver, the metadata database, authentication, metrics, access
+// storage driver, the one metadata database and its migrations, Harbor's
+// layer (package core: identities, projects, the token service, the API)
+// composed with the registry through its Gate and Events, metrics, access
 // logs, the HTTP(S) listener and the periodic garbage collector. The
 // "lading serve" command is a thin layer over it.
 package server
@@ -19,7 +21,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/lading-dev/lading/internal/errdefs"
-	"github.com/lading-dev/lading/internal/registry"
 )
 
 // Config is the registry's configuration, as written in its YAML file:
@@ -44,21 +45,15 @@ import (
 //	  url: postgres://lading@db/registry   # empty: SQLite
 //	  sqlite: /var/lib/lading/registry/meta.db
 //	auth:
-//	  htpasswd: /etc/lading/htpasswd       # bcrypt entries (htpasswd -B)
-//	  anonymous_read: false
+//	  mode: db_auth                        # or none: open to everyone
+//	  admin_password: ...                  # first start; or $LADING_ADMIN_PASSWORD
+//	  htpasswd: /etc/lading/htpasswd       # imported as database users
 //	  token:
-//	    enabled: true
-//	    service: lading
-//	    realm: https://registry.example.com/auth/token
-//	    key_file: /etc/lading/token.key    # >= 32 bytes; shared by replicas
-//	    ttl: 5m
-//	  access:                              # default: users may do anything
-//	    - users: ["*"]
-//	      repositories: ["**"]
-//	      actions: [pull]
-//	    - users: [ci]
-//	      repositories: ["team/**"]
-//	      actions: [pull, push, delete]
+//	    service: harbor-registry
+//	    realm: https://registry.example.com/service/token
+//	settings:                              # Harbor's settings, fixed here
+//	  project_creation_restriction: adminonly
+//	  token_expiration: 30
 //	limits:
 //	  max_manifest_size: 4194304
 //	  idle_timeout: 60s
@@ -77,9 +72,16 @@ type Config struct {
 	Database DatabaseConfig `yaml:"database"`
 	Auth     AuthConfig     `yaml:"auth"`
 	Limits   LimitsConfig   `yaml:"limits"`
+	// Settings fix Harbor's settings (/api/v2.0/configurations): they
+	// win over the database and cannot be changed through the API.
+	Settings map[string]any `yaml:"settings"`
 	GC       GCConfig       `yaml:"gc"`
 	Log      LogConfig      `yaml:"log"`
 	Metrics  MetricsConfig  `yaml:"metrics"`
+
+	// Root is the lading root (where a generated admin password goes);
+	// set by Defaults.
+	Root string `yaml:"-"`
 }
 
 // TLSConfig names the certificate and key files; both or neither.
@@ -119,22 +121,40 @@ type DatabaseConfig struct {
 	SQLite string `yaml:"sqlite"`
 }
 
-// AuthConfig configures authentication; without htpasswd the registry is
-// open.
+// AuthConfig configures authentication.
 type AuthConfig struct {
-	Htpasswd      string                `yaml:"htpasswd"`
-	AnonymousRead bool                  `yaml:"anonymous_read"`
-	Token         TokenConfig           `yaml:"token"`
-	Access        []registry.AccessRule `yaml:"access"`
+	// Mode is "db_auth" (the default: users, robots and projects) or
+	// "none" (an open registry, for throwaway local use).
+	Mode string `yaml:"mode"`
+	// AdminPassword is the first administrator's password on first start
+	// (else $LADING_ADMIN_PASSWORD, else a random one written to
+	// <root>/registry/initial-admin-password).
+	AdminPassword string `yaml:"admin_password"`
+	// Htpasswd names an htpasswd file (bcrypt entries) whose users are
+	// imported as database users at each start (existing ones are left
+	// alone).
+	Htpasswd string      `yaml:"htpasswd"`
+	Token    TokenConfig `yaml:"token"`
+
+	// Replaced settings of lading before Harbor's layer; set, they are
+	// refused with a message saying what replaced them.
+	AnonymousRead *bool `yaml:"anonymous_read"`
+	Access        []any `yaml:"access"`
 }
 
-// TokenConfig configures the token flow.
+// TokenConfig configures the token service's challenge.
 type TokenConfig struct {
-	Enabled bool          `yaml:"enabled"`
-	Service string        `yaml:"service"`
-	Realm   string        `yaml:"realm"`
-	KeyFile string        `yaml:"key_file"`
-	TTL     time.Duration `yaml:"ttl"`
+	// Service is the tokens' audience; default "harbor-registry".
+	Service string `yaml:"service"`
+	// Realm is the token service's URL in challenges; default
+	// /service/token on the scheme and host of each request.
+	Realm string `yaml:"realm"`
+
+	// Replaced: the token service is always on, its key is in the
+	// database and token_expiration (a setting) is its tokens' lifetime.
+	Enabled *bool          `yaml:"enabled"`
+	KeyFile string         `yaml:"key_file"`
+	TTL     *time.Duration `yaml:"ttl"`
 }
 
 // LimitsConfig mirrors registry.Limits.
@@ -199,6 +219,16 @@ func (c *Config) Defaults(root string) {
 	if c.Database.URL == "" && c.Database.SQLite == "" {
 		c.Database.SQLite = filepath.Join(root, "registry", "meta.db")
 	}
+	if c.Auth.Mode == "" {
+		c.Auth.Mode = "db_auth"
+	}
+	if c.Auth.Token.Service == "" {
+		c.Auth.Token.Service = "harbor-registry"
+	}
+	if c.Auth.AdminPassword == "" {
+		c.Auth.AdminPassword = os.Getenv("LADING_ADMIN_PASSWORD")
+	}
+	c.Root = root
 	if c.Storage.S3.AccessKey == "" {
 		c.Storage.S3.AccessKey = os.Getenv("AWS_ACCESS_KEY_ID")
 	}
@@ -230,11 +260,19 @@ func (c *Config) Validate() error {
 	default:
 		return errdefs.InvalidArgument(fmt.Errorf("config: storage driver %q is not filesystem or s3", c.Storage.Driver))
 	}
-	if c.Auth.Token.Enabled && c.Auth.Htpasswd == "" {
-		return errdefs.InvalidArgument(errors.New("config: auth.token needs auth.htpasswd (the users it issues tokens to)"))
+	switch c.Auth.Mode {
+	case "", "db_auth", "none":
+	default:
+		return errdefs.InvalidArgument(fmt.Errorf("config: auth.mode %q is not db_auth or none", c.Auth.Mode))
 	}
-	if c.Auth.AnonymousRead && c.Auth.Htpasswd == "" {
-		return errdefs.InvalidArgument(errors.New("config: auth.anonymous_read without auth.htpasswd: the registry is open anyway"))
+	if c.Auth.AnonymousRead != nil {
+		return errdefs.InvalidArgument(errors.New("config: auth.anonymous_read is replaced by public projects: anonymous callers pull from projects whose metadata.public is true"))
+	}
+	if c.Auth.Access != nil {
+		return errdefs.InvalidArgument(errors.New("config: auth.access is replaced by projects, members with roles and robot accounts (see the README's Authentication section)"))
+	}
+	if c.Auth.Token.Enabled != nil || c.Auth.Token.KeyFile != "" || c.Auth.Token.TTL != nil {
+		return errdefs.InvalidArgument(errors.New("config: auth.token.enabled, key_file and ttl are replaced: the token service is always on at /service/token, its key is in the database, and the setting token_expiration is its tokens' lifetime"))
 	}
 	if c.Database.URL != "" {
 		u, err := url.Parse(c.Database.URL)

@@ -11,7 +11,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/lading-dev/lading/internal/errdefs"
-	"github.com/lading-dev/lading/internal/registry"
 )
 
 func TestLoadFullConfig(t *testing.T) {
@@ -29,18 +28,14 @@ func TestLoadFullConfig(t *testing.T) {
 		}},
 		Database: DatabaseConfig{URL: "postgres://lading@db.example.com/registry?sslmode=require"},
 		Auth: AuthConfig{
-			Htpasswd: "/etc/lading/htpasswd", AnonymousRead: true,
-			Token: TokenConfig{Enabled: true, Service: "registry.example.com", Realm: "https://registry.example.com/auth/token",
-				KeyFile: "/etc/lading/token.key", TTL: 10 * time.Minute},
-			Access: []registry.AccessRule{
-				{Users: []string{"*"}, Repositories: []string{"public/**"}, Actions: []string{"pull"}},
-				{Users: []string{"ci"}, Repositories: []string{"**"}, Actions: []string{"pull", "push", "delete"}},
-			},
+			Mode: "db_auth", AdminPassword: "Harbor12345", Htpasswd: "/etc/lading/htpasswd",
+			Token: TokenConfig{Service: "registry.example.com", Realm: "https://registry.example.com/service/token"},
 		},
-		Limits:  LimitsConfig{MaxManifestSize: 8 << 20, IdleTimeout: 2 * time.Minute},
-		GC:      GCConfig{Interval: 24 * time.Hour, Grace: 2 * time.Hour, UploadTTL: 48 * time.Hour},
-		Log:     LogConfig{Access: &no},
-		Metrics: MetricsConfig{Enabled: &no},
+		Settings: map[string]any{"project_creation_restriction": "adminonly", "token_expiration": 10},
+		Limits:   LimitsConfig{MaxManifestSize: 8 << 20, IdleTimeout: 2 * time.Minute},
+		GC:       GCConfig{Interval: 24 * time.Hour, Grace: 2 * time.Hour, UploadTTL: 48 * time.Hour},
+		Log:      LogConfig{Access: &no},
+		Metrics:  MetricsConfig{Enabled: &no},
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
@@ -80,12 +75,15 @@ func TestDefaultsAndValidate(t *testing.T) {
 		t.Errorf("defaults do not validate: %v", err)
 	}
 	bad := map[string]func(*Config){
-		"cert without key":   func(c *Config) { c.TLS.Certificate = "x" },
-		"unknown driver":     func(c *Config) { c.Storage.Driver = "ftp" },
-		"s3 without bucket":  func(c *Config) { c.Storage.Driver = "s3"; c.Storage.S3.Endpoint = "e" },
-		"token without htpw": func(c *Config) { c.Auth.Token.Enabled = true },
-		"anon without htpw":  func(c *Config) { c.Auth.AnonymousRead = true },
-		"mysql url":          func(c *Config) { c.Database.URL = "mysql://x" },
+		"cert without key":  func(c *Config) { c.TLS.Certificate = "x" },
+		"unknown driver":    func(c *Config) { c.Storage.Driver = "ftp" },
+		"s3 without bucket": func(c *Config) { c.Storage.Driver = "s3"; c.Storage.S3.Endpoint = "e" },
+		"auth mode":         func(c *Config) { c.Auth.Mode = "ldap" },
+		"token.enabled":     func(c *Config) { yes := true; c.Auth.Token.Enabled = &yes },
+		"token key file":    func(c *Config) { c.Auth.Token.KeyFile = "/k" },
+		"anonymous_read":    func(c *Config) { yes := true; c.Auth.AnonymousRead = &yes },
+		"access rules":      func(c *Config) { c.Auth.Access = []any{"x"} },
+		"mysql url":         func(c *Config) { c.Database.URL = "mysql://x" },
 	}
 	for name, mod := range bad {
 		var c Config
@@ -119,7 +117,7 @@ func TestOpenErrors(t *testing.T) {
 	dir := t.TempDir()
 	base := func() Config {
 		var c Config
-		c.Defaults(dir)
+		c.Defaults(t.TempDir())
 		return c
 	}
 	c := base()
@@ -128,14 +126,16 @@ func TestOpenErrors(t *testing.T) {
 		t.Error("missing htpasswd accepted")
 	}
 	c = base()
-	h, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
-	os.WriteFile(filepath.Join(dir, "htpasswd"), []byte("u:"+string(h)+"\n"), 0o600)
-	os.WriteFile(filepath.Join(dir, "short.key"), []byte("short"), 0o600)
-	c.Auth.Htpasswd = filepath.Join(dir, "htpasswd")
-	c.Auth.Token = TokenConfig{Enabled: true, KeyFile: filepath.Join(dir, "short.key")}
-	if _, err := Open(t.Context(), c, Options{}); err == nil || !strings.Contains(err.Error(), "token key") {
-		t.Errorf("short token key: %v", err)
+	c.Auth.AdminPassword = "short"
+	if _, err := Open(t.Context(), c, Options{}); err == nil || !strings.Contains(err.Error(), "admin password") {
+		t.Errorf("weak admin password: %v", err)
 	}
+	c = base()
+	c.Settings = map[string]any{"token_expiration": "soon"}
+	if _, err := Open(t.Context(), c, Options{}); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("bad setting: %v", err)
+	}
+	_ = bcrypt.MinCost
 }
 
 // The configuration shown in the README parses, so the documentation
@@ -158,7 +158,7 @@ func TestREADMEConfig(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Errorf("README configuration does not validate: %v", err)
 	}
-	if c.Auth.Token.TTL != 5*time.Minute || len(c.Auth.Access) != 2 || c.GC.Interval != 24*time.Hour {
+	if c.Auth.Mode != "db_auth" || c.Settings["token_expiration"] != 30 || c.GC.Interval != 24*time.Hour {
 		t.Errorf("README configuration read as %+v", c)
 	}
 }

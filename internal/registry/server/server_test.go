@@ -36,6 +36,7 @@ func (l *lockedBuffer) String() string {
 // and shuts down when its context ends.
 func TestServe(t *testing.T) {
 	var cfg Config
+	cfg.Auth.Mode = "none"
 	cfg.Defaults(t.TempDir())
 	cfg.GC.Interval = 20 * time.Millisecond
 	cfg.GC.Grace = time.Nanosecond

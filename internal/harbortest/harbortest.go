@@ -1,0 +1,170 @@
+// Package harbortest starts a complete lading serve (the registry, the
+// token service and Harbor's API on one loopback port) for tests, and
+// talks to it the way Harbor's users do: with Harbor's own API client
+// (github.com/goharbor/go-client) and with go-containerregistry's
+// registry client, which speaks the Docker token flow.
+package harbortest
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"testing"
+
+	"github.com/go-openapi/runtime"
+	httptransport "github.com/go-openapi/runtime/client"
+	"github.com/goharbor/go-client/pkg/harbor"
+	v2 "github.com/goharbor/go-client/pkg/sdk/v2.0/client"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/lading-dev/lading/internal/access"
+	"github.com/lading-dev/lading/internal/registry/server"
+)
+
+// AdminPassword is the administrator's password in servers started here.
+const AdminPassword = "Harbor12345"
+
+// Server is a running lading serve.
+type Server struct {
+	*server.Server
+	// URL is "http://127.0.0.1:port"; Host is "127.0.0.1:port".
+	URL, Host string
+	// Logs holds the server's operational and access logs.
+	Logs *Buffer
+}
+
+// Buffer is a bytes.Buffer safe for concurrent writes.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// Option changes the configuration before the server opens.
+type Option func(*server.Config)
+
+// WithDatabase uses a PostgreSQL database (a URL) instead of SQLite.
+func WithDatabase(url string) Option { return func(c *server.Config) { c.Database.URL = url } }
+
+// WithConfig changes the configuration with fn.
+func WithConfig(fn func(*server.Config)) Option { return Option(fn) }
+
+// WithRoot uses a given lading root (two servers sharing storage).
+func WithRoot(root string) Option { return func(c *server.Config) { c.Root = root } }
+
+// Start starts a server that lives until the test ends.
+func Start(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	var cfg server.Config
+	cfg.Auth.AdminPassword = AdminPassword
+	for _, o := range opts {
+		o(&cfg)
+	}
+	root := cfg.Root
+	if root == "" {
+		root = t.TempDir()
+	}
+	cfg.Defaults(root)
+	logs := &Buffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	srv, err := server.Open(context.Background(), cfg, server.Options{Log: log, AccessLog: logs, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		srv.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, l) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		srv.Close()
+	})
+	return &Server{Server: srv, URL: "http://" + l.Addr().String(), Host: l.Addr().String(), Logs: logs}
+}
+
+// API returns Harbor's client for the server as user (anonymous when user
+// is "").
+func (s *Server) API(user, password string) *v2.HarborAPI {
+	u, _ := url.Parse(s.URL + "/api/v2.0")
+	var auth runtime.ClientAuthInfoWriter
+	if user != "" {
+		auth = httptransport.BasicAuth(user, password)
+	}
+	c := &harbor.Config{URL: u, Transport: http.DefaultTransport, AuthInfo: auth}
+	return v2.New(c.ToV2Config())
+}
+
+// Admin returns Harbor's client as the administrator.
+func (s *Server) Admin() *v2.HarborAPI { return s.API("admin", AdminPassword) }
+
+// AdminSubject is the administrator as the services see them.
+func (s *Server) AdminSubject(t testing.TB) access.Subject {
+	t.Helper()
+	who, err := s.Core.Identity.Login(context.Background(), "admin", AdminPassword, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return who
+}
+
+// Image is a small random image.
+func Image(t testing.TB) v1.Image {
+	t.Helper()
+	img, err := random.Image(512, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// Push pushes img to repo:tag with basic credentials ("" user:
+// anonymous), through the token flow, as a registry client does.
+func (s *Server) Push(ctx context.Context, img v1.Image, repo, tag, user, password string) error {
+	ref, err := name.ParseReference(s.Host+"/"+repo+":"+tag, name.Insecure)
+	if err != nil {
+		return err
+	}
+	return remote.Write(ref, img, remote.WithContext(ctx), remote.WithAuth(auth(user, password)))
+}
+
+// Pull pulls repo:tag (or @digest).
+func (s *Server) Pull(ctx context.Context, ref, user, password string) (v1.Image, error) {
+	r, err := name.ParseReference(s.Host+"/"+ref, name.Insecure)
+	if err != nil {
+		return nil, err
+	}
+	return remote.Image(r, remote.WithContext(ctx), remote.WithAuth(auth(user, password)))
+}
+
+func auth(user, password string) authn.Authenticator {
+	if user == "" {
+		return authn.Anonymous
+	}
+	return &authn.Basic{Username: user, Password: password}
+}
