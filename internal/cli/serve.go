@@ -29,6 +29,7 @@ type serveFlags struct {
 	token         bool
 	anonymousRead bool
 	gcInterval    time.Duration
+	allowOutbound []string
 }
 
 func newServeCommand(e *env) *cobra.Command {
@@ -89,6 +90,7 @@ See the Registry section of README.md.`,
 	f.MarkDeprecated("token-auth", "the token service is always on, at /service/token")
 	f.MarkDeprecated("anonymous-read", "anonymous callers pull from public projects (metadata.public)")
 	f.DurationVar(&sf.gcInterval, "gc-interval", 0, "run garbage collection this often (0: never)")
+	f.StringArrayVar(&sf.allowOutbound, "allow-outbound", nil, "let outbound targets (webhooks...) reach this CIDR although it is loopback, private, link-local or cloud metadata (repeatable; config outbound.allow)")
 
 	cmd.AddCommand(newServeGCCommand(e, sf))
 	return cmd
@@ -130,6 +132,9 @@ func (sf *serveFlags) load(cmd *cobra.Command, e *env) (server.Config, error) {
 	}
 	if set("gc-interval") {
 		cfg.GC.Interval = sf.gcInterval
+	}
+	if set("allow-outbound") {
+		cfg.Outbound.Allow = append(cfg.Outbound.Allow, sf.allowOutbound...)
 	}
 	cfg.Defaults(e.root)
 	if err := cfg.Validate(); err != nil {

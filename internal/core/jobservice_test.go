@@ -2,8 +2,6 @@ package core_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,7 +12,6 @@ import (
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/schedule"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/models"
 
-	"github.com/lading-dev/lading/internal/access"
 	"github.com/lading-dev/lading/internal/jobs"
 )
 
@@ -134,75 +131,5 @@ func TestJobServiceAPI(t *testing.T) {
 	}
 	if status, _ := h.raw(t, "dev", "GET", "/schedules/GC/paused", nil); status != 400 {
 		t.Errorf("paused for a job type other than all: %d", status)
-	}
-}
-
-// TestAuthorization is the authorization table of the job service's and
-// the webhooks' endpoints: each row is one endpoint, asked by every kind
-// of caller; the expected answer comes from Harbor's role matrix (package
-// access) for project resources, and from Harbor's rules for system ones.
-func TestAuthorization(t *testing.T) {
-	h := newHarness(t, harnessOptions{})
-	callers := []string{"", "outsider", "guest", "dev", "maint", "padmin", "admin"}
-	role := map[string]access.Role{"guest": access.Guest, "dev": access.Developer, "maint": access.Maintainer, "padmin": access.ProjectAdmin}
-	newPolicy := func() string {
-		return strconv.FormatInt(createPolicy(t, h, &models.WebhookPolicy{Name: fmt.Sprintf("p%d", time.Now().UnixNano()), Enabled: true,
-			EventTypes: []string{"PUSH_ARTIFACT"}, Targets: []*models.WebhookTargetObject{{Address: "https://hooks.example.com/"}}}), 10)
-	}
-	policyBody, _ := json.Marshal(models.WebhookPolicy{Name: "auth", Enabled: true, EventTypes: []string{"PUSH_ARTIFACT"},
-		Targets: []*models.WebhookTargetObject{{Address: "https://hooks.example.com/"}}})
-	type row struct {
-		method, path string
-		body         []byte
-		// project resource and action, or system: only administrators
-		// (jobservice-monitor), or any authenticated caller.
-		resource access.Resource
-		action   access.Action
-		system   string
-		ok       int
-	}
-	const hook = "/projects/team/webhook"
-	rows := []row{
-		{method: "GET", path: hook + "/policies", resource: access.NotificationPolicy, action: access.List, ok: 200},
-		{method: "POST", path: hook + "/policies", body: policyBody, resource: access.NotificationPolicy, action: access.Create, ok: 201},
-		{method: "GET", path: hook + "/policies/{policy}", resource: access.NotificationPolicy, action: access.Read, ok: 200},
-		{method: "PUT", path: hook + "/policies/{policy}", body: policyBody, resource: access.NotificationPolicy, action: access.Update, ok: 200},
-		{method: "DELETE", path: hook + "/policies/{policy}", resource: access.NotificationPolicy, action: access.Delete, ok: 200},
-		{method: "GET", path: hook + "/policies/{policy}/executions", resource: access.NotificationPolicy, action: access.Read, ok: 200},
-		{method: "GET", path: hook + "/events", resource: access.NotificationPolicy, action: access.Read, ok: 200},
-		{method: "GET", path: "/jobservice/pools", system: "admin", ok: 200},
-		{method: "GET", path: "/jobservice/pools/all/workers", system: "admin", ok: 200},
-		{method: "GET", path: "/jobservice/queues", system: "admin", ok: 200},
-		{method: "PUT", path: "/jobservice/queues/WEBHOOK", body: []byte(`{"action":"resume"}`), system: "admin", ok: 200},
-		{method: "PUT", path: "/jobservice/jobs/all", system: "admin", ok: 200},
-		{method: "GET", path: "/jobservice/jobs/999999/log", system: "admin", ok: 404},
-		{method: "GET", path: "/schedules", system: "admin", ok: 200},
-		{method: "GET", path: "/schedules/all/paused", system: "authenticated", ok: 200},
-	}
-	for _, r := range rows {
-		for _, who := range callers {
-			var want int
-			switch {
-			case who == "":
-				want = 401
-			case r.system == "authenticated" || who == "admin":
-				want = r.ok
-			case r.system == "admin":
-				want = 403
-			case access.Matrix[role[who]].Has(r.resource, r.action):
-				want = r.ok
-			default:
-				want = 403
-			}
-			path := strings.ReplaceAll(r.path, "{policy}", newPolicy())
-			body := r.body
-			if r.method == "POST" || r.method == "PUT" {
-				body = []byte(strings.Replace(string(body), `"auth"`, fmt.Sprintf(`"auth-%s-%s"`, r.method, who), 1))
-			}
-			status, out := h.raw(t, who, r.method, path, body)
-			if status != want {
-				t.Errorf("%s %s as %q: %d, want %d (%.200s)", r.method, r.path, who, status, want, out)
-			}
-		}
 	}
 }
