@@ -35,6 +35,10 @@ var rules = []struct {
 	{"internal/vulndb", []string{"internal/cli", "internal/analyze", "internal/report", "internal/registry"}, "the database knows no scanner"},
 	{"internal/match", []string{"internal/cli", "internal/report", "internal/registry"}, "matching knows no output"},
 	{"internal/report", []string{"internal/cli", "internal/registry"}, "reports are written by commands"},
+	{"internal/outbound", []string{"internal/access", "internal/sqldb", "internal/registry", "internal/api", "internal/core", "internal/cli"}, "the outbound gate is a dialer and a policy, below every service"},
+	{"internal/jobs", []string{"internal/task", "internal/webhook", "internal/api", "internal/core", "internal/registry", "internal/cli", "internal/scan"}, "the job service runs functions it is given; it knows no kind of job"},
+	{"internal/task", []string{"internal/webhook", "internal/api", "internal/core", "internal/registry", "internal/cli"}, "executions and tasks know no vendor"},
+	{"internal/webhook", []string{"internal/api", "internal/core", "internal/registry", "internal/cli", "internal/scan"}, "webhooks are told of events; they do not reach into who raises them"},
 }
 
 func TestDependencies(t *testing.T) {
