@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/models"
 
 	"github.com/lading-dev/lading/internal/harbortest"
+	"github.com/lading-dev/lading/internal/registry/meta/pgtest"
 	"github.com/lading-dev/lading/internal/registry/server"
 	lwebhook "github.com/lading-dev/lading/internal/webhook"
 )
@@ -197,5 +199,68 @@ func BenchmarkWebhookLatency(b *testing.B) {
 		b.ReportMetric(float64(lat[len(lat)*9/10].Microseconds())/1000, "ms-p90")
 		b.ReportMetric(float64(bl.Microseconds())/1000, "baseline-ms-p50")
 		b.ReportMetric(float64(l)/float64(bl), "x-baseline")
+	}
+}
+
+// TestReplicasWebhooks runs two lading serve replicas on one PostgreSQL
+// and one storage root: pushes to either become deliveries that each run
+// exactly once, on one replica or the other.
+func TestReplicasWebhooks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL; skipped with -short")
+	}
+	const pushes = 40
+	ctx := context.Background()
+	pg := pgtest.Start(t)
+	url := pg.NewDatabase(t)
+	root := t.TempDir()
+	opts := []harbortest.Option{harbortest.WithDatabase(url), harbortest.WithRoot(root), harbortest.WithConfig(func(c *server.Config) {
+		c.Outbound.Allow = []string{"127.0.0.0/8"}
+		c.Jobs.Poll = 50 * time.Millisecond
+		c.Jobs.Workers = 2
+	})}
+	a := harbortest.Start(t, opts...)
+	b := harbortest.Start(t, opts...)
+	recv := newHookReceiver(t)
+	hookTo(t, a, "library", recv.URL+"/hook", "PUSH_ARTIFACT")
+	for i := range pushes {
+		srv := []*harbortest.Server{a, b}[i%2]
+		if err := srv.Push(ctx, harbortest.Image(t), "library/app", fmt.Sprintf("t%d", i), "admin", harbortest.AdminPassword); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range pushes {
+		recv.next(t, "PUSH_ARTIFACT")
+	}
+	time.Sleep(300 * time.Millisecond) // room for a duplicate, if there were one
+	recv.mu.Lock()
+	perKey := map[string]int{}
+	for _, d := range recv.got {
+		perKey[d.key]++
+	}
+	recv.mu.Unlock()
+	for k, n := range perKey {
+		if n != 1 {
+			t.Errorf("delivery %s ran %d times", k, n)
+		}
+	}
+	if len(perKey) != pushes {
+		t.Errorf("%d deliveries, want %d", len(perKey), pushes)
+	}
+	rows, err := a.DB.Query(ctx, `SELECT pool, COUNT(*) FROM jobs WHERE kind = 'WEBHOOK' GROUP BY pool`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	pools := 0
+	for rows.Next() {
+		var pool string
+		var n int
+		rows.Scan(&pool, &n)
+		t.Logf("pool %s ran %d deliveries", pool, n)
+		pools++
+	}
+	if pools != 2 {
+		t.Errorf("deliveries ran on %d replicas, want both", pools)
 	}
 }
