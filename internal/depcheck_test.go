@@ -63,6 +63,10 @@ var rules = []struct {
 	{"internal/api", []string{"internal/registry", "internal/core", "internal/token", "internal/cli"}, "handlers translate HTTP to service calls; the registry and the token service are elsewhere", nil},
 	{"internal/core", []string{"internal/registry", "internal/cli"}, "Harbor's layer does not know the registry; registry/server composes them", nil},
 	{"internal/trust", []string{"internal/cli", "internal/registry", "internal/image", "internal/store", "internal/analyze", "internal/scan"}, "signatures are verified over any Source: the registry feeds trust its own storage", nil},
+	{"internal/outbound", []string{"internal/access", "internal/sqldb", "internal/registry", "internal/api", "internal/core", "internal/cli"}, "the outbound gate is a dialer and a policy, below every service", nil},
+	{"internal/jobs", []string{"internal/task", "internal/webhook", "internal/api", "internal/core", "internal/registry", "internal/cli", "internal/scan"}, "the job service runs functions it is given; it knows no kind of job", nil},
+	{"internal/task", []string{"internal/webhook", "internal/api", "internal/core", "internal/registry", "internal/cli"}, "executions and tasks know no vendor", nil},
+	{"internal/webhook", []string{"internal/api", "internal/core", "internal/registry", "internal/cli", "internal/scan"}, "webhooks are told of events; they do not reach into who raises them", nil},
 }
 
 // testSupport are the packages made for tests: they skip or fail tests,
