@@ -63,7 +63,11 @@ func params(in map[string]any) (map[string]any, error) {
 	}
 	types, ok := in["include_event_types"].(string)
 	if !ok {
-		return nil, errdefs.InvalidArgument(errors.New("include_event_types should provide"))
+		ops, isOps := in["include_operations"].(string)
+		if !isOps {
+			return nil, errdefs.InvalidArgument(errors.New("include_event_types should provide"))
+		}
+		types = eventTypesOf(ops)
 	}
 	if len(types) > 4096 {
 		return nil, errdefs.InvalidArgument(errors.New("include_event_types longer than 4096 bytes"))
@@ -73,6 +77,22 @@ func params(in map[string]any) (map[string]any, error) {
 		return nil, err
 	}
 	return map[string]any{"audit_retention_hour": hours, "include_event_types": types, "dry_run": dry}, nil
+}
+
+// eventTypesOf reads the parameter of Harbor before 2.13,
+// include_operations ("create,delete,pull"), as the event types of those
+// operations.
+func eventTypesOf(ops string) string {
+	var out []string
+	for op := range strings.SplitSeq(ops, ",") {
+		op = strings.ToLower(strings.TrimSpace(op))
+		for _, t := range audit.EventTypes {
+			if op != "" && strings.HasPrefix(t, op+"_") {
+				out = append(out, t)
+			}
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 func (s *Service) run(ctx context.Context, j *jobs.Job, p map[string]any) error {
