@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/lading-dev/lading/internal/harbortest"
-	lretention "github.com/lading-dev/lading/internal/retention"
 	"github.com/lading-dev/lading/internal/registry/server"
+	lretention "github.com/lading-dev/lading/internal/retention"
 	"github.com/lading-dev/lading/internal/selector"
 	"github.com/lading-dev/lading/internal/task"
 )
