@@ -492,6 +492,31 @@ func TestGarbageCollectionAPI(t *testing.T) {
 			t.Errorf("cron %q: %v, want 400", bad, err)
 		}
 	}
+	// The schedule fires once its time comes (the database's clock moved a
+	// day on): a run whose kind is SCHEDULE, with the schedule's parameters.
+	srv.DB.SetClock(func() time.Time { return time.Now().Add(25 * time.Hour) })
+	defer srv.DB.SetClock(time.Now)
+	fired := false
+	for range 300 {
+		res, err := a.GC.GetGCHistory(ctx, gc.NewGetGCHistoryParams())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Payload) > 0 && res.Payload[0].JobKind == "SCHEDULE" && res.Payload[0].JobStatus != "Running" && res.Payload[0].JobStatus != "Pending" {
+			fired = true
+			if h := res.Payload[0]; h.JobStatus != "Success" || !strings.Contains(h.JobParameters, "delete_untagged") {
+				t.Errorf("scheduled run: %+v", h)
+			}
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !fired {
+		t.Errorf("the daily schedule did not start a run a day later")
+	}
+	if _, err := a.GC.UpdateGCSchedule(ctx, gc.NewUpdateGCScheduleParams().WithSchedule(&models.Schedule{Schedule: &models.ScheduleObj{Type: "None"}})); err != nil {
+		t.Fatalf("removing the schedule: %v", err)
+	}
 	// Only system administrators.
 	if _, err := srv.Core.Identity.CreateUser(ctx, srv.AdminSubject(t), identity.UserCreate{Username: "gcdev", Email: "gcdev@example.com", Realname: "gcdev", Password: password}); err != nil {
 		t.Fatal(err)
