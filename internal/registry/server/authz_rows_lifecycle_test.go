@@ -19,6 +19,7 @@ import (
 	"github.com/lading-dev/lading/internal/query"
 	lretention "github.com/lading-dev/lading/internal/retention"
 	"github.com/lading-dev/lading/internal/selector"
+	"github.com/lading-dev/lading/internal/sysjob"
 )
 
 // immuRule is a rule with a pattern of its own (equal rules are refused).
@@ -108,6 +109,40 @@ func retentionRun(t *testing.T, e *env, p proj) any {
 	return [2]int64{id, exec}
 }
 
+// retentionTask is [policy, execution, task] of a dry run in p.
+func retentionTask(t *testing.T, e *env, p proj) any {
+	x := retentionRun(t, e, p).([2]int64)
+	tasks, _, err := e.srv.Core.Retention.Tasks(context.Background(), e.admin, x[0], x[1], query.Page{})
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("tasks of execution %d: %v %v", x[1], tasks, err)
+	}
+	return [3]int64{x[0], x[1], tasks[0].ID}
+}
+
+// sysRun is the id of a run of a system job (the newest, or a new manual
+// one when there is none).
+func sysRun(t *testing.T, svc *sysjob.Service, e *env, params map[string]any) int64 {
+	ctx := context.Background()
+	if last, ok, err := svc.Latest(ctx); err != nil {
+		t.Fatal(err)
+	} else if ok {
+		return last.ID
+	}
+	id, err := svc.SetSchedule(ctx, e.admin, "Manual", "", params, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func gcRun(t *testing.T, e *env, _ proj) any {
+	return sysRun(t, e.srv.Core.GC.Service, e, map[string]any{"dry_run": true})
+}
+
+func purgeRun(t *testing.T, e *env, _ proj) any {
+	return sysRun(t, e.srv.Core.Purge.Service, e, map[string]any{"audit_retention_hour": 1, "include_event_types": "create_artifact", "dry_run": true})
+}
+
 func retentionPolicy(p proj) *models.RetentionPolicy {
 	return &models.RetentionPolicy{Algorithm: "or",
 		Rules: []*models.RetentionRule{{Action: "retain", Template: "always",
@@ -183,7 +218,24 @@ func lifecycleRows() []row {
 			x := ids.([2]int64)
 			return ignore(c.Retention.ListRetentionTasks(ctx, retention.NewListRetentionTasksParams().WithID(x[0]).WithEid(x[1])))
 		}},
+		{name: "GET /retentions/{id}/executions/{eid}/tasks/{tid}", scope: inProject, res: access.TagRetention, act: access.Read, setup: retentionTask, call: func(ctx context.Context, c c, _ *env, _ proj, _ subject, ids any) error {
+			x := ids.([3]int64)
+			return ignore(c.Retention.GetRetentionTaskLog(ctx, retention.NewGetRetentionTaskLogParams().WithID(x[0]).WithEid(x[1]).WithTid(x[2])))
+		}},
+		{name: "PATCH /retentions/{id}/executions/{eid}", scope: inProject, res: access.TagRetention, act: access.Update, setup: retentionRun, call: func(ctx context.Context, c c, _ *env, _ proj, _ subject, ids any) error {
+			x := ids.([2]int64)
+			return ignore(c.Retention.OperateRetentionExecution(ctx, retention.NewOperateRetentionExecutionParams().WithID(x[0]).WithEid(x[1]).WithBody(retention.OperateRetentionExecutionBody{Action: "stop"})))
+		}},
 		// Garbage collection and the audit log purge: system administrators.
+		{name: "GET /system/gc/{id}", scope: system, res: access.GarbageCollection, act: access.Read, setup: gcRun, call: func(ctx context.Context, c c, _ *env, _ proj, _ subject, id any) error {
+			return ignore(c.GC.GetGC(ctx, gc.NewGetGCParams().WithGCID(id.(int64))))
+		}},
+		{name: "GET /system/gc/{id}/log", scope: system, res: access.GarbageCollection, act: access.Read, setup: gcRun, call: func(ctx context.Context, c c, _ *env, _ proj, _ subject, id any) error {
+			return ignore(c.GC.GetGCLog(ctx, gc.NewGetGCLogParams().WithGCID(id.(int64))))
+		}},
+		{name: "GET /system/purgeaudit/{id}/log", scope: system, res: access.PurgeAuditLog, act: access.Read, setup: purgeRun, call: func(ctx context.Context, c c, _ *env, _ proj, _ subject, id any) error {
+			return ignore(c.Purge.GetPurgeJobLog(ctx, purge.NewGetPurgeJobLogParams().WithPurgeID(id.(int64))))
+		}},
 		{name: "GET /system/gc", scope: system, res: access.GarbageCollection, act: access.List, call: func(ctx context.Context, c c, _ *env, _ proj, _ subject, _ any) error {
 			return ignore(c.GC.GetGCHistory(ctx, gc.NewGetGCHistoryParams()))
 		}},
