@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,12 +22,17 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/lading-dev/lading/internal/harbortest"
 	"github.com/lading-dev/lading/internal/identity"
+	"github.com/lading-dev/lading/internal/jobs"
+	"github.com/lading-dev/lading/internal/query"
 	"github.com/lading-dev/lading/internal/registry/server"
+	lretention "github.com/lading-dev/lading/internal/retention"
+	"github.com/lading-dev/lading/internal/selector"
 )
 
 // lifecycleServer is a server whose jobs poll often and whose garbage
@@ -598,5 +604,102 @@ func TestPurgeAuditAndStatistics(t *testing.T) {
 	// library (public) and pa (private).
 	if st.Payload.TotalProjectCount != 2 || st.Payload.PrivateRepoCount != 2 || st.Payload.TotalRepoCount != 2 || st.Payload.TotalStorageConsumption <= 0 {
 		t.Errorf("statistics: %+v", st.Payload)
+	}
+}
+
+// TestRetentionResume runs a retention task's job again, as a retried
+// attempt after a crash would: it resumes the stored plan, so an artifact
+// that became the oldest since is not deleted, an artifact pushed again
+// after planning is skipped, and one already gone is recorded as deleted.
+func TestRetentionResume(t *testing.T) {
+	srv := lifecycleServer(t)
+	a := srv.Admin()
+	ctx := context.Background()
+	pid := newProject(t, a, "res")
+	var digests []string
+	imgs := map[string]v1.Image{}
+	for _, tag := range []string{"t1", "t2", "t3"} {
+		img := harbortest.Image(t)
+		if err := srv.Push(ctx, img, "res/app", tag, admin, adminPW); err != nil {
+			t.Fatal(err)
+		}
+		d, _ := img.Digest()
+		digests = append(digests, d.String())
+		imgs[tag] = img
+		time.Sleep(1100 * time.Millisecond)
+	}
+	admin := srv.AdminSubject(t)
+	id, err := srv.Core.Retention.Create(ctx, admin, lretention.Policy{Algorithm: "or",
+		Rules: []lretention.Rule{{Action: "retain", Template: lretention.LatestPushedK, Params: map[string]any{lretention.LatestPushedK: 1.0},
+			TagSelectors: []selector.Selector{{Kind: selector.Kind, Decoration: selector.Matches, Pattern: "**"}}}},
+		Trigger: lretention.Trigger{Kind: "Schedule", Settings: map[string]any{"cron": ""}},
+		Scope:   lretention.Scope{Level: "project", Ref: pid}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec, err := srv.Core.Retention.Trigger(ctx, admin, id, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRetention(t, a, id, exec)
+	if diff := cmp.Diff(map[string][]string{digests[2]: {"t3"}}, tagsOf(t, a, "res", "app")); diff != "" {
+		t.Fatalf("after the run (-want +got):\n%s", diff)
+	}
+
+	// Meanwhile: t4 is pushed (a fresh evaluation would now delete t3),
+	// t2 is pushed again; and the stored plan says t1 and t2 are still
+	// to be deleted, as if the process died before recording them.
+	if err := srv.Push(ctx, harbortest.Image(t), "res/app", "t4", admin.Name, adminPW); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Push(ctx, imgs["t2"], "res/app", "t2", admin.Name, adminPW); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.DB.Exec(ctx, `UPDATE retention_decisions SET state = 'pending' WHERE execution_id = ? AND digest IN (?, ?)`, exec, digests[0], digests[1]); err != nil {
+		t.Fatal(err)
+	}
+	tasks, _, err := srv.Core.Retention.Tasks(ctx, admin, id, exec, query.Page{})
+	if err != nil || len(tasks) != 1 {
+		t.Fatalf("tasks: %v %v", tasks, err)
+	}
+	info, err := srv.Core.Jobs.Get(ctx, tasks[0].JobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _, err := srv.Core.Jobs.Enqueue(ctx, jobs.Request{Kind: info.Kind, Args: info.Args})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 600 {
+		i, err := srv.Core.Jobs.Get(ctx, again)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i.State == jobs.Success {
+			break
+		}
+		if i.State == jobs.Error || i.State == jobs.Stopped {
+			t.Fatalf("the second attempt ended %s: %s", i.State, i.Error)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := tagsOf(t, a, "res", "app")
+	for _, tag := range []string{"t2", "t3", "t4"} {
+		found := false
+		for _, tags := range got {
+			found = found || slices.Contains(tags, tag)
+		}
+		if !found {
+			t.Errorf("the resumed attempt deleted %s; left: %v", tag, got)
+		}
+	}
+	log, err := srv.Core.Jobs.Log(ctx, again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"resuming the stored plan: 2 of 2 deletions left", "pushed again after the run was planned"} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("the second attempt's log lacks %q:\n%s", want, log)
+		}
 	}
 }
