@@ -159,6 +159,15 @@ func (s *Service) DeleteRepository(ctx context.Context, who access.Subject, ref 
 	if err != nil {
 		return err
 	}
+	if s.guard != nil {
+		tags, err := s.tagNames(ctx, `SELECT name FROM artifact_tags WHERE repository_id = ? ORDER BY name`, r.ID)
+		if err != nil {
+			return err
+		}
+		if err := s.check(ctx, r.Name, tags); err != nil {
+			return err
+		}
+	}
 	return s.registry.DeleteRepository(ctx, r.Name)
 }
 
