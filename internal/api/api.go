@@ -43,6 +43,7 @@ import (
 	"github.com/lading-dev/lading/internal/artifact"
 	"github.com/lading-dev/lading/internal/audit"
 	"github.com/lading-dev/lading/internal/config"
+	"github.com/lading-dev/lading/internal/contenttrust"
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/identity"
 	"github.com/lading-dev/lading/internal/jobs"
@@ -64,6 +65,7 @@ type Services struct {
 	Settings  *config.Store
 	Jobs      *jobs.Monitor
 	Webhooks  *webhook.Service
+	Trust     *contenttrust.Service
 }
 
 // Component is one part of lading as /health reports it.

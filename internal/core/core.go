@@ -21,6 +21,7 @@ import (
 	"github.com/lading-dev/lading/internal/artifact"
 	"github.com/lading-dev/lading/internal/audit"
 	"github.com/lading-dev/lading/internal/config"
+	"github.com/lading-dev/lading/internal/contenttrust"
 	"github.com/lading-dev/lading/internal/identity"
 	"github.com/lading-dev/lading/internal/jobs"
 	"github.com/lading-dev/lading/internal/outbound"
@@ -42,6 +43,7 @@ func Migrations() []sqldb.Migration {
 		identity.Migrations,
 		project.Migrations,
 		artifact.Migrations,
+		contenttrust.Migrations,
 		token.Migrations,
 		jobs.Migrations,
 		task.Migrations,
@@ -80,6 +82,9 @@ type Options struct {
 	// Webhooks configure deliveries (Log, Outbound and UserAgent default
 	// to the core's).
 	Webhooks webhook.Options
+	// Trust configures the signature policy (Log and Outbound default to
+	// the core's).
+	Trust contenttrust.Options
 }
 
 // Core is Harbor's layer, assembled.
@@ -96,6 +101,9 @@ type Core struct {
 	Jobs     *jobs.Queue
 	Tasks    *task.Manager
 	Webhooks *webhook.Service
+	// Trust is the signature policy: the projects' trusted signers, the
+	// registry's pull check.
+	Trust *contenttrust.Service
 	// API serves /api/v2.0/ and /c/.
 	API http.Handler
 	// TokenService serves /service/token.
@@ -157,8 +165,16 @@ func New(ctx context.Context, db *sqldb.DB, o Options) (*Core, error) {
 	}
 	c.Webhooks = webhook.New(db, c.Access, c.Audit, c.Projects, c.Jobs, c.Tasks, c.notificationsOn, wo)
 	c.Jobs.Register(c.Webhooks.Definition())
+	to := o.Trust
+	if to.Log == nil {
+		to.Log = o.Log
+	}
+	if to.Outbound == nil {
+		to.Outbound = o.Outbound
+	}
+	c.Trust = contenttrust.New(db, c.Access, c.Audit, c.Projects, c.Artifacts, to)
 	c.API = api.New(api.Services{Access: c.Access, Identity: c.Identity, Projects: c.Projects, Artifacts: c.Artifacts, Audit: c.Audit, Settings: c.Settings,
-		Jobs: jobs.NewMonitor(c.Jobs, c.Access), Webhooks: c.Webhooks},
+		Jobs: jobs.NewMonitor(c.Jobs, c.Access), Webhooks: c.Webhooks, Trust: c.Trust},
 		api.Options{Log: o.Log, AccessLog: o.AccessLog, Version: o.Version, StorageProvider: o.StorageProvider, Health: o.Health, NoAuth: o.NoAuth})
 	c.TokenService = token.NewService(c.Tokens, c.Identity, c.Access, func(ctx context.Context) time.Duration {
 		st, err := c.Settings.Get(ctx)
@@ -201,6 +217,7 @@ func (c *Core) SetRegistry(r artifact.Registry) { c.Artifacts.SetRegistry(r) }
 
 // Close flushes pending pull records and the audit forwarder.
 func (c *Core) Close() {
+	c.Trust.Close()
 	c.Artifacts.Close()
 	c.Audit.Close()
 }

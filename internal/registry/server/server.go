@@ -17,6 +17,7 @@ import (
 
 	"github.com/lading-dev/lading/internal/actor"
 	"github.com/lading-dev/lading/internal/api"
+	"github.com/lading-dev/lading/internal/contenttrust"
 	"github.com/lading-dev/lading/internal/core"
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/jobs"
@@ -165,8 +166,13 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 		Log: s.log, AccessLog: accessLog, Version: o.Version, TokenService: cfg.Auth.Token.Service,
 		StorageProvider: s.Driver.Name(), NoAuth: noAuth, Health: s.health,
 		Outbound: allow, Jobs: jobs.Options{Workers: cfg.Jobs.Workers, Lease: cfg.Jobs.Lease, Poll: cfg.Jobs.Poll, Retention: cfg.Jobs.Retention},
+		Trust: contenttrust.Options{Host: externalHost(cfg)},
 	})
 	if err != nil {
+		return err
+	}
+	if err := setTrust(c, cfg.Trust); err != nil {
+		c.Close()
 		return err
 	}
 	hooks.core = c
@@ -184,7 +190,9 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 		registry.WithEvents(events{core: c, also: o.Events, host: externalHost(cfg)}),
 	}
 	if !noAuth {
-		opts = append(opts, registry.WithGate(&gate{Policies: policies(c, o.Policies), core: c, realm: cfg.Auth.Token.Realm}))
+		g := &gate{core: c, realm: cfg.Auth.Token.Realm}
+		g.Policies = policies(c, append([]registry.Policy{signatures{gate: g}}, o.Policies...))
+		opts = append(opts, registry.WithGate(g))
 	}
 	if cfg.Metrics.Enabled == nil || *cfg.Metrics.Enabled {
 		s.metrics = registry.NewMetrics()
@@ -199,6 +207,7 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 	s.Registry = registry.New(s.Driver, s.Meta, opts...)
 	s.Collector = registry.NewCollector(s.Driver, s.Meta, opts...)
 	c.SetRegistry(content{meta: s.Meta, reg: s.Registry})
+	c.Trust.SetContent(trustContent{meta: s.Meta, reg: s.Registry})
 	if err := s.bootstrap(ctx); err != nil {
 		c.Close()
 		return err
@@ -317,6 +326,13 @@ func (s *Server) Reload(cfg *Config) error {
 			s.log.Info(fmt.Sprintf("settings reloaded: %d fixed by the configuration", len(cfg.Settings)))
 		}
 		s.Config.Auth.Htpasswd = cfg.Auth.Htpasswd
+		if err := setTrust(s.Core, cfg.Trust); err != nil {
+			s.log.Error("trust reload failed, keeping the trusted signers in force", "error", err)
+			errs = append(errs, err)
+		} else {
+			s.Config.Trust = cfg.Trust
+			s.log.Info(fmt.Sprintf("trusted signers reloaded: %d projects fixed by the configuration", len(cfg.Trust.Projects)))
+		}
 	}
 	if err := s.importHtpasswd(ctx); err != nil {
 		s.log.Error("htpasswd import failed", "file", s.Config.Auth.Htpasswd, "error", err)
