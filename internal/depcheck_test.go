@@ -40,6 +40,10 @@ var rules = []struct {
 	{"internal/vulndb", []string{"internal/cli", "internal/analyze", "internal/report", "internal/registry"}, "the database knows no scanner", nil},
 	{"internal/match", []string{"internal/cli", "internal/report", "internal/registry"}, "matching knows no output", nil},
 	{"internal/report", []string{"internal/cli", "internal/registry"}, "reports are written by commands", nil},
+	{"internal/build", []string{"internal/cli", "internal/registry", "internal/analyze", "internal/scan", "internal/match", "internal/vulndb", "internal/report"}, "the builder makes images; it neither scans nor serves them", nil},
+	{"internal/sandbox", []string{"internal/image", "internal/store", "internal/layer", "internal/rootfs", "internal/container", "internal/cli", "internal/registry", "internal/analyze", "internal/scan", "internal/vulndb"}, "the sandbox runs processes; it knows no images, layers or stores", nil},
+	{"internal/rootfs", []string{"internal/image", "internal/store", "internal/cli", "internal/registry", "internal/analyze", "internal/sandbox", "internal/container"}, "a root file system is layers and a directory", nil},
+	{"internal/container", []string{"internal/cli", "internal/registry", "internal/analyze", "internal/scan", "internal/report"}, "containers are run by commands, not by the scanner or the registry", nil},
 	// Harbor's layer: the registry is the OCI protocol, asking a Gate and
 	// telling Events; registry/server (the wiring) composes it with the
 	// services. Each service imports only those below it:
@@ -64,10 +68,6 @@ var rules = []struct {
 	{"internal/task", []string{"internal/webhook", "internal/api", "internal/core", "internal/registry", "internal/cli"}, "executions and tasks know no vendor", nil},
 	{"internal/webhook", []string{"internal/api", "internal/core", "internal/registry", "internal/cli", "internal/scan"}, "webhooks are told of events; they do not reach into who raises them", nil},
 	{"internal/contenttrust", []string{"internal/registry", "internal/api", "internal/core", "internal/token", "internal/cli", "internal/image", "internal/store"}, "the signature policy reads the registry's content through its Content interface; trust verifies", nil},
-	{"internal/build", []string{"internal/cli", "internal/registry", "internal/analyze", "internal/scan", "internal/match", "internal/vulndb", "internal/report"}, "the builder makes images; it neither scans nor serves them", nil},
-	{"internal/sandbox", []string{"internal/image", "internal/store", "internal/layer", "internal/rootfs", "internal/container", "internal/cli", "internal/registry", "internal/analyze", "internal/scan", "internal/vulndb"}, "the sandbox runs processes; it knows no images, layers or stores", nil},
-	{"internal/rootfs", []string{"internal/image", "internal/store", "internal/cli", "internal/registry", "internal/analyze", "internal/sandbox", "internal/container"}, "a root file system is layers and a directory", nil},
-	{"internal/container", []string{"internal/cli", "internal/registry", "internal/analyze", "internal/scan", "internal/report"}, "containers are run by commands, not by the scanner or the registry", nil},
 }
 
 // testSupport are the packages made for tests: they skip or fail tests,
