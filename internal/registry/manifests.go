@@ -54,6 +54,11 @@ func (r *Registry) getManifest(c *call) error {
 	// take it for one it may pull.
 	if r.gate != nil {
 		if err := r.gate.CheckPull(c.req.Context(), c.who, c.rt.repo, m.Digest, m.MediaType); err != nil {
+			if errdefs.IsUnauthorized(err) {
+				// A policy that serves more to some: let a client that
+				// came without credentials present them.
+				r.challenge(c.w, c.req, []Scope{{Type: "repository", Name: c.rt.repo, Actions: []string{"pull"}}}, "")
+			}
 			return err
 		}
 	}

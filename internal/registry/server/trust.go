@@ -45,6 +45,12 @@ func (p signatures) CheckPull(ctx context.Context, s registry.Subject, repo, dgs
 	if acts, aerr := p.gate.Allowed(ctx, s, repo, []string{"push"}); aerr == nil && len(acts) > 0 {
 		return nil
 	}
+	if s.Anonymous() && !s.Token {
+		// A client that came without credentials (notation and cosign
+		// try anonymously first on a public project) is asked for them:
+		// with a token it is served or refused for who it is.
+		return errdefs.Unauthorized(fmt.Errorf("%s@%s: the signature policy of the project serves it only to those who may push: authenticate (%v)", repo, dgst, err))
+	}
 	p.gate.core.Trust.Refused(ctx, err)
 	return err
 }
