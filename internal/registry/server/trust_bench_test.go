@@ -123,7 +123,9 @@ func BenchmarkHarborPullSigned(b *testing.B) {
 	b.StopTimer()
 	slices.Sort(latOn)
 	slices.Sort(latOff)
-	p := func(l []time.Duration, q float64) float64 { return float64(l[int(q*float64(len(l)-1))].Microseconds()) / 1000 }
+	p := func(l []time.Duration, q float64) float64 {
+		return float64(l[int(q*float64(len(l)-1))].Microseconds()) / 1000
+	}
 	b.ReportMetric(p(latOff, 0.5), "off-p50-ms")
 	b.ReportMetric(p(latOn, 0.5), "on-p50-ms")
 	b.ReportMetric(p(latOff, 0.99), "off-p99-ms")
