@@ -205,11 +205,11 @@ func parseCertificates(b []byte) ([]*x509.Certificate, error) {
 			return nil, fmt.Errorf("more than %d certificates", maxCertsPerStor)
 		}
 	}
-	if len(bytes.TrimSpace(b)) > 0 {
-		return nil, errors.New("text after the last PEM certificate")
-	}
 	if len(out) == 0 {
 		return nil, errors.New("no PEM certificate")
+	}
+	if len(bytes.TrimSpace(b)) > 0 {
+		return nil, errors.New("text after the last PEM certificate")
 	}
 	return out, nil
 }

@@ -261,3 +261,44 @@ func TestAccessoryTypes(t *testing.T) {
 		t.Errorf("artifacts: %d %v, want the image alone", len(arts.Payload), err)
 	}
 }
+
+// TestTrustPolicyErrors: a trust policy that cannot be used is refused
+// with 400 naming the field.
+func TestTrustPolicyErrors(t *testing.T) {
+	srv := harbortest.Start(t)
+	newSignedProject(t, srv.Admin(), "pol", true, true)
+	key := testPolicyKey()
+	tp := func(store string) string {
+		return `{"version":"1.0","trustPolicies":[{"name":"p","registryScopes":["*"],"signatureVerification":{"level":"strict"},"trustStores":["` + store + `"],"trustedIdentities":["*"]}]}`
+	}
+	ca := testCA(t)
+	for _, tc := range []struct{ name, body, want string }{
+		{"not-json", `{`, "BAD_REQUEST"},
+		{"key-not-pem", `{"cosign_keys":[{"name":"a","public_key":"nope"}]}`, "cosign_keys[0]"},
+		{"key-name", `{"cosign_keys":[{"name":"../a","public_key":` + jsonString(key) + `}]}`, "cosign_keys[0].name"},
+		{"key-twice", `{"cosign_keys":[{"name":"a","public_key":` + jsonString(key) + `},{"name":"a","public_key":` + jsonString(key) + `}]}`, "named twice"},
+		{"key-is-certificate", `{"cosign_keys":[{"name":"a","public_key":` + jsonString(ca) + `}]}`, "cosign_keys[0]"},
+		{"notation-no-policy", `{"notation":{"trust_store":{"ca:t":` + jsonString(ca) + `}}}`, "notation.trust_policy"},
+		{"notation-store-missing", `{"notation":{"trust_policy":` + tp("ca:x") + `,"trust_store":{"ca:t":` + jsonString(ca) + `}}}`, `trust store \"ca:x\"`},
+		{"notation-store-name", `{"notation":{"trust_policy":` + tp("ca:t") + `,"trust_store":{"t":` + jsonString(ca) + `}}}`, "TYPE:NAME"},
+		{"notation-store-not-pem", `{"notation":{"trust_policy":` + tp("ca:t") + `,"trust_store":{"ca:t":"junk"}}}`, "no PEM certificate"},
+		{"notation-store-key", `{"notation":{"trust_policy":` + tp("ca:t") + `,"trust_store":{"ca:t":` + jsonString(key) + `}}}`, "want CERTIFICATE"},
+		{"notation-policy-bad", `{"notation":{"trust_policy":{"version":"9"},"trust_store":{"ca:t":` + jsonString(ca) + `}}}`, "notation.trust_policy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := do(t, srv, "PUT", "/api/v2.0/projects/pol/trust-policy", tc.body, admin, adminPW)
+			if r.status != 400 || !strings.Contains(r.body, tc.want) {
+				t.Errorf("%d %s; want 400 naming %s", r.status, r.body, tc.want)
+			}
+		})
+	}
+	// Nothing was stored.
+	if r := do(t, srv, "GET", "/api/v2.0/projects/pol/trust-policy", "", admin, adminPW); r.status != 200 || r.body != `{"cosign_keys":[],"fixed":false}` {
+		t.Errorf("GET: %d %s", r.status, r.body)
+	}
+}
+
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
