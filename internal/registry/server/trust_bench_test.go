@@ -128,6 +128,8 @@ func BenchmarkHarborPullSigned(b *testing.B) {
 	}
 	b.ReportMetric(p(latOff, 0.5), "off-p50-ms")
 	b.ReportMetric(p(latOn, 0.5), "on-p50-ms")
+	b.ReportMetric(p(latOff, 0.9), "off-p90-ms")
+	b.ReportMetric(p(latOn, 0.9), "on-p90-ms")
 	b.ReportMetric(p(latOff, 0.99), "off-p99-ms")
 	b.ReportMetric(p(latOn, 0.99), "on-p99-ms")
 	b.ReportMetric(p(latOn, 0.99)-p(latOff, 0.99), "p99-delta-ms")
