@@ -27,6 +27,7 @@ import (
 	"github.com/lading-dev/lading/internal/contenttrust"
 	"github.com/lading-dev/lading/internal/harbortest"
 	"github.com/lading-dev/lading/internal/registry"
+	"github.com/lading-dev/lading/internal/registry/meta/pgtest"
 	"github.com/lading-dev/lading/internal/testenv"
 )
 
@@ -384,4 +385,47 @@ func TestSignatureAccessories(t *testing.T) {
 	if r := do(t, srv, "GET", "/api/v2.0/projects/src/repositories/app/artifacts", "", admin, adminPW); r.status != 200 || r.body != "[]" {
 		t.Errorf("artifacts left: %d %s", r.status, r.body)
 	}
+}
+
+// TestSignaturePolicyReplicas: two servers on one PostgreSQL and one
+// storage root. What changes through one (a signature, the trust policy)
+// changes the other's next verdict, although it cached the previous one.
+func TestSignaturePolicyReplicas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	cosign := testenv.Tool(t, "cosign", cosignTool)
+	dbURL := pgtest.Start(t).NewDatabase(t)
+	root := t.TempDir()
+	a := harbortest.Start(t, harbortest.WithDatabase(dbURL), harbortest.WithRoot(root))
+	b := harbortest.Start(t, harbortest.WithDatabase(dbURL), harbortest.WithRoot(root))
+	newSignedProject(t, a.Admin(), "rep", true, false)
+	env, key, pub := cosignSetup(t, a, cosign)
+	ref := pushRandom(t, a, "rep/app", "v1")
+
+	wantPull(t, b, ref, "", "", 412, "not signed by cosign") // b caches the refusal
+	cosignSign(t, env, cosign, key, a.Host+"/"+ref, true)
+	wantPull(t, b, ref, "", "", 0)
+
+	setPolicy(t, a, "rep", contenttrust.Policy{CosignKeys: []contenttrust.CosignKey{{Name: "other", PublicKey: testPolicyKey()}}})
+	wantPull(t, b, ref, "", "", 412, "verifies against the project's trusted signers")
+	setPolicy(t, a, "rep", contenttrust.Policy{CosignKeys: []contenttrust.CosignKey{{Name: "release", PublicKey: readFile(t, pub)}}})
+	wantPull(t, b, ref, "", "", 0)
+	setPolicy(t, a, "rep", contenttrust.Policy{CosignKeys: []contenttrust.CosignKey{{Name: "other", PublicKey: testPolicyKey()}}})
+	wantPull(t, b, ref, "", "", 412)
+	if r := do(t, a, "DELETE", "/api/v2.0/projects/rep/trust-policy", "", admin, adminPW); r.status != 200 {
+		t.Fatalf("DELETE trust-policy: %d %s", r.status, r.body)
+	}
+	wantPull(t, b, ref, "", "", 0) // present is enough again
+
+	// Deleting the signature through a: b refuses.
+	dgst := strings.SplitN(ref, "@", 2)[1]
+	acc, err := a.Admin().Artifact.ListAccessories(context.Background(), gcartifact.NewListAccessoriesParams().WithProjectName("rep").WithRepositoryName("app").WithReference(dgst))
+	if err != nil || len(acc.Payload) != 1 {
+		t.Fatalf("accessories: %+v %v", acc, err)
+	}
+	if _, err := a.Admin().Artifact.DeleteArtifact(context.Background(), gcartifact.NewDeleteArtifactParams().WithProjectName("rep").WithRepositoryName("app").WithReference(acc.Payload[0].Digest)); err != nil {
+		t.Fatal(err)
+	}
+	wantPull(t, b, ref, "", "", 412, "not signed by cosign")
 }
