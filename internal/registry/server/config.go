@@ -78,6 +78,13 @@ import (
 //	  lease: 30s                           # how long a dead process holds its jobs
 //	  poll: 1s                             # how often to look for other replicas' jobs
 //	  retention: 168h                      # finished jobs kept this long
+//	trust:                                 # signers projects trust (fixed: the API cannot change them)
+//	  projects:
+//	    prod:
+//	      cosign_keys: [/etc/lading/keys/release.pub]
+//	      notation:
+//	        trust_policy: /etc/lading/notation/trustpolicy.json
+//	        trust_store: /etc/lading/notation/truststore
 type Config struct {
 	Address string `yaml:"address"`
 	// ShutdownTimeout bounds how long a shutdown waits for requests in
@@ -99,6 +106,8 @@ type Config struct {
 	ExternalURL string         `yaml:"external_url"`
 	Outbound    OutboundConfig `yaml:"outbound"`
 	Jobs        JobsConfig     `yaml:"jobs"`
+	// Trust names the signers projects trust (see TrustConfig).
+	Trust TrustConfig `yaml:"trust"`
 
 	// Root is the lading root (where a generated admin password goes);
 	// set by Defaults.
