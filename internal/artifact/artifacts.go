@@ -264,7 +264,8 @@ func (s *Service) DeleteArtifact(ctx context.Context, who access.Subject, ref pr
 	}
 	if err := s.registry.DeleteManifest(ctx, repo.Name, a.Digest); err != nil {
 		if errors.Is(err, errdefs.ErrConflict) {
-			return errdefs.FailedPrecondition(err)
+			// %v: the class is FailedPrecondition (412), not Conflict.
+			return errdefs.FailedPrecondition(fmt.Errorf("the artifact is referenced by other artifacts: %v", err))
 		}
 		return err
 	}
