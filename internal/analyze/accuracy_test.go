@@ -101,11 +101,15 @@ func TestCorpusAccuracy(t *testing.T) {
 				if len(inv.Warnings) > 0 {
 					t.Errorf("%s: warnings: %v", arch, inv.Warnings)
 				}
+				fs, err := Image(context.Background(), img, WithMode(ModeFS))
+				if err != nil {
+					t.Fatal(err)
+				}
 				root := mergedRoot(t, img)
 				if arch == runtime.GOARCH {
 					hostRoot = root
 				}
-				c := &checker{t: t, root: root, inv: inv, hostRoot: hostRoot, native: arch == runtime.GOARCH}
+				c := &checker{t: t, root: root, inv: inv, fs: fs, hostRoot: hostRoot, native: arch == runtime.GOARCH}
 				t.Run(arch, c.run)
 			}
 			// The other archives of the image give the same inventory.
@@ -155,7 +159,8 @@ type checker struct {
 	root     string
 	hostRoot string
 	native   bool
-	inv      *Inventory
+	inv      *Inventory // image mode
+	fs       *Inventory // filesystem mode: declarations too
 }
 
 func (c *checker) run(t *testing.T) {
@@ -169,9 +174,15 @@ func (c *checker) run(t *testing.T) {
 	t.Run("java", c.java)
 }
 
+// exists reports whether p is in the root, symlinks resolved within it as
+// a chroot would (openat2 with RESOLVE_IN_ROOT).
 func (c *checker) exists(p string) bool {
-	_, err := os.Lstat(filepath.Join(c.root, p))
-	return err == nil
+	f, err := overlaytest.OpenInRoot(c.root, p)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
 }
 
 // tool runs a command and returns its standard output; it skips t when
@@ -202,9 +213,13 @@ func toolExit(t *testing.T, dir string, ok []int, name string, args ...string) s
 // targets returns the packages of the inventory's targets of a type, as
 // "name version" lines, and the targets' paths.
 func (c *checker) targets(typ string, line func(p pkg.Package) string) (map[string][]string, []string) {
+	return targetsOf(c.inv, typ, line)
+}
+
+func targetsOf(inv *Inventory, typ string, line func(p pkg.Package) string) (map[string][]string, []string) {
 	byPath := map[string][]string{}
 	var all []string
-	for _, tg := range c.inv.Targets {
+	for _, tg := range inv.Targets {
 		if tg.Type != typ {
 			continue
 		}
@@ -417,7 +432,10 @@ func (c *checker) appDirs(t *testing.T) []string {
 
 func (c *checker) npm(t *testing.T) {
 	byPath, _ := c.targets("node_modules", nameVersion)
-	locks, _ := c.targets("npm", nameVersion)
+	if locks, _ := c.targets("npm", nameVersion); len(locks) > 0 {
+		t.Errorf("an image scan lists lockfiles: %v", locks)
+	}
+	locks, _ := targetsOf(c.fs, "npm", nameVersion)
 	dirs := c.appDirs(t)
 	if len(dirs) == 0 {
 		if len(byPath)+len(locks) > 0 {
@@ -496,7 +514,10 @@ func (c *checker) golang(t *testing.T) {
 		c.compare(t, "go version -m", flatten(want), flatten(bins))
 	}
 
-	mods, _ := c.targets("gomod", nameVersion)
+	if mods, _ := c.targets("gomod", nameVersion); len(mods) > 0 {
+		t.Errorf("an image scan lists go.mod files: %v", mods)
+	}
+	mods, _ := targetsOf(c.fs, "gomod", nameVersion)
 	for path, got := range mods {
 		out := tool(t, c.root, "go", "mod", "edit", "-json", filepath.Join(c.root, path))
 		var mf struct {

@@ -192,14 +192,14 @@ type walk struct {
 	analyzers []analyzer.Analyzer
 	parts     map[string]*part
 	index     indexBuilder
-	// files are the regular files of the layer so far, by path hash, with
-	// the results analyzers made of them, for hard links to them.
+	// files are the regular files of the layer so far that analyzers found
+	// something in, by path hash, with the results, for hard links to them.
 	files map[uint64]fileRec
 }
 
 // fileRec is what a hard link needs of its target: its size and mode (not
 // the tar header, which would keep every header of the layer alive) and the
-// results made of it, if any. It is small: a layer can have millions.
+// results made of it.
 type fileRec struct {
 	size    int64
 	mode    fs.FileMode
@@ -271,12 +271,11 @@ func (w *walk) file(e *layer.Entry, h uint64) error {
 	info := e.Header.FileInfo()
 	var wanters []analyzer.Analyzer
 	for _, a := range w.analyzers {
-		if a.Wants(e.Name, info) {
+		if analyzer.Wanted(a, e.Name, info) {
 			wanters = append(wanters, a)
 		}
 	}
 	if len(wanters) == 0 {
-		w.files[h] = fileRec{size: info.Size(), mode: info.Mode()}
 		return nil
 	}
 	f := analyzer.NewFile(e.Name, info, e, &w.o.scratch)
@@ -307,11 +306,9 @@ func (w *walk) file(e *layer.Entry, h uint64) error {
 		p.Results = append(p.Results, r)
 		results = append(results, owned{a.Name(), r})
 	}
-	rec := fileRec{size: info.Size(), mode: info.Mode()}
 	if len(results) > 0 {
-		rec.results = &results
+		w.files[h] = fileRec{size: info.Size(), mode: info.Mode(), results: &results}
 	}
-	w.files[h] = rec
 	return nil
 }
 
@@ -332,31 +329,31 @@ func analyzeFile(ctx context.Context, a analyzer.Analyzer, f *analyzer.File) (r 
 // target is in this layer, with the link's own header (size 0) otherwise.
 func (w *walk) hardlink(e *layer.Entry, h uint64) {
 	t := e.Linkname
-	rec, inLayer := w.files[pathHash(t)]
-	info := e.Header.FileInfo()
-	if inLayer {
-		info = analyzer.FileInfo(e.Name, rec.size, rec.mode)
-	}
-	for _, a := range w.analyzers {
-		if !a.Wants(e.Name, info) {
-			continue
+	if e.LinkInLayer() {
+		rec, ok := w.files[pathHash(t)]
+		if !ok {
+			return // a file no analyzer found anything in
 		}
-		if !inLayer {
-			p := w.part(a.Name())
-			p.Links = append(p.Links, link{Path: e.Name, Target: t})
-			continue
-		}
-		if rec.results == nil {
-			continue
-		}
-		for _, x := range *rec.results {
-			if x.analyzer == a.Name() {
-				x.r.Aliases = append(x.r.Aliases, e.Name)
+		info := analyzer.FileInfo(e.Name, rec.size, rec.mode)
+		for _, a := range w.analyzers {
+			if !analyzer.Wanted(a, e.Name, info) {
+				continue
+			}
+			for _, x := range *rec.results {
+				if x.analyzer == a.Name() {
+					x.r.Aliases = append(x.r.Aliases, e.Name)
+				}
 			}
 		}
-	}
-	if inLayer {
 		w.files[h] = rec
+		return
+	}
+	info := e.Header.FileInfo()
+	for _, a := range w.analyzers {
+		if analyzer.Wanted(a, e.Name, info) {
+			p := w.part(a.Name())
+			p.Links = append(p.Links, link{Path: e.Name, Target: t})
+		}
 	}
 }
 

@@ -271,7 +271,7 @@ func TestAttributionAndRemoved(t *testing.T) {
 func TestAttributionChangedRecord(t *testing.T) {
 	db := "lib/apk/db/installed"
 	v1 := "P:a\nV:1-r0\nA:x86_64\nL:MIT\n\n"
-	v1b := "P:a\nV:1-r0\nA:x86_64\nL:MIT\nF:usr/bin\nR:a\n\n"
+	v1b := "P:a\nV:1-r0\nA:x86_64\nL:MIT\no:a-origin\n\n" // another origin: a changed record
 	inv, err := Layers(context.Background(), sourcesOf(stack(t,
 		[]ent{file(db, v1)},
 		[]ent{file(db, v1b)},

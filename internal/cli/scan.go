@@ -38,6 +38,7 @@ type scanFlags struct {
 	showSuppressed bool
 	baseLayers     int
 	noCache        bool
+	mode           modeFlag
 }
 
 func newScanCommand(e *env) *cobra.Command {
@@ -61,6 +62,11 @@ history's created_by); --group-by layer shows findings per layer, the base
 image's layers apart from those added on top. Packages that a lower layer
 installed and a higher layer removed are listed apart, for information.
 
+--mode image (the default) scans what is installed, as Trivy and Syft do for
+images: node_modules rather than package-lock.json, a Go binary's modules
+rather than go.mod. --mode fs DIR scans a source tree: its lockfiles and
+manifests as well as what is installed in it.
+
 Filters: --severity, --ignore-unfixed, --pkg-types, an ignore file (default
 .ladingignore in the current directory when present; see README), and VEX
 documents (OpenVEX or CycloneDX). --exit-code N makes lading exit with N when
@@ -69,7 +75,8 @@ N may be neither.`,
 		Example: `  lading scan alpine:3.20
   lading scan --db vuln.db --severity HIGH,CRITICAL --exit-code 4 oci-archive:app.oci.tar
   lading scan --format sarif -o results.sarif docker-archive:app.tar
-  lading scan --sbom app.cdx.json --format json`,
+  lading scan --sbom app.cdx.json --format json
+  lading scan --mode fs ./myproject`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if (len(args) == 1) == (f.sbom != "") {
 				return errors.New("scan takes one IMAGE, or --sbom FILE")
@@ -94,6 +101,7 @@ N may be neither.`,
 	fl.BoolVar(&f.showSuppressed, "show-suppressed", false, "list the findings the ignore file and VEX suppressed")
 	fl.IntVar(&f.baseLayers, "base-layers", -1, "how many bottom layers are the base image's (default: inferred from the history)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "analyze every layer again instead of using cached results")
+	f.mode.register(fl)
 	f.imageFlags.register(fl)
 	return cmd
 }
@@ -226,7 +234,7 @@ func scanImage(cmd *cobra.Command, e *env, sc *scan.Scanner, f *scanFlags, arg s
 	fail := func(err error) (*report.Report, *analyze.Inventory, sbom.Image, error) {
 		return nil, nil, sbom.Image{}, err
 	}
-	ref, err := parseRef(arg)
+	ref, err := f.mode.ref(arg)
 	if err != nil {
 		return fail(err)
 	}
@@ -240,7 +248,7 @@ func scanImage(cmd *cobra.Command, e *env, sc *scan.Scanner, f *scanFlags, arg s
 		return fail(err)
 	}
 	defer src.Close()
-	opts := []analyze.Option{analyze.WithLogger(e.log), analyze.WithName(arg)}
+	opts := []analyze.Option{analyze.WithLogger(e.log), analyze.WithName(arg), f.mode.option()}
 	if !f.noCache {
 		c, err := cache.Open(filepath.Join(e.root, "cache", "layers"))
 		if err != nil {
@@ -292,16 +300,9 @@ func writeReport(e *env, f *scanFlags, rep *report.Report, inv *analyze.Inventor
 		case "sarif":
 			return report.WriteSARIF(w, rep, ladingVersion())
 		case "cyclonedx":
-			bom := sbom.CycloneDXBOM(img, inv, opts)
-			sbom.AddCycloneDXVulnerabilities(bom, inv, rep)
-			return sbom.EncodeCycloneDX(w, bom)
+			return sbom.WriteCycloneDX(w, img, inv, rep, opts)
 		case "spdx":
-			doc, err := sbom.SPDXDocument(img, inv, opts)
-			if err != nil {
-				return err
-			}
-			sbom.AddSPDXVulnerabilities(doc, inv, rep)
-			return sbom.EncodeSPDX(w, doc)
+			return sbom.WriteSPDX(w, img, inv, rep, opts)
 		case "template":
 			tpl, err := report.ParseTemplate(f.template)
 			if err != nil {

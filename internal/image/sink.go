@@ -113,10 +113,23 @@ func save(ctx context.Context, dst Reference, items []Item, o *options, written 
 }
 
 // WriteFileAtomic writes a file through a temp file in the same directory,
-// fsynced and renamed into place; "-" writes to standard output.
+// fsynced and renamed into place; "-" writes to standard output. A path
+// that is a device or a pipe (/dev/null, /dev/stdout, a FIFO) is written
+// to as it is: renaming a file over it would replace the device.
 func WriteFileAtomic(path string, write func(io.Writer) error) error {
 	if path == "-" {
 		return write(os.Stdout)
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		if err := write(f); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {

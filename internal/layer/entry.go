@@ -68,9 +68,14 @@ type Entry struct {
 	// name. The callback must not change it.
 	Header *tar.Header
 
-	path string // the entry's own normalized name (differs from Name for markers)
-	w    *walker
+	path    string // the entry's own normalized name (differs from Name for markers)
+	inLayer bool   // a hard link's target is an entry of this layer
+	w       *walker
 }
+
+// LinkInLayer reports, for a KindHardlink entry, whether its target is an
+// earlier entry of the same layer rather than a file of a lower layer.
+func (e *Entry) LinkInLayer() bool { return e.Kind == KindHardlink && e.inLayer }
 
 // Read reads the entry's content.
 func (e *Entry) Read(p []byte) (int, error) {

@@ -111,6 +111,32 @@ func stackCases() []stackCase {
 			want: []string{"lib sym 0777 usr/lib", "usr dir 0755", "usr/lib dir 0755", "usr/lib/y file 0644 y"},
 		},
 		{
+			name: "database directory moved, symlink left behind",
+			layers: [][]ent{
+				{dir("var"), dir("var/lib"), dir("var/lib/dpkg"), file("var/lib/dpkg/status", "old")},
+				{dir("data"), dir("data/dpkg"), file("data/dpkg/status", "new"), symlink("var/lib/dpkg", "../../data/dpkg")},
+			},
+			want: []string{"data dir 0755", "data/dpkg dir 0755", "data/dpkg/status file 0644 new",
+				"var dir 0755", "var/lib dir 0755", "var/lib/dpkg sym 0777 ../../data/dpkg"},
+		},
+		{
+			name: "symlink first, its target filled by a later layer",
+			layers: [][]ent{
+				{dir("lib"), dir("lib/apk"), symlink("lib/apk/db", "/srv/apk")},
+				{dir("srv"), dir("srv/apk"), file("srv/apk/installed", "db")},
+			},
+			want: []string{"lib dir 0755", "lib/apk dir 0755", "lib/apk/db sym 0777 /srv/apk",
+				"srv dir 0755", "srv/apk dir 0755", "srv/apk/installed file 0644 db"},
+		},
+		{
+			name: "usrmerge over a populated tree",
+			layers: [][]ent{
+				{dir("bin"), file("bin/sh", "sh"), dir("usr"), dir("usr/bin"), file("usr/bin/env", "env")},
+				{whiteout("bin"), symlink("bin", "usr/bin"), file("usr/bin/sh", "sh2")},
+			},
+			want: []string{"bin sym 0777 usr/bin", "usr dir 0755", "usr/bin dir 0755", "usr/bin/env file 0644 env", "usr/bin/sh file 0644 sh2"},
+		},
+		{
 			name: "symlink to dir through a child",
 			layers: [][]ent{
 				{symlink("lib", "usr/lib"), dir("usr"), dir("usr/lib"), file("usr/lib/y", "y")},

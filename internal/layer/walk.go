@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"io/fs"
 	"strings"
@@ -48,7 +49,8 @@ type WalkFunc func(e *Entry) error
 // directory; other ".wh..wh.*" entries (aufs metadata such as .wh..wh.plnk)
 // and everything below them are skipped, as are PAX global headers. Walk
 // checks ctx between entries and on every content read. Memory grows with
-// the number of distinct paths in the layer, never with content size.
+// the number of distinct paths in the layer (a few bytes each, whatever
+// their length), never with content size.
 func Walk(ctx context.Context, r io.Reader, fn WalkFunc, opts ...Option) error {
 	o := makeOptions(opts)
 	w := &walker{
@@ -56,7 +58,8 @@ func Walk(ctx context.Context, r io.Reader, fn WalkFunc, opts ...Option) error {
 		name:    o.name,
 		devices: o.devices,
 		tr:      tar.NewReader(r),
-		paths:   make(map[string]pathState),
+		paths:   make(map[uint64]pathState),
+		seed:    maphash.MakeSeed(),
 	}
 	w.entry.w = w
 	defer func() { w.entry.w = nil }()
@@ -77,12 +80,42 @@ type walker struct {
 	name    string
 	devices bool
 	tr      *tar.Reader
-	paths   map[string]pathState
-	entry   Entry
-	last    string // raw name of the last entry read
+	// paths are the states of the layer's directories and symlinks, and
+	// others the paths of its other entries (pOther: files, mostly), by a
+	// hash of the path under a random seed (a hostile layer cannot make two
+	// collide): a few bytes a path whatever its length.
+	paths  map[uint64]pathState
+	others hashSet
+	seed   maphash.Seed
+	entry  Entry
+	last   string // raw name of the last entry read
 }
 
 var eofErr = io.EOF
+
+func (w *walker) key(p string) uint64 { return maphash.String(w.seed, p) }
+
+// state returns what the layer has at p so far.
+func (w *walker) state(p string) (pathState, bool) {
+	k := w.key(p)
+	if w.others.has(k) {
+		return pOther, true
+	}
+	st, ok := w.paths[k]
+	return st, ok
+}
+
+// set records what the layer has at p.
+func (w *walker) set(p string, st pathState) {
+	k := w.key(p)
+	if st == pOther {
+		delete(w.paths, k)
+		w.others.add(k)
+		return
+	}
+	w.others.remove(k)
+	w.paths[k] = st
+}
 
 func (w *walker) run(fn WalkFunc) error {
 	for {
@@ -182,7 +215,7 @@ func (w *walker) check(h *tar.Header) (ok bool, err error) {
 	}
 
 	e := &w.entry
-	e.Name, e.path, e.Linkname, e.Header = p, p, "", h
+	e.Name, e.path, e.Linkname, e.Header, e.inLayer = p, p, "", h, false
 
 	if strings.Contains(p, whPrefix) {
 		rest := p
@@ -245,11 +278,13 @@ func (w *walker) check(h *tar.Header) (ok bool, err error) {
 		case t == p:
 			return bad("hard link to itself")
 		}
-		if st, ok := w.paths[t]; ok && (st == pDir || st == pImplied) {
+		st, ok := w.state(t)
+		if ok && (st == pDir || st == pImplied) {
 			return bad("hard link to directory %q", t)
 		}
+		e.inLayer = ok
 		for d := parent(t); d != "."; d = parent(d) {
-			st, ok := w.paths[d]
+			st, ok := w.state(d)
 			if !ok {
 				continue
 			}
@@ -265,9 +300,9 @@ func (w *walker) check(h *tar.Header) (ok bool, err error) {
 
 	// Parents: implied directories, never a symlink or another non-directory.
 	for d := parent(p); d != "."; d = parent(d) {
-		st, ok := w.paths[d]
+		st, ok := w.state(d)
 		if !ok {
-			w.paths[d] = pImplied
+			w.set(d, pImplied)
 			continue
 		}
 		if st == pDir || st == pImplied {
@@ -278,21 +313,21 @@ func (w *walker) check(h *tar.Header) (ok bool, err error) {
 		}
 		return bad("parent %q is not a directory in this layer", d)
 	}
-	st, exists := w.paths[p]
+	st, exists := w.state(p)
 	switch {
 	case kind == KindDir:
 		if exists && st != pDir && st != pImplied {
 			return bad("duplicate entry (a directory replaces an earlier non-directory)")
 		}
-		w.paths[p] = pDir
+		w.set(p, pDir)
 	case exists && (st == pDir || st == pImplied):
 		return bad("a %s where this layer has a directory", kind)
 	case exists:
 		return bad("duplicate entry")
 	case kind == KindSymlink:
-		w.paths[p] = pSymlink
+		w.set(p, pSymlink)
 	default:
-		w.paths[p] = pOther
+		w.set(p, pOther)
 	}
 	return true, nil
 }

@@ -280,3 +280,22 @@ func crossLinks(data []byte) (layerLinks, error) {
 		seen[p] = true
 	}
 }
+
+// OpenInRoot opens p, a path relative to the merged root, the way a process
+// chrooted into root would: every symlink on the way is followed, absolute
+// targets start again at root and ".." never leaves it
+// (openat2(RESOLVE_IN_ROOT)). A symlink loop is an error wrapping
+// unix.ELOOP. It is how tests ask the kernel what a path of the merged
+// filesystem leads to.
+func OpenInRoot(root, p string) (*os.File, error) {
+	dir, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	defer unix.Close(dir)
+	fd, err := unix.Openat2(dir, p, &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT})
+	if err != nil {
+		return nil, &os.PathError{Op: "openat2", Path: p, Err: err}
+	}
+	return os.NewFile(uintptr(fd), filepath.Join(root, p)), nil
+}

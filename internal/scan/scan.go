@@ -15,7 +15,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path"
 	"strings"
 	"time"
 
@@ -81,7 +80,11 @@ func (s *Scanner) Image(ctx context.Context, img v1.Image, info ImageInfo, opts 
 			info.Digest = d.String()
 		}
 	}
-	r, err := s.Inventory(ctx, inv, "container_image", info)
+	typ := "container_image"
+	if inv.Mode == analyze.ModeFS {
+		typ = "filesystem"
+	}
+	r, err := s.Inventory(ctx, inv, typ, info)
 	return r, inv, err
 }
 
@@ -120,12 +123,8 @@ func (s *Scanner) Inventory(ctx context.Context, inv *analyze.Inventory, artifac
 		r.Metadata.OS = &report.OS{Family: inv.OS.ID, Name: inv.OS.VersionID}
 		ns = vulndb.DistroNamespace(inv.OS.ID, cmp.Or(inv.OS.VersionID, inv.OS.Codename))
 	}
-	shadowed := shadowedLockfiles(inv.Targets)
 	for _, t := range inv.Targets {
 		r.Metadata.PackageSize += len(t.Packages)
-		if shadowed[t.Path] {
-			continue
-		}
 		res, err := s.target(ctx, t.Path, t.Type, string(t.Class), t.Packages, inv.OS, ns, layers)
 		if err != nil {
 			return nil, err
@@ -149,31 +148,6 @@ func (s *Scanner) Inventory(ctx context.Context, inv *analyze.Inventory, artifac
 	}
 	r.Sort()
 	return r, nil
-}
-
-// shadowedLockfiles returns the npm lockfiles that have an installed
-// node_modules tree beside them. In an image, the installed packages are
-// what runs, and the lockfile repeats them (or lists packages that were
-// never installed), so scans report the node_modules target alone, as
-// Trivy does for images. A lockfile with nothing installed beside it is
-// scanned.
-func shadowedLockfiles(ts []analyze.Target) map[string]bool {
-	installed := map[string]bool{}
-	for _, t := range ts {
-		if t.Type == "node_modules" {
-			installed[t.Path] = true
-		}
-	}
-	out := map[string]bool{}
-	for _, t := range ts {
-		switch path.Base(t.Path) {
-		case "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml":
-			if installed[path.Join(path.Dir(t.Path), "node_modules")] {
-				out[t.Path] = true
-			}
-		}
-	}
-	return out
 }
 
 // target matches the packages of one target.
