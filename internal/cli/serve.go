@@ -30,8 +30,8 @@ type serveFlags struct {
 	token         bool
 	anonymousRead bool
 	gcInterval    time.Duration
-	allowOutbound []string
 	metricsAddr   string
+	allowOutbound []string
 }
 
 func newServeCommand(e *env) *cobra.Command {
@@ -128,8 +128,8 @@ import. See the Registry section of README.md.`,
 	f.MarkDeprecated("token-auth", "the token service is always on, at /service/token")
 	f.MarkHidden("anonymous-read")
 	f.DurationVar(&sf.gcInterval, "gc-interval", 0, "run garbage collection this often (0: never)")
-	f.StringArrayVar(&sf.allowOutbound, "allow-outbound", nil, "let outbound targets (webhooks...) reach this CIDR although it is loopback, private, link-local or cloud metadata (repeatable; config outbound.allow)")
 	f.StringVar(&sf.metricsAddr, "metrics-address", "", "serve /metrics on this address only, not on the registry's")
+	f.StringArrayVar(&sf.allowOutbound, "allow-outbound", nil, "let outbound targets (webhooks...) reach this CIDR although it is loopback, private, link-local or cloud metadata (repeatable; config outbound.allow)")
 
 	cmd.AddCommand(newServeGCCommand(e, sf))
 	return cmd
@@ -175,11 +175,11 @@ func (sf *serveFlags) load(cmd *cobra.Command, e *env) (server.Config, error) {
 	if set("gc-interval") {
 		cfg.GC.Interval = sf.gcInterval
 	}
-	if set("allow-outbound") {
-		cfg.Outbound.Allow = append(cfg.Outbound.Allow, sf.allowOutbound...)
-	}
 	if set("metrics-address") {
 		cfg.Metrics.Address = sf.metricsAddr
+	}
+	if set("allow-outbound") {
+		cfg.Outbound.Allow = append(cfg.Outbound.Allow, sf.allowOutbound...)
 	}
 	cfg.Defaults(e.root)
 	if err := cfg.Validate(); err != nil {

@@ -387,6 +387,9 @@ func (c *Config) Validate() error {
 	if c.Auth.Token.Enabled != nil || c.Auth.Token.KeyFile != "" || c.Auth.Token.TTL != nil {
 		return errdefs.InvalidArgument(errors.New("config: auth.token.enabled, key_file and ttl are replaced: the token service is always on at /service/token, its key is in the database, and the setting token_expiration is its tokens' lifetime"))
 	}
+	if c.Metrics.Address != "" && c.Metrics.Enabled != nil && !*c.Metrics.Enabled {
+		return errdefs.InvalidArgument(errors.New("config: metrics.address with metrics.enabled false"))
+	}
 	if _, err := outbound.Parse(c.Outbound.Allow); err != nil {
 		return err
 	}
@@ -398,9 +401,6 @@ func (c *Config) Validate() error {
 			return errdefs.InvalidArgument(fmt.Errorf("config: external_url %q: want http(s)://host[:port]", c.ExternalURL))
 		}
 	}
-	if c.Metrics.Address != "" && c.Metrics.Enabled != nil && !*c.Metrics.Enabled {
-		return errdefs.InvalidArgument(errors.New("config: metrics.address with metrics.enabled false"))
-	}
 	if c.Database.URL != "" {
 		u, err := url.Parse(c.Database.URL)
 		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
@@ -408,21 +408,6 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
-}
-
-// OutboundConfig is the one switch for every outbound target: CIDR
-// prefixes that may be reached although they are loopback, private,
-// link-local or cloud metadata addresses (package outbound).
-type OutboundConfig struct {
-	Allow []string `yaml:"allow"`
-}
-
-// JobsConfig configures the job service (package jobs).
-type JobsConfig struct {
-	Workers   int           `yaml:"workers"`
-	Lease     time.Duration `yaml:"lease"`
-	Poll      time.Duration `yaml:"poll"`
-	Retention time.Duration `yaml:"retention"`
 }
 
 // validateDurations refuses negative durations, and zero where zero would
@@ -448,6 +433,21 @@ func (c *Config) validateDurations() error {
 		}
 	}
 	return nil
+}
+
+// OutboundConfig is the one switch for every outbound target: CIDR
+// prefixes that may be reached although they are loopback, private,
+// link-local or cloud metadata addresses (package outbound).
+type OutboundConfig struct {
+	Allow []string `yaml:"allow"`
+}
+
+// JobsConfig configures the job service (package jobs).
+type JobsConfig struct {
+	Workers   int           `yaml:"workers"`
+	Lease     time.Duration `yaml:"lease"`
+	Poll      time.Duration `yaml:"poll"`
+	Retention time.Duration `yaml:"retention"`
 }
 
 // ParseStorageFlag reads the --storage flag: a directory, or

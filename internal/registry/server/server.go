@@ -18,9 +18,9 @@ import (
 	"github.com/lading-dev/lading/internal/actor"
 	"github.com/lading-dev/lading/internal/api"
 	"github.com/lading-dev/lading/internal/core"
-	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/jobs"
 	"github.com/lading-dev/lading/internal/outbound"
+	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/registry"
 	"github.com/lading-dev/lading/internal/registry/meta"
 	metapostgres "github.com/lading-dev/lading/internal/registry/meta/postgres"
@@ -153,11 +153,11 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 		accessLog = slog.New(syslog.Tee{slog.NewJSONHandler(o.AccessLog, nil), syslog.NewHandler(s.forwardTarget, "access", slog.LevelInfo)})
 	}
 	hooks := &hooks{}
+	s.Meta = meta.New(s.DB, meta.WithHooks(hooks), meta.WithCollectionLocks(locks))
 	allow, err := outbound.Parse(cfg.Outbound.Allow)
 	if err != nil {
 		return err
 	}
-	s.Meta = meta.New(s.DB, meta.WithHooks(hooks), meta.WithCollectionLocks(locks))
 	c, err := core.New(ctx, s.DB, core.Options{
 		Log: s.log, AccessLog: accessLog, Version: o.Version, TokenService: cfg.Auth.Token.Service,
 		StorageProvider: s.Driver.Name(), NoAuth: noAuth, Health: s.health,
