@@ -48,6 +48,7 @@ import (
 	"github.com/lading-dev/lading/internal/jobs"
 	"github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/query"
+	"github.com/lading-dev/lading/internal/scanning/scanapi"
 	"github.com/lading-dev/lading/internal/webhook"
 )
 
@@ -97,6 +98,8 @@ type Server struct {
 	opt Options
 	log *slog.Logger
 	mux *http.ServeMux
+	// scans is registry-side scanning, when plugged in (SetScanning).
+	scans scanapi.Service
 }
 
 // New returns the API handler.

@@ -7,6 +7,7 @@ import (
 	"github.com/lading-dev/lading/internal/artifact"
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/project"
+	"github.com/lading-dev/lading/internal/scanning/scanapi"
 )
 
 // repositoryJSON is Harbor's Repository.
@@ -71,6 +72,10 @@ type artifactJSON struct {
 	Tags              []tagJSON         `json:"tags"`
 	AdditionLinks     map[string]any    `json:"addition_links"`
 	Labels            []any             `json:"labels"`
+	// ScanOverview and SBOMOverview are filled when asked for
+	// (with_scan_overview, with_sbom_overview).
+	ScanOverview map[string]scanapi.ReportSummary `json:"scan_overview,omitempty"`
+	SBOMOverview *scanapi.SBOMOverview            `json:"sbom_overview,omitempty"`
 }
 
 func toArtifact(a artifact.Artifact) artifactJSON {
@@ -163,6 +168,9 @@ func (s *Server) listArtifacts(c *call) error {
 	for i, a := range list {
 		out[i] = toArtifact(a)
 	}
+	if err := s.overviews(c, list, out); err != nil {
+		return err
+	}
 	return c.list(page, total, out)
 }
 
@@ -171,7 +179,11 @@ func (s *Server) getArtifact(c *call) error {
 	if err != nil {
 		return err
 	}
-	return c.json(http.StatusOK, toArtifact(a))
+	out := []artifactJSON{toArtifact(a)}
+	if err := s.overviews(c, []artifact.Artifact{a}, out); err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, out[0])
 }
 
 func (s *Server) deleteArtifact(c *call) error {

@@ -25,6 +25,7 @@ import (
 	"github.com/lading-dev/lading/internal/jobs"
 	"github.com/lading-dev/lading/internal/outbound"
 	"github.com/lading-dev/lading/internal/project"
+	"github.com/lading-dev/lading/internal/scanning/scanapi"
 	"github.com/lading-dev/lading/internal/sqldb"
 	"github.com/lading-dev/lading/internal/task"
 	"github.com/lading-dev/lading/internal/token"
@@ -46,6 +47,7 @@ func Migrations() []sqldb.Migration {
 		jobs.Migrations,
 		task.Migrations,
 		webhook.Migrations,
+		scanapi.Migrations,
 	} {
 		out = append(out, m...)
 	}
@@ -101,7 +103,8 @@ type Core struct {
 	// TokenService serves /service/token.
 	TokenService http.Handler
 
-	log *slog.Logger
+	log       *slog.Logger
+	apiServer *api.Server
 }
 
 // New assembles the core over a migrated database.
@@ -156,9 +159,10 @@ func New(ctx context.Context, db *sqldb.DB, o Options) (*Core, error) {
 	}
 	c.Webhooks = webhook.New(db, c.Access, c.Audit, c.Projects, c.Jobs, c.Tasks, c.notificationsOn, wo)
 	c.Jobs.Register(c.Webhooks.Definition())
-	c.API = api.New(api.Services{Access: c.Access, Identity: c.Identity, Projects: c.Projects, Artifacts: c.Artifacts, Audit: c.Audit, Settings: c.Settings,
+	c.apiServer = api.New(api.Services{Access: c.Access, Identity: c.Identity, Projects: c.Projects, Artifacts: c.Artifacts, Audit: c.Audit, Settings: c.Settings,
 		Jobs: jobs.NewMonitor(c.Jobs, c.Access), Webhooks: c.Webhooks},
 		api.Options{Log: o.Log, AccessLog: o.AccessLog, Version: o.Version, StorageProvider: o.StorageProvider, Health: o.Health, NoAuth: o.NoAuth})
+	c.API = c.apiServer
 	c.TokenService = token.NewService(c.Tokens, c.Identity, c.Access, func(ctx context.Context) time.Duration {
 		st, err := c.Settings.Get(ctx)
 		if err != nil || st.TokenExpiration <= 0 {
@@ -194,6 +198,9 @@ func (c *Core) notificationsOn(ctx context.Context) (bool, error) {
 	on, ok := st.Values["notification_enable"].(bool)
 	return on || !ok, nil
 }
+
+// SetScanning plugs registry-side scanning into the API (before serving).
+func (c *Core) SetScanning(sc scanapi.Service) { c.apiServer.SetScanning(sc) }
 
 // SetRegistry tells the artifact view about the registry.
 func (c *Core) SetRegistry(r artifact.Registry) { c.Artifacts.SetRegistry(r) }

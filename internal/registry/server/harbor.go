@@ -16,6 +16,7 @@ import (
 	"github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/registry"
 	"github.com/lading-dev/lading/internal/registry/meta"
+	"github.com/lading-dev/lading/internal/scanning/scanapi"
 	"github.com/lading-dev/lading/internal/sqldb"
 	"github.com/lading-dev/lading/internal/token"
 	"github.com/lading-dev/lading/internal/webhook"
@@ -30,8 +31,9 @@ import (
 
 // gate implements registry.Gate.
 type gate struct {
-	core  *core.Core
-	realm string
+	core     *core.Core
+	realm    string
+	scanning scanapi.Registry // nil without scanning
 }
 
 var _ registry.Gate = (*gate)(nil)
@@ -144,8 +146,23 @@ func (g *gate) CheckPush(ctx context.Context, _ registry.Subject, _ registry.Pus
 	return g.readOnly(ctx)
 }
 
-func (g *gate) CheckPull(context.Context, registry.Subject, string, string, string) error {
-	return nil
+// CheckPull asks scanning's vulnerability prevention policy. A pull with a
+// token that grants scanner-pull (an external scanner's) is exempt.
+func (g *gate) CheckPull(ctx context.Context, s registry.Subject, repo, dgst, _ string) error {
+	if g.scanning == nil {
+		return nil
+	}
+	scannerPull := false
+	for _, sc := range s.Access {
+		if s.Token && sc.Type == "repository" && sc.Name == repo && slices.Contains(sc.Actions, string(access.ScannerPull)) {
+			scannerPull = true
+		}
+	}
+	who, err := g.subject(ctx, s)
+	if err != nil {
+		return err
+	}
+	return g.scanning.CheckPull(ctx, who, scannerPull, repo, dgst)
 }
 
 func (g *gate) CheckDelete(ctx context.Context, _ registry.Subject, _, _, _ string) error {
@@ -188,7 +205,8 @@ func (e events) Deleted(ctx context.Context, ev registry.Event) {
 
 // hooks implements meta.Hooks.
 type hooks struct {
-	core *core.Core
+	core     *core.Core
+	scanning scanapi.Registry // nil without scanning
 }
 
 var _ meta.Hooks = (*hooks)(nil)
@@ -207,7 +225,13 @@ func (h *hooks) ManifestPut(ctx context.Context, tx *sqldb.Tx, repo string, m me
 	if m.Content == nil {
 		return nil
 	}
-	return h.core.Artifacts.ManifestPut(ctx, tx, artifact.Pushed{Repo: repo, Digest: m.Digest, MediaType: m.MediaType, Size: m.Size, Content: m.Content, Tags: tags})
+	if err := h.core.Artifacts.ManifestPut(ctx, tx, artifact.Pushed{Repo: repo, Digest: m.Digest, MediaType: m.MediaType, Size: m.Size, Content: m.Content, Tags: tags}); err != nil {
+		return err
+	}
+	if h.scanning != nil {
+		return h.scanning.ManifestPut(ctx, tx, repo, m.Digest, m.MediaType, m.Content)
+	}
+	return nil
 }
 
 func (h *hooks) ManifestDeleted(ctx context.Context, tx *sqldb.Tx, repo, dgst string) error {

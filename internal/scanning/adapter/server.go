@@ -45,6 +45,12 @@ type NotReady struct {
 
 func (e *NotReady) Error() string { return "the scan report is not ready yet" }
 
+// Failed is the error for a scan that failed: answered 500 with its
+// reason, which the specification's clients show.
+type Failed struct{ Reason string }
+
+func (e *Failed) Error() string { return "the scan failed: " + e.Reason }
+
 // MaxRequest bounds a scan request's body.
 const MaxRequest = 64 << 10
 
@@ -235,7 +241,10 @@ func status(err error) int {
 func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	st := status(err)
 	msg := err.Error()
-	if st == http.StatusInternalServerError {
+	var failed *Failed
+	if errors.As(err, &failed) {
+		msg = failed.Error()
+	} else if st == http.StatusInternalServerError {
 		s.log.Error("scanner adapter request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 		msg = "internal error; see the scanner's log"
 	}
