@@ -44,8 +44,8 @@ func (s *Service) scanExternal(ctx context.Context, j *jobs.Job, r reportRow, re
 	}
 	tok, _ := s.d.Tokens.Issue(ScannerTokenSubject, []token.Access{{Type: "repository", Name: r.Repository, Actions: []string{"pull", "scanner-pull"}}}, s.opt.Timeout)
 	req := adapter.ScanRequest{
-		Registry: adapter.Registry{URL: strings.TrimSuffix(s.opt.RegistryURL, "/"), Authorization: "Bearer " + tok},
-		Artifact: adapter.Artifact{Repository: r.Repository, Digest: r.Digest, MimeType: r.MediaType},
+		Registry:            adapter.Registry{URL: strings.TrimSuffix(s.opt.RegistryURL, "/"), Authorization: "Bearer " + tok},
+		Artifact:            adapter.Artifact{Repository: r.Repository, Digest: r.Digest, MimeType: r.MediaType},
 		EnabledCapabilities: []adapter.EnabledCapability{{Type: adapter.TypeVulnerability, ProducesMimeTypes: []string{mime}}},
 	}
 	c := s.client(reg)
