@@ -3,6 +3,7 @@ package scanning
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -63,7 +64,7 @@ func (s *Service) Scan(ctx context.Context, who access.Subject, a artifact.Artif
 	err = s.d.DB.Tx(ctx, "queue a scan", func(tx *sqldb.Tx) error {
 		return s.queueScan(ctx, tx, targetOf(a), typ, reg, queued{operator: who.Name})
 	})
-	if err == errQueued {
+	if errors.Is(err, errQueued) {
 		return errdefs.Conflict(fmt.Errorf("%s@%s: %w", a.RepositoryName, a.Digest, err))
 	}
 	return err

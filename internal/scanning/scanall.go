@@ -97,10 +97,10 @@ func (s *Service) StopScanAll(ctx context.Context, who access.Subject) error {
 	if err != nil {
 		return err
 	}
-	if !ok || e.Status != task.StatusRunning {
-		return errdefs.FailedPrecondition(errors.New("no scan of all artifacts is running"))
+	if !ok {
+		return errdefs.InvalidArgument(errors.New("no scan of all artifacts was found"))
 	}
-	return s.d.Tasks.Stop(ctx, e.ID)
+	return s.d.Tasks.Stop(ctx, e.ID) // a finished one stays as it is
 }
 
 func (s *Service) ScanAllMetrics(ctx context.Context, who access.Subject, scheduled bool) (scanapi.Stats, error) {
