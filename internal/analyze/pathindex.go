@@ -26,7 +26,8 @@ import (
 //
 //   - opaque: directories with an opaque marker. Everything lower layers
 //     have below them is hidden, the directory itself is not. An opaque root
-//     is ignored, as overlayfs ignores it.
+//     (the hash of ".") hides every lower layer, as containerd's and umoci's
+//     appliers unpack it.
 //
 //   - links: the symbolic links of the layer, path and target as stored,
 //     so that the merge can resolve paths through the merged filesystem
@@ -44,6 +45,9 @@ type pathIndex struct {
 type linkEntry struct {
 	Path, Target string
 }
+
+// rootHash is the hash of the root, ".".
+var rootHash = pathHash(".")
 
 func pathHash(p string) uint64 {
 	s := sha256.Sum256([]byte(p))
@@ -81,9 +85,7 @@ func (b *indexBuilder) add(e *layer.Entry) uint64 {
 	}
 	switch e.Kind {
 	case layer.KindOpaque:
-		if e.Name != "." {
-			b.x.opaque = append(b.x.opaque, pathHash(e.Name))
-		}
+		b.x.opaque = append(b.x.opaque, pathHash(e.Name))
 		return 0
 	case layer.KindDir:
 		if e.Name == "." {
@@ -147,7 +149,7 @@ func chainOf(p string) chain {
 // hides reports whether the layer hides the lower regular file whose chain
 // is c.
 func (x *pathIndex) hides(c chain) bool {
-	if has(x.self, c[0]) || has(x.subtree, c[0]) {
+	if has(x.self, c[0]) || has(x.subtree, c[0]) || has(x.opaque, rootHash) {
 		return true
 	}
 	for _, h := range c[1:] {

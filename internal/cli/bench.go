@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
@@ -11,11 +12,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lading-dev/lading/internal/bench"
-	"github.com/lading-dev/lading/internal/corpustest"
+	"github.com/lading-dev/lading/internal/corpus"
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/progress"
 	"github.com/lading-dev/lading/internal/vulndb"
-	"github.com/lading-dev/lading/internal/vulndb/feed"
 )
 
 func newBenchCommand(e *env) *cobra.Command {
@@ -32,9 +32,9 @@ and print the ratio (below 1: lading is faster).`,
 
 func newBenchScanCommand(e *env) *cobra.Command {
 	var (
-		corpus, db, format string
-		runs               int
-		only               []string
+		corpusDir, db, format string
+		runs                  int
+		only                  []string
 	)
 	cmd := &cobra.Command{
 		Use:   "scan",
@@ -48,10 +48,10 @@ database comes from --db, or is built from the corpus feeds first.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if corpus == "" {
-				corpus = corpustest.Lookup()
+			if corpusDir == "" {
+				corpusDir, _ = corpus.Find()
 			}
-			if corpus == "" {
+			if corpusDir == "" {
 				return usageError{errdefs.InvalidArgument(fmt.Errorf("no corpus found; pass --corpus DIR or set LADING_CORPUS"))}
 			}
 			exe, err := os.Executable()
@@ -65,12 +65,16 @@ database comes from --db, or is built from the corpus feeds first.`,
 				}
 				defer os.RemoveAll(tmp)
 				db = filepath.Join(tmp, vulndb.FileName)
-				fmt.Fprintf(e.stderr, "bench scan: building a database from %s/feeds\n", corpus)
-				if _, err := feed.Build(ctx, e.log, db, []string{filepath.Join(corpus, "feeds")}); err != nil {
-					return err
+				fmt.Fprintf(e.stderr, "bench scan: building a database from %s/feeds\n", corpusDir)
+				// In a process of its own, so that this one stays small:
+				// its peak would count in the scans' (see bench.ScanResult).
+				build := exec.CommandContext(ctx, exe, "-q", "db", "build", "--from", filepath.Join(corpusDir, "feeds"), "-o", db)
+				build.Stderr = e.stderr
+				if err := build.Run(); err != nil {
+					return fmt.Errorf("bench scan: lading db build: %w", err)
 				}
 			}
-			rs, err := bench.Scan(ctx, corpus, bench.ScanOptions{Exe: exe, DB: db, Runs: runs, Only: only, Log: e.stderr})
+			rs, err := bench.Scan(ctx, corpusDir, bench.ScanOptions{Exe: exe, DB: db, Runs: runs, Only: only, Log: e.stderr})
 			if err != nil {
 				return err
 			}
@@ -80,15 +84,15 @@ database comes from --db, or is built from the corpus feeds first.`,
 				return enc.Encode(rs)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(tw, "image\tcold\tgzip -dc | tar -t\tratio\twarm\tpeak RSS\t")
+			fmt.Fprintln(tw, "image\tcold\tgzip -dc | tar -t\tratio\twarm\tpeak RSS\t(bench RSS)\t")
 			ms := func(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
 			for _, r := range rs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t%s\t\n", r.Image, ms(r.Cold), ms(r.Baseline), r.ColdRatio(), ms(r.Warm), progress.HumanSize(r.PeakRSS))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t%s\t(%s)\t\n", r.Image, ms(r.Cold), ms(r.Baseline), r.ColdRatio(), ms(r.Warm), progress.HumanSize(r.PeakRSS), progress.HumanSize(r.BenchRSS))
 			}
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&corpus, "corpus", "", "corpus directory (default ../shared/corpus or $LADING_CORPUS)")
+	cmd.Flags().StringVar(&corpusDir, "corpus", "", "corpus directory (default ../shared/corpus or $LADING_CORPUS)")
 	cmd.Flags().StringVar(&db, "db", "", "vulnerability database (default: built from the corpus feeds)")
 	cmd.Flags().IntVar(&runs, "runs", 5, "runs per measurement; the median is reported")
 	cmd.Flags().StringSliceVar(&only, "image", nil, "only these corpus files (such as debian-12-app.oci.tar)")
@@ -98,10 +102,10 @@ database comes from --db, or is built from the corpus feeds first.`,
 
 func newBenchImagesCommand(e *env) *cobra.Command {
 	var (
-		corpus string
-		runs   int
-		only   []string
-		format string
+		corpusDir string
+		runs      int
+		only      []string
+		format    string
 	)
 	cmd := &cobra.Command{
 		Use:   "images",
@@ -116,13 +120,13 @@ the median of --runs runs with warm caches. Peak heap is the largest live heap
 seen during the operation.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if corpus == "" {
-				corpus = corpustest.Lookup()
+			if corpusDir == "" {
+				corpusDir, _ = corpus.Find()
 			}
-			if corpus == "" {
+			if corpusDir == "" {
 				return usageError{errdefs.InvalidArgument(fmt.Errorf("no corpus found; pass --corpus DIR or set LADING_CORPUS"))}
 			}
-			rs, err := bench.Images(cmd.Context(), corpus, bench.Options{Runs: runs, Only: only, Log: e.stderr})
+			rs, err := bench.Images(cmd.Context(), corpusDir, bench.Options{Runs: runs, Only: only, Log: e.stderr})
 			if err != nil {
 				return err
 			}
@@ -142,7 +146,7 @@ seen during the operation.`,
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&corpus, "corpus", "", "corpus directory (default ../shared/corpus or $LADING_CORPUS)")
+	cmd.Flags().StringVar(&corpusDir, "corpus", "", "corpus directory (default ../shared/corpus or $LADING_CORPUS)")
 	cmd.Flags().IntVar(&runs, "runs", 5, "runs per measurement; the median is reported")
 	cmd.Flags().StringSliceVar(&only, "image", nil, "only these corpus files (such as debian-12-app.oci.tar)")
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")

@@ -34,12 +34,12 @@ func (m modeFlag) check() error {
 
 // ref parses the argument: any image reference in image mode, a directory
 // (PATH or dir:PATH) in fs mode.
-func (m modeFlag) ref(arg string) (image.Reference, error) {
+func (m modeFlag) ref(e *env, arg string) (image.Reference, error) {
 	if err := m.check(); err != nil {
 		return image.Reference{}, err
 	}
 	if string(m) != analyze.ModeFS {
-		return parseRef(arg)
+		return e.parseSource(arg)
 	}
 	p := strings.TrimPrefix(arg, "dir:")
 	fi, err := os.Stat(p)

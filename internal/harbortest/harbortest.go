@@ -62,11 +62,13 @@ func (b *Buffer) String() string {
 	return b.b.String()
 }
 
-// Option changes the configuration before the server opens.
+// Option changes the configuration or the options before the server
+// opens.
 type Option func(*settings)
 
 type settings struct {
 	cfg  server.Config
+	opts server.Options
 	scan scanning.Options
 }
 
@@ -75,6 +77,9 @@ func WithDatabase(url string) Option { return func(s *settings) { s.cfg.Database
 
 // WithConfig changes the configuration with fn.
 func WithConfig(fn func(*server.Config)) Option { return func(s *settings) { fn(&s.cfg) } }
+
+// WithOptions changes the server's options with fn (events, policies).
+func WithOptions(fn func(*server.Options)) Option { return func(s *settings) { fn(&s.opts) } }
 
 // WithRoot uses a given lading root (two servers sharing storage).
 func WithRoot(root string) Option { return func(s *settings) { s.cfg.Root = root } }
@@ -88,18 +93,19 @@ func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	var st settings
 	st.cfg.Auth.AdminPassword = AdminPassword
+	logs := &Buffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	st.opts = server.Options{Log: log, AccessLog: logs, Version: "test"}
 	for _, o := range opts {
 		o(&st)
 	}
-	cfg := st.cfg
+	cfg, sopts := st.cfg, st.opts
 	root := cfg.Root
 	if root == "" {
 		root = t.TempDir()
 	}
 	cfg.Defaults(root)
-	logs := &Buffer{}
-	log := slog.New(slog.NewJSONHandler(logs, nil))
-	srv, err := server.Open(context.Background(), cfg, server.Options{Log: log, AccessLog: logs, Version: "test"})
+	srv, err := server.Open(context.Background(), cfg, sopts)
 	if err != nil {
 		t.Fatal(err)
 	}

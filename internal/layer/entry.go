@@ -6,9 +6,16 @@ import (
 	"strings"
 )
 
-// MaxNameLen is the longest entry name or link target, in bytes, that [Walk]
-// accepts (Linux's PATH_MAX).
-const MaxNameLen = 4096
+// MaxNameLen is the longest entry name or hard link target, in bytes, that
+// [Walk] accepts. A path may be longer than Linux's PATH_MAX (4096): tar
+// keeps such names in PAX records, and GNU tar, docker and containerd keep
+// them; [Export] writes them and [Extract] creates them a directory at a
+// time. The limit bounds memory only.
+const MaxNameLen = 64 << 10
+
+// MaxSymlinkLen is the longest symlink target, in bytes, that [Walk]
+// accepts: Linux's PATH_MAX, beyond which no file system stores one.
+const MaxSymlinkLen = 4096
 
 // Kind says what an [Entry] is.
 type Kind uint8
@@ -102,7 +109,7 @@ func normalize(raw string) (string, string) {
 	case raw == "":
 		return "", "empty name"
 	case len(raw) > MaxNameLen:
-		return "", "name longer than 4096 bytes"
+		return "", "name longer than 65536 bytes"
 	case strings.IndexByte(raw, 0) >= 0:
 		return "", "name contains a NUL byte"
 	case raw[0] == '/':

@@ -83,8 +83,45 @@ func stackCases() []stackCase {
 				{dir("./"), file("old", "old"), dir("etc"), file("etc/x", "x")},
 				{opaque("."), file("new", "new")},
 			},
-			// overlayfs never looks up the root, so the marker does nothing.
-			want: []string{"etc dir 0755", "etc/x file 0644 x", "new file 0644 new", "old file 0644 old"},
+			// Every lower layer is hidden, as containerd's and umoci's
+			// appliers unpack it.
+			want:     []string{"new file 0644 new"},
+			noKernel: "the kernel never looks up a lower root, so it ignores the opaque xattr there; containerd and umoci apply the marker",
+		},
+		{
+			name: "the same path twice in a layer",
+			layers: [][]ent{
+				{file("a", "lower"), file("keep", "k")},
+				{file("a", "first", mode(0o600)), file("b", "b"), file("a", "last", mode(0o640))},
+			},
+			want: []string{"a file 0640 last", "b file 0644 b", "keep file 0644 k"},
+		},
+		{
+			name: "a directory, then a file of the same name",
+			layers: [][]ent{
+				{dir("d"), file("d/lower", "l"), file("x", "x")},
+				{dir("d", mode(0o700)), file("d/x", "x"), dir("d/sub"), file("d/sub/y", "y"), file("d", "file")},
+			},
+			want:     []string{"d file 0644 file", "x file 0644 x"},
+			noKernel: "GNU tar does not replace a non-empty directory by a file; docker and containerd do",
+		},
+		{
+			name: "a file, then a directory of the same name",
+			layers: [][]ent{
+				{dir("d"), file("d/lower", "l")},
+				{file("d", "f"), dir("d", mode(0o711)), file("d/new", "n")},
+			},
+			// Removing the lower directory to make way for the file removed
+			// its contents too.
+			want:     []string{"d dir 0711", "d/new file 0644 n"},
+			noKernel: "unpacking the layer into an empty directory keeps nothing of the removal that made way for the file",
+		},
+		{
+			name: "a hard link keeps the file a later entry replaces",
+			layers: [][]ent{
+				{file("a", "old"), hardlink("b", "a"), hardlink("c", "a"), file("a", "new")},
+			},
+			want: []string{"= b c", "a file 0644 new", "b file 0644 old", "c file 0644 old"},
 		},
 		{
 			name: "file to dir",

@@ -44,7 +44,8 @@ func (s *Service) openImage(ctx context.Context, repo string, m Manifest) (v1.Im
 
 // analyzeImage analyzes img. Each layer's results come from the shared
 // cache, or are stored there, under the digest of the blob read (verified
-// as it streams), whatever diffID the config claims. The analysis fails
+// as it streams, the registry having verified it on upload), never under
+// the diffID the config claims. The analysis fails
 // when a layer expands beyond MaxLayerSize (a decompression bomb), when
 // the walker refuses a layer (hostile entry names, a truncated stream) or
 // when a blob does not match its digest: a registry's verdict must not
@@ -54,19 +55,14 @@ func (s *Service) analyzeImage(ctx context.Context, img v1.Image, name string, l
 	if err != nil {
 		return nil, err
 	}
-	blobOf := make(map[string]string, len(srcs))
+	blobs := make(map[string]bool, len(srcs))
 	var tripped atomic.Pointer[error]
 	for i := range srcs {
 		src := &srcs[i]
 		if src.Digest == "" {
 			return nil, errdefs.InvalidArgument(fmt.Errorf("layer %d has no digest", i+1))
 		}
-		if src.DiffID != "" {
-			if prev, ok := blobOf[src.DiffID]; ok && prev != src.Digest {
-				return nil, errdefs.InvalidArgument(fmt.Errorf("the config claims diffID %s for two different layer blobs, %s and %s", src.DiffID, prev, src.Digest))
-			}
-			blobOf[src.DiffID] = src.Digest
-		}
+		blobs[src.Digest] = true
 		open, digest, max := src.Open, src.Digest, s.opt.MaxLayerSize
 		src.Open = func(ctx context.Context) (io.ReadCloser, error) {
 			rc, err := open(ctx)
@@ -77,7 +73,7 @@ func (s *Service) analyzeImage(ctx context.Context, img v1.Image, name string, l
 		}
 	}
 	inv, err := analyze.Layers(ctx, srcs,
-		analyze.WithCache(imageCache{c: s.layers, blobOf: blobOf}),
+		analyze.WithCache(imageCache{c: s.layers, blobs: blobs}),
 		analyze.WithParallel(s.opt.Parallel),
 		analyze.WithTempDir(s.opt.TempDir),
 		analyze.WithName(name),

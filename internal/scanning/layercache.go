@@ -114,32 +114,28 @@ func (c *layerCache) Trim(ctx context.Context) (int64, error) {
 	return freed, nil
 }
 
-// imageCache is the layer cache as one image's analysis asks it. The
-// analysis names a layer by what its LayerSource says; blobOf maps that to
-// the digest of the blob the scan reads (verified as it streams), so that
-// every entry is stored and found under the blob digest, whatever the
-// image's config claims.
+// imageCache is the layer cache as one image's analysis asks it: by the
+// digest of each layer blob (package analyze keys its cache by the blob
+// digest it reads and verifies, and checks the config's diffIDs against
+// the content, or against the diffID recorded with the entry, so a
+// pusher's claim never keys anything). Keys that are not a blob of the
+// image being scanned are refused.
 type imageCache struct {
-	c      *layerCache
-	blobOf map[string]string
+	c     *layerCache
+	blobs map[string]bool
 }
 
 var _ analyze.Cache = imageCache{}
 
 func (ic imageCache) key(layer string) (string, error) {
-	if d, ok := ic.blobOf[layer]; ok {
-		return d, nil
+	if !ic.blobs[layer] {
+		return "", fmt.Errorf("layer cache: %s is not a layer blob of the image being scanned", layer)
 	}
-	for _, d := range ic.blobOf {
-		if d == layer {
-			return d, nil // already a blob digest
-		}
-	}
-	return "", fmt.Errorf("layer cache: %s is not a layer of the image being scanned", layer)
+	return layer, nil
 }
 
 func (ic imageCache) Get(ctx context.Context, k cache.Key) ([]byte, bool, error) {
-	d, err := ic.key(k.DiffID)
+	d, err := ic.key(k.Digest)
 	if err != nil {
 		return nil, false, err
 	}

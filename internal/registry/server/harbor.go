@@ -29,11 +29,21 @@ import (
 // transactions; content lets the artifact view change the registry's
 // content.
 
-// gate implements registry.Gate.
+// gate implements registry.Gate: identity and access here, the content
+// checks in its Policies (see policies).
 type gate struct {
+	registry.Policies
 	core     *core.Core
 	realm    string
-	scanning scanapi.Registry // nil without scanning
+	scanning scanapi.Registry // nil until scanning is plugged in
+}
+
+// policies are the checks pushes, pulls and deletions pass, in order:
+// read-only mode, the storage quota, then those the caller adds
+// (Options.Policies: immutable tags, vulnerability and signature
+// policies).
+func policies(c *core.Core, more []registry.Policy) registry.Policies {
+	return append(registry.Policies{readOnly{c}, quota{core: c}}, more...)
 }
 
 var _ registry.Gate = (*gate)(nil)
@@ -122,8 +132,10 @@ func (g *gate) Catalog(ctx context.Context, s registry.Subject) (bool, error) {
 }
 
 // readOnly refuses changes while the read_only setting is on.
-func (g *gate) readOnly(ctx context.Context) error {
-	st, err := g.core.Settings.Get(ctx)
+type readOnly struct{ core *core.Core }
+
+func (p readOnly) check(ctx context.Context) error {
+	st, err := p.core.Settings.Get(ctx)
 	if err != nil {
 		return err
 	}
@@ -133,40 +145,60 @@ func (g *gate) readOnly(ctx context.Context) error {
 	return nil
 }
 
-func (g *gate) CheckBlob(ctx context.Context, s registry.Subject, repo string, size int64) error {
-	if err := g.readOnly(ctx); err != nil {
-		return err
-	}
-	err := g.core.Projects.QuotaAllows(ctx, repo, size)
-	quotaExceeded(ctx, g.core, repo, s.Name, err, false)
+func (p readOnly) CheckBlob(ctx context.Context, _ registry.Subject, _ string, _ int64) error {
+	return p.check(ctx)
+}
+
+func (p readOnly) CheckPush(ctx context.Context, _ registry.Subject, _ registry.PushCheck) error {
+	return p.check(ctx)
+}
+
+func (readOnly) CheckPull(context.Context, registry.Subject, string, string, string) error {
+	return nil
+}
+
+func (p readOnly) CheckDelete(ctx context.Context, _ registry.Subject, _, _, _ string) error {
+	return p.check(ctx)
+}
+
+// quota refuses a blob early when the project's quota cannot hold it (the
+// exact accounting is in hooks, in the metadata store's transaction).
+type quota struct {
+	registry.AllowAll
+	core *core.Core
+}
+
+func (p quota) CheckBlob(ctx context.Context, s registry.Subject, repo string, size int64) error {
+	err := p.core.Projects.QuotaAllows(ctx, repo, size)
+	quotaExceeded(ctx, p.core, repo, s.Name, err, false)
 	return err
 }
 
-func (g *gate) CheckPush(ctx context.Context, _ registry.Subject, _ registry.PushCheck) error {
-	return g.readOnly(ctx)
+// scanPolicy is scanning's vulnerability prevention policy (package
+// scanning, plugged in with Server.SetScanning; until then it lets every
+// pull through). A pull with a token that grants scanner-pull on the
+// repository (an external scanner's) is exempt.
+type scanPolicy struct {
+	registry.AllowAll
+	g *gate
 }
 
-// CheckPull asks scanning's vulnerability prevention policy. A pull with a
-// token that grants scanner-pull (an external scanner's) is exempt.
-func (g *gate) CheckPull(ctx context.Context, s registry.Subject, repo, dgst, _ string) error {
-	if g.scanning == nil {
+func (p scanPolicy) CheckPull(ctx context.Context, s registry.Subject, repo, dgst, _ string) error {
+	sc := p.g.scanning
+	if sc == nil {
 		return nil
 	}
 	scannerPull := false
-	for _, sc := range s.Access {
-		if s.Token && sc.Type == "repository" && sc.Name == repo && slices.Contains(sc.Actions, string(access.ScannerPull)) {
+	for _, a := range s.Access {
+		if s.Token && a.Type == "repository" && a.Name == repo && slices.Contains(a.Actions, string(access.ScannerPull)) {
 			scannerPull = true
 		}
 	}
-	who, err := g.subject(ctx, s)
+	who, err := p.g.subject(ctx, s)
 	if err != nil {
 		return err
 	}
-	return g.scanning.CheckPull(ctx, who, scannerPull, repo, dgst)
-}
-
-func (g *gate) CheckDelete(ctx context.Context, _ registry.Subject, _, _, _ string) error {
-	return g.readOnly(ctx)
+	return sc.CheckPull(ctx, who, scannerPull, repo, dgst)
 }
 
 // events implements registry.Events.

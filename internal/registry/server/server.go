@@ -117,6 +117,9 @@ type Options struct {
 	// Events hear about pushes, pulls and deletions (scan on push,
 	// webhooks), besides Harbor's layer.
 	Events registry.Events
+	// Policies are more checks pushes, pulls and deletions must pass,
+	// after read-only mode and the quota (see registry.Policy).
+	Policies []registry.Policy
 	// Version is lading's version (systeminfo).
 	Version string
 }
@@ -228,6 +231,7 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 	}
 	if !noAuth {
 		s.gate = &gate{core: c, realm: cfg.Auth.Token.Realm}
+		s.gate.Policies = policies(c, append(append([]registry.Policy{}, o.Policies...), scanPolicy{g: s.gate}))
 		opts = append(opts, registry.WithGate(s.gate))
 	}
 	if cfg.Metrics.Enabled == nil || *cfg.Metrics.Enabled {
