@@ -168,6 +168,15 @@ func (s *Stack) Add(r io.Reader, gz bool) error {
 	if err != nil {
 		return err
 	}
+	if info.replaced != "" {
+		// A runtime applies the layer in archive order, removing what is
+		// there to make way; GNU tar into an empty directory cannot show
+		// that.
+		return fmt.Errorf("%w: the layer has %s as a directory and as a non-directory", ErrNotApplicable, info.replaced)
+	}
+	if len(s.dirs) > 0 && slices.Contains(info.opaques, ".") {
+		return fmt.Errorf("%w: an opaque marker at the root (the kernel ignores it there; containerd and umoci apply it)", ErrNotApplicable)
+	}
 	if err := copyUp(t, info, lower, ld); err != nil {
 		return err
 	}
@@ -303,6 +312,9 @@ type layerInfo struct {
 	cross     []string               // hard link targets that are not earlier in the layer
 	whiteouts []string               // paths whited out by the layer
 	opaques   []string               // directories made opaque by the layer
+	// replaced is a path the layer has twice, once as a directory (its
+	// entry or one implied) and once as a non-directory.
+	replaced string
 }
 
 // hides reports whether the layer's own whiteouts or opaque markers hide p
@@ -326,6 +338,7 @@ func scanLayer(data []byte) (layerInfo, error) {
 	info := layerInfo{explicit: map[string]*tar.Header{}}
 	tr := tar.NewReader(bytes.NewReader(data))
 	seen := map[string]bool{}
+	isDir := map[string]bool{}
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -342,6 +355,7 @@ func scanLayer(data []byte) (layerInfo, error) {
 		case strings.HasPrefix(b, ".wh."):
 			info.whiteouts = append(info.whiteouts, path.Join(path.Dir(p), b[len(".wh."):]))
 		}
+		info.noteReplaced(p, h.Typeflag == tar.TypeDir, seen, isDir)
 		switch h.Typeflag {
 		case tar.TypeDir:
 			info.explicit[p] = h
@@ -352,6 +366,22 @@ func scanLayer(data []byte) (layerInfo, error) {
 		}
 		seen[p] = true
 	}
+}
+
+// noteReplaced records in l.replaced the first path of the layer seen both
+// as a directory (its own entry or implied by one below it) and as a
+// non-directory.
+func (l *layerInfo) noteReplaced(p string, dir bool, seen, isDir map[string]bool) {
+	for d := path.Dir(p); d != "." && d != "/"; d = path.Dir(d) {
+		if seen[d] && !isDir[d] && l.replaced == "" {
+			l.replaced = d
+		}
+		seen[d], isDir[d] = true, true
+	}
+	if seen[p] && isDir[p] != dir && l.replaced == "" {
+		l.replaced = p
+	}
+	isDir[p] = dir
 }
 
 // OpenInRoot opens p, a path relative to the merged root, the way a process

@@ -145,10 +145,9 @@ func TestRegistryWebhooks(t *testing.T) {
 	if ex.payload.EventData.Custom["Details"] == "" || ex.payload.EventData.Repository.RepoFullName != "library/big" {
 		t.Errorf("quota exceeded payload: %s", ex.raw)
 	}
-	// Nothing in the logs shows the deliveries' keys as secrets, and
-	// nothing failed.
-	if strings.Contains(srv.Logs.String(), `"level":"ERROR"`) {
-		t.Errorf("errors in the server's log:\n%s", srv.Logs.String())
+	// No event failed to publish.
+	if strings.Contains(srv.Logs.String(), "publishing a webhook event") {
+		t.Errorf("publishing failed:\n%s", srv.Logs.String())
 	}
 }
 
