@@ -107,13 +107,12 @@ func (d *Driver) Writer(ctx context.Context, p string) (storage.Writer, error) {
 	}
 	dir := filepath.Dir(full)
 	var f *os.File
-	// A concurrent Delete may prune the directory between its creation
-	// and the open; try again a few times.
+	// A concurrent Delete may prune a directory between its creation (or
+	// its parent's) and the next step; try again a few times.
 	for try := 0; ; try++ {
-		if err := d.mkdirAll(dir); err != nil {
-			return nil, classify(p, err)
+		if err = d.mkdirAll(dir); err == nil {
+			f, err = os.OpenFile(filepath.Join(dir, "."+filepath.Base(full)+".tmp-"+randomSuffix()), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		}
-		f, err = os.OpenFile(filepath.Join(dir, "."+filepath.Base(full)+".tmp-"+randomSuffix()), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err == nil {
 			break
 		}
