@@ -388,10 +388,8 @@ func TestExternalScanner(t *testing.T) {
 	if !found["lodash"] || !found["github.com/gin-gonic/gin"] || len(r.Vulnerabilities) != int(s.Summary.Total) {
 		t.Errorf("the external scanner's report: %d vulnerabilities, overview %d", len(r.Vulnerabilities), s.Summary.Total)
 	}
-	log, err := api.Scan.GetReportLog(ctx, scan.NewGetReportLogParams().WithProjectName("team").WithRepositoryName("app").
-		WithReference(dgst).WithReportID(s.ReportID))
-	if err != nil || !containsText(log.Payload, "other-lading") {
-		t.Errorf("scan log: %v %s", err, log.Payload)
+	if log := scanLog(t, srv, "team", "app", dgst); !containsText(log, "other-lading") {
+		t.Errorf("scan log: %s", log)
 	}
 
 	if _, err := api.Scanner.SetScannerAsDefault(ctx, scanner.NewSetScannerAsDefaultParams().WithRegistrationID(id).

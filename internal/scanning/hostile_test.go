@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/ping"
-	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/scan"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -115,13 +114,8 @@ func TestHostileImages(t *testing.T) {
 			if s.ScanStatus != "Error" {
 				t.Fatalf("scan of a %s: %+v, want Error", c.name, s)
 			}
-			log, err := srv.Admin().Scan.GetReportLog(context.Background(), scan.NewGetReportLogParams().WithProjectName("hostile").
-				WithRepositoryName(c.repo).WithReference(dgst).WithReportID(s.ReportID))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !strings.Contains(log.Payload, "scan failed") || !strings.Contains(log.Payload, c.want) {
-				t.Errorf("log of the %s scan does not say %q:\n%s", c.name, c.want, log.Payload)
+			if log := scanLog(t, srv, "hostile", c.repo, dgst); !strings.Contains(log, "scan failed") || !strings.Contains(log, c.want) {
+				t.Errorf("log of the %s scan does not say %q:\n%s", c.name, c.want, log)
 			}
 			for _, p := range pullers(t) {
 				out, ok := p.pull(t, srv, "hostile/"+c.repo+":1")

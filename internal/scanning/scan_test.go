@@ -13,7 +13,6 @@ import (
 	"github.com/go-openapi/runtime"
 
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/artifact"
-	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/scan"
 
 	"github.com/lading-dev/lading/internal/corpustest"
 	"github.com/lading-dev/lading/internal/harbortest"
@@ -145,13 +144,8 @@ func TestScanOnPush(t *testing.T) {
 		}
 	}
 	// The scan's log, through Harbor's client.
-	log, err := srv.Admin().Scan.GetReportLog(context.Background(), scan.NewGetReportLogParams().WithProjectName("team").WithRepositoryName("app").
-		WithReference(dgst).WithReportID(s.ReportID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !containsText(log.Payload, "analyzed 5 layers") {
-		t.Errorf("scan log: %s", log.Payload)
+	if log := scanLog(t, srv, "team", "app", dgst); !containsText(log, "analyzed 5 layers") {
+		t.Errorf("scan log: %s", log)
 	}
 	// A listing with overviews says the same.
 	list, err := srv.Admin().Artifact.ListArtifacts(context.Background(), artifact.NewListArtifactsParams().WithProjectName("team").WithRepositoryName("app").
