@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,14 @@ func pullers(t *testing.T) []puller {
 	skopeo := testenv.Tool(t, "skopeo", "skopeo")
 	crane := testenv.Tool(t, "crane", "github.com/google/go-containerregistry/cmd/crane")
 	cfg := t.TempDir() // crane's docker config, not the machine's
+	podman := testenv.Tool(t, "podman", "podman")
+	store := t.TempDir() // podman's own storage, not the machine's
 	return []puller{
+		{"podman", func(t *testing.T, srv *harbortest.Server, ref string) (string, bool) {
+			out, err := exec.Command(podman, "--root", filepath.Join(store, "root"), "--runroot", filepath.Join(store, "run"), "--storage-driver", "vfs",
+				"pull", "--tls-verify=false", "--creds", "admin:"+harbortest.AdminPassword, srv.Host+"/"+ref).CombinedOutput()
+			return string(out), err == nil
+		}},
 		{"skopeo", func(t *testing.T, srv *harbortest.Server, ref string) (string, bool) {
 			out, err := exec.Command(skopeo, "inspect", "--raw", "--tls-verify=false", "--creds", "admin:"+harbortest.AdminPassword, "docker://"+srv.Host+"/"+ref).CombinedOutput()
 			// skopeo logs the error quoted (logrus): unquote it.
