@@ -62,6 +62,14 @@ func TestLayerCache(t *testing.T) {
 		t.Errorf("derived image's log: %s", log)
 	}
 
+	// A report of another project's artifact is not this one's.
+	other := waitScan(t, srv, "other", "derived", "1")
+	_, err = srv.Admin().Scan.GetReportLog(context.Background(), scan.NewGetReportLogParams().WithProjectName("team").WithRepositoryName("app").
+		WithReference("1").WithReportID(other.ReportID))
+	if code := statusOf(err); code != 403 {
+		t.Errorf("log of another project's report: %d (%v), want 403", code, err)
+	}
+
 	// A pusher's config claims the app's diffIDs for random layers.
 	cf, err := app.ConfigFile()
 	if err != nil {

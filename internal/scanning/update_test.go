@@ -15,10 +15,13 @@ import (
 
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/webhook"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/models"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/lading-dev/lading/internal/harbortest"
 	"github.com/lading-dev/lading/internal/scanning"
 	"github.com/lading-dev/lading/internal/vulndb/feed"
+	"github.com/lading-dev/lading/internal/vulndb/oci"
 )
 
 // hookPayloads is a webhook receiver: the payloads, in Harbor's default
@@ -141,5 +144,52 @@ func destroyBlob(t *testing.T, root, h string) {
 	})
 	if !found {
 		t.Fatalf("blob %s not found under %s", h, root)
+	}
+}
+
+// staticKeychain gives one set of credentials for every registry.
+type staticKeychain struct{ a authn.Authenticator }
+
+func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { return k.a, nil }
+
+// TestDBFromRegistry updates the database from a lading db push'ed
+// artifact stored in this very registry (scan.db_source.repository,
+// offline): the update reads it from storage, and the report changes.
+func TestDBFromRegistry(t *testing.T) {
+	ctx := context.Background()
+	goOnly := filepath.Join(t.TempDir(), "go.db")
+	if _, err := feed.Build(ctx, nil, goOnly, feedsOf(t)[2:]); err != nil {
+		t.Fatal(err)
+	}
+	srv := start(t, goOnly, harbortest.WithScanning(func(o *scanning.Options) {
+		o.Source = scanning.Source{Repository: "security/lading-db:1", Offline: true, Schedule: "@weekly"}
+	}))
+	newProject(t, srv, "security", nil)
+	newProject(t, srv, "team", map[string]string{"auto_scan": "true"})
+	ref, err := name.ParseReference(srv.Host+"/security/lading-db:1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oci.Push(ctx, corpusDB(t), ref, oci.WithKeychain(staticKeychain{admin})); err != nil {
+		t.Fatal(err)
+	}
+	push(t, srv, corpusImage(t, "alpine-3.20-app.oci.tar"), "team/app:1")
+	before := waitScan(t, srv, "team", "app", "1")
+	if before.ScanStatus != "Success" {
+		t.Fatalf("scan: %+v", before)
+	}
+	if _, err := srv.Scanning.UpdateDB(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		s := overview(t, srv, "team", "app", "1")
+		if s != nil && s.Summary != nil && s.Summary.Total > before.Summary.Total {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the report did not change after the update from security/lading-db:1: %+v", s)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
