@@ -32,7 +32,13 @@ func pullers(t *testing.T) []puller {
 	crane := testenv.Tool(t, "crane", "github.com/google/go-containerregistry/cmd/crane")
 	cfg := t.TempDir() // crane's docker config, not the machine's
 	podman := testenv.Tool(t, "podman", "podman")
-	store := t.TempDir() // podman's own storage, not the machine's
+	// podman's own storage, not the machine's; podman refuses a runroot
+	// over 50 characters, which a subtest's TempDir can be.
+	store, err := os.MkdirTemp("", "lading-podman-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(store) })
 	return []puller{
 		{"podman", func(t *testing.T, srv *harbortest.Server, ref string) (string, bool) {
 			out, err := exec.Command(podman, "--root", filepath.Join(store, "root"), "--runroot", filepath.Join(store, "run"), "--storage-driver", "vfs",
