@@ -54,6 +54,7 @@ import (
 	"github.com/lading-dev/lading/internal/purge"
 	"github.com/lading-dev/lading/internal/query"
 	"github.com/lading-dev/lading/internal/retention"
+	"github.com/lading-dev/lading/internal/scanning/scanapi"
 	"github.com/lading-dev/lading/internal/webhook"
 )
 
@@ -109,6 +110,8 @@ type Server struct {
 	opt Options
 	log *slog.Logger
 	mux *http.ServeMux
+	// scans is registry-side scanning, when plugged in (SetScanning).
+	scans scanapi.Service
 }
 
 // New returns the API handler.
