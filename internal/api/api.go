@@ -45,6 +45,8 @@ import (
 	"github.com/lading-dev/lading/internal/config"
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/identity"
+	"github.com/lading-dev/lading/internal/identity/ldap"
+	"github.com/lading-dev/lading/internal/identity/oidc"
 	"github.com/lading-dev/lading/internal/jobs"
 	"github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/query"
@@ -64,6 +66,10 @@ type Services struct {
 	Settings  *config.Store
 	Jobs      *jobs.Monitor
 	Webhooks  *webhook.Service
+	// LDAP and OIDC serve the external identities' endpoints; nil
+	// answers that they are not available.
+	LDAP *ldap.Admin
+	OIDC *oidc.Service
 }
 
 // Component is one part of lading as /health reports it.

@@ -70,6 +70,10 @@ func WithRoot(root string) Option {
 	return func(c *server.Config) { c.Storage.Filesystem.Root = root + "/registry/content" }
 }
 
+// WithCAFile trusts the PEM certificates of file for the LDAP directory
+// and the OIDC provider (auth.ca_file).
+func WithCAFile(file string) Option { return func(c *server.Config) { c.Auth.CAFile = file } }
+
 // Start starts a server that lives until the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()

@@ -151,6 +151,9 @@ func (s *Service) CreateGroup(ctx context.Context, who access.Subject, c GroupCr
 	switch c.Type {
 	case GroupLDAP:
 		ext, err := s.lookupGroup(ctx, GroupLDAP, c.LdapDN)
+		if errdefs.IsNotFound(err) {
+			return Group{}, errdefs.InvalidArgument(errors.New(err.Error())) // Harbor's 400
+		}
 		if err != nil {
 			return Group{}, err
 		}

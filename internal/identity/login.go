@@ -151,6 +151,9 @@ func (s *Service) sourceLogin(ctx context.Context, src Source, mode, name, passw
 		}
 		return access.Subject{}, errBadCredentials
 	}
+	if errors.Is(err, errdefs.ErrUnavailable) {
+		return access.Subject{}, &UnavailableError{Source: sourceOf(mode), Err: err}
+	}
 	if err != nil {
 		return access.Subject{}, err
 	}
@@ -365,3 +368,19 @@ func (s *Service) SubjectByName(ctx context.Context, name string) (access.Subjec
 	}
 	return s.subjectOf(ctx, u)
 }
+
+// UnavailableError is an identity source that cannot answer (a directory
+// down or misconfigured, a provider unreachable). Its message is for the
+// client: the API and the token service answer 503 with it.
+type UnavailableError struct {
+	Source string
+	Err    error
+}
+
+func (e *UnavailableError) Error() string { return e.Err.Error() }
+
+// Unwrap makes an UnavailableError of class errdefs.ErrUnavailable.
+func (e *UnavailableError) Unwrap() []error { return []error{e.Err, errdefs.ErrUnavailable} }
+
+// Public says the message may be shown to the client.
+func (e *UnavailableError) Public() bool { return true }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -124,9 +125,13 @@ func (s *Server) assemble(ctx context.Context, o Options) error {
 	}
 	hooks := &hooks{}
 	s.Meta = meta.New(s.DB, meta.WithHooks(hooks))
+	roots, err := rootCAs(cfg.Auth.CAFile)
+	if err != nil {
+		return err
+	}
 	c, err := core.New(ctx, s.DB, core.Options{
 		Log: s.log, AccessLog: accessLog, Version: o.Version, TokenService: cfg.Auth.Token.Service,
-		StorageProvider: s.Driver.Name(), NoAuth: noAuth, Health: s.health,
+		StorageProvider: s.Driver.Name(), NoAuth: noAuth, Health: s.health, RootCAs: roots,
 	})
 	if err != nil {
 		return err
@@ -379,4 +384,24 @@ func (s *Server) CollectGarbage(ctx context.Context, dryRun bool) (registry.GCRe
 		return rep, err
 	}
 	return rep, s.Core.Projects.Recount(ctx, s.Meta.ForEachLink)
+}
+
+// rootCAs is the system's roots plus those of file ("": nil, the
+// system's).
+func rootCAs(file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("auth.ca_file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("auth.ca_file %s: no PEM certificate in it", file)
+	}
+	return pool, nil
 }
