@@ -337,12 +337,21 @@ func (s *Service) ImportUser(ctx context.Context, who access.Subject, mode strin
 	if err := s.access.Require(ctx, who, access.Create, access.LdapUser, 0); err != nil {
 		return User{}, err
 	}
-	st, err := s.settings.Get(ctx)
-	if err != nil {
+	if err := s.RequireMode(ctx, mode); err != nil {
 		return User{}, err
 	}
-	if st.AuthMode != mode {
-		return User{}, errdefs.FailedPrecondition(fmt.Errorf("users of %s can only be imported under auth mode %s (now %s)", sourceOf(mode), mode, st.AuthMode))
-	}
 	return s.Onboard(ctx, sourceOf(mode), ext)
+}
+
+// RequireMode refuses (errdefs.ErrFailedPrecondition) unless the auth
+// mode is mode.
+func (s *Service) RequireMode(ctx context.Context, mode string) error {
+	st, err := s.settings.Get(ctx)
+	if err != nil {
+		return err
+	}
+	if st.AuthMode != mode {
+		return errdefs.FailedPrecondition(fmt.Errorf("this needs auth mode %s; it is %s", mode, st.AuthMode))
+	}
+	return nil
 }

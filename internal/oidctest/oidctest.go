@@ -22,6 +22,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -145,12 +147,14 @@ func Start(t testing.TB, users ...User) *Server {
 	s.st = &store{Storage: storage.NewStorageWithClients(us, s.clients), users: us}
 	s.http = httptest.NewUnstartedServer(nil)
 	s.http.TLS = &tls.Config{Certificates: []tls.Certificate{s.CA.Server(t).TLS}}
+	s.http.Config.ErrorLog = log.New(io.Discard, "", 0)
 	s.http.StartTLS()
 	t.Cleanup(s.http.Close)
 	s.URL = "https://" + s.http.Listener.Addr().String()
 	var key [32]byte
 	rand.Read(key[:])
-	provider, err := op.NewOpenIDProvider(s.URL, &op.Config{CryptoKey: key, CodeMethodS256: true, AuthMethodPost: true, GrantTypeRefreshToken: true}, s.st)
+	provider, err := op.NewOpenIDProvider(s.URL, &op.Config{CryptoKey: key, CodeMethodS256: true, AuthMethodPost: true, GrantTypeRefreshToken: true}, s.st,
+		op.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}

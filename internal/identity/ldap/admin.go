@@ -78,6 +78,9 @@ func (a *Admin) ImportUsers(ctx context.Context, who access.Subject, uids []stri
 	if err := a.access.Require(ctx, who, access.Create, access.LdapUser, 0); err != nil {
 		return nil, err
 	}
+	if err := a.ids.RequireMode(ctx, "ldap_auth"); err != nil {
+		return nil, err
+	}
 	failed := []FailedImport{}
 	for _, uid := range uids {
 		if uid == "" {
@@ -89,7 +92,7 @@ func (a *Admin) ImportUsers(ctx context.Context, who access.Subject, uids []stri
 		case errors.Is(err, identity.ErrGone):
 			failed = append(failed, FailedImport{UID: uid, Error: "unknown_user"})
 			continue
-		case errors.Is(err, errdefs.ErrUnavailable):
+		case errors.Is(err, errdefs.ErrUnavailable), errors.Is(err, errdefs.ErrFailedPrecondition):
 			return nil, err
 		case err != nil:
 			a.log.Warn("LDAP import: search failed", "uid", uid, "error", err)

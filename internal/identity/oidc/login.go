@@ -122,6 +122,9 @@ type Result struct {
 // Callback finishes a web login with the provider's answer (the callback
 // URL's query) and the login cookie.
 func (s *Service) Callback(ctx context.Context, base, cookie string, q url.Values) (Result, error) {
+	if _, _, err := s.settings(ctx); err != nil {
+		return Result{}, err
+	}
 	l, err := s.take(ctx, cookie)
 	if err != nil {
 		return Result{}, err

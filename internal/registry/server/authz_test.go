@@ -73,6 +73,10 @@ type row struct {
 	other bool
 	// always, when set, is every subject's status (what nobody may do).
 	always int
+	// allowed, when set, is the status of the subjects the permission
+	// lets through, where the test's world cannot serve them (an
+	// external identity source it does not have).
+	allowed int
 	// setup prepares a fresh target for one call, as the administrator.
 	setup func(t *testing.T, e *env, p proj) any
 	call  func(ctx context.Context, c *v2.HarborAPI, e *env, p proj, s subject, target any) error
@@ -141,6 +145,8 @@ func expected(r row, s subject, p proj) (allowed bool, status int) {
 	switch {
 	case allowed && r.other:
 		return true, http.StatusNotFound
+	case allowed && r.allowed != 0:
+		return true, r.allowed
 	case allowed:
 		return true, 0
 	case anon || r.scope == registryToken:
