@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -170,6 +171,9 @@ func (s *Service) Onboard(ctx context.Context, source string, ext External) (Use
 	if ext.ID == "" || ext.Username == "" {
 		return User{}, errdefs.InvalidArgument(errors.New("a source's user needs an id and a name"))
 	}
+	if u, ok, err := s.unchanged(ctx, source, ext); err != nil || ok {
+		return u, err
+	}
 	var id int64
 	err := s.db.Tx(ctx, "onboard "+ext.Username, func(tx *sqldb.Tx) error {
 		now := sqldb.Nanos(s.db.Now())
@@ -218,6 +222,47 @@ func (s *Service) Onboard(ctx context.Context, source string, ext External) (Use
 		return User{}, err
 	}
 	return s.userByID(ctx, id)
+}
+
+// unchanged reports (with the user) whether what a source says of a known
+// user is what is stored already, profile and groups: the usual login,
+// which then writes nothing.
+func (s *Service) unchanged(ctx context.Context, source string, ext External) (User, bool, error) {
+	var extID string
+	u, err := scanUser(s.db.QueryRow(ctx, `SELECT `+userCols+`, external_id FROM users WHERE source = ? AND external_id = ?`, source, ext.ID), &extID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, false, nil
+	}
+	if err != nil {
+		return User{}, false, s.db.Wrap("user", err)
+	}
+	if u.Realname != ext.Realname || u.AdminInAuth != ext.Admin || (ext.Email != "" && u.Email != ext.Email) {
+		return User{}, false, nil
+	}
+	rows, err := s.db.Query(ctx, `SELECT g.type, g.external_id FROM user_usergroups m JOIN usergroups g ON g.id = m.group_id WHERE m.user_id = ?`, u.ID)
+	if err != nil {
+		return User{}, false, s.db.Wrap("groups", err)
+	}
+	defer rows.Close()
+	have := map[ExternalGroup]bool{}
+	for rows.Next() {
+		var g ExternalGroup
+		if err := rows.Scan(&g.Type, &g.ID); err != nil {
+			return User{}, false, s.db.Wrap("groups", err)
+		}
+		have[g] = true
+	}
+	if err := rows.Err(); err != nil {
+		return User{}, false, s.db.Wrap("groups", err)
+	}
+	want := map[ExternalGroup]bool{}
+	for _, g := range ext.Groups {
+		want[ExternalGroup{Type: g.Type, ID: g.ID}] = true
+	}
+	if !maps.Equal(have, want) {
+		return User{}, false, nil
+	}
+	return u, true, nil
 }
 
 // refreshProfile updates what the source says of an existing user: the

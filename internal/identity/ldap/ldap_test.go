@@ -340,3 +340,22 @@ func TestSearchAndLookup(t *testing.T) {
 		t.Errorf("lookup of a moved user: %+v %v", ext, err)
 	}
 }
+
+// BenchmarkAuthenticate is one LDAP login with group resolution against
+// slapd: search, bind, two group lookups, on pooled connections.
+func BenchmarkAuthenticate(b *testing.B) {
+	srv := ldaptest.Start(b)
+	srv.AddUser(b, ldaptest.User{UID: "alice", Password: "alice-pw"})
+	srv.AddGroup(b, "devs", "alice")
+	srv.AddGroup(b, "ops", "alice")
+	cfg := &config{c: baseConfig(srv)}
+	dir := ldap.New(cfg.get)
+	defer dir.Close()
+	ctx := context.Background()
+	for b.Loop() {
+		ext, err := dir.Authenticate(ctx, "alice", "alice-pw")
+		if err != nil || len(ext.Groups) != 2 {
+			b.Fatal(ext, err)
+		}
+	}
+}

@@ -142,7 +142,7 @@ type Service struct {
 	config   func(context.Context) (Config, Settings, error)
 	roots    *x509.CertPool
 	log      *slog.Logger
-	client   *http.Client // for tests: replaces the verifying client
+	clients  map[bool]*http.Client // by oidc_verify_cert: connections are kept
 	now      func() time.Time
 	keyMu    sync.Mutex
 	key      []byte
@@ -176,7 +176,7 @@ func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 // identity: Attach the identity service before use.
 func New(db *sqldb.DB, checker *access.Checker, log *audit.Log, config func(context.Context) (Config, Settings, error), opts ...Option) *Service {
 	s := &Service{db: db, access: checker, audit: log, config: config, log: slog.New(slog.DiscardHandler),
-		now: time.Now, provider: map[string]cachedProvider{}}
+		now: time.Now, provider: map[string]cachedProvider{}, clients: map[bool]*http.Client{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -209,13 +209,15 @@ func (s *Service) settings(ctx context.Context) (Config, Settings, error) {
 // httpClient is the client that talks to the provider: bounded in time,
 // verifying its certificate unless oidc_verify_cert is off.
 func (s *Service) httpClient(verify bool) *http.Client {
-	if s.client != nil {
-		return s.client
+	s.provMu.Lock()
+	defer s.provMu.Unlock()
+	if s.clients[verify] == nil {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: s.roots, InsecureSkipVerify: !verify}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tc
+		s.clients[verify] = &http.Client{Transport: tr, Timeout: 15 * time.Second}
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: s.roots, InsecureSkipVerify: !verify}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tc
-	return &http.Client{Transport: tr, Timeout: 15 * time.Second}
+	return s.clients[verify]
 }
 
 // providerFor discovers the provider (cached five minutes: the discovery

@@ -34,7 +34,7 @@ func ldapSettings(dir *ldaptest.Server) map[string]any {
 	}
 }
 
-func startLDAPWorld(t *testing.T) *ldapWorld {
+func startLDAPWorld(t testing.TB) *ldapWorld {
 	dir := ldaptest.Start(t)
 	for _, u := range []ldaptest.User{
 		{UID: "alice", CN: "Alice", Mail: "alice@example.org", Password: "alice-pw"},
@@ -46,6 +46,11 @@ func startLDAPWorld(t *testing.T) *ldapWorld {
 	}
 	dir.AddGroup(t, "devs", "alice", "bob")
 	dir.AddGroup(t, "admins", "alice")
+	return ldapWorldOn(t, dir)
+}
+
+// ldapWorldOn starts lading in ldap_auth over dir.
+func ldapWorldOn(t testing.TB, dir *ldaptest.Server) *ldapWorld {
 	srv := harbortest.Start(t, harbortest.WithCAFile(writeCA(t, dir.CA.PEM)))
 	w := &ldapWorld{dir: dir, srv: srv, admin: newClient(t, srv, "admin", harbortest.AdminPassword)}
 	w.admin.must(200, "PUT", "/api/v2.0/configurations", ldapSettings(dir))

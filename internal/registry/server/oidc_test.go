@@ -29,13 +29,17 @@ const (
 	clientSecret = "lading-client-secret"
 )
 
-func startOIDCWorld(t *testing.T) *oidcWorld {
-	op := oidctest.Start(t,
+func startOIDCWorld(t testing.TB) *oidcWorld {
+	return startOIDCServer(t, oidctest.Start(t,
 		oidctest.User{ID: "u-alice", Username: "alice", Password: "alice-pw", Name: "Alice", Email: "alice@example.org", Groups: []string{"devs", "admins"}},
 		oidctest.User{ID: "u-bob", Username: "bob", Password: "bob-pw", Name: "Bob", Email: "bob@example.org", Groups: []string{"devs"}},
 		oidctest.User{ID: "u-carol", Username: "carol", Password: "carol-pw", Name: "Carol", Email: "carol@example.org"},
 		oidctest.User{ID: "u-dave", Username: "dave", Password: "dave-pw", Name: "Dave", Email: "dave@example.org"},
-	)
+	))
+}
+
+// startOIDCServer starts lading in oidc_auth with op.
+func startOIDCServer(t testing.TB, op *oidctest.Server) *oidcWorld {
 	srv := harbortest.Start(t, harbortest.WithCAFile(writeCA(t, op.CA.PEM)))
 	op.Client(clientID, clientSecret, srv.URL+"/c/oidc/callback")
 	w := &oidcWorld{op: op, srv: srv, admin: newClient(t, srv, "admin", harbortest.AdminPassword)}
@@ -49,7 +53,7 @@ func startOIDCWorld(t *testing.T) *oidcWorld {
 
 // login goes through the provider as user and follows the callback; it
 // returns the callback's response and a client with the session.
-func (w *oidcWorld) login(t *testing.T, user, pass string) (*http.Response, *client) {
+func (w *oidcWorld) login(t testing.TB, user, pass string) (*http.Response, *client) {
 	b := w.op.Browser()
 	cb := w.op.Authorize(t, b, w.srv.URL+"/c/oidc/login?redirect_url=/harbor/projects", user, pass)
 	resp := get(t, b, cb.String())
@@ -58,7 +62,7 @@ func (w *oidcWorld) login(t *testing.T, user, pass string) (*http.Response, *cli
 	return resp, c
 }
 
-func get(t *testing.T, b *http.Client, u string) *http.Response {
+func get(t testing.TB, b *http.Client, u string) *http.Response {
 	t.Helper()
 	resp, err := b.Get(u)
 	if err != nil {
@@ -81,7 +85,7 @@ type userResp struct {
 	} `json:"oidc_user_meta"`
 }
 
-func (w *oidcWorld) userCount(t *testing.T) int {
+func (w *oidcWorld) userCount(t testing.TB) int {
 	n, err := w.srv.Core.Identity.CountUsers(context.Background())
 	if err != nil {
 		t.Fatal(err)
