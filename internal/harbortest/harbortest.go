@@ -65,10 +65,11 @@ type Option func(*server.Config)
 // WithDatabase uses a PostgreSQL database (a URL) instead of SQLite.
 func WithDatabase(url string) Option { return func(c *server.Config) { c.Database.URL = url } }
 
+// WithConfig changes the configuration with fn.
+func WithConfig(fn func(*server.Config)) Option { return Option(fn) }
+
 // WithRoot uses a given lading root (two servers sharing storage).
-func WithRoot(root string) Option {
-	return func(c *server.Config) { c.Storage.Filesystem.Root = root + "/registry/content" }
-}
+func WithRoot(root string) Option { return func(c *server.Config) { c.Root = root } }
 
 // WithCAFile trusts the PEM certificates of file for the LDAP directory
 // and the OIDC provider (auth.ca_file).
@@ -82,7 +83,11 @@ func Start(t testing.TB, opts ...Option) *Server {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	cfg.Defaults(t.TempDir())
+	root := cfg.Root
+	if root == "" {
+		root = t.TempDir()
+	}
+	cfg.Defaults(root)
 	logs := &Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	srv, err := server.Open(context.Background(), cfg, server.Options{Log: log, AccessLog: logs, Version: "test"})

@@ -7,23 +7,24 @@ import (
 	"sync"
 )
 
-// Handler is a slog.Handler that writes each record as JSON to a Writer,
-// with the record's level as the syslog severity. Combine it with the
-// stderr handler through Tee.
+// Handler is a slog.Handler that writes each record as JSON to the
+// Writer target returns (none: the record is not forwarded), with the
+// record's level as the syslog severity. Combine it with the stderr
+// handler through Tee.
 type Handler struct {
-	w     *Writer
-	msgid string
-	level slog.Leveler
-	mu    *sync.Mutex
-	buf   *bytes.Buffer
-	json  slog.Handler
+	target func() *Writer
+	msgid  string
+	level  slog.Leveler
+	mu     *sync.Mutex
+	buf    *bytes.Buffer
+	json   slog.Handler
 }
 
-// NewHandler returns a handler sending records at level or above to w,
-// tagged msgid ("app", "access").
-func NewHandler(w *Writer, msgid string, level slog.Leveler) *Handler {
+// NewHandler returns a handler sending records at level or above to the
+// writer target returns at the time, tagged msgid ("app", "access").
+func NewHandler(target func() *Writer, msgid string, level slog.Leveler) *Handler {
 	buf := &bytes.Buffer{}
-	return &Handler{w: w, msgid: msgid, level: level, mu: &sync.Mutex{}, buf: buf, json: slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: level})}
+	return &Handler{target: target, msgid: msgid, level: level, mu: &sync.Mutex{}, buf: buf, json: slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: level})}
 }
 
 // Enabled implements slog.Handler.
@@ -37,6 +38,10 @@ func (h *Handler) Enabled(_ context.Context, l slog.Level) bool {
 
 // Handle implements slog.Handler.
 func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
+	w := h.target()
+	if w == nil {
+		return nil
+	}
 	h.mu.Lock()
 	h.buf.Reset()
 	err := h.json.Handle(ctx, r)
@@ -54,7 +59,7 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	case r.Level < slog.LevelInfo:
 		sev = SeverityDebug
 	}
-	h.w.Send(FacilityLocal0, sev, r.Time, h.msgid, msg)
+	w.Send(FacilityLocal0, sev, r.Time, h.msgid, msg)
 	return nil
 }
 
@@ -114,4 +119,45 @@ func (t Tee) WithGroup(name string) slog.Handler {
 		out[i] = h.WithGroup(name)
 	}
 	return out
+}
+
+// Switch keeps one Writer for the current collector address: asked for
+// another address, it closes the old writer and dials the new one.
+type Switch struct {
+	mu  sync.Mutex
+	w   *Writer
+	app string
+	log *slog.Logger
+}
+
+// NewSwitch returns a switch whose writers tag messages with app and log
+// their own troubles to log (which must not forward to them).
+func NewSwitch(app string, log *slog.Logger) *Switch { return &Switch{app: app, log: log} }
+
+// Writer returns the writer to addr ("" : none).
+func (s *Switch) Writer(addr string) *Writer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.w != nil && s.w.Addr() != addr {
+		go s.w.Close()
+		s.w = nil
+	}
+	if addr == "" {
+		return nil
+	}
+	if s.w == nil {
+		s.w = Dial(addr, s.app, s.log)
+	}
+	return s.w
+}
+
+// Close closes the current writer.
+func (s *Switch) Close() {
+	s.mu.Lock()
+	w := s.w
+	s.w = nil
+	s.mu.Unlock()
+	if w != nil {
+		w.Close()
+	}
 }
