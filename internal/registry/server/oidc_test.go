@@ -56,13 +56,13 @@ func startOIDCServer(t testing.TB, op *oidctest.Server) *oidcWorld {
 func (w *oidcWorld) login(t testing.TB, user, pass string) (*http.Response, *client) {
 	b := w.op.Browser()
 	cb := w.op.Authorize(t, b, w.srv.URL+"/c/oidc/login?redirect_url=/harbor/projects", user, pass)
-	resp := get(t, b, cb.String())
+	resp := browse(t, b, cb.String())
 	c := newClient(t, w.srv, "", "")
 	c.hc = b
 	return resp, c
 }
 
-func get(t testing.TB, b *http.Client, u string) *http.Response {
+func browse(t testing.TB, b *http.Client, u string) *http.Response {
 	t.Helper()
 	resp, err := b.Get(u)
 	if err != nil {
@@ -240,7 +240,7 @@ func TestOIDCBadCallbacks(t *testing.T) {
 	}
 	users = w.userCount(t)
 	b3 := w.op.Browser()
-	loginResp := get(t, b3, start)
+	loginResp := browse(t, b3, start)
 	authz, _ := url.Parse(loginResp.Header.Get("Location"))
 	replay := *cb2
 	q = replay.Query()
@@ -300,7 +300,7 @@ func TestOIDCOnboard(t *testing.T) {
 	w.admin.must(200, "PUT", "/api/v2.0/configurations", map[string]any{"oidc_auto_onboard": false})
 	b := w.op.Browser()
 	cb := w.op.Authorize(t, b, w.srv.URL+"/c/oidc/login?redirect_url=/harbor", "dave", "dave-pw")
-	resp := get(t, b, cb.String())
+	resp := browse(t, b, cb.String())
 	loc, _ := url.Parse(resp.Header.Get("Location"))
 	if resp.StatusCode != http.StatusFound || loc.Path != "/oidc-onboard" || loc.Query().Get("username") != "dave" {
 		t.Fatalf("callback of a new user: %s %s", resp.Status, loc)
@@ -310,7 +310,7 @@ func TestOIDCOnboard(t *testing.T) {
 	c.must(400, "POST", "/c/oidc/onboard", map[string]string{"username": "bad,name"})
 	// The pending login was used by the refused attempt: log in again.
 	cb = w.op.Authorize(t, b, w.srv.URL+"/c/oidc/login?redirect_url=/harbor", "dave", "dave-pw")
-	get(t, b, cb.String())
+	browse(t, b, cb.String())
 	c.must(200, "POST", "/c/oidc/onboard", map[string]string{"username": "david"})
 	if me := decode[userResp](t, c.must(200, "GET", "/api/v2.0/users/current", nil)); me.Username != "david" || me.OIDCUserMeta == nil {
 		t.Errorf("onboarded: %+v", me)
