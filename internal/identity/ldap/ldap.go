@@ -47,6 +47,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,6 +130,8 @@ type endpoint struct {
 	addr string // host:port
 }
 
+var hostRe = regexp.MustCompile(`^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$`)
+
 // ParseURL reads an ldap_url as Harbor does: "ldap://host[:port]",
 // "ldaps://host[:port]" or "host[:port]"; port 636 means ldaps, the
 // default ports are 389 and 636.
@@ -150,6 +153,9 @@ func ParseURL(s string) (endpoint, error) {
 		return endpoint{}, errdefs.InvalidArgument(fmt.Errorf("ldap_url %q: want ldap[s]://host[:port]", s))
 	}
 	e := endpoint{tls: scheme == "ldaps", host: u.Hostname()}
+	if net.ParseIP(e.host) == nil && !hostRe.MatchString(e.host) {
+		return endpoint{}, errdefs.InvalidArgument(fmt.Errorf("ldap_url %q: %q is not a host name or address", s, e.host))
+	}
 	port := u.Port()
 	switch {
 	case port == "" && e.tls:
