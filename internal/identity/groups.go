@@ -355,3 +355,36 @@ func (s *Service) RequireMode(ctx context.Context, mode string) error {
 	}
 	return nil
 }
+
+// UserLookup is a Source that finds its users by name without their
+// password (an LDAP directory): users it has are taken in when they are
+// named, before their first login (a project member added by name).
+type UserLookup interface {
+	Lookup(ctx context.Context, name, externalID string) (External, error)
+}
+
+// UserOrOnboard returns the user of a name, taking them in from the
+// current auth mode's source when lading does not know them yet, as
+// Harbor does when a member is added by name under ldap_auth.
+func (s *Service) UserOrOnboard(ctx context.Context, name string) (User, error) {
+	u, err := s.UserByName(ctx, name)
+	if !errdefs.IsNotFound(err) {
+		return u, err
+	}
+	st, serr := s.settings.Get(ctx)
+	if serr != nil {
+		return User{}, serr
+	}
+	src, ok := s.sources[st.AuthMode].(UserLookup)
+	if !ok || st.AuthMode == "db_auth" {
+		return User{}, err
+	}
+	ext, lerr := src.Lookup(ctx, name, "")
+	if errors.Is(lerr, ErrGone) {
+		return User{}, err
+	}
+	if lerr != nil {
+		return User{}, lerr
+	}
+	return s.Onboard(ctx, sourceOf(st.AuthMode), ext)
+}

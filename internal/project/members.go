@@ -157,7 +157,7 @@ func (s *Service) entity(ctx context.Context, c MemberCreate) (userID, groupID i
 		u, err := s.identity.UserByID(ctx, c.UserID)
 		return u.ID, 0, u.Username, err
 	case c.Username != "":
-		u, err := s.identity.UserByName(ctx, c.Username)
+		u, err := s.identity.UserOrOnboard(ctx, c.Username)
 		return u.ID, 0, u.Username, err
 	case c.GroupID > 0:
 		err = s.db.QueryRow(ctx, `SELECT id, name FROM usergroups WHERE id = ?`, c.GroupID).Scan(&groupID, &name)

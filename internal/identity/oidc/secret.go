@@ -97,8 +97,14 @@ func (s *Service) ask(ctx context.Context, cfg Config, userID int64, sealedToken
 	}
 	oc := s.oauth(cfg, p, "")
 	nt, err := oc.TokenSource(cctx, &oauth2.Token{RefreshToken: st.RefreshToken}).Token()
-	if err != nil {
+	var refused *oauth2.RetrieveError
+	switch {
+	case errors.As(err, &refused):
 		return info{}, fmt.Errorf("%w: %w", errdefs.Unauthorized(fmt.Errorf("the OIDC provider refused to refresh the session (log in through the web UI again): %v", err)), identity.ErrGone)
+	case err != nil:
+		// Not an answer: the provider is down, and says nothing of the
+		// user.
+		return info{}, errdefs.Unavailable(describe(cfg.Endpoint, err))
 	}
 	raw, _ := nt.Extra("id_token").(string)
 	if raw == "" {

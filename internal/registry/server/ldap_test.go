@@ -135,6 +135,14 @@ func TestLDAPEndToEnd(t *testing.T) {
 		t.Fatalf("carol's first login: %d %s", st, msg)
 	}
 	admin.must(201, "POST", "/api/v2.0/projects/team/members", map[string]any{"role_id": 3, "member_user": map[string]any{"username": "carol"}})
+	// In "mixed", bob is a guest himself and a developer through devs:
+	// the higher role counts.
+	admin.must(201, "POST", "/api/v2.0/projects", map[string]any{"project_name": "mixed", "metadata": map[string]string{"public": "false"}})
+	admin.must(201, "POST", "/api/v2.0/projects/mixed/members", map[string]any{"role_id": 2, "member_group": map[string]any{"ldap_group_dn": ldaptest.GroupDN("devs")}})
+	admin.must(201, "POST", "/api/v2.0/projects/mixed/members", map[string]any{"role_id": 3, "member_user": map[string]any{"username": "bob"}})
+	if st, acts, _ := token(t, srv, "bob", "bob-pw", "repository:mixed/app:pull,push"); st != 200 || len(acts) != 2 {
+		t.Errorf("bob, guest and developer through devs: %d %v, want pull and push", st, acts)
+	}
 
 	for _, tc := range []struct {
 		user, pass string
@@ -173,6 +181,9 @@ func TestLDAPEndToEnd(t *testing.T) {
 	w.dir.RemoveMember(t, "devs", "bob")
 	if st, acts, _ := token(t, srv, "bob", "bob-pw", "repository:team/app:pull,push"); st != 200 || len(acts) != 0 {
 		t.Errorf("bob out of devs: %d %v, want no actions", st, acts)
+	}
+	if st, acts, _ := token(t, srv, "bob", "bob-pw", "repository:mixed/app:pull,push"); st != 200 || !slices.Equal(acts, []string{"pull"}) {
+		t.Errorf("bob out of devs, a guest himself: %d %v, want pull", st, acts)
 	}
 	w.dir.Lock(t, "carol")
 	if st, _, _ := token(t, srv, "carol", "carol-pw", "repository:team/app:pull"); st != 401 {
@@ -272,12 +283,18 @@ func TestLDAPDown(t *testing.T) {
 		{"stopped", func() { w.dir.Resume(); w.dir.Stop() }, "connection refused"},
 	} {
 		down.do()
+		// The LDAP login waits for the directory; meanwhile the others
+		// are served.
 		start := time.Now()
-		st, _, msg := token(t, w.srv, "alice", "alice-pw", "repository:library/x:pull")
-		if st != http.StatusServiceUnavailable || !strings.Contains(msg, down.want) {
-			t.Errorf("%s directory: %d %s, want 503 saying %q", down.name, st, msg, down.want)
-		}
-		t.Logf("%s directory: the LDAP login failed after %v (ldap_timeout 2s)", down.name, time.Since(start).Round(time.Millisecond))
+		ldapDone := make(chan struct{})
+		go func() {
+			defer close(ldapDone)
+			st, _, msg := token(t, w.srv, "alice", "alice-pw", "repository:library/x:pull")
+			if st != http.StatusServiceUnavailable || !strings.Contains(msg, down.want) {
+				t.Errorf("%s directory: %d %s, want 503 saying %q", down.name, st, msg, down.want)
+			}
+			t.Logf("%s directory: the LDAP login failed after %v (ldap_timeout 2s)", down.name, time.Since(start).Round(time.Millisecond))
+		}()
 		if st, _, msg := token(t, w.srv, "admin", harbortest.AdminPassword, "repository:library/x:pull"); st != 200 {
 			t.Errorf("%s directory: the database administrator: %d %s", down.name, st, msg)
 		}
@@ -285,6 +302,8 @@ func TestLDAPDown(t *testing.T) {
 			t.Errorf("%s directory: a robot: %d %s", down.name, st, msg)
 		}
 		w.admin.must(200, "GET", "/api/v2.0/projects", nil)
+		t.Logf("%s directory: the administrator, a robot and the API answered after %v", down.name, time.Since(start).Round(time.Millisecond))
+		<-ldapDone
 	}
 	w.dir.Restart(t)
 	if st, _, msg := token(t, w.srv, "alice", "alice-pw", "repository:library/x:pull"); st != 200 {
