@@ -70,6 +70,14 @@ func TestLDAPEndToEnd(t *testing.T) {
 	if cfg["ldap_url"].Value != w.dir.LDAPSURL {
 		t.Errorf("ldap_url = %v", cfg["ldap_url"].Value)
 	}
+	for _, bad := range []map[string]any{
+		{"ldap_scope": 5}, {"ldap_url": "http://x"}, {"ldap_timeout": 0}, {"oidc_scope": "email,profile"},
+		{"oidc_group_filter": "("}, {"oidc_endpoint": "ftp://x"}, {"oidc_extra_redirect_parms": "[1]"}, {"ldap_group_sync_cron": "@hourly"},
+	} {
+		if st, out := admin.do("PUT", "/api/v2.0/configurations", bad); st != 400 {
+			t.Errorf("PUT /configurations %v: %d %s, want 400", bad, st, out)
+		}
+	}
 
 	// /ldap/ping: the stored configuration, and a wrong password named.
 	type ping struct {
