@@ -143,6 +143,7 @@ func New(ctx context.Context, db *sqldb.DB, o Options) (*Core, error) {
 		idOpts = append(idOpts, identity.WithSource(mode, src))
 	}
 	c.Identity = identity.New(db, c.Access, c.Audit, c.Settings, store, idOpts...)
+	c.Settings.Guard("auth_mode", c.Identity.CanChangeAuthMode)
 	c.OIDC.Attach(c.Identity)
 	c.LDAP = ldap.NewAdmin(dir, c.Identity, c.Access, o.Log)
 	c.Projects = project.New(db, store, c.Access, c.Audit, c.Settings, c.Identity, o.Log)

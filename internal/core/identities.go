@@ -34,24 +34,11 @@ func (c *Core) newSources(o Options) *ldap.Directory {
 	return dir
 }
 
-// errAuthModeFixed is Harbor's answer to an auth mode change once users
-// exist.
-var errAuthModeFixed = errdefs.InvalidArgument(errors.New("the auth mode cannot be modified as new users have been inserted into database"))
-
-// watchIdentitySettings guards the auth mode (it cannot change once users
-// other than the administrator exist), checks the sync schedule, re-arms
-// it when it changes, and registers the sync job.
+// watchIdentitySettings checks the sync schedule, re-arms it when it (or
+// the auth mode) changes, and registers the sync job. (The auth mode's
+// guard is identity's: CanChangeAuthMode.)
 func (c *Core) watchIdentitySettings() error {
-	c.Settings.SetCheck(func(ctx context.Context, cur config.Settings, changes map[string]any) error {
-		if mode, ok := changes["auth_mode"]; ok && mode != cur.AuthMode {
-			n, err := c.Identity.CountUsers(ctx)
-			if err != nil {
-				return err
-			}
-			if n > 1 {
-				return errAuthModeFixed
-			}
-		}
+	c.Settings.SetCheck(func(_ context.Context, _ config.Settings, changes map[string]any) error {
 		if cron, ok := changes["ldap_group_sync_cron"].(string); ok && cron != "" {
 			if _, err := jobs.ParseCron(cron); err != nil {
 				return errdefs.InvalidArgument(errors.New("configuration ldap_group_sync_cron: " + err.Error()))
