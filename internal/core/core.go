@@ -306,3 +306,6 @@ func (c *Core) Housekeep(ctx context.Context) {
 		c.log.Info("purged old audit log entries", "entries", n, "older_than_hours", st.AuditRetentionHours)
 	}
 }
+
+// Log is the core's logger.
+func (c *Core) Log() *slog.Logger { return c.log }

@@ -68,11 +68,20 @@ func (b *logBuffer) flush(ctx context.Context, tx *sqldb.Tx) error {
 	seq := b.seq
 	b.seq += int64(len(lines))
 	b.mu.Unlock()
-	for i, l := range lines {
-		if _, err := tx.Exec(ctx, `INSERT INTO job_log (job_id, seq, at, attempt, level, line) VALUES (?, ?, ?, ?, ?, ?)`,
-			b.job, seq+int64(i)+1, sqldb.Nanos(l.at), b.attempt, l.level, l.text); err != nil {
+	// One statement per chunk of lines: a job's log costs one round trip
+	// when it ends.
+	for len(lines) > 0 {
+		n := min(len(lines), 32)
+		args := make([]any, 0, 6*n)
+		for _, l := range lines[:n] {
+			seq++
+			args = append(args, b.job, seq, sqldb.Nanos(l.at), b.attempt, l.level, l.text)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO job_log (job_id, seq, at, attempt, level, line) VALUES (?, ?, ?, ?, ?, ?)`+
+			strings.Repeat(", (?, ?, ?, ?, ?, ?)", n-1), args...); err != nil {
 			return err
 		}
+		lines = lines[n:]
 	}
 	return nil
 }

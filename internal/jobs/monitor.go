@@ -41,6 +41,7 @@ func (q *Queue) SetPaused(ctx context.Context, kind string, paused bool) error {
 	}
 	_, err := q.db.Exec(ctx, `INSERT INTO job_queues (kind, paused, updated) VALUES (?, ?, ?)
 		ON CONFLICT (kind) DO UPDATE SET paused = excluded.paused, updated = excluded.updated`, kind, paused, sqldb.Nanos(q.db.Now()))
+	q.pauseGen.Add(1)
 	if err == nil && !paused {
 		q.Wake()
 	}

@@ -13,6 +13,7 @@ import (
 	mrand "math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lading-dev/lading/internal/errdefs"
@@ -42,7 +43,7 @@ var Migrations = []sqldb.Migration{{Owner: "jobs", Name: "job queue, logs, queue
 		updated {{int}} NOT NULL)`,
 	`CREATE UNIQUE INDEX jobs_unique_key ON jobs (unique_key)`,
 	`CREATE INDEX jobs_due ON jobs (state, due)`,
-	`CREATE INDEX jobs_kind ON jobs (kind, state, due)`,
+	`CREATE INDEX jobs_kind ON jobs (kind, state, due, id)`,
 	`CREATE INDEX jobs_pool ON jobs (pool, state)`,
 	`CREATE INDEX jobs_finished ON jobs (owner, finished)`,
 	`CREATE TABLE job_log (
@@ -207,6 +208,8 @@ type Queue struct {
 	defs map[string]Definition
 	// running maps the jobs this process runs to their cancel functions.
 	running map[int64]context.CancelCauseFunc
+	// pauseGen counts this process's pauses and resumes.
+	pauseGen atomic.Int64
 }
 
 // New returns the queue over db (migrated with Migrations).

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +31,11 @@ type runner struct {
 	jobs map[int64]*attempt
 	wg   sync.WaitGroup
 	done chan struct{} // a slot was freed
+	// hot are the kinds whose last claim filled every slot asked for.
+	hot       map[string]bool
+	pausedSet map[string]bool
+	pausedAt  time.Time
+	pausedGen int64
 }
 
 // attempt is a job running in this process.
@@ -44,7 +50,7 @@ type attempt struct {
 // attempts, gives them back to the queue (not counting them as attempts)
 // and returns. One Run per process.
 func (q *Queue) Run(ctx context.Context) error {
-	r := &runner{q: q, id: newID(), slots: make([]bool, q.opt.Workers), jobs: map[int64]*attempt{}, done: make(chan struct{}, 1)}
+	r := &runner{q: q, id: newID(), slots: make([]bool, q.opt.Workers), jobs: map[int64]*attempt{}, done: make(chan struct{}, 1), hot: map[string]bool{}}
 	if err := r.register(ctx); err != nil {
 		return err
 	}
@@ -142,20 +148,39 @@ func (r *runner) freeSlot(i int) {
 }
 
 // claimAll claims due jobs of every registered, unpaused kind that has
-// some, while slots are free. It reports whether it claimed any.
+// some, while slots are free. It reports whether it claimed any. Kinds
+// whose last claim was full are claimed again without asking first.
 func (r *runner) claimAll(ctx, runCtx context.Context) (bool, error) {
-	due, err := r.q.dueKinds(ctx)
-	if err != nil || len(due) == 0 {
-		return false, err
-	}
-	paused, err := r.q.pausedKinds(ctx)
+	paused, err := r.paused(ctx)
 	if err != nil {
 		return false, err
 	}
+	kinds := make([]string, 0, len(r.hot))
+	for k := range r.hot {
+		kinds = append(kinds, k)
+	}
+	probed := false
 	claimed := false
-	for _, kind := range due {
+	for i := 0; i < len(kinds) || !probed; i++ {
+		if i == len(kinds) {
+			probed = true
+			due, err := r.q.dueKinds(ctx)
+			if err != nil {
+				return claimed, err
+			}
+			for _, k := range due {
+				if !r.hot[k] {
+					kinds = append(kinds, k)
+				}
+			}
+			if i == len(kinds) {
+				break
+			}
+		}
+		kind := kinds[i]
 		d, ok := r.q.def(kind)
 		if !ok || paused[kind] {
+			delete(r.hot, kind)
 			continue
 		}
 		slots := r.takeSlots(r.free())
@@ -169,6 +194,11 @@ func (r *runner) claimAll(ctx, runCtx context.Context) (bool, error) {
 		if err != nil {
 			return claimed, err
 		}
+		if len(jobs) == len(slots) {
+			r.hot[kind] = true
+		} else {
+			delete(r.hot, kind)
+		}
 		for _, a := range jobs {
 			claimed = true
 			r.start(runCtx, d, a)
@@ -177,28 +207,44 @@ func (r *runner) claimAll(ctx, runCtx context.Context) (bool, error) {
 	return claimed, nil
 }
 
-// dueKinds lists the kinds that have jobs due now: a read, so that an idle
-// runner never writes.
-func (q *Queue) dueKinds(ctx context.Context) ([]string, error) {
-	rows, err := q.db.Query(ctx, `SELECT DISTINCT kind FROM jobs WHERE state IN ('Pending', 'Running') AND due <= ?`, sqldb.Nanos(q.db.Now()))
-	if err != nil {
-		return nil, q.db.Wrap("due jobs", err)
+// paused returns the paused kinds, read at most once per poll interval
+// (a pause made by this process is seen at once).
+func (r *runner) paused(ctx context.Context) (map[string]bool, error) {
+	if r.pausedSet != nil && time.Since(r.pausedAt) < r.q.opt.Poll && r.pausedGen == r.q.pauseGen.Load() {
+		return r.pausedSet, nil
 	}
-	defer rows.Close()
+	gen := r.q.pauseGen.Load()
+	p, err := r.q.pausedKinds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.pausedSet, r.pausedAt, r.pausedGen = p, time.Now(), gen
+	return p, nil
+}
+
+// dueKinds lists the registered kinds that have jobs due now (pending,
+// or running with an expired lease): two index probes per kind, reads
+// only, so that an idle runner never writes.
+func (q *Queue) dueKinds(ctx context.Context) ([]string, error) {
+	now := sqldb.Nanos(q.db.Now())
 	var out []string
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
+	for _, k := range q.Kinds() {
+		var due bool
+		err := q.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM jobs WHERE kind = ? AND state = 'Pending' AND due <= ?)
+			OR EXISTS (SELECT 1 FROM jobs WHERE kind = ? AND state = 'Running' AND due <= ?)`, k, now, k, now).Scan(&due)
+		if err != nil {
 			return nil, q.db.Wrap("due jobs", err)
 		}
-		out = append(out, k)
+		if due {
+			out = append(out, k)
+		}
 	}
 	// Kinds take turns: no kind starves another of slots.
 	for i := range out {
 		j := i + int(time.Now().UnixNano()%int64(len(out)-i))
 		out[i], out[j] = out[j], out[i]
 	}
-	return out, q.db.Wrap("due jobs", rows.Err())
+	return out, nil
 }
 
 // kindLock is the advisory lock key of a kind's claims on PostgreSQL.
@@ -210,7 +256,7 @@ func kindLock(kind string) int64 {
 
 type claimedRow struct {
 	id, attempt, max int64
-	cancel           bool
+	cancel, expired  bool
 }
 
 // claim takes up to len(slots) due jobs of d's kind, in one transaction.
@@ -241,23 +287,30 @@ func (r *runner) claim(ctx context.Context, d Definition, slots []int) ([]*attem
 		if dia.ForUpdate != "" {
 			lock = dia.ForUpdate + " SKIP LOCKED"
 		}
-		rows, err := tx.Query(ctx, `SELECT id, attempt, max_attempts, cancel FROM jobs WHERE kind = ? AND state IN ('Pending', 'Running') AND due <= ?
-			ORDER BY due, id LIMIT ?`+lock, d.Kind, sqldb.Nanos(now), n)
-		if err != nil {
-			return err
-		}
+		// Expired leases first (rare), then pending jobs in order: each
+		// an index range read in order, without sorting the queue.
 		var due []claimedRow
-		for rows.Next() {
-			var c claimedRow
-			if err := rows.Scan(&c.id, &c.attempt, &c.max, &c.cancel); err != nil {
-				rows.Close()
+		for _, state := range []string{Running, Pending} {
+			if len(due) >= n {
+				break
+			}
+			rows, err := tx.Query(ctx, `SELECT id, attempt, max_attempts, cancel FROM jobs WHERE kind = ? AND state = ? AND due <= ?
+				ORDER BY due, id LIMIT ?`+lock, d.Kind, state, sqldb.Nanos(now), n-len(due))
+			if err != nil {
 				return err
 			}
-			due = append(due, c)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
+			for rows.Next() {
+				c := claimedRow{expired: state == Running}
+				if err := rows.Scan(&c.id, &c.attempt, &c.max, &c.cancel); err != nil {
+					rows.Close()
+					return err
+				}
+				due = append(due, c)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
 		}
 		ns := sqldb.Nanos(now)
 		for _, c := range due {
@@ -274,29 +327,61 @@ func (r *runner) claim(ctx context.Context, d Definition, slots []int) ([]*attem
 				}
 				continue
 			}
-			slot := slots[len(out)]
-			a := &attempt{slot: slot}
-			var args string
-			err := tx.QueryRow(ctx, `UPDATE jobs SET state = 'Running', attempt = attempt + 1, due = ?, pool = ?, slot = ?, started = ?, updated = ?
-				WHERE id = ? RETURNING kind, args, COALESCE(unique_key, ''), attempt, max_attempts`,
-				sqldb.Nanos(now.Add(q.opt.Lease)), r.id, slot, ns, ns, c.id).Scan(&a.Kind, &args, &a.Key, &a.Attempt, &a.MaxAttempts)
-			if err != nil {
-				return err
-			}
-			a.ID, a.Args = c.id, []byte(args)
-			var seq int64
-			if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM job_log WHERE job_id = ?`, c.id).Scan(&seq); err != nil {
-				return err
-			}
-			a.log = newLogBuffer(c.id, a.Attempt, seq, q.opt.MaxLogLines)
-			if c.attempt > 0 {
-				a.log.add(now, "WARN", fmt.Sprintf("attempt %d did not finish: its runner stopped answering (lease expired)", c.attempt))
+			a := &attempt{Job: Job{ID: c.id}, slot: slots[len(out)]}
+			if c.expired {
+				a.Attempt = int(c.attempt) // the attempt whose lease expired
 			}
 			out = append(out, a)
 		}
-		return nil
+		return r.take(ctx, tx, now, out)
 	})
 	return out, err
+}
+
+// take marks the claimed jobs running, in one statement, and reads them.
+// A job's log lines are numbered from the attempt's start time (in
+// nanoseconds), so lines sort in order across attempts without asking
+// the log for its last number.
+func (r *runner) take(ctx context.Context, tx *sqldb.Tx, now time.Time, claimed []*attempt) error {
+	if len(claimed) == 0 {
+		return nil
+	}
+	q := r.q
+	ns := sqldb.Nanos(now)
+	args := []any{sqldb.Nanos(now.Add(q.opt.Lease)), r.id}
+	slot := "CASE id"
+	in := make([]any, 0, len(claimed))
+	byID := map[int64]*attempt{}
+	for _, a := range claimed {
+		slot += " WHEN ? THEN CAST(? AS BIGINT)"
+		args = append(args, a.ID, a.slot)
+		in = append(in, a.ID)
+		byID[a.ID] = a
+	}
+	args = append(args, ns, ns)
+	args = append(args, in...)
+	rows, err := tx.Query(ctx, `UPDATE jobs SET state = 'Running', attempt = attempt + 1, due = ?, pool = ?, slot = `+slot+` END, started = ?, updated = ?
+		WHERE id IN (?`+strings.Repeat(", ?", len(in)-1)+`) RETURNING id, kind, args, COALESCE(unique_key, ''), attempt, max_attempts`, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var kind, jargs, key string
+		var attempt, max int
+		if err := rows.Scan(&id, &kind, &jargs, &key, &attempt, &max); err != nil {
+			return err
+		}
+		a := byID[id]
+		prev := a.Attempt
+		a.Kind, a.Args, a.Key, a.Attempt, a.MaxAttempts = kind, []byte(jargs), key, attempt, max
+		a.log = newLogBuffer(id, attempt, ns, q.opt.MaxLogLines)
+		if prev > 0 {
+			a.log.add(now, "WARN", fmt.Sprintf("attempt %d did not finish: its runner stopped answering (lease expired)", prev))
+		}
+	}
+	return rows.Err()
 }
 
 // start runs an attempt in its own goroutine.

@@ -34,7 +34,7 @@ var pullOnly = []*models.RobotPermission{{Kind: "project", Namespace: "*", Acces
 // authzRows lists every endpoint with the permission it needs.
 func authzRows() []row {
 	sysRobot := func(t *testingT, e *env, p proj) any { return freshRobot(t, e, proj{}) }
-	return append(identityRows(), []row{
+	rows := append(identityRows(), []row{
 		// System.
 		{name: "GET /ping", scope: public, call: func(ctx context.Context, c *v2.HarborAPI, _ *env, _ proj, _ subject, _ any) error {
 			return ignore(c.Ping.GetPing(ctx, ping.NewGetPingParams()))
@@ -296,4 +296,5 @@ func authzRows() []row {
 			return registryCall(e, s.user, s.password, "POST", "/v2/"+p.name+"/app/blobs/uploads/", "", false)
 		}},
 	}...)
+	return append(rows, jobsRows()...)
 }
