@@ -7,7 +7,11 @@
 //
 //	cn=config             generated LDIF, loaded with slapadd -n 0
 //	  modules             back_mdb, memberof, refint, ppolicy
-//	  schema              core, cosine, nis, inetorgperson
+//	  schema              core, cosine, nis, inetorgperson, and adshape:
+//	                      Active Directory's sAMAccountName and
+//	                      userAccountControl (with AD's OIDs) on an
+//	                      auxiliary class user, so that entries can look
+//	                      like AD's accounts (written here, not AD's schema)
 //	  TLS                 a test CA (package testca) and a certificate for
 //	                      127.0.0.1/localhost: ldaps on one port, StartTLS
 //	                      on the plain one
@@ -76,7 +80,19 @@ type Server struct {
 // User is a directory user.
 type User struct {
 	UID, CN, Mail, Password string
+	// AccountName, when set, makes the entry look like an Active
+	// Directory account: objectClass user with this sAMAccountName.
+	AccountName string
+	// AccountControl, when not 0, is its userAccountControl (AD's
+	// flags: 512 a normal account, 514 a disabled one).
+	AccountControl int
 }
+
+// AD's userAccountControl values.
+const (
+	NormalAccount   = 512
+	DisabledAccount = 514 // NORMAL_ACCOUNT | ACCOUNTDISABLE
+)
 
 // UserDN is the DN of user uid.
 func UserDN(uid string) string { return "uid=" + escapeDN(uid) + "," + PeopleDN }
@@ -303,7 +319,20 @@ func (s *Server) AddUser(t testing.TB, u User) {
 	if u.Password != "" {
 		fmt.Fprintf(&b, "userPassword: %s\n", u.Password)
 	}
+	if u.AccountName != "" {
+		fmt.Fprintf(&b, "objectClass: user\nsAMAccountName: %s\n", u.AccountName)
+	}
+	if u.AccountControl != 0 {
+		fmt.Fprintf(&b, "userAccountControl: %d\n", u.AccountControl)
+	}
 	s.Modify(t, b.String())
+}
+
+// SetAccountControl sets an AD-shaped account's userAccountControl (only
+// a flag here: slapd does not act on it, as AD would).
+func (s *Server) SetAccountControl(t testing.TB, uid string, v int) {
+	t.Helper()
+	s.Modify(t, fmt.Sprintf("dn: %s\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: %d\n", UserDN(uid), v))
 }
 
 // AddGroup adds a group under ou=groups with members (uids). A
@@ -397,6 +426,18 @@ pwdAttribute: userPassword
 pwdLockout: TRUE
 `
 
+// adShapeSchema gives entries Active Directory's account attributes:
+// the OIDs are AD's, the definitions this package's (an auxiliary class,
+// OpenLDAP's matching rules).
+const adShapeSchema = `dn: cn=adshape,cn=schema,cn=config
+objectClass: olcSchemaConfig
+cn: adshape
+olcAttributeTypes: ( 1.2.840.113556.1.4.221 NAME 'sAMAccountName' EQUALITY caseIgnoreMatch SUBSTR caseIgnoreSubstringsMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+olcAttributeTypes: ( 1.2.840.113556.1.4.8 NAME 'userAccountControl' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+olcObjectClasses: ( 1.2.840.113556.1.5.9 NAME 'user' AUXILIARY MAY ( sAMAccountName $ userAccountControl ) )
+
+`
+
 // configLDIF is the cn=config tree.
 func configLDIF(schemaDir, moduleDir, dataDir, caFile, certFile, keyFile, pidFile string) (string, error) {
 	var b strings.Builder
@@ -434,6 +475,7 @@ cn: schema
 		}
 		b.WriteString("\n")
 	}
+	b.WriteString(adShapeSchema)
 	fmt.Fprintf(&b, `dn: olcDatabase={-1}frontend,cn=config
 objectClass: olcDatabaseConfig
 objectClass: olcFrontendConfig

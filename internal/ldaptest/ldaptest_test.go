@@ -11,8 +11,8 @@ import (
 )
 
 // TestServer checks the harness against OpenLDAP's own client: memberOf
-// is maintained, TLS works on both ports with the test CA, a locked
-// account cannot bind.
+// is maintained, TLS works on both ports with the test CA, AD-shaped
+// accounts are searchable by sAMAccountName, a locked account cannot bind.
 func TestServer(t *testing.T) {
 	s := ldaptest.Start(t)
 	s.AddUser(t, ldaptest.User{UID: "alice", Mail: "alice@example.org", Password: "alice-pw"})
@@ -30,6 +30,10 @@ func TestServer(t *testing.T) {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("ldapwhoami %v: %v\n%s", args, err, out)
 		}
+	}
+	s.AddUser(t, ldaptest.User{UID: "jdoe", Password: "jdoe-pw", AccountName: "John.Doe", AccountControl: ldaptest.DisabledAccount})
+	if out := s.Search(t, ldaptest.PeopleDN, "(&(objectClass=user)(sAMAccountName=john.doe))", "userAccountControl"); !strings.Contains(out, "userAccountControl: 514") {
+		t.Errorf("an AD-shaped account not found by its sAMAccountName:\n%s", out)
 	}
 	s.Lock(t, "alice")
 	if out, err := exec.Command("ldapwhoami", "-x", "-H", s.URL, "-D", ldaptest.UserDN("alice"), "-w", "alice-pw").CombinedOutput(); err == nil {

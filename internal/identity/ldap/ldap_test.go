@@ -359,3 +359,60 @@ func BenchmarkAuthenticate(b *testing.B) {
 		}
 	}
 }
+
+// TestActiveDirectoryShape: entries shaped like Active Directory's
+// accounts (objectClass user, sAMAccountName, userAccountControl, memberOf)
+// with AD's settings. A real AD refuses a disabled account's bind itself;
+// slapd does not act on userAccountControl, so this checks that lading
+// reads the flag and refuses the login (and that a sync drops the user).
+func TestActiveDirectoryShape(t *testing.T) {
+	srv := ldaptest.Start(t)
+	srv.AddUser(t, ldaptest.User{UID: "jdoe", CN: "John Doe", Mail: "john.doe@example.org", Password: "jdoe-pw", AccountName: "John.Doe", AccountControl: ldaptest.NormalAccount})
+	srv.AddUser(t, ldaptest.User{UID: "mroe", Password: "mroe-pw", AccountName: "mroe", AccountControl: ldaptest.DisabledAccount})
+	srv.AddUser(t, ldaptest.User{UID: "alice", Password: "alice-pw"}) // not an AD account: the filter leaves her out
+	srv.AddGroup(t, "devs", "jdoe", "mroe", "alice")
+	c := baseConfig(srv)
+	c.Filter, c.UID, c.GroupMembershipAttr = "(objectClass=user)", "sAMAccountName", "memberOf"
+	cfg := &config{c: c}
+	dir := ldap.New(cfg.get, ldap.WithRootCAs(srv.CA.Pool()))
+	defer dir.Close()
+	ctx := context.Background()
+
+	ext, err := dir.Authenticate(ctx, "john.doe", "jdoe-pw")
+	if err != nil {
+		t.Fatalf("John.Doe by his sAMAccountName: %v", err)
+	}
+	want := identity.External{ID: dn(t, ldaptest.UserDN("jdoe")), Username: "John.Doe", Email: "john.doe@example.org", Realname: "John Doe", AdoptByName: true,
+		Groups: []identity.ExternalGroup{{Type: identity.GroupLDAP, ID: dn(t, ldaptest.GroupDN("devs")), Name: "devs"}}}
+	if diff := cmp.Diff(want, ext); diff != "" {
+		t.Errorf("John.Doe (-want +got):\n%s", diff)
+	}
+	for _, tc := range []struct{ name, user, password string }{
+		{"the uid is not the login attribute", "jdoe", "jdoe-pw"},
+		{"an entry the filter leaves out", "alice", "alice-pw"},
+		{"a disabled account with its right password", "mroe", "mroe-pw"},
+	} {
+		if _, err := dir.Authenticate(ctx, tc.user, tc.password); !errdefs.IsUnauthorized(err) {
+			t.Errorf("%s: %v, want unauthorized", tc.name, err)
+		}
+	}
+	if _, err := dir.Lookup(ctx, "mroe", ""); !errors.Is(err, identity.ErrGone) {
+		t.Errorf("lookup of a disabled account: %v, want gone", err)
+	}
+	if users, err := dir.SearchUsers(ctx, "JOHN.DOE"); err != nil || len(users) != 1 || users[0].Username != "John.Doe" {
+		t.Errorf("search JOHN.DOE: %+v %v", users, err)
+	}
+
+	// Disabled, then enabled again: each counts at the next login.
+	srv.SetAccountControl(t, "jdoe", ldaptest.DisabledAccount)
+	if _, err := dir.Authenticate(ctx, "John.Doe", "jdoe-pw"); !errdefs.IsUnauthorized(err) {
+		t.Errorf("John.Doe disabled: %v, want unauthorized", err)
+	}
+	if _, err := dir.Lookup(ctx, "John.Doe", ""); !errors.Is(err, identity.ErrGone) {
+		t.Errorf("lookup of John.Doe disabled: %v, want gone", err)
+	}
+	srv.SetAccountControl(t, "jdoe", ldaptest.NormalAccount)
+	if _, err := dir.Authenticate(ctx, "John.Doe", "jdoe-pw"); err != nil {
+		t.Errorf("John.Doe enabled again: %v", err)
+	}
+}

@@ -197,6 +197,12 @@ func (d *Directory) authenticate(ctx context.Context, username, password string)
 		return identity.External{}, errBad
 	}
 	u := users[0]
+	if u.Disabled {
+		// Active Directory refuses such a bind itself; a directory that
+		// only carries the flag (userAccountControl copied into
+		// OpenLDAP) might not. Refused like a wrong password.
+		return identity.External{}, errBad
+	}
 	err = d.with(ctx, cfg, false, func(c *goldap.Conn) error { return c.Bind(u.DN, password) })
 	switch {
 	case goldap.IsErrorAnyOf(err, goldap.LDAPResultInvalidCredentials, goldap.LDAPResultInappropriateAuthentication, goldap.LDAPResultUnwillingToPerform):
