@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -261,24 +262,35 @@ type errUserinfo struct{ err error }
 func (e errUserinfo) Error() string { return "OIDC userinfo: " + e.err.Error() }
 
 // groupsOf reads a groups claim: a list of strings or, from some
-// providers for one group, a string.
+// providers for one group, a string. Names a group could not have (empty,
+// over 255 bytes, control characters) and repeats are dropped: they
+// become user groups.
 func groupsOf(claims map[string]any, key string) ([]string, bool) {
 	if key == "" {
 		return nil, false
 	}
+	var names []any
 	switch v := claims[key].(type) {
 	case []any:
-		var out []string
-		for _, e := range v {
-			if s, ok := e.(string); ok {
-				out = append(out, s)
-			}
-		}
-		return out, true
+		names = v
 	case string:
-		return []string{v}, true
+		names = []any{v}
+	default:
+		return nil, false
 	}
-	return nil, false
+	var out []string
+	for _, e := range names {
+		if s, ok := e.(string); ok && groupName(s) && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out, true
+}
+
+// groupName tells whether a provider's group name can name a user group.
+func groupName(s string) bool {
+	return strings.TrimSpace(s) != "" && len(s) <= 255 && utf8.ValidString(s) &&
+		!strings.ContainsFunc(s, func(r rune) bool { return r < 32 || r == 127 })
 }
 
 // finish logs the user in (onboarding them with oidc_auto_onboard) or

@@ -1,6 +1,7 @@
 package oidc
 
 import (
+	"encoding/json"
 	"net/url"
 	"strings"
 	"testing"
@@ -60,6 +61,8 @@ func TestGroupsAndConfig(t *testing.T) {
 		{map[string]any{"groups": []any{"a", "b", 3}}, []string{"a", "b"}, true},
 		{map[string]any{"groups": "solo"}, []string{"solo"}, true},
 		{map[string]any{"groups": 7}, nil, false},
+		{map[string]any{"groups": []any{"a", "", " ", "a", "x\ny", strings.Repeat("g", 256), "\xff", "b"}}, []string{"a", "b"}, true},
+		{map[string]any{"groups": ""}, nil, true},
 		{map[string]any{}, nil, false},
 	} {
 		got, ok := groupsOf(tc.claims, "groups")
@@ -77,4 +80,26 @@ func TestGroupsAndConfig(t *testing.T) {
 	if c := ConfigOf(map[string]any{}); !cmp.Equal(c.Scopes, []string{"openid"}) {
 		t.Errorf("default scopes: %v", c.Scopes)
 	}
+}
+
+// FuzzGroupsClaim: whatever a provider puts in the groups claim, what
+// comes out are distinct names a user group can have.
+func FuzzGroupsClaim(f *testing.F) {
+	for _, s := range []string{`{"groups":["a","b"]}`, `{"groups":"solo"}`, `{"groups":[1,null,{"x":1},["y"]]}`, `{"groups":["", "a", "a"]}`, `{}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var claims map[string]any
+		if json.Unmarshal(data, &claims) != nil {
+			return
+		}
+		groups, _ := groupsOf(claims, "groups")
+		seen := map[string]bool{}
+		for _, g := range groups {
+			if !groupName(g) || strings.TrimSpace(g) == "" || len(g) > 255 || seen[g] {
+				t.Errorf("groupsOf(%s) gave %q", data, g)
+			}
+			seen[g] = true
+		}
+	})
 }
