@@ -233,7 +233,8 @@ func (s *Service) providerFor(ctx context.Context, cfg Config) (*gooidc.Provider
 	}
 	p, err := gooidc.NewProvider(s.clientContext(ctx, cfg.VerifyCert), cfg.Endpoint)
 	if err != nil {
-		return nil, errdefs.Unavailable(describe(cfg.Endpoint, err))
+		// Public: the browser (or the registry client) is told why.
+		return nil, &identity.UnavailableError{Source: "oidc", Err: describe(cfg.Endpoint, err)}
 	}
 	s.provMu.Lock()
 	s.provider[key] = cachedProvider{p: p, at: time.Now()}

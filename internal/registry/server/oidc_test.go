@@ -324,3 +324,49 @@ func TestOIDCOnboard(t *testing.T) {
 		t.Errorf("dave's second login: %+v", me)
 	}
 }
+
+// TestOIDCVerifyCert: a provider whose certificate lading does not trust
+// is refused with the certificate problem named while oidc_verify_cert
+// is on (the default), and the whole login works with it off.
+func TestOIDCVerifyCert(t *testing.T) {
+	op := oidctest.Start(t, oidctest.User{ID: "u-erin", Username: "erin", Password: "erin-pw", Name: "Erin", Email: "erin@example.org", Groups: []string{"devs"}})
+	srv := harbortest.Start(t) // without the provider's CA
+	op.Client(clientID, clientSecret, srv.URL+"/c/oidc/callback")
+	admin := newClient(t, srv, "admin", harbortest.AdminPassword)
+	admin.must(200, "PUT", "/api/v2.0/configurations", map[string]any{
+		"auth_mode": "oidc_auth", "oidc_name": "test", "oidc_endpoint": op.URL, "oidc_client_id": clientID, "oidc_client_secret": clientSecret,
+		"oidc_scope": "openid,profile,email,offline_access", "oidc_groups_claim": "groups", "oidc_user_claim": "preferred_username", "oidc_auto_onboard": true,
+	})
+	b := op.Browser()
+	resp, err := b.Get(srv.URL + "/c/oidc/login?redirect_url=/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "unknown authority") {
+		t.Errorf("login with an untrusted provider: %s %s, want 503 naming the unknown authority", resp.Status, body)
+	}
+	if n, _ := srv.Core.Identity.CountUsers(context.Background()); n != 1 {
+		t.Errorf("%d users, want only admin", n)
+	}
+
+	admin.must(200, "PUT", "/api/v2.0/configurations", map[string]any{"oidc_verify_cert": false})
+	w := &oidcWorld{op: op, srv: srv, admin: admin}
+	resp, erin := w.login(t, "erin", "erin-pw")
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("login with verification off: %s", resp.Status)
+	}
+	me := decode[userResp](t, erin.must(200, "GET", "/api/v2.0/users/current", nil))
+	if me.Username != "erin" || me.OIDCUserMeta == nil {
+		t.Fatalf("erin: %+v", me)
+	}
+	// The CLI secret asks the provider too, over the same connection rules.
+	if st, _, msg := token(t, srv, "erin", me.OIDCUserMeta.Secret, "repository:library/x:pull"); st != 200 {
+		t.Errorf("erin's CLI secret with verification off: %d %s", st, msg)
+	}
+	admin.must(200, "PUT", "/api/v2.0/configurations", map[string]any{"oidc_verify_cert": true})
+	if st, _, msg := token(t, srv, "erin", me.OIDCUserMeta.Secret, "repository:library/x:pull"); st == 200 || !strings.Contains(msg, "unknown authority") {
+		t.Errorf("erin's CLI secret with verification back on: %d %s, want a refusal naming the unknown authority", st, msg)
+	}
+}
