@@ -17,6 +17,7 @@ import (
 	goldap "github.com/go-ldap/ldap/v3"
 
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/identity"
 )
 
 // pool keeps idle connections to one directory with one set of
@@ -163,7 +164,7 @@ func (d *Directory) dial(ctx context.Context, cfg Config) (*goldap.Conn, error) 
 	var dialer net.Dialer
 	raw, err := dialer.DialContext(ctx, "tcp", e.addr)
 	if err != nil {
-		return nil, errdefs.Unavailable(describeDial(e.addr, err))
+		return nil, unavailable(describeDial(e.addr, err))
 	}
 	tc, verr := d.tlsConfig(cfg, e.host)
 	if e.tls {
@@ -187,7 +188,7 @@ func (d *Directory) dial(ctx context.Context, cfg Config) (*goldap.Conn, error) 
 			if *verr != nil || strings.Contains(err.Error(), "TLS handshake failed") {
 				return nil, tlsError(e.addr, *verr, err)
 			}
-			return nil, errdefs.Unavailable(fmt.Errorf("StartTLS with the LDAP server at %s failed: %w", e.addr, err))
+			return nil, unavailable(fmt.Errorf("StartTLS with the LDAP server at %s failed: %w", e.addr, err))
 		}
 	}
 	return c, nil
@@ -246,6 +247,9 @@ func (e *TLSError) Error() string {
 // Unwrap makes a TLSError of class errdefs.ErrUnavailable.
 func (e *TLSError) Unwrap() []error { return []error{e.Err, errdefs.ErrUnavailable} }
 
+// Public: the caller is told the certificate problem.
+func (e *TLSError) Public() bool { return true }
+
 func tlsError(addr string, verr, err error) error {
 	cause := err
 	if verr != nil {
@@ -266,6 +270,8 @@ func tlsError(addr string, verr, err error) error {
 		e.Problem = "the server's certificate is invalid: " + ci.Error()
 	case verr != nil:
 		e.Problem = "the server's certificate could not be verified"
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		e.Problem = "the server did not answer the handshake in time (ldap_timeout)"
 	case strings.Contains(err.Error(), "first record does not look like a TLS handshake"), errors.Is(err, io.EOF):
 		e.Problem = "the server does not speak TLS on this port (use ldap://, with ldap_start_tls for TLS)"
 	}
@@ -284,6 +290,12 @@ func describeDial(addr string, err error) error {
 	return fmt.Errorf("cannot reach the LDAP server at %s: %w", addr, err)
 }
 
+// isTimeout reports a network timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // isNetwork reports a transport failure (as opposed to an LDAP result).
 func isNetwork(err error) bool {
 	return err != nil && goldap.IsErrorWithCode(err, goldap.ErrorNetwork)
@@ -297,7 +309,12 @@ func (d *Directory) unavailable(ctx context.Context, cfg Config, err error) erro
 	}
 	e, _ := ParseURL(cfg.URL)
 	if ctx.Err() != nil || strings.Contains(err.Error(), "timed out") {
-		return errdefs.Unavailable(fmt.Errorf("the LDAP server at %s did not answer within %s (ldap_timeout)", e.addr, cfg.Timeout))
+		return unavailable(fmt.Errorf("the LDAP server at %s did not answer within %s (ldap_timeout)", e.addr, cfg.Timeout))
 	}
-	return errdefs.Unavailable(fmt.Errorf("the connection to the LDAP server at %s failed: %w", e.addr, err))
+	return unavailable(fmt.Errorf("the connection to the LDAP server at %s failed: %w", e.addr, err))
 }
+
+// unavailable is a directory that cannot answer, said to the caller (an
+// administrator's search, a login's client): the reason names the server
+// and what failed, never a password.
+func unavailable(err error) error { return &identity.UnavailableError{Source: "ldap", Err: err} }

@@ -105,7 +105,7 @@ func searchError(setting, base string, err error) error {
 	case isNetwork(err):
 		return err
 	}
-	return errdefs.Unavailable(fmt.Errorf("LDAP search under %s %q failed: %w", setting, base, err))
+	return unavailable(fmt.Errorf("LDAP search under %s %q failed: %w", setting, base, err))
 }
 
 // findUsers searches users named name (all when ""), at most limit.
@@ -170,7 +170,7 @@ func (d *Directory) Authenticate(ctx context.Context, username, password string)
 	if err != nil && !errdefs.IsUnauthorized(err) && !errors.Is(err, errdefs.ErrUnavailable) {
 		// The directory is misconfigured: for the one logging in, it
 		// is unavailable.
-		return identity.External{}, errdefs.Unavailable(fmt.Errorf("LDAP login: %v", err))
+		return identity.External{}, unavailable(fmt.Errorf("LDAP login: %v", err))
 	}
 	return ext, err
 }

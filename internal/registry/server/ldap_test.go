@@ -312,6 +312,10 @@ func TestLDAPDown(t *testing.T) {
 		w.admin.must(200, "GET", "/api/v2.0/projects", nil)
 		t.Logf("%s directory: the administrator, a robot and the API answered after %v", down.name, time.Since(start).Round(time.Millisecond))
 		<-ldapDone
+		// Harbor's LDAP endpoints say what is wrong too.
+		if st, out := w.admin.do("GET", "/api/v2.0/ldap/users/search?username=alice", nil); st != http.StatusServiceUnavailable || !strings.Contains(string(out), down.want) {
+			t.Errorf("%s directory: users/search: %d %s, want 503 saying %q", down.name, st, out, down.want)
+		}
 	}
 	w.dir.Restart(t)
 	if st, _, msg := token(t, w.srv, "alice", "alice-pw", "repository:library/x:pull"); st != 200 {
