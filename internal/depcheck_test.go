@@ -95,6 +95,9 @@ var testSupport = []string{
 	"internal/treetest",
 	"internal/harbortest",
 	"internal/sqldb/sqldbtest",
+	"internal/ldaptest",
+	"internal/oidctest",
+	"internal/testca",
 }
 
 // importLine is one import of one Go file.
