@@ -183,6 +183,9 @@ type Store struct {
 	cached     *Settings
 	until      time.Time
 	refreshing bool
+	// loads numbers the loads from the database as they start; loaded
+	// is the number of the one cached.
+	loads, loaded uint64
 }
 
 // New returns the settings store. overrides are settings fixed by the
@@ -270,8 +273,15 @@ func (s *Store) Get(ctx context.Context) (Settings, error) {
 	return s.refresh(ctx)
 }
 
-// refresh loads the settings and caches them.
+// refresh loads the settings and caches them. A load that started
+// before another one already cached (a background refresh that read the
+// database before an update committed, finishing after the update's own
+// refresh) is stale: the newer copy stays.
 func (s *Store) refresh(ctx context.Context) (Settings, error) {
+	s.mu.Lock()
+	s.loads++
+	ticket := s.loads
+	s.mu.Unlock()
 	values, err := s.load(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -279,6 +289,10 @@ func (s *Store) refresh(ctx context.Context) (Settings, error) {
 	if err != nil {
 		return Settings{}, err
 	}
+	if ticket < s.loaded && s.cached != nil {
+		return *s.cached, nil
+	}
+	s.loaded = ticket
 	s.stored = values
 	st := merge(values, s.overrides)
 	s.cached, s.until = &st, time.Now().Add(cacheFor)
