@@ -61,17 +61,14 @@ import. See the Registry section of README.md.`,
 				return err
 			}
 			ctx := cmd.Context()
-			log := e.log
-			if !cmd.Flag("log-level").Changed {
-				// A server says what it does (listening, reloads,
-				// shutting down) unless told to be quieter.
-				log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-			}
-			srv, err := server.Open(ctx, cfg, server.Options{Log: log, AccessLog: e.stderr, Version: ladingVersion()})
+			srv, err := server.Open(ctx, cfg, server.Options{Log: serveLog(cmd, e), AccessLog: e.stderr, Version: ladingVersion()})
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
+			// The server's log: JSON on stderr, and the syslog
+			// collector when one is set.
+			log := srv.Log()
 			// SIGHUP reloads credentials and the certificate, as nginx
 			// and Distribution do; it no longer ends the process.
 			hup := make(chan os.Signal, 1)
@@ -117,9 +114,9 @@ import. See the Registry section of README.md.`,
 				return err
 			}
 			defer sc.Close()
-			fmt.Fprintf(e.stderr, "lading: registry serving on %s://%s (storage %s, auth %s)\n", scheme, l.Addr(), srv.Driver.Name(), cfg.Auth.Mode)
+			log.Info(fmt.Sprintf("registry serving on %s://%s (storage %s, auth %s)", scheme, l.Addr(), srv.Driver.Name(), cfg.Auth.Mode))
 			if maddr != nil {
-				fmt.Fprintf(e.stderr, "lading: metrics on http://%s/metrics\n", maddr)
+				log.Info(fmt.Sprintf("metrics on http://%s/metrics", maddr))
 			}
 			return srv.Serve(ctx, l)
 		},
@@ -144,6 +141,18 @@ import. See the Registry section of README.md.`,
 
 	cmd.AddCommand(newServeGCCommand(e, sf))
 	return cmd
+}
+
+// serveLog is the log of "lading serve": JSON lines on stderr, as the
+// access log and as Harbor's components log for its log collector, at
+// info unless --log-level says otherwise (a server says what it does:
+// listening, reloads, shutting down).
+func serveLog(cmd *cobra.Command, e *env) *slog.Logger {
+	level := slog.LevelInfo
+	if cmd.Flag("log-level").Changed {
+		level.UnmarshalText([]byte(e.logLevel)) // checked when the command started
+	}
+	return slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 }
 
 // registryURL is how external scanners reach the registry: external_url,

@@ -166,7 +166,7 @@ func TestServeReload(t *testing.T) {
 	selfSigned(t, crt, key, "lading-second")
 	mark := len(p.stderr.String())
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	p.waitLog(t, regexp.MustCompile(`htpasswd imported: 1 new users.*users=bob`), mark)
+	p.waitLog(t, regexp.MustCompile(`htpasswd imported: 1 new users.*"users":"bob"`), mark)
 	p.waitLog(t, regexp.MustCompile(`settings reloaded: 1 fixed by the configuration`), mark)
 	p.waitLog(t, regexp.MustCompile(`TLS certificate reloaded: CN=lading-second, not after \d{4}-`), mark)
 	// The connection opened before the reload still works, and sees bob;

@@ -102,6 +102,10 @@ func (s *Service) login(ctx context.Context, name, password, address string, aud
 	}
 	subj.Address = address
 	if errdefs.IsUnauthorized(err) {
+		// As Harbor's core logs failed authentications: for whoever
+		// watches the log (fail2ban, the log collector), never with
+		// the password; the context names the request.
+		s.log.WarnContext(ctx, "login failed", "user", name, "address", address)
 		if ferr := s.fail(ctx, keys); ferr != nil {
 			s.log.Warn("login throttle: cannot record a failure", "error", ferr)
 		}

@@ -30,6 +30,8 @@ type logBuffer struct {
 	job     int64
 	attempt int
 	max     int
+	// mirror, when set, also receives the lines (Options.JobLog).
+	mirror *slog.Logger
 
 	mu      sync.Mutex
 	seq     int64
@@ -54,6 +56,17 @@ func (b *logBuffer) add(at time.Time, level, text string) {
 	}
 	b.total++
 	b.lines = append(b.lines, logLine{at, level, text})
+}
+
+// say adds a line of the runner's own (started, succeeded, failed...),
+// mirrored too.
+func (b *logBuffer) say(at time.Time, level, text string) {
+	b.add(at, level, text)
+	if b.mirror != nil {
+		var l slog.Level
+		l.UnmarshalText([]byte(level))
+		b.mirror.Log(context.Background(), l, text)
+	}
 }
 
 // flush stores the pending lines in tx.
@@ -86,7 +99,39 @@ func (b *logBuffer) flush(ctx context.Context, tx *sqldb.Tx) error {
 	return nil
 }
 
-func (b *logBuffer) logger() *slog.Logger { return slog.New(&logHandler{b: b}) }
+// logger is the attempt's Job.Log: lines stored with the job, and
+// mirrored when the queue has a JobLog.
+func (b *logBuffer) logger() *slog.Logger {
+	if b.mirror != nil {
+		return slog.New(tee{&logHandler{b: b}, b.mirror.Handler()})
+	}
+	return slog.New(&logHandler{b: b})
+}
+
+// tee hands each record to both handlers.
+type tee [2]slog.Handler
+
+func (t tee) Enabled(ctx context.Context, l slog.Level) bool {
+	return t[0].Enabled(ctx, l) || t[1].Enabled(ctx, l)
+}
+
+func (t tee) Handle(ctx context.Context, r slog.Record) error {
+	var errs [2]error
+	for i, h := range t {
+		if h.Enabled(ctx, r.Level) {
+			errs[i] = h.Handle(ctx, r.Clone())
+		}
+	}
+	return errors.Join(errs[0], errs[1])
+}
+
+func (t tee) WithAttrs(as []slog.Attr) slog.Handler {
+	return tee{t[0].WithAttrs(as), t[1].WithAttrs(as)}
+}
+
+func (t tee) WithGroup(name string) slog.Handler {
+	return tee{t[0].WithGroup(name), t[1].WithGroup(name)}
+}
 
 // logHandler turns records into log lines: the message, then key=value
 // attributes.

@@ -195,6 +195,11 @@ type Options struct {
 	Host string
 	// MaxLogLines bounds the lines kept per attempt; default 2000.
 	MaxLogLines int
+	// JobLog, when set, also receives every job's log lines as they
+	// are written (Harbor's log collector gathers the job logs), with
+	// the attributes job, kind and attempt; the stored log keeps them
+	// regardless.
+	JobLog *slog.Logger
 }
 
 // Queue is the job queue.

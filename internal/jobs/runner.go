@@ -377,8 +377,11 @@ func (r *runner) take(ctx context.Context, tx *sqldb.Tx, now time.Time, claimed 
 		prev := a.Attempt
 		a.Kind, a.Args, a.Key, a.Attempt, a.MaxAttempts = kind, []byte(jargs), key, attempt, max
 		a.log = newLogBuffer(id, attempt, ns, q.opt.MaxLogLines)
+		if q.opt.JobLog != nil {
+			a.log.mirror = q.opt.JobLog.With("job", id, "kind", kind, "attempt", attempt)
+		}
 		if prev > 0 {
-			a.log.add(now, "WARN", fmt.Sprintf("attempt %d did not finish: its runner stopped answering (lease expired)", prev))
+			a.log.say(now, "WARN", fmt.Sprintf("attempt %d did not finish: its runner stopped answering (lease expired)", prev))
 		}
 	}
 	return rows.Err()
@@ -408,7 +411,7 @@ func (r *runner) start(runCtx context.Context, d Definition, a *attempt) {
 			r.q.mu.Unlock()
 			cancel(nil)
 		}()
-		a.log.add(time.Now(), "INFO", fmt.Sprintf("attempt %d of %d started on pool %s", a.Attempt, a.MaxAttempts, r.id))
+		a.log.say(time.Now(), "INFO", fmt.Sprintf("attempt %d of %d started on pool %s", a.Attempt, a.MaxAttempts, r.id))
 		runCtx := ctx
 		if d.Timeout > 0 {
 			var c context.CancelFunc
@@ -440,25 +443,25 @@ func (r *runner) finish(a *attempt, d Definition, err, cause error) {
 	state, msg, due := Success, "", now
 	switch {
 	case err == nil:
-		a.log.add(now, "INFO", "succeeded")
+		a.log.say(now, "INFO", "succeeded")
 	case errors.Is(cause, errLostLease):
-		a.log.add(now, "WARN", "abandoned: "+errLostLease.Error())
+		a.log.say(now, "WARN", "abandoned: "+errLostLease.Error())
 		q.flushLog(a, "")
 		return
 	case errors.Is(cause, errStopped):
 		state, msg = Stopped, "stopped"
-		a.log.add(now, "INFO", "stopped")
+		a.log.say(now, "INFO", "stopped")
 	case errors.Is(cause, errShutdown):
 		state = Pending
-		a.log.add(now, "INFO", "interrupted by shutdown; it will run again")
+		a.log.say(now, "INFO", "interrupted by shutdown; it will run again")
 	case IsPermanent(err) || a.Attempt >= a.MaxAttempts:
 		state, msg = Error, err.Error()
-		a.log.add(now, "ERROR", fmt.Sprintf("failed: %v", err))
+		a.log.say(now, "ERROR", fmt.Sprintf("failed: %v", err))
 	default:
 		state, msg = Pending, err.Error()
 		wait := d.Backoff(a.Attempt)
 		due = now.Add(wait)
-		a.log.add(now, "WARN", fmt.Sprintf("attempt %d failed: %v; retrying in %s", a.Attempt, err, wait.Round(time.Millisecond)))
+		a.log.say(now, "WARN", fmt.Sprintf("attempt %d failed: %v; retrying in %s", a.Attempt, err, wait.Round(time.Millisecond)))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -485,7 +488,7 @@ func (r *runner) finish(a *attempt, d Definition, err, cause error) {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			a.log.add(now, "WARN", "the outcome was not recorded: the lease had been lost")
+			a.log.say(now, "WARN", "the outcome was not recorded: the lease had been lost")
 		}
 		return a.log.flush(ctx, tx)
 	})

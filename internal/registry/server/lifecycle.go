@@ -12,7 +12,6 @@ import (
 	"github.com/lading-dev/lading/internal/gc"
 	"github.com/lading-dev/lading/internal/registry"
 	"github.com/lading-dev/lading/internal/registry/meta"
-	"github.com/lading-dev/lading/internal/syslog"
 )
 
 // immutableTags is the Gate check of immutable tag rules: a push may not
@@ -64,7 +63,7 @@ var _ gc.Collector = collector{}
 func (c collector) Collect(ctx context.Context, o gc.Options, jobLog *slog.Logger) (gc.Report, error) {
 	s := c.s
 	ctx = actor.System(ctx, "garbage-collection")
-	log := slog.New(syslog.Tee{jobLog.Handler(), s.log.Handler()})
+	log := jobLog // stored with the job; the job service mirrors it to the job log
 	grace := durationOr(s.Config.GC.Grace, registry.DefaultGrace)
 	var rep gc.Report
 	if o.DeleteUntagged {

@@ -59,6 +59,7 @@ type Server struct {
 	Meta      *meta.SQL
 	DB        *sqldb.DB
 	log       *slog.Logger
+	jobLog    *slog.Logger      // every job's lines, besides the job's stored log
 	metrics   *registry.Metrics // nil when off
 	metricsL  net.Listener      // metrics.address, once listening
 	cert      atomic.Pointer[tls.Certificate]
@@ -156,10 +157,12 @@ func Open(ctx context.Context, cfg Config, o Options) (*Server, error) {
 	}
 	s := &Server{Config: cfg, Driver: drv, DB: db, forward: syslog.NewSwitch("lading", log)}
 	s.cert.Store(cert)
-	// Application and access logs also go to the audit log's syslog
-	// collector when one is set (Harbor's log collector gathers every
-	// component's logs).
-	s.log = slog.New(syslog.Tee{log.Handler(), syslog.NewHandler(s.forwardTarget, "app", slog.LevelInfo)})
+	// Application, job and access logs also go to the audit log's
+	// syslog collector when one is set (Harbor's log collector gathers
+	// every component's logs), tagged app, job and access; a line
+	// logged while serving a request carries its request id.
+	s.log = slog.New(requestIDs{syslog.Tee{log.Handler(), syslog.NewHandler(s.forwardTarget, "app", slog.LevelInfo)}})
+	s.jobLog = slog.New(requestIDs{syslog.Tee{log.Handler(), syslog.NewHandler(s.forwardTarget, "job", slog.LevelInfo)}})
 	if err := s.assemble(ctx, o, locks); err != nil {
 		db.Close()
 		return nil, err
@@ -216,7 +219,7 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 	c, err := core.New(ctx, s.DB, core.Options{
 		Log: s.log, AccessLog: accessLog, Version: o.Version, TokenService: cfg.Auth.Token.Service,
 		StorageProvider: s.Driver.Name(), NoAuth: noAuth, Health: s.health, RootCAs: roots,
-		Outbound: allow, Jobs: jobs.Options{Workers: cfg.Jobs.Workers, Lease: cfg.Jobs.Lease, Poll: cfg.Jobs.Poll, Retention: cfg.Jobs.Retention},
+		Outbound: allow, Jobs: jobs.Options{Workers: cfg.Jobs.Workers, Lease: cfg.Jobs.Lease, Poll: cfg.Jobs.Poll, Retention: cfg.Jobs.Retention, JobLog: s.jobLog},
 		Hostname: externalHost(cfg),
 		Trust:    contenttrust.Options{Host: externalHost(cfg)},
 	})
@@ -319,6 +322,10 @@ func (s *Server) route() http.Handler {
 		}
 	})
 }
+
+// Log is the server's application log: the Options' Log, and the syslog
+// collector when one is set.
+func (s *Server) Log() *slog.Logger { return s.log }
 
 // Handler is the server's HTTP handler: the registry, the token service
 // and the API on one port.
