@@ -66,7 +66,7 @@ type serveProcess struct {
 	done   chan struct{}
 }
 
-var servingURL = regexp.MustCompile(`serving on (https?://\S+)`)
+var servingURL = regexp.MustCompile(`serving on (https?://[^\s"]+)`)
 
 // startServe starts the built binary as "lading --root root serve args..."
 // on a loopback port and waits until it serves. The process is stopped

@@ -32,8 +32,8 @@ func (l *lockedBuffer) String() string {
 }
 
 var (
-	servingOn = regexp.MustCompile(`serving on (http://\S+)`)
-	metricsOn = regexp.MustCompile(`metrics on (http://\S+)`)
+	servingOn = regexp.MustCompile(`serving on (http://[^\s"]+)`)
+	metricsOn = regexp.MustCompile(`metrics on (http://[^\s"]+)`)
 )
 
 func TestServe(t *testing.T) {
