@@ -304,6 +304,26 @@ func TestConfigurations(t *testing.T) {
 	if err != nil || got.Payload.TokenExpiration.Value != 30 {
 		t.Errorf("go-client reads the configurations: %+v %v", got, err)
 	}
+	// auth_mode changes while only the admin exists; not once users do.
+	if r := do(t, srv, "PUT", "/api/v2.0/configurations", `{"auth_mode": "ldap_auth"}`, admin, adminPW); r.status != 200 {
+		t.Errorf("auth_mode with only the admin: %d %s", r.status, r.body)
+	}
+	do(t, srv, "PUT", "/api/v2.0/configurations", `{"auth_mode": "db_auth"}`, admin, adminPW)
+	if _, err := a.User.CreateUser(ctx, user.NewCreateUserParams().WithUserReq(&models.UserCreationReq{Username: "cfguser", Email: "cfg@example.com", Realname: "C", Password: password})); err != nil {
+		t.Fatal(err)
+	}
+	r = do(t, srv, "PUT", "/api/v2.0/configurations", `{"auth_mode": "ldap_auth"}`, admin, adminPW)
+	if r.status != 400 || !strings.Contains(r.body, "new users have been inserted") {
+		t.Errorf("auth_mode with users: %d %s", r.status, r.body)
+	}
+	if r := do(t, srv, "PUT", "/api/v2.0/configurations", `{"auth_mode": "db_auth", "self_registration": true}`, admin, adminPW); r.status != 200 {
+		t.Errorf("auth_mode unchanged: %d %s", r.status, r.body)
+	}
+	r = do(t, srv, "GET", "/api/v2.0/configurations", "", admin, adminPW)
+	json.Unmarshal([]byte(r.body), &items)
+	if items["auth_mode"].Editable || items["auth_mode"].Value != "db_auth" {
+		t.Errorf("auth_mode item: %+v", items["auth_mode"])
+	}
 }
 
 func configGet() *configure.GetConfigurationsParams { return configure.NewGetConfigurationsParams() }

@@ -73,6 +73,9 @@ type Options struct {
 	// Events hear about pushes, pulls and deletions (scan on push,
 	// webhooks), besides Harbor's layer.
 	Events registry.Events
+	// Policies are more checks pushes, pulls and deletions must pass,
+	// after read-only mode and the quota (see registry.Policy).
+	Policies []registry.Policy
 	// Version is lading's version (systeminfo).
 	Version string
 }
@@ -181,7 +184,7 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 		registry.WithEvents(events{core: c, also: o.Events, host: externalHost(cfg)}),
 	}
 	if !noAuth {
-		opts = append(opts, registry.WithGate(&gate{core: c, realm: cfg.Auth.Token.Realm}))
+		opts = append(opts, registry.WithGate(&gate{Policies: policies(c, o.Policies), core: c, realm: cfg.Auth.Token.Realm}))
 	}
 	if cfg.Metrics.Enabled == nil || *cfg.Metrics.Enabled {
 		s.metrics = registry.NewMetrics()
