@@ -61,6 +61,10 @@ var rules = []struct {
 	{"internal/jobs", []string{"internal/task", "internal/webhook", "internal/api", "internal/core", "internal/registry", "internal/cli", "internal/scan"}, "the job service runs functions it is given; it knows no kind of job", nil},
 	{"internal/task", []string{"internal/webhook", "internal/api", "internal/core", "internal/registry", "internal/cli"}, "executions and tasks know no vendor", nil},
 	{"internal/webhook", []string{"internal/api", "internal/core", "internal/registry", "internal/cli", "internal/scan"}, "webhooks are told of events; they do not reach into who raises them", nil},
+	{"internal/secrets", []string{"internal/registry", "internal/access", "internal/identity", "internal/project", "internal/api", "internal/core", "internal/cli", "internal/replication", "internal/endpoint"}, "sealing secrets is below every service", nil},
+	{"internal/endpoint", []string{"internal/sqldb", "internal/registry", "internal/access", "internal/project", "internal/api", "internal/core", "internal/cli", "internal/replication", "internal/proxycache", "internal/jobs"}, "a client of other registries knows no service and no database", nil},
+	{"internal/replication", []string{"internal/registry", "internal/api", "internal/core", "internal/cli", "internal/proxycache", "internal/scan"}, "replication reaches lading's registry only through its Local interface; registry/server composes them", nil},
+	{"internal/proxycache", []string{"internal/registry", "internal/api", "internal/core", "internal/cli", "internal/scan"}, "the registry does the caching; proxycache answers its Upstreams interface", nil},
 }
 
 func TestDependencies(t *testing.T) {

@@ -48,6 +48,7 @@ import (
 	"github.com/lading-dev/lading/internal/jobs"
 	"github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/query"
+	"github.com/lading-dev/lading/internal/replication"
 	"github.com/lading-dev/lading/internal/webhook"
 )
 
@@ -56,14 +57,15 @@ const Prefix = "/api/v2.0"
 
 // Services are what the API serves.
 type Services struct {
-	Access    *access.Checker
-	Identity  *identity.Service
-	Projects  *project.Service
-	Artifacts *artifact.Service
-	Audit     *audit.Log
-	Settings  *config.Store
-	Jobs      *jobs.Monitor
-	Webhooks  *webhook.Service
+	Access      *access.Checker
+	Identity    *identity.Service
+	Projects    *project.Service
+	Artifacts   *artifact.Service
+	Audit       *audit.Log
+	Settings    *config.Store
+	Jobs        *jobs.Monitor
+	Webhooks    *webhook.Service
+	Replication *replication.Service
 }
 
 // Component is one part of lading as /health reports it.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -30,6 +31,7 @@ type projectJSON struct {
 	RepoCount          int64             `json:"repo_count"`
 	Metadata           map[string]string `json:"metadata"`
 	CVEAllowlist       cveAllowlistJSON  `json:"cve_allowlist"`
+	RegistryID         int64             `json:"registry_id,omitempty"`
 }
 
 type cveAllowlistJSON struct {
@@ -61,6 +63,7 @@ func toProject(p project.Project) projectJSON {
 		ProjectID: p.ID, OwnerID: p.OwnerID, Name: p.Name, CreationTime: p.Created.UTC(), UpdateTime: p.Updated.UTC(),
 		OwnerName: p.OwnerName, CurrentUserRoleID: highest(p.Roles), CurrentUserRoleIDs: roles, RepoCount: p.RepoCount,
 		Metadata: p.Metadata, CVEAllowlist: cveAllowlistJSON{ProjectID: p.ID, Items: []any{}, Created: p.Created.UTC(), Updated: p.Updated.UTC()},
+		RegistryID: p.RegistryID,
 	}
 }
 
@@ -119,10 +122,14 @@ func (s *Server) createProject(c *call) error {
 	if err := c.decode(&req); err != nil {
 		return err
 	}
+	var registryID int64
 	if req.RegistryID != nil {
-		return errdefs.InvalidArgument(errdefsMsg("proxy cache projects (registry_id) are not supported yet"))
+		if *req.RegistryID <= 0 {
+			return errdefs.InvalidArgument(fmt.Errorf("%d is invalid value of registry_id, it should be geater than 0", *req.RegistryID))
+		}
+		registryID = *req.RegistryID
 	}
-	p, err := s.svc.Projects.Create(c.ctx, c.who, project.Create{Name: req.ProjectName, Public: req.Public, Metadata: req.Metadata, StorageLimit: req.StorageLimit})
+	p, err := s.svc.Projects.Create(c.ctx, c.who, project.Create{Name: req.ProjectName, Public: req.Public, Metadata: req.Metadata, StorageLimit: req.StorageLimit, RegistryID: registryID})
 	if err != nil {
 		return err
 	}

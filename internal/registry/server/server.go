@@ -21,6 +21,7 @@ import (
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/jobs"
 	"github.com/lading-dev/lading/internal/outbound"
+	"github.com/lading-dev/lading/internal/proxycache"
 	"github.com/lading-dev/lading/internal/registry"
 	"github.com/lading-dev/lading/internal/registry/meta"
 	metapostgres "github.com/lading-dev/lading/internal/registry/meta/postgres"
@@ -28,6 +29,8 @@ import (
 	"github.com/lading-dev/lading/internal/registry/storage"
 	"github.com/lading-dev/lading/internal/registry/storage/fs"
 	"github.com/lading-dev/lading/internal/registry/storage/s3"
+	"github.com/lading-dev/lading/internal/replication"
+	"github.com/lading-dev/lading/internal/secrets"
 	"github.com/lading-dev/lading/internal/sqldb"
 	"github.com/lading-dev/lading/internal/sqldb/postgres"
 	"github.com/lading-dev/lading/internal/sqldb/sqlite"
@@ -165,6 +168,9 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 		Log: s.log, AccessLog: accessLog, Version: o.Version, TokenService: cfg.Auth.Token.Service,
 		StorageProvider: s.Driver.Name(), NoAuth: noAuth, Health: s.health,
 		Outbound: allow, Jobs: jobs.Options{Workers: cfg.Jobs.Workers, Lease: cfg.Jobs.Lease, Poll: cfg.Jobs.Poll, Retention: cfg.Jobs.Retention},
+		Secrets:     secrets.Options{KeyFile: cfg.Secrets.KeyFile, PreviousKeyFiles: cfg.Secrets.PreviousKeyFiles},
+		Replication: replication.Options{Concurrency: cfg.Replication.Concurrency, Timeout: cfg.Replication.Timeout, Host: externalHost(cfg)},
+		Proxy:       proxycache.Options{FreshnessTimeout: cfg.ProxyCache.FreshnessTimeout, Timeout: cfg.ProxyCache.Timeout},
 	})
 	if err != nil {
 		return err
@@ -182,6 +188,7 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 			IdleTimeout:     deref(cfg.Limits.IdleTimeout),
 		}),
 		registry.WithEvents(events{core: c, also: o.Events, host: externalHost(cfg)}),
+		registry.WithUpstreams(upstreams{p: c.Proxy}),
 	}
 	if !noAuth {
 		opts = append(opts, registry.WithGate(&gate{Policies: policies(c, o.Policies), core: c, realm: cfg.Auth.Token.Realm}))
@@ -199,6 +206,8 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 	s.Registry = registry.New(s.Driver, s.Meta, opts...)
 	s.Collector = registry.NewCollector(s.Driver, s.Meta, opts...)
 	c.SetRegistry(content{meta: s.Meta, reg: s.Registry})
+	c.Replication.SetLocal(local{reg: s.Registry, meta: s.Meta, core: c})
+	c.Jobs.Register(proxycache.Definition(completeCache(s.Registry)))
 	if err := s.bootstrap(ctx); err != nil {
 		c.Close()
 		return err
