@@ -120,11 +120,16 @@ func (s *Service) Upstream(ctx context.Context, repo string) (*Remote, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the upstream of proxy cache project %s: %w", name, err)
 	}
-	up := rest
-	if reg.Type == endpoint.TypeDockerHub && !strings.Contains(rest, "/") {
-		up = "library/" + rest
+	return &Remote{s: s, c: c, name: reg.Name, repo: repo, upstream: upstreamRepository(reg.Type, rest), speed: px.SpeedKB * 1024}, nil
+}
+
+// upstreamRepository is the upstream's name of a proxy-cache project's
+// repository rest: Docker Hub's official images live under library/.
+func upstreamRepository(typ, rest string) string {
+	if typ == endpoint.TypeDockerHub && !strings.Contains(rest, "/") {
+		return "library/" + rest
 	}
-	return &Remote{s: s, c: c, name: reg.Name, repo: repo, upstream: up, speed: px.SpeedKB * 1024}, nil
+	return rest
 }
 
 func (s *Service) proxyOf(ctx context.Context, name string) (project.Proxy, error) {
