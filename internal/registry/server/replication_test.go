@@ -28,6 +28,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -241,6 +242,13 @@ func TestReplicationPushToDistribution(t *testing.T) {
 	if got.Payload.Credential == nil || got.Payload.Credential.AccessSecret != "*****" {
 		t.Errorf("GET /registries/%d shows the secret as %+v, want *****", reg, got.Payload.Credential)
 	}
+	var sealed string
+	if err := srv.Core.DB.QueryRow(ctx, `SELECT access_secret FROM registries WHERE id = ?`, reg).Scan(&sealed); err != nil {
+		t.Fatal(err)
+	}
+	if sealed == "" || strings.Contains(sealed, dist.Password) {
+		t.Errorf("the registry's secret is stored as %q, not sealed", sealed)
+	}
 	one := int8(1)
 	policy := createPolicy(t, srv, &models.ReplicationPolicy{
 		Name:                      "to-distribution",
@@ -323,10 +331,11 @@ func TestReplicationBetweenLadings(t *testing.T) {
 	}
 
 	createPolicy(t, a, &models.ReplicationPolicy{
-		Name:         "to-b-on-push",
-		DestRegistry: &models.Registry{ID: regB},
-		Filters:      []*models.ReplicationFilter{{Type: "name", Value: "library/ev"}},
-		Trigger:      &models.ReplicationTrigger{Type: "event_based"},
+		Name:              "to-b-on-push",
+		DestRegistry:      &models.Registry{ID: regB},
+		Filters:           []*models.ReplicationFilter{{Type: "name", Value: "library/ev"}},
+		Trigger:           &models.ReplicationTrigger{Type: "event_based"},
+		ReplicateDeletion: true,
 	})
 	ev := harbortest.Image(t)
 	if err := a.Push(ctx, ev, "library/ev", "v1", "admin", harbortest.AdminPassword); err != nil {
@@ -338,6 +347,113 @@ func TestReplicationBetweenLadings(t *testing.T) {
 			t.Fatal("the event-based policy did not replicate library/ev:v1 within 60s")
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+
+	// Deleting the artifact at a deletes it at b (replicate_deletion).
+	evRef, err := name.ParseReference(a.Host+"/library/ev@"+digestOf(t, ev), name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Delete(evRef, remote.WithAuth(&authn.Basic{Username: "admin", Password: harbortest.AdminPassword})); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(60 * time.Second)
+	for skopeoDigest(t, b.Host+"/library/ev@"+digestOf(t, ev), creds) != "" {
+		if time.Now().After(deadline) {
+			t.Fatal("the deletion of library/ev was not replicated within 60s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestReplicationStop stops a run that a bandwidth limit of 1 KB/s keeps
+// busy: the execution ends Stopped and the destination holds no
+// manifest of the half-sent artifact.
+func TestReplicationStop(t *testing.T) {
+	ctx := context.Background()
+	dist := registrytest.Start(t, registrytest.None)
+	srv := loopbackServer(t)
+	img, err := random.Image(256<<10, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Push(ctx, img, "library/big", "v1", "admin", harbortest.AdminPassword); err != nil {
+		t.Fatal(err)
+	}
+	reg := createRegistry(t, srv, "distribution", "docker-registry", "http://"+dist.Host, "", "")
+	speed := int32(1)
+	policy := createPolicy(t, srv, &models.ReplicationPolicy{
+		Name: "slow", DestRegistry: &models.Registry{ID: reg}, Speed: &speed,
+		Filters: []*models.ReplicationFilter{{Type: "name", Value: "library/big"}},
+	})
+	res, err := srv.Admin().Replication.StartReplication(ctx, &replication.StartReplicationParams{Execution: &models.StartReplicationExecution{PolicyID: policy}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := lastID(t, res.Location)
+	// Wait for the task to run, then stop.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		tasks, err := srv.Admin().Replication.ListReplicationTasks(ctx, &replication.ListReplicationTasksParams{ID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tasks.Payload) == 1 && tasks.Payload[0].Status == "InProgress" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no running task within 60s: %+v", tasks.Payload)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := srv.Admin().Replication.StopReplication(ctx, &replication.StopReplicationParams{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	ex := waitExecution(t, srv, id)
+	if ex.Status != "Stopped" {
+		t.Errorf("stopped execution is %s, want Stopped", ex.Status)
+	}
+	if d := skopeoDigest(t, dist.Host+"/library/big:v1", ""); d != "" {
+		t.Errorf("the destination has library/big:v1 (%s) after a stop mid-copy", d)
+	}
+}
+
+// TestReplicationPolicyBadInput: bad policies are refused with 400 and a
+// reason, before anything runs.
+func TestReplicationPolicyBadInput(t *testing.T) {
+	srv := loopbackServer(t)
+	other := loopbackServer(t)
+	reg := createRegistry(t, srv, "other", "harbor", other.URL, "admin", harbortest.AdminPassword)
+	dest := &models.Registry{ID: reg}
+	for _, c := range []struct {
+		name string
+		p    models.ReplicationPolicy
+	}{
+		{"invalid cron", models.ReplicationPolicy{DestRegistry: dest, Trigger: &models.ReplicationTrigger{Type: "scheduled", TriggerSettings: &models.ReplicationTriggerSettings{Cron: "0 61 * * * *"}}}},
+		{"cron every minute", models.ReplicationPolicy{DestRegistry: dest, Trigger: &models.ReplicationTrigger{Type: "scheduled", TriggerSettings: &models.ReplicationTriggerSettings{Cron: "0 * * * * *"}}}},
+		{"empty cron", models.ReplicationPolicy{DestRegistry: dest, Trigger: &models.ReplicationTrigger{Type: "scheduled"}}},
+		{"event-based pull", models.ReplicationPolicy{SrcRegistry: dest, Trigger: &models.ReplicationTrigger{Type: "event_based"}}},
+		{"unknown trigger", models.ReplicationPolicy{DestRegistry: dest, Trigger: &models.ReplicationTrigger{Type: "sometimes"}}},
+		{"no registry", models.ReplicationPolicy{}},
+		{"both registries", models.ReplicationPolicy{SrcRegistry: dest, DestRegistry: dest}},
+		{"bad pattern", models.ReplicationPolicy{DestRegistry: dest, Filters: []*models.ReplicationFilter{{Type: "name", Value: "library/[a"}}}},
+		{"unknown filter", models.ReplicationPolicy{DestRegistry: dest, Filters: []*models.ReplicationFilter{{Type: "colour", Value: "red"}}}},
+		{"bad namespace", models.ReplicationPolicy{DestRegistry: dest, DestNamespace: "../up"}},
+	} {
+		p := c.p
+		p.Name = strings.ReplaceAll(c.name, " ", "-")
+		_, err := srv.Admin().Replication.CreateReplicationPolicy(context.Background(), &replication.CreateReplicationPolicyParams{Policy: &p})
+		var bad *replication.CreateReplicationPolicyBadRequest
+		if !errors.As(err, &bad) {
+			t.Errorf("%s: %v, want 400", c.name, err)
+		}
+	}
+	var unknown *replication.CreateReplicationPolicyBadRequest
+	_, err := srv.Admin().Replication.CreateReplicationPolicy(context.Background(), &replication.CreateReplicationPolicyParams{Policy: &models.ReplicationPolicy{Name: "nowhere", DestRegistry: &models.Registry{ID: 9999}}})
+	if err == nil {
+		t.Error("a policy naming a registry that does not exist was accepted")
+	} else if errors.As(err, &unknown) {
+		t.Logf("unknown registry: %s", unknown.Payload.Errors[0].Message)
 	}
 }
 
@@ -365,6 +481,8 @@ func TestRegistryEndpointOutbound(t *testing.T) {
 type flaky struct {
 	*httptest.Server
 	mode atomic.Int32 // 0 pass, 1 answer 429, 2 down
+	// blobs counts the blob GETs that reached the upstream.
+	blobs atomic.Int32
 }
 
 const (
@@ -388,6 +506,9 @@ func newFlaky(t *testing.T, host string) *flaky {
 				c.Close()
 			}
 		default:
+			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+				f.blobs.Add(1)
+			}
 			rp.ServeHTTP(w, r)
 		}
 	}))
@@ -457,6 +578,14 @@ func TestProxyCacheProject(t *testing.T) {
 			t.Fatalf("the cached artifact was not stored within 60s: %v %v", arts, err)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+
+	// A later pull checks the tag's freshness upstream and reads the blobs
+	// from the cache.
+	before := up.blobs.Load()
+	pullAll("cached pull")
+	if n := up.blobs.Load() - before; n != 0 {
+		t.Errorf("a cached pull read %d blobs from the upstream", n)
 	}
 
 	up.mode.Store(tooMany)
