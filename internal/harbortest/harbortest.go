@@ -39,7 +39,12 @@ type Server struct {
 	URL, Host string
 	// Logs holds the server's operational and access logs.
 	Logs *Buffer
+	stop func()
 }
+
+// Stop shuts the server down before the test ends (a restart on the
+// same root, a lading that went away).
+func (s *Server) Stop() { s.stop() }
 
 // Buffer is a bytes.Buffer safe for concurrent writes.
 type Buffer struct {
@@ -108,14 +113,18 @@ func Start(t testing.TB, opts ...Option) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, l) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		srv.Close()
-	})
-	return &Server{Server: srv, URL: "http://" + l.Addr().String(), Host: l.Addr().String(), Logs: logs}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+			srv.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return &Server{Server: srv, URL: "http://" + l.Addr().String(), Host: l.Addr().String(), Logs: logs, stop: stop}
 }
 
 // API returns Harbor's client for the server as user (anonymous when user

@@ -36,6 +36,7 @@ import (
 	"github.com/lading-dev/lading/internal/harbortest"
 	lproject "github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/query"
+	"github.com/lading-dev/lading/internal/registry/server"
 	"github.com/lading-dev/lading/internal/registrytest"
 	"github.com/lading-dev/lading/internal/testenv"
 )
@@ -600,5 +601,78 @@ func TestProxyCacheProject(t *testing.T) {
 	err = srv.Push(ctx, harbortest.Image(t), "cache/team/app", "mine", "admin", harbortest.AdminPassword)
 	if err == nil {
 		t.Fatal("a push into a proxy-cache project was accepted")
+	}
+}
+
+// TestReplicationResumesAfterRestart: lading goes away while a task is
+// sending a blob (the destination holds the upload); a lading on the same
+// root takes the task over and finishes it, and the destination ends with
+// the artifact, digest unchanged.
+func TestReplicationResumesAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	dist := registrytest.Start(t, registrytest.None)
+	u, _ := url.Parse("http://" + dist.Host)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	release := make(chan struct{})
+	var held atomic.Int32
+	gate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/") {
+			held.Add(1)
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer gate.Close()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+
+	root := t.TempDir()
+	config := harbortest.WithConfig(func(c *server.Config) {
+		c.Outbound.Allow = []string{"127.0.0.0/8"}
+		c.Jobs.Poll = 50 * time.Millisecond
+		c.Jobs.Lease = 3 * time.Second
+	})
+	a := harbortest.Start(t, harbortest.WithRoot(root), config)
+	img := harbortest.Image(t)
+	if err := a.Push(ctx, img, "library/app", "v1", "admin", harbortest.AdminPassword); err != nil {
+		t.Fatal(err)
+	}
+	reg := createRegistry(t, a, "gated", "docker-registry", gate.URL, "", "")
+	policy := createPolicy(t, a, &models.ReplicationPolicy{
+		Name: "resumed", DestRegistry: &models.Registry{ID: reg},
+		Filters: []*models.ReplicationFilter{{Type: "name", Value: "library/app"}},
+	})
+	res, err := a.Admin().Replication.StartReplication(ctx, &replication.StartReplicationParams{Execution: &models.StartReplicationExecution{PolicyID: policy}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := lastID(t, res.Location)
+	deadline := time.Now().Add(60 * time.Second)
+	for held.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the task sent no blob within 60s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	a.Stop()
+
+	b := harbortest.Start(t, harbortest.WithRoot(root), config)
+	close(release)
+	ex := waitExecution(t, b, id)
+	if ex.Status != "Succeed" {
+		_, logs := taskLogs(t, b, id)
+		t.Fatalf("the execution after the restart: %+v\n%s", ex, logs)
+	}
+	if d := skopeoDigest(t, dist.Host+"/library/app:v1", ""); d != digestOf(t, img) {
+		t.Errorf("the destination's library/app:v1 is %q, want %s", d, digestOf(t, img))
 	}
 }
