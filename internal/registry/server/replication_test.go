@@ -61,7 +61,7 @@ func createRegistry(t *testing.T, srv *harbortest.Server, nm, typ, u, user, pass
 	return lastID(t, res.Location)
 }
 
-func lastID(t *testing.T, location string) int64 {
+func lastID(t testing.TB, location string) int64 {
 	t.Helper()
 	id, err := strconv.ParseInt(path.Base(location), 10, 64)
 	if err != nil {
