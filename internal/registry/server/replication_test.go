@@ -48,7 +48,7 @@ import (
 
 // createRegistry registers an endpoint through Harbor's API and returns
 // its id.
-func createRegistry(t *testing.T, srv *harbortest.Server, nm, typ, u, user, password string) int64 {
+func createRegistry(t testing.TB, srv *harbortest.Server, nm, typ, u, user, password string) int64 {
 	t.Helper()
 	r := &models.Registry{Name: nm, Type: typ, URL: u, Insecure: true}
 	if user != "" {
@@ -71,7 +71,7 @@ func lastID(t testing.TB, location string) int64 {
 }
 
 // createPolicy creates a replication policy and returns its id.
-func createPolicy(t *testing.T, srv *harbortest.Server, p *models.ReplicationPolicy) int64 {
+func createPolicy(t testing.TB, srv *harbortest.Server, p *models.ReplicationPolicy) int64 {
 	t.Helper()
 	p.Enabled = true
 	res, err := srv.Admin().Replication.CreateReplicationPolicy(context.Background(), &replication.CreateReplicationPolicyParams{Policy: p})
@@ -82,7 +82,7 @@ func createPolicy(t *testing.T, srv *harbortest.Server, p *models.ReplicationPol
 }
 
 // runPolicy starts a manual execution of a policy and waits for its end.
-func runPolicy(t *testing.T, srv *harbortest.Server, policy int64) *models.ReplicationExecution {
+func runPolicy(t testing.TB, srv *harbortest.Server, policy int64) *models.ReplicationExecution {
 	t.Helper()
 	ctx := context.Background()
 	res, err := srv.Admin().Replication.StartReplication(ctx, &replication.StartReplicationParams{Execution: &models.StartReplicationExecution{PolicyID: policy}})
@@ -93,7 +93,7 @@ func runPolicy(t *testing.T, srv *harbortest.Server, policy int64) *models.Repli
 }
 
 // waitExecution waits for an execution to end.
-func waitExecution(t *testing.T, srv *harbortest.Server, id int64) *models.ReplicationExecution {
+func waitExecution(t testing.TB, srv *harbortest.Server, id int64) *models.ReplicationExecution {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
