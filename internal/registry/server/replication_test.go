@@ -263,6 +263,9 @@ func TestReplicationPushToDistribution(t *testing.T) {
 		Trigger: &models.ReplicationTrigger{Type: "manual"},
 	})
 
+	if _, err := srv.Admin().Registry.DeleteRegistry(ctx, &registry.DeleteRegistryParams{ID: reg}); err == nil {
+		t.Error("a registry that a policy names was deleted")
+	}
 	ex := runPolicy(t, srv, policy)
 	tasks, logs := taskLogs(t, srv, ex.ID)
 	if ex.Status != "Succeed" || ex.Succeed != 1 || ex.Total != 1 {
@@ -595,6 +598,10 @@ func TestProxyCacheProject(t *testing.T) {
 	pullAll("upstream down")
 	if l := srv.Logs.String(); !strings.Contains(l, "serving the cached copy") {
 		t.Errorf("the log does not say the cached copy was served:\n%s", l)
+	}
+
+	if _, err := srv.Admin().Registry.DeleteRegistry(ctx, &registry.DeleteRegistryParams{ID: reg}); err == nil {
+		t.Error("the upstream of a proxy-cache project was deleted")
 	}
 
 	up.mode.Store(pass)
