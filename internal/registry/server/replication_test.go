@@ -543,6 +543,10 @@ func TestProxyCacheProject(t *testing.T) {
 	}
 	creds := "admin:" + harbortest.AdminPassword
 	want := digestOf(t, img)
+	// Cached artifacts take the path of a push: the project's webhooks
+	// (and scan on push) see them.
+	recv := newHookReceiver(t)
+	hookTo(t, srv, "cache", recv.URL+"/hook", "PUSH_ARTIFACT")
 
 	pullAll := func(stage string) {
 		t.Helper()
@@ -582,6 +586,9 @@ func TestProxyCacheProject(t *testing.T) {
 			t.Fatalf("the cached artifact was not stored within 60s: %v %v", arts, err)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	if d := recv.next(t, "PUSH_ARTIFACT"); d.payload.EventData == nil || len(d.payload.EventData.Resources) == 0 || d.payload.EventData.Resources[0].Digest != want {
+		t.Errorf("the cached artifact's PUSH_ARTIFACT event: %s", d.raw)
 	}
 
 	// A later pull checks the tag's freshness upstream and reads the blobs
