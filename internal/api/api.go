@@ -44,11 +44,16 @@ import (
 	"github.com/lading-dev/lading/internal/audit"
 	"github.com/lading-dev/lading/internal/config"
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/gc"
 	"github.com/lading-dev/lading/internal/identity"
+	"github.com/lading-dev/lading/internal/immutable"
 	"github.com/lading-dev/lading/internal/jobs"
+	"github.com/lading-dev/lading/internal/label"
 	"github.com/lading-dev/lading/internal/project"
+	"github.com/lading-dev/lading/internal/purge"
 	"github.com/lading-dev/lading/internal/query"
 	"github.com/lading-dev/lading/internal/replication"
+	"github.com/lading-dev/lading/internal/retention"
 	"github.com/lading-dev/lading/internal/webhook"
 )
 
@@ -65,6 +70,11 @@ type Services struct {
 	Settings    *config.Store
 	Jobs        *jobs.Monitor
 	Webhooks    *webhook.Service
+	Immutable   *immutable.Service
+	Labels      *label.Service
+	Retention   *retention.Service
+	GC          *gc.Service
+	Purge       *purge.Service
 	Replication *replication.Service
 }
 

@@ -124,6 +124,8 @@ func (s *Server) routes() {
 	s.handle("PUT "+p+"/replication/executions/{id}", s.stopReplication)
 	s.handle("GET "+p+"/replication/executions/{id}/tasks", s.listReplicationTasks)
 	s.handle("GET "+p+"/replication/executions/{id}/tasks/{task_id}/log", s.replicationTaskLog)
+	// Immutable tags, labels, retention, GC, purge (lifecycle.go).
+	s.lifecycleRoutes()
 	// The login form.
 	s.handle("POST /c/login", s.login)
 	s.handle("GET /c/log_out", s.logout)

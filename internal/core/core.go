@@ -21,14 +21,20 @@ import (
 	"github.com/lading-dev/lading/internal/artifact"
 	"github.com/lading-dev/lading/internal/audit"
 	"github.com/lading-dev/lading/internal/config"
+	"github.com/lading-dev/lading/internal/gc"
 	"github.com/lading-dev/lading/internal/identity"
+	"github.com/lading-dev/lading/internal/immutable"
 	"github.com/lading-dev/lading/internal/jobs"
+	"github.com/lading-dev/lading/internal/label"
 	"github.com/lading-dev/lading/internal/outbound"
 	"github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/proxycache"
+	"github.com/lading-dev/lading/internal/purge"
 	"github.com/lading-dev/lading/internal/replication"
+	"github.com/lading-dev/lading/internal/retention"
 	"github.com/lading-dev/lading/internal/secrets"
 	"github.com/lading-dev/lading/internal/sqldb"
+	"github.com/lading-dev/lading/internal/sysjob"
 	"github.com/lading-dev/lading/internal/task"
 	"github.com/lading-dev/lading/internal/token"
 	"github.com/lading-dev/lading/internal/webhook"
@@ -51,6 +57,10 @@ func Migrations() []sqldb.Migration {
 		webhook.Migrations,
 		secrets.Migrations,
 		replication.Migrations,
+		immutable.Migrations,
+		label.Migrations,
+		sysjob.Migrations,
+		retention.Migrations,
 	} {
 		out = append(out, m...)
 	}
@@ -92,6 +102,8 @@ type Options struct {
 	Replication replication.Options
 	// Proxy configures proxy-cache projects (likewise).
 	Proxy proxycache.Options
+	// Hostname is how clients name the registry (event payloads).
+	Hostname string
 }
 
 // Core is Harbor's layer, assembled.
@@ -108,6 +120,14 @@ type Core struct {
 	Jobs     *jobs.Queue
 	Tasks    *task.Manager
 	Webhooks *webhook.Service
+	// The registry's lifecycle: immutable tags, labels, tag retention,
+	// garbage collection (its collector set with SetCollector) and the
+	// audit log purge.
+	Immutable *immutable.Service
+	Labels    *label.Service
+	Retention *retention.Service
+	GC        *gc.Service
+	Purge     *purge.Service
 	// Keys seal the credentials of registry endpoints.
 	Keys *secrets.Keyring
 	// Replication keeps registry endpoints and replication policies.
@@ -178,8 +198,10 @@ func New(ctx context.Context, db *sqldb.DB, o Options) (*Core, error) {
 	if err := c.replication(ctx, o); err != nil {
 		return nil, err
 	}
+	c.lifecycle(o)
 	c.API = api.New(api.Services{Access: c.Access, Identity: c.Identity, Projects: c.Projects, Artifacts: c.Artifacts, Audit: c.Audit, Settings: c.Settings,
-		Jobs: jobs.NewMonitor(c.Jobs, c.Access), Webhooks: c.Webhooks, Replication: c.Replication},
+		Jobs: jobs.NewMonitor(c.Jobs, c.Access), Webhooks: c.Webhooks, Replication: c.Replication,
+		Immutable: c.Immutable, Labels: c.Labels, Retention: c.Retention, GC: c.GC, Purge: c.Purge},
 		api.Options{Log: o.Log, AccessLog: o.AccessLog, Version: o.Version, StorageProvider: o.StorageProvider, Health: o.Health, NoAuth: o.NoAuth})
 	c.TokenService = token.NewService(c.Tokens, c.Identity, c.Access, func(ctx context.Context) time.Duration {
 		st, err := c.Settings.Get(ctx)
@@ -230,6 +252,29 @@ func (c *Core) replication(ctx context.Context, o Options) error {
 	c.Proxy = proxycache.New(c.Projects.Store(), c.Replication, c.Jobs, po)
 	return nil
 }
+
+// lifecycle assembles immutable tags, labels, retention, garbage
+// collection and the audit log purge, and registers their jobs.
+func (c *Core) lifecycle(o Options) {
+	c.Immutable = immutable.New(c.DB, c.Audit, c.Projects)
+	c.Artifacts.SetGuard(c.Immutable)
+	c.Labels = label.New(c.DB, c.Access, c.Audit, c.Projects, c.Artifacts)
+	c.Artifacts.AddField("labels", label.ArtifactField)
+	c.Retention = retention.New(retention.Deps{DB: c.DB, Access: c.Access, Audit: c.Audit, Projects: c.Projects, Artifacts: c.Artifacts,
+		Immutable: c.Immutable, Jobs: c.Jobs, Tasks: c.Tasks, Webhooks: c.Webhooks}, retention.Options{Log: o.Log, Hostname: o.Hostname})
+	c.GC = gc.New(c.DB, c.Access, c.Jobs, c.Tasks, o.Log)
+	c.Purge = purge.New(c.DB, c.Access, c.Jobs, c.Tasks, c.Audit, o.Log)
+	var defs []jobs.Definition
+	defs = append(defs, c.Retention.Definitions()...)
+	defs = append(defs, c.GC.Definitions()...)
+	defs = append(defs, c.Purge.Definitions()...)
+	for _, d := range defs {
+		c.Jobs.Register(d)
+	}
+}
+
+// SetCollector gives garbage collection the registry's collector.
+func (c *Core) SetCollector(col gc.Collector) { c.GC.SetCollector(col) }
 
 // system is lading acting on its own behalf.
 var system = access.Subject{Kind: access.KindUser, Name: "lading", SysAdmin: true}
@@ -331,6 +376,14 @@ func (c *Core) Housekeep(ctx context.Context) {
 		c.log.Warn("sweeping old webhook executions", "error", err)
 	}
 	c.Replication.Housekeep(ctx)
+	for _, v := range []string{gc.VendorType, purge.VendorType} {
+		if err := c.Tasks.Sweep(ctx, v, 50); err != nil && ctx.Err() == nil {
+			c.log.Warn("sweeping old executions", "vendor", v, "error", err)
+		}
+	}
+	if err := c.Retention.Sweep(ctx); err != nil && ctx.Err() == nil {
+		c.log.Warn("sweeping old retention runs", "error", err)
+	}
 	st, err := c.Settings.Get(ctx)
 	if err != nil || st.AuditRetentionHours <= 0 {
 		return

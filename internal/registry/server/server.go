@@ -171,6 +171,7 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 		Secrets:     secrets.Options{KeyFile: cfg.Secrets.KeyFile, PreviousKeyFiles: cfg.Secrets.PreviousKeyFiles},
 		Replication: replication.Options{Concurrency: cfg.Replication.Concurrency, Timeout: cfg.Replication.Timeout, Host: externalHost(cfg)},
 		Proxy:       proxycache.Options{FreshnessTimeout: cfg.ProxyCache.FreshnessTimeout, Timeout: cfg.ProxyCache.Timeout},
+		Hostname:    externalHost(cfg),
 	})
 	if err != nil {
 		return err
@@ -191,7 +192,8 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 		registry.WithUpstreams(upstreams{p: c.Proxy}),
 	}
 	if !noAuth {
-		opts = append(opts, registry.WithGate(&gate{Policies: policies(c, o.Policies), core: c, realm: cfg.Auth.Token.Realm}))
+		checks := append([]registry.Policy{immutableTags{core: c, meta: s.Meta}}, o.Policies...)
+		opts = append(opts, registry.WithGate(&gate{Policies: policies(c, checks), core: c, realm: cfg.Auth.Token.Realm}))
 	}
 	if cfg.Metrics.Enabled == nil || *cfg.Metrics.Enabled {
 		s.metrics = registry.NewMetrics()
@@ -208,6 +210,7 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 	c.SetRegistry(content{meta: s.Meta, reg: s.Registry})
 	c.Replication.SetLocal(local{reg: s.Registry, meta: s.Meta, core: c})
 	c.Jobs.Register(proxycache.Definition(completeCache(s.Registry)))
+	c.SetCollector(collector{s})
 	if err := s.bootstrap(ctx); err != nil {
 		c.Close()
 		return err
