@@ -80,6 +80,7 @@ var rules = []struct {
 	{"internal/sysjob", []string{"internal/registry", "internal/api", "internal/core", "internal/cli", "internal/gc", "internal/purge"}, "system jobs run the functions their vendors give", nil},
 	{"internal/gc", []string{"internal/registry", "internal/api", "internal/core", "internal/cli"}, "garbage collection reaches the registry's collector through an interface the wiring fills", nil},
 	{"internal/purge", []string{"internal/registry", "internal/api", "internal/core", "internal/cli"}, "the audit log purge is a system job over the audit log", nil},
+	{"internal/contenttrust", []string{"internal/registry", "internal/api", "internal/core", "internal/token", "internal/cli", "internal/image", "internal/store"}, "the signature policy reads the registry's content through its Content interface; trust verifies", nil},
 }
 
 // testSupport are the packages made for tests: they skip or fail tests,

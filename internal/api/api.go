@@ -43,6 +43,7 @@ import (
 	"github.com/lading-dev/lading/internal/artifact"
 	"github.com/lading-dev/lading/internal/audit"
 	"github.com/lading-dev/lading/internal/config"
+	"github.com/lading-dev/lading/internal/contenttrust"
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/gc"
 	"github.com/lading-dev/lading/internal/identity"
@@ -76,6 +77,7 @@ type Services struct {
 	GC          *gc.Service
 	Purge       *purge.Service
 	Replication *replication.Service
+	Trust       *contenttrust.Service
 }
 
 // Component is one part of lading as /health reports it.

@@ -71,13 +71,14 @@ type artifactJSON struct {
 	Tags              []tagJSON         `json:"tags"`
 	AdditionLinks     map[string]any    `json:"addition_links"`
 	Labels            []any             `json:"labels"`
+	Accessories       []accessoryJSON   `json:"accessories"`
 }
 
 func toArtifact(a artifact.Artifact) artifactJSON {
 	out := artifactJSON{ID: a.ID, Type: a.Type, MediaType: a.MediaType, ManifestMediaType: a.ManifestMediaType, ArtifactType: a.ArtifactType,
 		ProjectID: a.ProjectID, RepositoryID: a.RepositoryID, RepositoryName: a.RepositoryName, Digest: a.Digest, Size: a.Size,
 		PushTime: a.PushTime.UTC(), PullTime: a.PullTime.UTC(), ExtraAttrs: map[string]any{}, Annotations: a.Annotations,
-		References: []referenceJSON{}, Tags: []tagJSON{}, AdditionLinks: map[string]any{}, Labels: []any{}}
+		References: []referenceJSON{}, Tags: []tagJSON{}, AdditionLinks: map[string]any{}, Labels: []any{}, Accessories: accessories(a.Accessories)}
 	for _, r := range a.References {
 		out.References = append(out.References, referenceJSON{ParentID: a.ID, ChildID: r.ChildID, ChildDigest: r.ChildDigest, Platform: r.Platform, Annotations: r.Annotations, URLs: r.URLs})
 	}
@@ -155,7 +156,7 @@ func (s *Server) listArtifacts(c *call) error {
 		return err
 	}
 	withTag := c.r.URL.Query().Get("with_tag") != "false"
-	list, total, err := s.svc.Artifacts.Artifacts(c.ctx, c.who, c.project(), c.repoName(), q, page, withTag)
+	list, total, err := s.svc.Artifacts.Artifacts(c.ctx, c.who, c.project(), c.repoName(), q, page, withTag, c.includes()...)
 	if err != nil {
 		return err
 	}
@@ -170,7 +171,7 @@ func (s *Server) listArtifacts(c *call) error {
 }
 
 func (s *Server) getArtifact(c *call) error {
-	a, err := s.svc.Artifacts.Artifact(c.ctx, c.who, c.project(), c.repoName(), c.r.PathValue("reference"))
+	a, err := s.svc.Artifacts.Artifact(c.ctx, c.who, c.project(), c.repoName(), c.r.PathValue("reference"), c.includes()...)
 	if err != nil {
 		return err
 	}

@@ -75,6 +75,12 @@ func (s *Server) routes() {
 	s.handle("GET "+p+repo+"/artifacts/{reference}/tags", s.listTags)
 	s.handle("POST "+p+repo+"/artifacts/{reference}/tags", s.createTag)
 	s.handle("DELETE "+p+repo+"/artifacts/{reference}/tags/{tag_name}", s.deleteTag)
+	s.handle("GET "+p+repo+"/artifacts/{reference}/accessories", s.listAccessories)
+	// Signatures (lading's, beyond Harbor: see api/trust.go).
+	s.handle("GET "+p+repo+"/artifacts/{reference}/signatures", s.artifactSignatures)
+	s.handle("GET "+p+"/projects/{project_name_or_id}/trust-policy", s.getTrustPolicy)
+	s.handle("PUT "+p+"/projects/{project_name_or_id}/trust-policy", s.putTrustPolicy)
+	s.handle("DELETE "+p+"/projects/{project_name_or_id}/trust-policy", s.deleteTrustPolicy)
 	// Quotas.
 	s.handle("GET "+p+"/quotas", s.listQuotas)
 	s.handle("GET "+p+"/quotas/{id}", s.getQuota)

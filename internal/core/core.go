@@ -21,6 +21,7 @@ import (
 	"github.com/lading-dev/lading/internal/artifact"
 	"github.com/lading-dev/lading/internal/audit"
 	"github.com/lading-dev/lading/internal/config"
+	"github.com/lading-dev/lading/internal/contenttrust"
 	"github.com/lading-dev/lading/internal/gc"
 	"github.com/lading-dev/lading/internal/identity"
 	"github.com/lading-dev/lading/internal/immutable"
@@ -51,6 +52,7 @@ func Migrations() []sqldb.Migration {
 		identity.Migrations,
 		project.Migrations,
 		artifact.Migrations,
+		contenttrust.Migrations,
 		token.Migrations,
 		jobs.Migrations,
 		task.Migrations,
@@ -104,6 +106,9 @@ type Options struct {
 	Proxy proxycache.Options
 	// Hostname is how clients name the registry (event payloads).
 	Hostname string
+	// Trust configures the signature policy (Log and Outbound default to
+	// the core's).
+	Trust contenttrust.Options
 }
 
 // Core is Harbor's layer, assembled.
@@ -134,6 +139,9 @@ type Core struct {
 	Replication *replication.Service
 	// Proxy answers the registry about proxy-cache projects.
 	Proxy *proxycache.Service
+	// Trust is the signature policy: the projects' trusted signers, the
+	// registry's pull check.
+	Trust *contenttrust.Service
 	// API serves /api/v2.0/ and /c/.
 	API http.Handler
 	// TokenService serves /service/token.
@@ -198,9 +206,17 @@ func New(ctx context.Context, db *sqldb.DB, o Options) (*Core, error) {
 	if err := c.replication(ctx, o); err != nil {
 		return nil, err
 	}
+	to := o.Trust
+	if to.Log == nil {
+		to.Log = o.Log
+	}
+	if to.Outbound == nil {
+		to.Outbound = o.Outbound
+	}
+	c.Trust = contenttrust.New(db, c.Access, c.Audit, c.Projects, c.Artifacts, to)
 	c.lifecycle(o)
 	c.API = api.New(api.Services{Access: c.Access, Identity: c.Identity, Projects: c.Projects, Artifacts: c.Artifacts, Audit: c.Audit, Settings: c.Settings,
-		Jobs: jobs.NewMonitor(c.Jobs, c.Access), Webhooks: c.Webhooks, Replication: c.Replication,
+		Jobs: jobs.NewMonitor(c.Jobs, c.Access), Webhooks: c.Webhooks, Trust: c.Trust, Replication: c.Replication,
 		Immutable: c.Immutable, Labels: c.Labels, Retention: c.Retention, GC: c.GC, Purge: c.Purge},
 		api.Options{Log: o.Log, AccessLog: o.AccessLog, Version: o.Version, StorageProvider: o.StorageProvider, Health: o.Health, NoAuth: o.NoAuth})
 	c.TokenService = token.NewService(c.Tokens, c.Identity, c.Access, func(ctx context.Context) time.Duration {
@@ -307,6 +323,7 @@ func (c *Core) SetRegistry(r artifact.Registry) { c.Artifacts.SetRegistry(r) }
 
 // Close flushes pending pull records and the audit forwarder.
 func (c *Core) Close() {
+	c.Trust.Close()
 	c.Artifacts.Close()
 	c.Audit.Close()
 }

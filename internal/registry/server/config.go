@@ -87,6 +87,13 @@ import (
 //	proxy_cache:
 //	  freshness_timeout: 3s                # the upstream's HEAD of a tag; past it the cached copy is served
 //	  timeout: 30s                         # wait for the upstream's answer to a fetch
+//	trust:                                 # signers projects trust (fixed: the API cannot change them)
+//	  projects:
+//	    prod:
+//	      cosign_keys: [/etc/lading/keys/release.pub]
+//	      notation:
+//	        trust_policy: /etc/lading/notation/trustpolicy.json
+//	        trust_store: /etc/lading/notation/truststore
 type Config struct {
 	Address string `yaml:"address"`
 	// ShutdownTimeout bounds how long a shutdown waits for requests in
@@ -111,6 +118,8 @@ type Config struct {
 	Secrets     SecretsConfig     `yaml:"secrets"`
 	Replication ReplicationConfig `yaml:"replication"`
 	ProxyCache  ProxyCacheConfig  `yaml:"proxy_cache"`
+	// Trust names the signers projects trust (see TrustConfig).
+	Trust TrustConfig `yaml:"trust"`
 
 	// Root is the lading root (where a generated admin password goes);
 	// set by Defaults.

@@ -226,6 +226,11 @@ func (h *hooks) BlobUnlinked(ctx context.Context, tx *sqldb.Tx, repo, dgst strin
 }
 
 func (h *hooks) ManifestPut(ctx context.Context, tx *sqldb.Tx, repo string, m meta.Manifest, tags []string) error {
+	if trustChanged(m, tags) {
+		if err := h.core.Trust.Changed(ctx, tx, repo); err != nil {
+			return err
+		}
+	}
 	if m.Content == nil {
 		return nil
 	}
@@ -233,18 +238,34 @@ func (h *hooks) ManifestPut(ctx context.Context, tx *sqldb.Tx, repo string, m me
 }
 
 func (h *hooks) ManifestDeleted(ctx context.Context, tx *sqldb.Tx, repo, dgst string) error {
+	if err := h.core.Trust.Changed(ctx, tx, repo); err != nil {
+		return err
+	}
 	return h.core.Artifacts.ManifestDeleted(ctx, tx, repo, dgst)
 }
 
 func (h *hooks) TagPut(ctx context.Context, tx *sqldb.Tx, repo, tag, dgst string) error {
+	if artifact.LegacySubject(tag) != "" {
+		if err := h.core.Trust.Changed(ctx, tx, repo); err != nil {
+			return err
+		}
+	}
 	return h.core.Artifacts.TagPut(ctx, tx, repo, tag, dgst)
 }
 
 func (h *hooks) TagDeleted(ctx context.Context, tx *sqldb.Tx, repo, tag string) error {
+	if artifact.LegacySubject(tag) != "" {
+		if err := h.core.Trust.Changed(ctx, tx, repo); err != nil {
+			return err
+		}
+	}
 	return h.core.Artifacts.TagDeleted(ctx, tx, repo, tag)
 }
 
 func (h *hooks) RepositoryDeleted(ctx context.Context, tx *sqldb.Tx, repo string) error {
+	if err := h.core.Trust.Changed(ctx, tx, repo); err != nil {
+		return err
+	}
 	return h.core.Artifacts.RepositoryDeleted(ctx, tx, repo)
 }
 

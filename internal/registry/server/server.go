@@ -17,6 +17,7 @@ import (
 
 	"github.com/lading-dev/lading/internal/actor"
 	"github.com/lading-dev/lading/internal/api"
+	"github.com/lading-dev/lading/internal/contenttrust"
 	"github.com/lading-dev/lading/internal/core"
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/jobs"
@@ -172,8 +173,13 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 		Replication: replication.Options{Concurrency: cfg.Replication.Concurrency, Timeout: cfg.Replication.Timeout, Host: externalHost(cfg)},
 		Proxy:       proxycache.Options{FreshnessTimeout: cfg.ProxyCache.FreshnessTimeout, Timeout: cfg.ProxyCache.Timeout},
 		Hostname:    externalHost(cfg),
+		Trust:       contenttrust.Options{Host: externalHost(cfg)},
 	})
 	if err != nil {
+		return err
+	}
+	if err := setTrust(c, cfg.Trust); err != nil {
+		c.Close()
 		return err
 	}
 	hooks.core = c
@@ -192,8 +198,9 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 		registry.WithUpstreams(upstreams{p: c.Proxy}),
 	}
 	if !noAuth {
-		checks := append([]registry.Policy{immutableTags{core: c, meta: s.Meta}}, o.Policies...)
-		opts = append(opts, registry.WithGate(&gate{Policies: policies(c, checks), core: c, realm: cfg.Auth.Token.Realm}))
+		g := &gate{core: c, realm: cfg.Auth.Token.Realm}
+		g.Policies = policies(c, append([]registry.Policy{immutableTags{core: c, meta: s.Meta}, signatures{gate: g}}, o.Policies...))
+		opts = append(opts, registry.WithGate(g))
 	}
 	if cfg.Metrics.Enabled == nil || *cfg.Metrics.Enabled {
 		s.metrics = registry.NewMetrics()
@@ -211,6 +218,7 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 	c.Replication.SetLocal(local{reg: s.Registry, meta: s.Meta, core: c})
 	c.Jobs.Register(proxycache.Definition(completeCache(s.Registry)))
 	c.SetCollector(collector{s})
+	c.Trust.SetContent(trustContent{meta: s.Meta, reg: s.Registry})
 	if err := s.bootstrap(ctx); err != nil {
 		c.Close()
 		return err
@@ -329,6 +337,13 @@ func (s *Server) Reload(cfg *Config) error {
 			s.log.Info(fmt.Sprintf("settings reloaded: %d fixed by the configuration", len(cfg.Settings)))
 		}
 		s.Config.Auth.Htpasswd = cfg.Auth.Htpasswd
+		if err := setTrust(s.Core, cfg.Trust); err != nil {
+			s.log.Error("trust reload failed, keeping the trusted signers in force", "error", err)
+			errs = append(errs, err)
+		} else {
+			s.Config.Trust = cfg.Trust
+			s.log.Info(fmt.Sprintf("trusted signers reloaded: %d projects fixed by the configuration", len(cfg.Trust.Projects)))
+		}
 	}
 	if err := s.importHtpasswd(ctx); err != nil {
 		s.log.Error("htpasswd import failed", "file", s.Config.Auth.Htpasswd, "error", err)
