@@ -55,6 +55,7 @@ import (
 	"github.com/lading-dev/lading/internal/query"
 	"github.com/lading-dev/lading/internal/replication"
 	"github.com/lading-dev/lading/internal/retention"
+	"github.com/lading-dev/lading/internal/scanning/scanapi"
 	"github.com/lading-dev/lading/internal/webhook"
 )
 
@@ -111,6 +112,8 @@ type Server struct {
 	opt Options
 	log *slog.Logger
 	mux *http.ServeMux
+	// scans is registry-side scanning, when plugged in (SetScanning).
+	scans scanapi.Service
 }
 
 // New returns the API handler.

@@ -7,6 +7,7 @@ import (
 	"github.com/lading-dev/lading/internal/artifact"
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/project"
+	"github.com/lading-dev/lading/internal/scanning/scanapi"
 )
 
 // repositoryJSON is Harbor's Repository.
@@ -72,6 +73,10 @@ type artifactJSON struct {
 	AdditionLinks     map[string]any    `json:"addition_links"`
 	Labels            []any             `json:"labels"`
 	Accessories       []accessoryJSON   `json:"accessories"`
+	// ScanOverview and SBOMOverview are filled when asked for
+	// (with_scan_overview, with_sbom_overview).
+	ScanOverview map[string]scanapi.ReportSummary `json:"scan_overview,omitempty"`
+	SBOMOverview *scanapi.SBOMOverview            `json:"sbom_overview,omitempty"`
 }
 
 func toArtifact(a artifact.Artifact) artifactJSON {
@@ -167,6 +172,9 @@ func (s *Server) listArtifacts(c *call) error {
 	if err := s.decorate(c, list, out); err != nil {
 		return err
 	}
+	if err := s.overviews(c, list, out); err != nil {
+		return err
+	}
 	return c.list(page, total, out)
 }
 
@@ -177,6 +185,9 @@ func (s *Server) getArtifact(c *call) error {
 	}
 	out := []artifactJSON{toArtifact(a)}
 	if err := s.decorate(c, []artifact.Artifact{a}, out); err != nil {
+		return err
+	}
+	if err := s.overviews(c, []artifact.Artifact{a}, out); err != nil {
 		return err
 	}
 	return c.json(http.StatusOK, out[0])

@@ -33,6 +33,7 @@ import (
 	"github.com/lading-dev/lading/internal/purge"
 	"github.com/lading-dev/lading/internal/replication"
 	"github.com/lading-dev/lading/internal/retention"
+	"github.com/lading-dev/lading/internal/scanning/scanapi"
 	"github.com/lading-dev/lading/internal/secrets"
 	"github.com/lading-dev/lading/internal/sqldb"
 	"github.com/lading-dev/lading/internal/sysjob"
@@ -63,6 +64,7 @@ func Migrations() []sqldb.Migration {
 		label.Migrations,
 		sysjob.Migrations,
 		retention.Migrations,
+		scanapi.Migrations,
 	} {
 		out = append(out, m...)
 	}
@@ -147,7 +149,8 @@ type Core struct {
 	// TokenService serves /service/token.
 	TokenService http.Handler
 
-	log *slog.Logger
+	log       *slog.Logger
+	apiServer *api.Server
 }
 
 // New assembles the core over a migrated database.
@@ -215,10 +218,11 @@ func New(ctx context.Context, db *sqldb.DB, o Options) (*Core, error) {
 	}
 	c.Trust = contenttrust.New(db, c.Access, c.Audit, c.Projects, c.Artifacts, to)
 	c.lifecycle(o)
-	c.API = api.New(api.Services{Access: c.Access, Identity: c.Identity, Projects: c.Projects, Artifacts: c.Artifacts, Audit: c.Audit, Settings: c.Settings,
+	c.apiServer = api.New(api.Services{Access: c.Access, Identity: c.Identity, Projects: c.Projects, Artifacts: c.Artifacts, Audit: c.Audit, Settings: c.Settings,
 		Jobs: jobs.NewMonitor(c.Jobs, c.Access), Webhooks: c.Webhooks, Trust: c.Trust, Replication: c.Replication,
 		Immutable: c.Immutable, Labels: c.Labels, Retention: c.Retention, GC: c.GC, Purge: c.Purge},
 		api.Options{Log: o.Log, AccessLog: o.AccessLog, Version: o.Version, StorageProvider: o.StorageProvider, Health: o.Health, NoAuth: o.NoAuth})
+	c.API = c.apiServer
 	c.TokenService = token.NewService(c.Tokens, c.Identity, c.Access, func(ctx context.Context) time.Duration {
 		st, err := c.Settings.Get(ctx)
 		if err != nil || st.TokenExpiration <= 0 {
@@ -317,6 +321,9 @@ func (c *Core) notificationsOn(ctx context.Context) (bool, error) {
 	on, ok := st.Values["notification_enable"].(bool)
 	return on || !ok, nil
 }
+
+// SetScanning plugs registry-side scanning into the API (before serving).
+func (c *Core) SetScanning(sc scanapi.Service) { c.apiServer.SetScanning(sc) }
 
 // SetRegistry tells the artifact view about the registry.
 func (c *Core) SetRegistry(r artifact.Registry) { c.Artifacts.SetRegistry(r) }

@@ -64,32 +64,6 @@ func (r *Registry) readManifestContent(ctx context.Context, m meta.Manifest) ([]
 	return io.ReadAll(vr)
 }
 
-// OpenBlob opens a blob linked into repo; the reader verifies the
-// content's digest and size at EOF.
-func (r *Registry) OpenBlob(ctx context.Context, repo, dgst string) (io.ReadCloser, int64, error) {
-	h, err := verify.ParseDigest(dgst)
-	if err != nil {
-		return nil, 0, errdefs.InvalidArgument(err)
-	}
-	b, err := r.blobs.Blob(ctx, repo, h.String())
-	if err != nil {
-		return nil, 0, err
-	}
-	rc, err := r.driver.Reader(ctx, blobPath(h), 0)
-	if err != nil {
-		return nil, 0, err
-	}
-	vr, err := verify.NewReader(rc, h, b.Size)
-	if err != nil {
-		rc.Close()
-		return nil, 0, err
-	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{vr, rc}, b.Size, nil
-}
-
 // HaveBlob reports whether repo can use the blob dgst without receiving
 // it: it is linked into repo, or present in the registry and linked now
 // (a mount: content is stored once).

@@ -346,5 +346,5 @@ func authzRows() []row {
 		{name: "registry push (basic)", scope: registryBasic, res: access.Repository, act: access.Push, call: func(_ context.Context, _ *v2.HarborAPI, e *env, p proj, s subject, _ any) error {
 			return registryCall(e, s.user, s.password, "POST", "/v2/"+p.name+"/app/blobs/uploads/", "", false)
 		}},
-	}, slices.Concat(jobsRows(), replicationRows(), lifecycleRows(), trustRows())...)
+	}, slices.Concat(jobsRows(), replicationRows(), lifecycleRows(), trustRows(), scanRows())...)
 }
