@@ -62,6 +62,13 @@ var rules = []struct {
 	{"internal/token", []string{"internal/registry", "internal/identity", "internal/project", "internal/artifact", "internal/core", "internal/api"}, "the token service asks an Authenticator and access", nil},
 	{"internal/api", []string{"internal/registry", "internal/core", "internal/token", "internal/cli"}, "handlers translate HTTP to service calls; the registry and the token service are elsewhere", nil},
 	{"internal/core", []string{"internal/registry", "internal/cli"}, "Harbor's layer does not know the registry; registry/server composes them", nil},
+	// External identities: each source stands alone; the test servers
+	// know nothing of lading's clients, so what they answer is the truth.
+	{"internal/identity/ldap", []string{"internal/identity/oidc"}, "an identity source knows no other source", nil},
+	{"internal/identity/oidc", []string{"internal/identity/ldap"}, "an identity source knows no other source", nil},
+	{"internal/ldaptest", []string{"internal/identity", "internal/registry", "internal/core", "internal/api", "internal/harbortest"}, "the test directory is filled with OpenLDAP's tools, not lading's client", nil},
+	{"internal/oidctest", []string{"internal/identity", "internal/registry", "internal/core", "internal/api", "internal/harbortest"}, "the test provider is zitadel's, not lading's relying party", nil},
+	{"internal/testca", []string{"internal/"}, "a test CA knows nothing of lading", nil},
 	{"internal/trust", []string{"internal/cli", "internal/registry", "internal/image", "internal/store", "internal/analyze", "internal/scan"}, "signatures are verified over any Source: the registry feeds trust its own storage", nil},
 	{"internal/outbound", []string{"internal/access", "internal/sqldb", "internal/registry", "internal/api", "internal/core", "internal/cli"}, "the outbound gate is a dialer and a policy, below every service", nil},
 	{"internal/jobs", []string{"internal/task", "internal/webhook", "internal/api", "internal/core", "internal/registry", "internal/cli", "internal/scan"}, "the job service runs functions it is given; it knows no kind of job", nil},
@@ -105,6 +112,9 @@ var testSupport = []string{
 	"internal/treetest",
 	"internal/harbortest",
 	"internal/sqldb/sqldbtest",
+	"internal/ldaptest",
+	"internal/oidctest",
+	"internal/testca",
 }
 
 // importLine is one import of one Go file.

@@ -47,6 +47,8 @@ import (
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/gc"
 	"github.com/lading-dev/lading/internal/identity"
+	"github.com/lading-dev/lading/internal/identity/ldap"
+	"github.com/lading-dev/lading/internal/identity/oidc"
 	"github.com/lading-dev/lading/internal/immutable"
 	"github.com/lading-dev/lading/internal/jobs"
 	"github.com/lading-dev/lading/internal/label"
@@ -64,21 +66,25 @@ const Prefix = "/api/v2.0"
 
 // Services are what the API serves.
 type Services struct {
-	Access      *access.Checker
-	Identity    *identity.Service
-	Projects    *project.Service
-	Artifacts   *artifact.Service
-	Audit       *audit.Log
-	Settings    *config.Store
-	Jobs        *jobs.Monitor
-	Webhooks    *webhook.Service
-	Immutable   *immutable.Service
-	Labels      *label.Service
-	Retention   *retention.Service
-	GC          *gc.Service
-	Purge       *purge.Service
+	Access    *access.Checker
+	Identity  *identity.Service
+	Projects  *project.Service
+	Artifacts *artifact.Service
+	Audit     *audit.Log
+	Settings  *config.Store
+	Jobs      *jobs.Monitor
+	Webhooks  *webhook.Service
+	Immutable *immutable.Service
+	Labels    *label.Service
+	Retention *retention.Service
+	GC        *gc.Service
+	Purge     *purge.Service
+	Trust     *contenttrust.Service
+	// LDAP and OIDC serve the external identities' endpoints; nil
+	// answers that they are not available.
+	LDAP        *ldap.Admin
+	OIDC        *oidc.Service
 	Replication *replication.Service
-	Trust       *contenttrust.Service
 }
 
 // Component is one part of lading as /health reports it.
