@@ -6,12 +6,15 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lading-dev/lading/internal/cache"
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/inspect/compute"
 	"github.com/lading-dev/lading/internal/registry/server"
 )
 
@@ -56,7 +59,14 @@ See the Registry section of README.md.`,
 				return err
 			}
 			ctx := cmd.Context()
-			srv, err := server.Open(ctx, cfg, server.Options{Log: e.log, AccessLog: e.stderr})
+			// The web UI's artifact pages analyze images with lading's own
+			// analyzer, sharing the per-layer cache of the CLI's root.
+			lc, err := cache.Open(filepath.Join(cfg.Root, "cache", "layers"))
+			if err != nil {
+				return err
+			}
+			srv, err := server.Open(ctx, cfg, server.Options{Log: e.log, AccessLog: e.stderr, Version: ladingVersion(),
+				Analyzer: compute.New(compute.WithCache(lc), compute.WithLogger(e.log))})
 			if err != nil {
 				return err
 			}

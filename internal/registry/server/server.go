@@ -18,6 +18,7 @@ import (
 	"github.com/lading-dev/lading/internal/api"
 	"github.com/lading-dev/lading/internal/core"
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/inspect"
 	"github.com/lading-dev/lading/internal/registry"
 	"github.com/lading-dev/lading/internal/registry/meta"
 	"github.com/lading-dev/lading/internal/registry/storage"
@@ -28,6 +29,7 @@ import (
 	"github.com/lading-dev/lading/internal/sqldb/sqlite"
 	"github.com/lading-dev/lading/internal/syslog"
 	"github.com/lading-dev/lading/internal/token"
+	"github.com/lading-dev/lading/internal/ui"
 )
 
 // Migrations is the one ordered list of the metadata database's
@@ -46,8 +48,12 @@ type Server struct {
 	Driver   storage.Driver
 	Meta     *meta.SQL
 	DB       *sqldb.DB
-	log      *slog.Logger
-	handler  http.Handler
+	// Inspect reads artifacts' content for the UI.
+	Inspect *inspect.Service
+	// UI is the web UI, nil when turned off.
+	UI      *ui.Server
+	log     *slog.Logger
+	handler http.Handler
 
 	tlsMu   sync.RWMutex
 	tlsCert *tls.Certificate
@@ -67,6 +73,11 @@ type Options struct {
 	Events registry.Events
 	// Version is lading's version (systeminfo).
 	Version string
+	// Analyzer tells the web UI what is inside images (packages by
+	// layer, vulnerabilities); nil shows neither.
+	Analyzer inspect.Analyzer
+	// NoUI turns the web UI off.
+	NoUI bool
 }
 
 // Open opens the storage and the database the configuration names,
@@ -166,6 +177,15 @@ func (s *Server) assemble(ctx context.Context, o Options) error {
 		c.Close()
 		return err
 	}
+	s.Inspect = inspect.New(c.Artifacts, c.Projects, stored{meta: s.Meta, driver: s.Driver}, o.Analyzer)
+	if !o.NoUI {
+		s.UI, err = ui.New(ui.Services{Permissions: c.Access, Identity: c.Identity, Projects: c.Projects, Artifacts: c.Artifacts,
+			Audit: c.Audit, Settings: c.Settings, Inspect: s.Inspect}, ui.Options{Log: s.log, Version: o.Version, NoAuth: noAuth})
+		if err != nil {
+			c.Close()
+			return err
+		}
+	}
 	s.handler = s.route()
 	return nil
 }
@@ -194,8 +214,8 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	return nil
 }
 
-// route sends Harbor's paths to the core and everything else to the
-// registry.
+// route sends Harbor's paths to the core, the web UI's to the UI and
+// everything else to the registry.
 func (s *Server) route() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
@@ -205,6 +225,8 @@ func (s *Server) route() http.Handler {
 			s.Core.TokenService.ServeHTTP(w, r)
 		case strings.HasPrefix(p, api.Prefix+"/"), p == api.Prefix, strings.HasPrefix(p, "/c/"):
 			s.Core.API.ServeHTTP(w, r)
+		case s.UI != nil && ui.Owns(p):
+			s.UI.ServeHTTP(w, r)
 		default:
 			s.Registry.ServeHTTP(w, r)
 		}
