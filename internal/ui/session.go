@@ -81,11 +81,11 @@ func (s *Server) checkCSRF(c *call) error {
 			return errdefs.Denied(errors.New("cross-origin form posts are refused"))
 		}
 	}
+	if err := c.r.ParseForm(); err != nil {
+		return errdefs.InvalidArgument(errors.New("the form could not be read"))
+	}
 	got := c.r.Header.Get(CSRFHeader)
 	if got == "" {
-		if err := c.r.ParseForm(); err != nil {
-			return errdefs.InvalidArgument(errors.New("the form could not be read"))
-		}
 		got = c.r.PostForm.Get(CSRFField)
 	}
 	if c.csrf == "" || subtle.ConstantTimeCompare([]byte(got), []byte(c.csrf)) != 1 {
