@@ -129,6 +129,9 @@ func (s *session) shot(name string) {
 		return
 	}
 	os.WriteFile(filepath.Join(s.shots, name+".png"), full, 0o644)
+	if a, ok := anchors[name]; ok {
+		chromedp.Do(s.ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).scrollIntoView()`, a)))
+	}
 	view, err := chromedp.Run(s.ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		s.t.Logf("screenshot %s: %v", name, err)
@@ -145,6 +148,13 @@ type axeResult struct {
 	Version    string      `json:"version"`
 	Passes     []string    `json:"passes"`
 	Violations []violation `json:"violations"`
+}
+
+// anchors are where the window screenshot of a page scrolls to.
+var anchors = map[string]string{
+	"artifact-vulnerabilities": "#inside-h",
+	"artifact-packages":        "#inside-h",
+	"artifact-labeled":         "#cfg-h",
 }
 
 // violation is one axe-core finding.
