@@ -133,19 +133,15 @@ func (s *Server) repositoryPage(c *call, t target) error {
 		sort = ""
 	}
 	page := c.pageOf()
-	arts, total, err := s.svc.Artifacts.Artifacts(c.ctx, c.who, t.ref(), t.Repo, q, page, true)
+	arts, tagCounts, total, err := s.svc.Artifacts.ArtifactsSomeTags(c.ctx, c.who, t.ref(), t.Repo, q, page, rowTags)
 	if err != nil {
 		return err
 	}
 	rows := make([]artifactRow, len(arts))
 	for i, a := range arts {
-		rows[i] = artifactRow{Artifact: a, PullRef: a.RepositoryName + "@" + a.Digest}
+		rows[i] = artifactRow{Artifact: a, PullRef: a.RepositoryName + "@" + a.Digest, MoreTags: int(tagCounts[a.ID]) - len(a.Tags)}
 		if len(a.Tags) > 0 {
 			rows[i].PullRef = a.RepositoryName + ":" + a.Tags[0].Name
-		}
-		if len(a.Tags) > rowTags {
-			rows[i].MoreTags = len(a.Tags) - rowTags
-			rows[i].Tags = a.Tags[:rowTags]
 		}
 	}
 	if s.svc.Inspect != nil {
