@@ -9,7 +9,7 @@ import (
 
 // routes registers every endpoint. Adding an endpoint: a line here, a
 // handler that calls one service function, and a row in the
-// authorization test (internal/harbortest).
+// authorization test (internal/registry/server/authz_rows_test.go).
 func (s *Server) routes() {
 	p := Prefix
 	// System.

@@ -76,6 +76,7 @@ var Migrations = []sqldb.Migration{{Owner: "artifact", Name: "repositories, arti
 		pull_time {{int}} NOT NULL DEFAULT 0,
 		UNIQUE (repository_id, name))`,
 	`CREATE INDEX artifact_tags_artifact ON artifact_tags (artifact_id, name)`,
+	`CREATE INDEX artifact_tags_name ON artifact_tags (name)`,
 }}}
 
 // Registry is what the view asks of the registry to change content.

@@ -57,7 +57,8 @@ var ArtifactFields = query.Fields{
 	"size":                {Column: "a.size", Kind: query.Int},
 	"push_time":           {Column: "a.push_time", Kind: query.Time},
 	"pull_time":           {Column: "a.pull_time", Kind: query.Time},
-	"tags":                {Column: "t.name", Match: "EXISTS (SELECT 1 FROM artifact_tags t WHERE t.artifact_id = a.id AND %s)"},
+	// Uncorrelated, so the tags are searched once, not once per artifact.
+	"tags": {Column: "t.name", Match: "a.id IN (SELECT t.artifact_id FROM artifact_tags t WHERE %s)"},
 }
 
 // TagFields are the keys a tag listing may filter and sort by.
@@ -264,7 +265,8 @@ func (s *Service) DeleteArtifact(ctx context.Context, who access.Subject, ref pr
 	}
 	if err := s.registry.DeleteManifest(ctx, repo.Name, a.Digest); err != nil {
 		if errors.Is(err, errdefs.ErrConflict) {
-			return errdefs.FailedPrecondition(err)
+			// %v: the class is FailedPrecondition (412), not Conflict.
+			return errdefs.FailedPrecondition(fmt.Errorf("the artifact is referenced by other artifacts: %v", err))
 		}
 		return err
 	}

@@ -28,7 +28,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("LADING_TEST_MAIN") == "1" {
 		os.Exit(Run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeBinary()
+	os.Exit(code)
 }
 
 // throttle proxies to a registry, sending blob bodies slowly.

@@ -56,6 +56,9 @@ multi-platform image shows its index digest and platforms.`,
 			}
 			var rows []lsEntry
 			for _, d := range idx.Manifests {
+				if d.ArtifactType != "" && d.Annotations[store.RefNameAnnotation] == "" {
+					continue // a signature or other referrer kept beside its image
+				}
 				rows = append(rows, lsRow(ctx, e, st, d))
 			}
 			sort.SliceStable(rows, func(i, j int) bool {

@@ -128,6 +128,8 @@ func newRootCommand(e *env) *cobra.Command {
 		newDBCommand(e),
 		newVersionCommand(e),
 		newServeCommand(e),
+		newSignCommand(e),
+		newVerifyCommand(e),
 	)
 	usageArgs(cmd)
 	return cmd

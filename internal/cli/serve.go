@@ -1,8 +1,9 @@
 package cli
 
 import (
-	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -32,6 +33,7 @@ type serveFlags struct {
 	token         bool
 	anonymousRead bool
 	gcInterval    time.Duration
+	metricsAddr   string
 }
 
 func newServeCommand(e *env) *cobra.Command {
@@ -50,8 +52,8 @@ $LADING_ADMIN_PASSWORD or auth.admin_password, else a random one written to
 <root>/registry/initial-admin-password) and the public project "library".
 --no-auth serves an open registry instead, for throwaway local use.
 A YAML configuration file (--config) sets everything; the flags override it.
-SIGHUP reloads the TLS certificate, the fixed settings and the htpasswd import.
-See the Registry section of README.md.`,
+SIGHUP reloads the TLS certificate, the settings the file fixes and the htpasswd
+import. See the Registry section of README.md.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := sf.load(cmd, e)
@@ -59,20 +61,48 @@ See the Registry section of README.md.`,
 				return err
 			}
 			ctx := cmd.Context()
+			log := e.log
+			if !cmd.Flag("log-level").Changed {
+				// A server says what it does (listening, reloads,
+				// shutting down) unless told to be quieter.
+				log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			}
 			// The web UI's artifact pages analyze images with lading's own
 			// analyzer, sharing the per-layer cache of the CLI's root.
 			lc, err := cache.Open(filepath.Join(cfg.Root, "cache", "layers"))
 			if err != nil {
 				return err
 			}
-			srv, err := server.Open(ctx, cfg, server.Options{Log: e.log, AccessLog: e.stderr, Version: ladingVersion(),
-				Analyzer: compute.New(compute.WithCache(lc), compute.WithLogger(e.log))})
+			srv, err := server.Open(ctx, cfg, server.Options{Log: log, AccessLog: e.stderr, Version: ladingVersion(),
+				Analyzer: compute.New(compute.WithCache(lc), compute.WithLogger(log))})
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
-			stopReload := reloadOnHUP(ctx, e, sf, cmd, srv)
-			defer stopReload()
+			// SIGHUP reloads credentials and the certificate, as nginx
+			// and Distribution do; it no longer ends the process.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-hup:
+						// The configuration file read again; the
+						// certificate is reloaded even if it does
+						// not load.
+						next, err := sf.load(cmd, e)
+						if err != nil {
+							log.Error("configuration reload failed, keeping the settings in force", "error", err)
+							srv.Reload(nil)
+							continue
+						}
+						srv.Reload(&next) // logs what it did
+					}
+				}
+			}()
 			l, err := net.Listen("tcp", cfg.Address)
 			if err != nil {
 				return errdefs.Unavailable(fmt.Errorf("listen %s: %w", cfg.Address, err))
@@ -81,7 +111,15 @@ See the Registry section of README.md.`,
 			if cfg.TLS.Certificate != "" {
 				scheme = "https"
 			}
+			maddr, err := srv.ListenMetrics()
+			if err != nil {
+				l.Close()
+				return err
+			}
 			fmt.Fprintf(e.stderr, "lading: registry serving on %s://%s (storage %s, auth %s)\n", scheme, l.Addr(), srv.Driver.Name(), cfg.Auth.Mode)
+			if maddr != nil {
+				fmt.Fprintf(e.stderr, "lading: metrics on http://%s/metrics\n", maddr)
+			}
 			return srv.Serve(ctx, l)
 		},
 	}
@@ -97,8 +135,9 @@ See the Registry section of README.md.`,
 	f.BoolVar(&sf.token, "token-auth", false, "")
 	f.BoolVar(&sf.anonymousRead, "anonymous-read", false, "")
 	f.MarkDeprecated("token-auth", "the token service is always on, at /service/token")
-	f.MarkDeprecated("anonymous-read", "anonymous callers pull from public projects (metadata.public)")
+	f.MarkHidden("anonymous-read")
 	f.DurationVar(&sf.gcInterval, "gc-interval", 0, "run garbage collection this often (0: never)")
+	f.StringVar(&sf.metricsAddr, "metrics-address", "", "serve /metrics on this address only, not on the registry's")
 
 	cmd.AddCommand(newServeGCCommand(e, sf))
 	return cmd
@@ -138,8 +177,14 @@ func (sf *serveFlags) load(cmd *cobra.Command, e *env) (server.Config, error) {
 	if set("no-auth") && sf.noAuth {
 		cfg.Auth.Mode = "none"
 	}
+	if set("anonymous-read") {
+		return cfg, usageError{errdefs.InvalidArgument(errors.New("--anonymous-read is replaced by public projects: anonymous callers pull from projects whose metadata.public is true (library is public)"))}
+	}
 	if set("gc-interval") {
 		cfg.GC.Interval = sf.gcInterval
+	}
+	if set("metrics-address") {
+		cfg.Metrics.Address = sf.metricsAddr
 	}
 	cfg.Defaults(e.root)
 	if err := cfg.Validate(); err != nil {
@@ -197,35 +242,4 @@ func noArgs(cmd *cobra.Command, args []string) error {
 		return usageError{errdefs.InvalidArgument(err)}
 	}
 	return nil
-}
-
-// reloadOnHUP reloads the configuration's reloadable parts (TLS, fixed
-// settings, htpasswd import) on SIGHUP, until the returned function is
-// called.
-func reloadOnHUP(ctx context.Context, e *env, sf *serveFlags, cmd *cobra.Command, srv *server.Server) func() {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGHUP)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-done:
-				return
-			case <-ch:
-				cfg, err := sf.load(cmd, e)
-				if err == nil {
-					err = srv.Reload(ctx, cfg)
-				}
-				if err != nil {
-					e.log.Error("reload on SIGHUP failed; keeping the running configuration", "error", err)
-					continue
-				}
-				e.log.Info("reloaded the configuration on SIGHUP")
-			}
-		}
-	}()
-	return func() {
-		signal.Stop(ch)
-		close(done)
-	}
 }

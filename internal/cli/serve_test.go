@@ -31,7 +31,10 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-var servingOn = regexp.MustCompile(`serving on (http://\S+)`)
+var (
+	servingOn = regexp.MustCompile(`serving on (http://\S+)`)
+	metricsOn = regexp.MustCompile(`metrics on (http://\S+)`)
+)
 
 func TestServe(t *testing.T) {
 	root := t.TempDir()
@@ -40,7 +43,7 @@ func TestServe(t *testing.T) {
 	stderr := &lockedBuffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- Run(ctx, []string{"--root", root, "serve", "--address", "127.0.0.1:0"}, nil, io.Discard, stderr)
+		done <- Run(ctx, []string{"--root", root, "serve", "--address", "127.0.0.1:0", "--metrics-address", "127.0.0.1:0"}, nil, io.Discard, stderr)
 	}()
 	var base string
 	for deadline := time.Now().Add(10 * time.Second); base == ""; {
@@ -58,13 +61,39 @@ func TestServe(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// Authentication is on by default: /v2/ challenges to the token
+	// service, the API answers, the administrator's first password is in
+	// a file only its owner reads.
 	resp, err := http.Get(base + "/v2/")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("GET /v2/: %s", resp.Status)
+	if ch := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(ch, `Bearer realm="`+base+`/service/token"`) {
+		t.Errorf("GET /v2/: %s, challenge %q", resp.Status, ch)
+	}
+	if resp, err := http.Get(base + "/api/v2.0/ping"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /api/v2.0/ping: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if st, err := os.Stat(filepath.Join(root, "registry", "initial-admin-password")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("initial admin password file: %v %v", st, err)
+	}
+	// --metrics-address: /metrics there, not on the registry's port.
+	m := metricsOn.FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no metrics address printed: %s", stderr.String())
+	}
+	for u, status := range map[string]int{m[1]: http.StatusOK, base + "/metrics": http.StatusNotFound} {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != status {
+			t.Errorf("GET %s: %s, want %d", u, resp.Status, status)
+		}
 	}
 	cancel()
 	if code := <-done; code != exitOK {
@@ -106,7 +135,10 @@ func TestServeBadInvocations(t *testing.T) {
 		if code != tc.code {
 			t.Errorf("%v: exit %d, want %d (%s)", tc.args, code, tc.code, stderr.String())
 		}
-		if !strings.HasPrefix(stderr.String(), "lading: ") {
+		// The error is the last line (a first start logs the
+		// administrator's creation before).
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		if !strings.HasPrefix(lines[len(lines)-1], "lading: ") {
 			t.Errorf("%v: stderr %q", tc.args, stderr.String())
 		}
 	}

@@ -165,6 +165,8 @@ type Store struct {
 
 	mu         sync.Mutex
 	overrides  map[string]any
+	guards     map[string]func(context.Context) error
+	stored     map[string]any // the database's values, last loaded
 	cached     *Settings
 	until      time.Time
 	refreshing bool
@@ -174,6 +176,20 @@ type Store struct {
 // configuration file; see SetOverrides.
 func New(db *sqldb.DB, checker *access.Checker, log *audit.Log) *Store {
 	return &Store{db: db, access: checker, audit: log}
+}
+
+// Guard makes setting name changeable only while check returns nil; its
+// error (say, auth_mode "cannot be modified as new users have been
+// inserted into database") refuses an update that changes the value, and
+// GET /configurations shows the setting as not editable. The wiring sets
+// guards that need other services' data, so config imports none of them.
+func (s *Store) Guard(name string, check func(context.Context) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.guards == nil {
+		s.guards = map[string]func(context.Context) error{}
+	}
+	s.guards[name] = check
 }
 
 // SetOverrides fixes settings from the configuration file (on start and on
@@ -193,8 +209,10 @@ func (s *Store) SetOverrides(o map[string]any) error {
 	}
 	s.mu.Lock()
 	s.overrides = norm
-	if s.cached != nil {
-		s.until = time.Time{} // refresh at the next Get
+	if s.stored != nil {
+		// Applies at once; the database is read again as usual.
+		st := merge(s.stored, norm)
+		s.cached = &st
 	}
 	s.mu.Unlock()
 	return nil
@@ -227,9 +245,6 @@ func (s *Store) Get(ctx context.Context) (Settings, error) {
 
 // refresh loads the settings and caches them.
 func (s *Store) refresh(ctx context.Context) (Settings, error) {
-	s.mu.Lock()
-	overrides := s.overrides
-	s.mu.Unlock()
 	values, err := s.load(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -237,10 +252,17 @@ func (s *Store) refresh(ctx context.Context) (Settings, error) {
 	if err != nil {
 		return Settings{}, err
 	}
-	maps.Copy(values, overrides)
-	st := settingsOf(values)
+	s.stored = values
+	st := merge(values, s.overrides)
 	s.cached, s.until = &st, time.Now().Add(cacheFor)
 	return st, nil
+}
+
+// merge returns the settings of the stored values with the overrides.
+func merge(stored, overrides map[string]any) Settings {
+	values := maps.Clone(stored)
+	maps.Copy(values, overrides)
+	return settingsOf(values)
 }
 
 func (s *Store) load(ctx context.Context) (map[string]any, error) {
@@ -313,7 +335,7 @@ func (s *Store) List(ctx context.Context, who access.Subject) (map[string]Item, 
 		return nil, err
 	}
 	s.mu.Lock()
-	overrides := s.overrides
+	overrides, guards := s.overrides, s.guards
 	s.mu.Unlock()
 	out := map[string]Item{}
 	for _, k := range Keys {
@@ -321,7 +343,11 @@ func (s *Store) List(ctx context.Context, who access.Subject) (map[string]Item, 
 			continue
 		}
 		_, fixed := overrides[k.Name]
-		out[k.Name] = Item{Value: st.Values[k.Name], Editable: !fixed && !k.ReadOnly}
+		editable := !fixed && !k.ReadOnly
+		if g := guards[k.Name]; editable && g != nil {
+			editable = g(ctx) == nil
+		}
+		out[k.Name] = Item{Value: st.Values[k.Name], Editable: editable}
 	}
 	return out, nil
 }
@@ -334,8 +360,12 @@ func (s *Store) Update(ctx context.Context, who access.Subject, changes map[stri
 		return err
 	}
 	s.mu.Lock()
-	overrides := s.overrides
+	overrides, guards := s.overrides, s.guards
 	s.mu.Unlock()
+	current, err := s.Get(ctx)
+	if err != nil {
+		return err
+	}
 	norm := map[string]any{}
 	for name, v := range changes {
 		k, ok := keyByName(name)
@@ -349,13 +379,18 @@ func (s *Store) Update(ctx context.Context, who access.Subject, changes map[stri
 		if err != nil {
 			return err
 		}
+		if g := guards[name]; g != nil && nv != current.Values[name] {
+			if err := g(ctx); err != nil {
+				return err
+			}
+		}
 		norm[name] = nv
 	}
 	if len(norm) == 0 {
 		return nil
 	}
 	names := slices.Sorted(maps.Keys(norm))
-	err := s.db.Tx(ctx, "update configuration", func(tx *sqldb.Tx) error {
+	err = s.db.Tx(ctx, "update configuration", func(tx *sqldb.Tx) error {
 		now := sqldb.Nanos(s.db.Now())
 		for _, name := range names {
 			b, _ := json.Marshal(norm[name])

@@ -109,6 +109,7 @@ func New(ctx context.Context, db *sqldb.DB, o Options) (*Core, error) {
 		idOpts = append(idOpts, identity.WithSource(mode, src))
 	}
 	c.Identity = identity.New(db, c.Access, c.Audit, c.Settings, store, idOpts...)
+	c.Settings.Guard("auth_mode", c.Identity.CanChangeAuthMode)
 	c.Projects = project.New(db, store, c.Access, c.Audit, c.Settings, c.Identity, o.Log)
 	c.Artifacts = artifact.New(db, c.Access, c.Audit, c.Projects, o.Registry, o.Log)
 	c.Projects.SetContents(c.Artifacts)

@@ -59,34 +59,44 @@ func (b *Buffer) String() string {
 	return b.b.String()
 }
 
-// Option changes the configuration before the server opens.
-type Option func(*server.Config)
+// Option changes the configuration or the options before the server
+// opens.
+type Option func(*server.Config, *server.Options)
 
 // WithDatabase uses a PostgreSQL database (a URL) instead of SQLite.
-func WithDatabase(url string) Option { return func(c *server.Config) { c.Database.URL = url } }
+func WithDatabase(url string) Option {
+	return func(c *server.Config, _ *server.Options) { c.Database.URL = url }
+}
 
 // WithConfig changes the configuration with fn.
-func WithConfig(fn func(*server.Config)) Option { return Option(fn) }
+func WithConfig(fn func(*server.Config)) Option {
+	return func(c *server.Config, _ *server.Options) { fn(c) }
+}
+
+// WithOptions changes the server's options with fn (events, policies).
+func WithOptions(fn func(*server.Options)) Option {
+	return func(_ *server.Config, o *server.Options) { fn(o) }
+}
 
 // WithRoot uses a given lading root (two servers sharing storage).
-func WithRoot(root string) Option { return func(c *server.Config) { c.Root = root } }
+func WithRoot(root string) Option { return func(c *server.Config, _ *server.Options) { c.Root = root } }
 
 // Start starts a server that lives until the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	var cfg server.Config
 	cfg.Auth.AdminPassword = AdminPassword
+	logs := &Buffer{}
+	sopts := server.Options{Log: slog.New(slog.NewJSONHandler(logs, nil)), AccessLog: logs, Version: "test"}
 	for _, o := range opts {
-		o(&cfg)
+		o(&cfg, &sopts)
 	}
 	root := cfg.Root
 	if root == "" {
 		root = t.TempDir()
 	}
 	cfg.Defaults(root)
-	logs := &Buffer{}
-	log := slog.New(slog.NewJSONHandler(logs, nil))
-	srv, err := server.Open(context.Background(), cfg, server.Options{Log: log, AccessLog: logs, Version: "test"})
+	srv, err := server.Open(context.Background(), cfg, sopts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -375,6 +375,20 @@ func (s *Service) DeleteUser(ctx context.Context, who access.Subject, id int64) 
 	})
 }
 
+// CanChangeAuthMode refuses, as Harbor does, to change auth_mode once
+// users other than the first admin exist (they belong to the current
+// mode's source). The wiring installs it as config's auth_mode guard.
+func (s *Service) CanChangeAuthMode(ctx context.Context) error {
+	var n int64
+	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM users WHERE id <> 1`).Scan(&n); err != nil {
+		return s.db.Wrap("users", err)
+	}
+	if n > 0 {
+		return errdefs.InvalidArgument(errors.New("the auth mode cannot be modified as new users have been inserted into database"))
+	}
+	return nil
+}
+
 // CountUsers counts the users (for first start).
 func (s *Service) CountUsers(ctx context.Context) (int64, error) {
 	var n int64

@@ -114,7 +114,13 @@ func (r *Registry) check(w http.ResponseWriter, req *http.Request, need []Scope,
 		if !errdefs.IsUnauthorized(err) {
 			return Subject{}, toAPI(err, codes{})
 		}
-		r.challenge(w, req, need, "invalid_token")
+		// A bad token is an invalid_token; other credentials get the
+		// plain challenge, which clients follow.
+		tokenErr := ""
+		if scheme, _, _ := strings.Cut(req.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "bearer") {
+			tokenErr = "invalid_token"
+		}
+		r.challenge(w, req, need, tokenErr)
 		return Subject{}, &apiError{status: http.StatusUnauthorized, code: codeUnauthorized, err: err}
 	}
 	if action == "" {

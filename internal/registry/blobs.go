@@ -31,7 +31,7 @@ func (r *Registry) getBlob(c *call) error {
 	if err != nil {
 		return err
 	}
-	b, err := r.meta.Blob(ctx, c.rt.repo, dgst.String())
+	b, err := r.blobs.Blob(ctx, c.rt.repo, dgst.String())
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func (r *Registry) deleteBlob(c *call) error {
 	if err != nil {
 		return err
 	}
-	if err := r.meta.UnlinkBlob(c.req.Context(), c.rt.repo, dgst.String()); err != nil {
+	if err := r.blobs.UnlinkBlob(c.req.Context(), c.rt.repo, dgst.String()); err != nil {
 		return err
 	}
 	c.w.Header().Set("Content-Length", "0")
@@ -101,7 +101,7 @@ func (r *Registry) deleteBlob(c *call) error {
 // claim announces a blob write to the metadata store, waiting while the
 // garbage collector finishes deleting the same digest.
 func (r *Registry) claim(ctx context.Context, dgst v1.Hash) (bool, error) {
-	return r.waitCollector(ctx, func() (bool, error) { return r.meta.ClaimBlob(ctx, dgst.String()) })
+	return r.waitCollector(ctx, func() (bool, error) { return r.blobs.ClaimBlob(ctx, dgst.String()) })
 }
 
 // waitCollector retries a claim while the collector deletes its digest.
@@ -149,7 +149,7 @@ func (r *Registry) publishClaimed(ctx context.Context, repo string, dgst v1.Hash
 				return used, storageWriteError(dgst, err)
 			}
 		}
-		err = r.meta.CommitBlob(ctx, repo, dgst.String(), size)
+		err = r.blobs.CommitBlob(ctx, repo, dgst.String(), size)
 		if err == nil || used || attempt == 2 || !errors.Is(err, errdefs.ErrUnavailable) {
 			return used, err
 		}

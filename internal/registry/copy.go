@@ -25,12 +25,12 @@ func (r *Registry) Copy(ctx context.Context, src, ref, dst string) (string, erro
 	var err error
 	var tags []string
 	if isDigestRef(ref) {
-		m, err = r.meta.Manifest(ctx, src, ref)
+		m, err = r.manifests.Manifest(ctx, src, ref)
 	} else {
 		if err := CheckTag(ref); err != nil {
 			return "", errdefs.InvalidArgument(err)
 		}
-		m, err = r.meta.Tag(ctx, src, ref)
+		m, err = r.manifests.Tag(ctx, src, ref)
 		tags = []string{ref}
 	}
 	if err != nil {
@@ -47,7 +47,7 @@ func (r *Registry) copyManifest(ctx context.Context, src, dst, dgst string, tags
 	if depth > 8 {
 		return errdefs.InvalidArgument(fmt.Errorf("manifest %s: indexes nested too deep", dgst))
 	}
-	m, err := r.meta.Manifest(ctx, src, dgst)
+	m, err := r.manifests.Manifest(ctx, src, dgst)
 	if err != nil {
 		return err
 	}
@@ -74,10 +74,10 @@ func (r *Registry) copyManifest(ctx context.Context, src, dst, dgst string, tags
 		}
 	}
 	for _, b := range pm.Blobs {
-		if err := r.meta.LinkBlob(ctx, dst, b); err != nil {
+		if err := r.blobs.LinkBlob(ctx, dst, b); err != nil {
 			return fmt.Errorf("linking blob %s into %s: %w", b, dst, err)
 		}
 	}
 	m.Blobs, m.Manifests, m.Content = pm.Blobs, pm.Manifests, body
-	return r.meta.PutManifest(ctx, dst, m, tags)
+	return r.manifests.PutManifest(ctx, dst, m, tags)
 }

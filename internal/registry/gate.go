@@ -79,6 +79,58 @@ type Policy interface {
 	CheckDelete(ctx context.Context, s Subject, repo, dgst, tag string) error
 }
 
+// Policies are checks run in order; the first refusal wins. The server
+// composes the gate's policy this way, so a new check (immutable tags,
+// vulnerability or signature policies) is one more element.
+type Policies []Policy
+
+func (ps Policies) CheckBlob(ctx context.Context, s Subject, repo string, size int64) error {
+	for _, p := range ps {
+		if err := p.CheckBlob(ctx, s, repo, size); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (ps Policies) CheckPush(ctx context.Context, s Subject, m PushCheck) error {
+	for _, p := range ps {
+		if err := p.CheckPush(ctx, s, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (ps Policies) CheckPull(ctx context.Context, s Subject, repo, dgst, mediaType string) error {
+	for _, p := range ps {
+		if err := p.CheckPull(ctx, s, repo, dgst, mediaType); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (ps Policies) CheckDelete(ctx context.Context, s Subject, repo, dgst, tag string) error {
+	for _, p := range ps {
+		if err := p.CheckDelete(ctx, s, repo, dgst, tag); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AllowAll lets everything through; embed it in a check that cares about
+// some actions only, and override those.
+type AllowAll struct{}
+
+func (AllowAll) CheckBlob(context.Context, Subject, string, int64) error          { return nil }
+func (AllowAll) CheckPush(context.Context, Subject, PushCheck) error              { return nil }
+func (AllowAll) CheckPull(context.Context, Subject, string, string, string) error { return nil }
+func (AllowAll) CheckDelete(context.Context, Subject, string, string, string) error {
+	return nil
+}
+
 // PushCheck describes a manifest about to be stored.
 type PushCheck struct {
 	Repository string

@@ -117,8 +117,8 @@ func TestGateAuthentication(t *testing.T) {
 	tr.user, tr.pass = "alice", "wrong"
 	r = tr.do(t, "GET", "/v2/", nil)
 	want(t, "wrong password", r, http.StatusUnauthorized, "UNAUTHORIZED")
-	if !strings.Contains(r.header.Get("WWW-Authenticate"), `error="invalid_token"`) {
-		t.Errorf("challenge after bad credentials: %q", r.header.Get("WWW-Authenticate"))
+	if strings.Contains(r.header.Get("WWW-Authenticate"), `error=`) {
+		t.Errorf("challenge after bad basic credentials: %q", r.header.Get("WWW-Authenticate"))
 	}
 	tr.pass = "alice-pw"
 	want(t, "basic /v2/", tr.do(t, "GET", "/v2/", nil), http.StatusOK, "")
@@ -131,7 +131,11 @@ func TestGateAuthentication(t *testing.T) {
 	g.throttled = false
 	tr.user = ""
 	tr.bearer = "forged"
-	want(t, "bad token", tr.do(t, "GET", "/v2/p/app/tags/list", nil), http.StatusUnauthorized, "UNAUTHORIZED")
+	r = tr.do(t, "GET", "/v2/p/app/tags/list", nil)
+	want(t, "bad token", r, http.StatusUnauthorized, "UNAUTHORIZED")
+	if !strings.Contains(r.header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Errorf("challenge after a bad token: %q", r.header.Get("WWW-Authenticate"))
+	}
 }
 
 func TestGateAuthorization(t *testing.T) {

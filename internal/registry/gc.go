@@ -5,23 +5,32 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/registry/meta"
 	"github.com/lading-dev/lading/internal/registry/storage"
 	"github.com/lading-dev/lading/internal/verify"
+)
+
+// Defaults of a collection's windows (lading serve's configuration).
+const (
+	DefaultGrace     = time.Hour
+	DefaultUploadTTL = 24 * time.Hour
 )
 
 // GCOptions tune a garbage collection.
 type GCOptions struct {
 	// Grace protects blobs written, mounted or linked within this window,
 	// so the blobs of a push in flight, whose manifest is not there yet,
-	// survive. Default 1h.
+	// survive. Zero is no window at all: such a push may then have to
+	// send its blobs again (DefaultGrace is lading serve's default).
 	Grace time.Duration
 	// UploadTTL expires upload sessions idle this long, with their
-	// chunks. Default 24h.
+	// chunks. Zero or less means DefaultUploadTTL.
 	UploadTTL time.Duration
 	// DryRun reports what would be deleted, and deletes nothing.
 	DryRun bool
@@ -45,36 +54,59 @@ func (g *GCReport) note(dgst string) {
 	}
 }
 
-// CollectGarbage deletes blobs that no manifest references and that nothing
+// Collector collects the garbage of a registry's storage and metadata. It
+// takes the metadata's collector role only. Create it with NewCollector;
+// of the options it uses WithLogger and WithMetrics.
+type Collector struct {
+	settings
+	driver storage.Driver
+	meta   meta.Collector
+	mu     sync.Mutex // one collection at a time in this process
+}
+
+// NewCollector returns a collector over content in d and metadata in m.
+func NewCollector(d storage.Driver, m meta.Collector, opts ...Option) *Collector {
+	return &Collector{settings: newSettings(opts), driver: d, meta: m}
+}
+
+// Collect deletes blobs that no manifest references and that nothing
 // touched within the grace window, content that no metadata names, and
 // expired upload sessions. It is safe while the registry serves pushes,
 // also from another process sharing the storage and the database: every
 // deletion is decided under the blob's row lock (see package meta).
-func (r *Registry) CollectGarbage(ctx context.Context, o GCOptions) (GCReport, error) {
-	if o.Grace <= 0 {
-		o.Grace = time.Hour
-	}
+func (c *Collector) Collect(ctx context.Context, o GCOptions) (GCReport, error) {
+	o.Grace = max(o.Grace, 0)
 	if o.UploadTTL <= 0 {
-		o.UploadTTL = 24 * time.Hour
+		o.UploadTTL = DefaultUploadTTL
 	}
-	r.gcMu.Lock()
-	defer r.gcMu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var lock *meta.Lock
+	if !o.DryRun {
+		// One collection at a time per database; the lock dies with
+		// this process, and pushes take over what it leaves behind.
+		var err error
+		if lock, err = c.meta.LockCollection(ctx); err != nil {
+			return GCReport{}, fmt.Errorf("garbage collection: %w", err)
+		}
+		defer lock.Release()
+	}
 	start := time.Now()
 	rep := GCReport{DryRun: o.DryRun}
 	cutoff := start.Add(-o.Grace)
-	log := r.log.With("gc_dry_run", o.DryRun)
+	log := c.log.With("gc_dry_run", o.DryRun)
 	log.Info("garbage collection started", "grace", o.Grace.String(), "upload_ttl", o.UploadTTL.String())
 
 	steps := []struct {
 		name string
 		fn   func() error
 	}{
-		{"expire uploads", func() error { return r.gcUploads(ctx, o, start.Add(-o.UploadTTL), &rep) }},
-		{"chunk directories", func() error { return r.gcChunkDirs(ctx, o, start.Add(-o.UploadTTL), &rep) }},
-		{"unreferenced blobs", func() error { return r.gcBlobs(ctx, o, cutoff, &rep) }},
-		{"orphaned content", func() error { return r.gcOrphans(ctx, o, cutoff, &rep) }},
+		{"expire uploads", func() error { return c.gcUploads(ctx, o, start.Add(-o.UploadTTL), &rep) }},
+		{"chunk directories", func() error { return c.gcChunkDirs(ctx, o, start.Add(-o.UploadTTL), &rep) }},
+		{"unreferenced blobs", func() error { return c.gcBlobs(ctx, lock, o, cutoff, &rep) }},
+		{"orphaned content", func() error { return c.gcOrphans(ctx, lock, o, cutoff, &rep) }},
 		{"temporary files", func() error {
-			p, ok := r.driver.(storage.Purger)
+			p, ok := c.driver.(storage.Purger)
 			if !ok || o.DryRun {
 				return nil
 			}
@@ -90,12 +122,12 @@ func (r *Registry) CollectGarbage(ctx context.Context, o GCOptions) (GCReport, e
 			return rep, fmt.Errorf("garbage collection: %s: %w", s.name, err)
 		}
 	}
-	if r.metrics != nil && !o.DryRun {
-		r.metrics.gcRuns.Inc()
-		r.metrics.gcBlobs.Add(float64(rep.BlobsDeleted + rep.OrphansDeleted))
-		r.metrics.gcBytes.Add(float64(rep.BytesDeleted))
-		r.metrics.gcUploads.Add(float64(rep.UploadsExpired))
-		r.metrics.gcLast.SetToCurrentTime()
+	if c.metrics != nil && !o.DryRun {
+		c.metrics.gcRuns.Inc()
+		c.metrics.gcBlobs.Add(float64(rep.BlobsDeleted + rep.OrphansDeleted))
+		c.metrics.gcBytes.Add(float64(rep.BytesDeleted))
+		c.metrics.gcUploads.Add(float64(rep.UploadsExpired))
+		c.metrics.gcLast.SetToCurrentTime()
 	}
 	log.Info("garbage collection finished", "duration", time.Since(start).String(),
 		"blobs", rep.BlobsDeleted, "bytes", rep.BytesDeleted, "orphans", rep.OrphansDeleted,
@@ -103,13 +135,13 @@ func (r *Registry) CollectGarbage(ctx context.Context, o GCOptions) (GCReport, e
 	return rep, nil
 }
 
-func (r *Registry) gcUploads(ctx context.Context, o GCOptions, before time.Time, rep *GCReport) error {
+func (c *Collector) gcUploads(ctx context.Context, o GCOptions, before time.Time, rep *GCReport) error {
 	limit := 100
 	if o.DryRun {
 		limit = 100000
 	}
 	for {
-		stale, err := r.meta.StaleUploads(ctx, before, limit)
+		stale, err := c.meta.StaleUploads(ctx, before, limit)
 		if err != nil {
 			return err
 		}
@@ -119,7 +151,7 @@ func (r *Registry) gcUploads(ctx context.Context, o GCOptions, before time.Time,
 		}
 		progress := false
 		for _, u := range stale {
-			err := r.meta.DeleteUpload(ctx, u.Repo, u.ID, u.Size)
+			err := c.meta.DeleteUpload(ctx, u.Repo, u.ID, u.Size)
 			if errdefs.IsNotFound(err) || errors.Is(err, errdefs.ErrConflict) {
 				continue // closed or moved meanwhile
 			}
@@ -128,7 +160,7 @@ func (r *Registry) gcUploads(ctx context.Context, o GCOptions, before time.Time,
 			}
 			progress = true
 			rep.UploadsExpired++
-			if err := r.driver.Delete(ctx, uploadDir(u.ID)); err != nil {
+			if err := c.driver.Delete(ctx, uploadDir(u.ID)); err != nil {
 				return err
 			}
 		}
@@ -141,10 +173,10 @@ func (r *Registry) gcUploads(ctx context.Context, o GCOptions, before time.Time,
 // gcChunkDirs removes chunk directories that no session names and that
 // nobody wrote to since before (a session closed or cancelled by a process
 // that died before deleting its chunks).
-func (r *Registry) gcChunkDirs(ctx context.Context, o GCOptions, before time.Time, rep *GCReport) error {
+func (c *Collector) gcChunkDirs(ctx context.Context, o GCOptions, before time.Time, rep *GCReport) error {
 	newest := map[string]time.Time{}
 	var order []string
-	err := r.driver.Walk(ctx, "uploads", func(fi storage.FileInfo) error {
+	err := c.driver.Walk(ctx, "uploads", func(fi storage.FileInfo) error {
 		rest, _ := strings.CutPrefix(fi.Path, "uploads/")
 		id, _, _ := strings.Cut(rest, "/")
 		if _, ok := newest[id]; !ok {
@@ -162,7 +194,7 @@ func (r *Registry) gcChunkDirs(ctx context.Context, o GCOptions, before time.Tim
 		if !newest[id].Before(before) || checkUploadID(id) != nil {
 			continue
 		}
-		ok, err := r.meta.UploadExists(ctx, id)
+		ok, err := c.meta.UploadExists(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -171,7 +203,7 @@ func (r *Registry) gcChunkDirs(ctx context.Context, o GCOptions, before time.Tim
 		}
 		rep.ChunkDirs++
 		if !o.DryRun {
-			if err := r.driver.Delete(ctx, uploadDir(id)); err != nil {
+			if err := c.driver.Delete(ctx, uploadDir(id)); err != nil {
 				return err
 			}
 		}
@@ -179,10 +211,10 @@ func (r *Registry) gcChunkDirs(ctx context.Context, o GCOptions, before time.Tim
 	return nil
 }
 
-func (r *Registry) gcBlobs(ctx context.Context, o GCOptions, cutoff time.Time, rep *GCReport) error {
+func (c *Collector) gcBlobs(ctx context.Context, lock *meta.Lock, o GCOptions, cutoff time.Time, rep *GCReport) error {
 	after := ""
 	for {
-		cands, err := r.meta.GCCandidates(ctx, cutoff, after, 500)
+		cands, err := c.meta.GCCandidates(ctx, cutoff, after, 500)
 		if err != nil {
 			return err
 		}
@@ -197,7 +229,7 @@ func (r *Registry) gcBlobs(ctx context.Context, o GCOptions, cutoff time.Time, r
 				rep.note(b.Digest)
 				continue
 			}
-			ok, err := r.deleteBlobContent(ctx, b.Digest, cutoff)
+			ok, err := c.deleteBlobContent(ctx, lock, b.Digest, cutoff)
 			if err != nil {
 				return err
 			}
@@ -212,38 +244,43 @@ func (r *Registry) gcBlobs(ctx context.Context, o GCOptions, cutoff time.Time, r
 
 // deleteBlobContent marks a blob deleting (if it is still collectable),
 // deletes its content and forgets it.
-func (r *Registry) deleteBlobContent(ctx context.Context, dgst string, cutoff time.Time) (bool, error) {
+func (c *Collector) deleteBlobContent(ctx context.Context, lock *meta.Lock, dgst string, cutoff time.Time) (bool, error) {
 	h, err := verify.ParseDigest(dgst)
 	if err != nil {
 		return false, err
 	}
-	ok, err := r.meta.MarkDeleting(ctx, dgst, cutoff)
+	ok, err := c.meta.MarkDeleting(ctx, lock, dgst, cutoff)
 	if err != nil || !ok {
+		return false, err
+	}
+	// Once the lock is lost, pushes may take the blob over: delete
+	// nothing more.
+	if err := lock.Check(ctx); err != nil {
 		return false, err
 	}
 	// Only the content file: a writer may have its temporary file in
 	// the same directory.
-	if err := r.driver.Delete(ctx, blobPath(h)); err != nil {
+	if err := c.driver.Delete(ctx, blobPath(h)); err != nil {
 		return false, err
 	}
-	return true, r.meta.ForgetBlob(ctx, dgst)
+	return true, c.meta.ForgetBlob(ctx, dgst)
 }
 
 // gcOrphans deletes blob content that no present blob row names: left by a
 // crash between a write and its commit, or by a collection interrupted
 // between deleting the row and the content.
-func (r *Registry) gcOrphans(ctx context.Context, o GCOptions, cutoff time.Time, rep *GCReport) error {
+func (c *Collector) gcOrphans(ctx context.Context, lock *meta.Lock, o GCOptions, cutoff time.Time, rep *GCReport) error {
 	type orphan struct {
 		dgst string
 		size int64
 	}
 	var found []orphan
-	err := r.driver.Walk(ctx, "blobs", func(fi storage.FileInfo) error {
+	err := c.driver.Walk(ctx, "blobs", func(fi storage.FileInfo) error {
 		h, ok := digestOfBlobPath(fi.Path)
 		if !ok || !fi.ModTime.Before(cutoff) {
 			return nil
 		}
-		if _, err := r.meta.GlobalBlob(ctx, h.String()); err == nil {
+		if _, err := c.meta.GlobalBlob(ctx, h.String()); err == nil {
 			return nil
 		} else if !errdefs.IsNotFound(err) {
 			return err
@@ -261,7 +298,7 @@ func (r *Registry) gcOrphans(ctx context.Context, o GCOptions, cutoff time.Time,
 			rep.note(f.dgst)
 			continue
 		}
-		ok, err := r.deleteBlobContent(ctx, f.dgst, cutoff)
+		ok, err := c.deleteBlobContent(ctx, lock, f.dgst, cutoff)
 		if err != nil {
 			return err
 		}

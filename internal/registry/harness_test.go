@@ -28,6 +28,7 @@ import (
 // served over loopback TCP.
 type testRegistry struct {
 	*registry.Registry
+	gc      *registry.Collector
 	url     string
 	root    string // storage root
 	srv     *httptest.Server
@@ -113,12 +114,20 @@ func newRegistryOn(t testing.TB, store meta.Store, opts ...registry.Option) *tes
 		registry.WithEvents(n),
 	}, opts...)
 	reg := registry.New(drv, store, all...)
+	// The collector shares the metrics, as lading serve's does.
+	gc := registry.NewCollector(drv, store, all...)
 	srv := httptest.NewServer(reg)
 	t.Cleanup(func() {
 		srv.Close()
 		store.Close()
 	})
-	return &testRegistry{Registry: reg, url: srv.URL, root: drv.Root(), srv: srv, logs: logs, client: srv.Client(), notices: n}
+	return &testRegistry{Registry: reg, gc: gc, url: srv.URL, root: drv.Root(), srv: srv, logs: logs, client: srv.Client(), notices: n}
+}
+
+// CollectGarbage runs one collection over the registry's storage and
+// metadata.
+func (tr *testRegistry) CollectGarbage(ctx context.Context, o registry.GCOptions) (registry.GCReport, error) {
+	return tr.gc.Collect(ctx, o)
 }
 
 // response is a read response.

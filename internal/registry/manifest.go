@@ -60,8 +60,51 @@ type parsedManifest struct {
 	ArtifactType string // for the referrers API
 	Subject      string // digest, or ""
 	Annotations  map[string]string
-	Blobs        []string // blobs the repository must have
-	Manifests    []string // manifests the repository must have
+	Blobs        []string          // blobs the repository must have
+	Manifests    []string          // manifests the repository must have
+	Sizes        map[string]int64  // the size stated for each of those digests
+	Where        map[string]string // the first descriptor naming each ("layers[2]")
+}
+
+// refs checks the descriptors of a manifest's list (layers or manifests)
+// and records those the repository must have: all but nondistributable
+// layers.
+func (p *parsedManifest) refs(list string, ds []descriptor, manifests bool) error {
+	for i, d := range ds {
+		where := fmt.Sprintf("%s[%d]", list, i)
+		if err := checkDescriptor(where, d); err != nil {
+			return err
+		}
+		if !manifests && nondistributable[d.MediaType] {
+			continue
+		}
+		if err := p.ref(where, d, manifests); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ref records a descriptor the repository must have: a blob, or a manifest
+// (an index entry). One digest stated with two sizes is refused.
+func (p *parsedManifest) ref(where string, d descriptor, manifest bool) error {
+	if first, ok := p.Where[d.Digest]; ok {
+		if p.Sizes[d.Digest] != *d.Size {
+			return errdefs.InvalidArgument(fmt.Errorf("manifest %s: %s states size %d, but %s states %d for the same digest",
+				where, d.Digest, *d.Size, first, p.Sizes[d.Digest]))
+		}
+	} else {
+		if p.Where == nil {
+			p.Where, p.Sizes = map[string]string{}, map[string]int64{}
+		}
+		p.Where[d.Digest], p.Sizes[d.Digest] = where, *d.Size
+	}
+	if manifest {
+		p.Manifests = append(p.Manifests, d.Digest)
+	} else {
+		p.Blobs = append(p.Blobs, d.Digest)
+	}
+	return nil
 }
 
 // parseManifest checks a manifest pushed with the given Content-Type and
@@ -133,17 +176,14 @@ func parseManifest(body []byte, contentType string) (parsedManifest, error) {
 		if err := checkDescriptor("config", *raw.Config); err != nil {
 			return parsedManifest{}, err
 		}
-		p.Blobs = append(p.Blobs, raw.Config.Digest)
+		if err := p.ref("config", *raw.Config, false); err != nil {
+			return parsedManifest{}, err
+		}
 		if p.ArtifactType == "" {
 			p.ArtifactType = raw.Config.MediaType
 		}
-		for i, l := range raw.Layers {
-			if err := checkDescriptor(fmt.Sprintf("layers[%d]", i), l); err != nil {
-				return parsedManifest{}, err
-			}
-			if !nondistributable[l.MediaType] {
-				p.Blobs = append(p.Blobs, l.Digest)
-			}
+		if err := p.refs("layers", raw.Layers, false); err != nil {
+			return parsedManifest{}, err
 		}
 	case MediaTypeOCIIndex, MediaTypeDockerList:
 		if hasConfig || hasLayers {
@@ -152,11 +192,8 @@ func parseManifest(body []byte, contentType string) (parsedManifest, error) {
 		if mt == MediaTypeDockerList && !hasManifests {
 			return parsedManifest{}, errdefs.InvalidArgument(errors.New("manifest list has no manifests field"))
 		}
-		for i, m := range raw.Manifests {
-			if err := checkDescriptor(fmt.Sprintf("manifests[%d]", i), m); err != nil {
-				return parsedManifest{}, err
-			}
-			p.Manifests = append(p.Manifests, m.Digest)
+		if err := p.refs("manifests", raw.Manifests, true); err != nil {
+			return parsedManifest{}, err
 		}
 	}
 	return p, nil

@@ -30,12 +30,12 @@ func (r *Registry) lookupManifest(c *call) (meta.Manifest, error) {
 		if err != nil {
 			return meta.Manifest{}, err
 		}
-		return r.meta.Manifest(ctx, c.rt.repo, dgst.String())
+		return r.manifests.Manifest(ctx, c.rt.repo, dgst.String())
 	}
 	if err := CheckTag(ref); err != nil {
 		return meta.Manifest{}, errdefs.NotFound(fmt.Errorf("manifest %s: %w", ref, err))
 	}
-	return r.meta.Tag(ctx, c.rt.repo, ref)
+	return r.manifests.Tag(ctx, c.rt.repo, ref)
 }
 
 // getManifest serves GET and HEAD. The stored bytes are served whatever the
@@ -145,6 +145,7 @@ func (r *Registry) putManifest(c *call) error {
 		Annotations:  pm.Annotations,
 		Blobs:        pm.Blobs,
 		Manifests:    pm.Manifests,
+		Sizes:        pm.Sizes,
 		Content:      body,
 	}
 	if r.gate != nil {
@@ -154,7 +155,7 @@ func (r *Registry) putManifest(c *call) error {
 		}
 	}
 	if err := r.storeManifest(ctx, c.rt.repo, dgst, body, m, tags); err != nil {
-		return err
+		return sizeMismatch(err, pm)
 	}
 	h := c.w.Header()
 	h.Set("Location", "/v2/"+c.rt.repo+"/manifests/"+dgst.String())
@@ -180,6 +181,22 @@ func (r *Registry) putManifest(c *call) error {
 		User:       c.who.Name,
 	})
 	return nil
+}
+
+// sizeMismatch answers a descriptor whose stated size is not the stored
+// one (clients allocate and verify by the stated size) with
+// MANIFEST_INVALID, naming the descriptor; other errors pass.
+func sizeMismatch(err error, pm parsedManifest) error {
+	var se *meta.SizeError
+	if !errors.As(err, &se) {
+		return err
+	}
+	what := "blob"
+	if se.Manifest {
+		what = "manifest"
+	}
+	return withCode(http.StatusBadRequest, codeManifestInvalid, fmt.Errorf("manifest %s: %s states size %d, but the stored %s has %d bytes",
+		pm.Where[se.Digest], se.Digest, se.Stated, what, se.Stored))
 }
 
 // storeManifest writes a manifest's content and records it. The content's
@@ -210,7 +227,7 @@ func (r *Registry) storeManifest(ctx context.Context, repo string, dgst v1.Hash,
 				return storageWriteError(dgst, err)
 			}
 		}
-		err = r.meta.PutManifest(ctx, repo, m, tags)
+		err = r.manifests.PutManifest(ctx, repo, m, tags)
 		if err == nil || committed || attempt == 2 || !errors.Is(err, errdefs.ErrUnavailable) {
 			return err
 		}
@@ -233,7 +250,7 @@ func (r *Registry) deleteManifest(c *call) error {
 				return err
 			}
 		}
-		if err := r.meta.DeleteManifest(ctx, c.rt.repo, dgst.String()); err != nil {
+		if err := r.manifests.DeleteManifest(ctx, c.rt.repo, dgst.String()); err != nil {
 			return err
 		}
 		ev = Event{Repository: c.rt.repo, Digest: dgst.String(), User: c.who.Name}
@@ -241,7 +258,7 @@ func (r *Registry) deleteManifest(c *call) error {
 		if err := CheckTag(ref); err != nil {
 			return errdefs.NotFound(fmt.Errorf("tag %s: %w", ref, err))
 		}
-		m, err := r.meta.Tag(ctx, c.rt.repo, ref)
+		m, err := r.manifests.Tag(ctx, c.rt.repo, ref)
 		if err != nil {
 			return err
 		}
@@ -250,7 +267,7 @@ func (r *Registry) deleteManifest(c *call) error {
 				return err
 			}
 		}
-		if err := r.meta.DeleteTag(ctx, c.rt.repo, ref); err != nil {
+		if err := r.manifests.DeleteTag(ctx, c.rt.repo, ref); err != nil {
 			return err
 		}
 		ev = Event{Repository: c.rt.repo, Digest: m.Digest, MediaType: m.MediaType, Tags: []string{ref}, User: c.who.Name}
@@ -291,9 +308,9 @@ func (r *Registry) tags(c *call) error {
 	}
 	var tags []string
 	if n > 0 {
-		tags, err = r.meta.Tags(c.req.Context(), c.rt.repo, last, n+1)
+		tags, err = r.manifests.Tags(c.req.Context(), c.rt.repo, last, n+1)
 	} else {
-		tags, err = r.meta.Tags(c.req.Context(), c.rt.repo, last, 0)
+		tags, err = r.manifests.Tags(c.req.Context(), c.rt.repo, last, 0)
 	}
 	if err != nil {
 		return err
@@ -315,7 +332,7 @@ func (r *Registry) catalog(c *call) error {
 	}
 	out := []string{}
 	if n > 0 {
-		repos, err := r.meta.Repositories(c.req.Context(), last, n+1)
+		repos, err := r.manifests.Repositories(c.req.Context(), last, n+1)
 		if err != nil {
 			return err
 		}
@@ -343,7 +360,7 @@ func (r *Registry) referrers(c *call) error {
 		return err
 	}
 	at := c.req.URL.Query().Get("artifactType")
-	list, err := r.meta.Referrers(c.req.Context(), c.rt.repo, dgst.String(), at)
+	list, err := r.manifests.Referrers(c.req.Context(), c.rt.repo, dgst.String(), at)
 	if err != nil {
 		return err
 	}

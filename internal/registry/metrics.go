@@ -11,11 +11,14 @@ import (
 )
 
 // Metrics are the registry's Prometheus metrics, in a registry of their own
-// (no global state). Serve them with WithMetrics, at /metrics.
+// (no global state). WithMetrics records them and serves them at /metrics
+// on the registry's port (to users only, when authentication is on);
+// Handler serves them on another listener.
 type Metrics struct {
 	reg             *prometheus.Registry
 	requests        *prometheus.CounterVec
 	duration        *prometheus.HistogramVec
+	inFlight        prometheus.Gauge
 	bytesIn         prometheus.Counter
 	bytesOut        prometheus.Counter
 	manifestsPushed prometheus.Counter
@@ -42,6 +45,10 @@ func NewMetrics() *Metrics {
 			Help:    "HTTP request latency by method and route.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"method", "route"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lading_registry_http_requests_in_flight",
+			Help: "HTTP requests being served.",
+		}),
 		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lading_registry_blob_bytes_received_total",
 			Help: "Blob bytes received from clients.",
@@ -77,6 +84,7 @@ func NewMetrics() *Metrics {
 	}
 	f(m.requests)
 	f(m.duration)
+	f(m.inFlight)
 	f(m.bytesIn)
 	f(m.bytesOut)
 	f(m.manifestsPushed)
@@ -95,7 +103,8 @@ func NewMetrics() *Metrics {
 // that add their own.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-func (m *Metrics) handler() http.Handler { return m.h }
+// Handler serves the metrics in Prometheus' text format.
+func (m *Metrics) Handler() http.Handler { return m.h }
 
 func (m *Metrics) observe(method, route string, status int, d time.Duration, in, out int64) {
 	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()

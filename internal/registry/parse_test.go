@@ -93,9 +93,28 @@ func TestParseManifest(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
-		if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
+		if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty(), cmpopts.IgnoreFields(parsedManifest{}, "Sizes", "Where")); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", name, diff)
 		}
+	}
+}
+
+// A manifest's stated sizes are recorded with the descriptor that states
+// them, for the check against the stored blobs.
+func TestParseManifestSizes(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "manifests", "oci-image.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := parseManifest(b, MediaTypeOCIManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]int64{dA: 1469, dB: 2811969}, p.Sizes); diff != "" {
+		t.Errorf("sizes (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]string{dA: "config", dB: "layers[0]"}, p.Where); diff != "" {
+		t.Errorf("descriptors (-want +got):\n%s", diff)
 	}
 }
 
@@ -120,6 +139,9 @@ func FuzzParseManifest(f *testing.F) {
 		for _, d := range append(append([]string{}, p.Blobs...), p.Manifests...) {
 			if _, err := parseDigestString(d); err != nil {
 				t.Fatalf("accepted reference %q: %v", d, err)
+			}
+			if _, ok := p.Sizes[d]; !ok || p.Where[d] == "" {
+				t.Fatalf("reference %q without its stated size", d)
 			}
 		}
 	})

@@ -29,7 +29,6 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/lading-dev/lading/internal/registry/meta"
@@ -67,11 +66,8 @@ func (l *Limits) defaults() {
 	}
 }
 
-// Registry serves the distribution API. Create it with New; it is an
-// http.Handler.
-type Registry struct {
-	driver  storage.Driver
-	meta    meta.Store
+// settings are what the options set, shared by Registry and Collector.
+type settings struct {
 	log     *slog.Logger
 	access  *slog.Logger
 	gate    Gate
@@ -79,42 +75,63 @@ type Registry struct {
 	metrics *Metrics
 	limits  Limits
 
-	gcMu sync.Mutex // one collection at a time in this process
+	noMetricsRoute bool
 }
 
-// Option configures a Registry.
-type Option func(*Registry)
+// Registry serves the distribution API. Create it with New; it is an
+// http.Handler. Each group of handlers reaches the metadata through the
+// role it needs: blob handlers through blobs, manifest handlers through
+// manifests, upload handlers through uploads.
+type Registry struct {
+	settings
+	driver    storage.Driver
+	blobs     meta.Blobs
+	manifests meta.Manifests
+	uploads   meta.Uploads
+}
+
+// Option configures a Registry or a Collector.
+type Option func(*settings)
 
 // WithLogger sets the logger for operational messages (errors, GC).
-func WithLogger(l *slog.Logger) Option { return func(r *Registry) { r.log = l } }
+func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.log = l } }
 
 // WithAccessLog logs one record per request to l.
-func WithAccessLog(l *slog.Logger) Option { return func(r *Registry) { r.access = l } }
+func WithAccessLog(l *slog.Logger) Option { return func(s *settings) { s.access = l } }
 
 // WithGate makes the registry ask g who callers are and what they may do;
 // without a Gate it is open to everyone.
-func WithGate(g Gate) Option { return func(r *Registry) { r.gate = g } }
+func WithGate(g Gate) Option { return func(s *settings) { s.gate = g } }
 
 // WithEvents sets who hears about pushes, pulls and deletions.
-func WithEvents(e Events) Option { return func(r *Registry) { r.events = e } }
+func WithEvents(e Events) Option { return func(s *settings) { s.events = e } }
 
-// WithMetrics records metrics in m and serves them at /metrics.
-func WithMetrics(m *Metrics) Option { return func(r *Registry) { r.metrics = m } }
+// WithMetrics records metrics in m (a Collector, its collections) and
+// serves them at /metrics.
+func WithMetrics(m *Metrics) Option { return func(s *settings) { s.metrics = m } }
+
+// WithoutMetricsRoute keeps /metrics off the registry's port, for metrics
+// served on a listener of their own (Metrics.Handler).
+func WithoutMetricsRoute() Option { return func(s *settings) { s.noMetricsRoute = true } }
 
 // WithLimits sets the limits; zero fields keep their defaults.
-func WithLimits(l Limits) Option { return func(r *Registry) { r.limits = l } }
+func WithLimits(l Limits) Option { return func(s *settings) { s.limits = l } }
+
+func newSettings(opts []Option) settings {
+	s := settings{events: noEvents{}}
+	for _, o := range opts {
+		o(&s)
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.limits.defaults()
+	return s
+}
 
 // New returns a registry over content in d and metadata in m.
-func New(d storage.Driver, m meta.Store, opts ...Option) *Registry {
-	r := &Registry{driver: d, meta: m, events: noEvents{}}
-	for _, o := range opts {
-		o(r)
-	}
-	if r.log == nil {
-		r.log = slog.New(slog.DiscardHandler)
-	}
-	r.limits.defaults()
-	return r
+func New(d storage.Driver, m meta.API, opts ...Option) *Registry {
+	return &Registry{settings: newSettings(opts), driver: d, blobs: m, manifests: m, uploads: m}
 }
 
 // reqInfo collects what the access log and the metrics say about a request.
@@ -129,6 +146,10 @@ type reqInfo struct {
 // ServeHTTP implements http.Handler.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
+	if r.metrics != nil {
+		r.metrics.inFlight.Inc()
+		defer r.metrics.inFlight.Dec()
+	}
 	rec := &recorder{ResponseWriter: w}
 	info := &reqInfo{id: requestID(req), route: "other"}
 	rec.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
@@ -149,12 +170,45 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}()
 	path := req.URL.EscapedPath()
 	switch {
-	case path == "/metrics" && r.metrics != nil:
+	case path == "/metrics" && r.metrics != nil && !r.noMetricsRoute:
 		info.route = "metrics"
-		r.metrics.handler().ServeHTTP(rec, req)
+		r.serveMetrics(rec, req, info)
 	default:
 		r.serveAPI(rec, req, info)
 	}
+}
+
+// serveMetrics serves /metrics: to anyone on an open registry, else to a
+// subject the Gate lets read the catalog (a system administrator), with
+// HTTP basic credentials (a scraper has static credentials, not a token
+// flow).
+func (r *Registry) serveMetrics(w *recorder, req *http.Request, info *reqInfo) {
+	if r.gate != nil {
+		fail := func(status int, code string, err error) {
+			ae := &apiError{status: status, code: code, err: err}
+			info.err = ae
+			if status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Basic realm="lading metrics"`)
+			}
+			writeError(w, req, ae)
+		}
+		user, pass, ok := req.BasicAuth()
+		if !ok {
+			fail(http.StatusUnauthorized, codeUnauthorized, errors.New("metrics need the basic credentials of an administrator"))
+			return
+		}
+		s, err := r.gate.Basic(req.Context(), user, pass, req.RemoteAddr)
+		if err != nil {
+			fail(http.StatusUnauthorized, codeUnauthorized, err)
+			return
+		}
+		info.user = s.Name
+		if ok, err := r.gate.Catalog(req.Context(), s); err != nil || !ok {
+			fail(http.StatusForbidden, codeDenied, fmt.Errorf("%s may not read the metrics", s.Name))
+			return
+		}
+	}
+	r.metrics.Handler().ServeHTTP(w, req)
 }
 
 // requestID is the client's X-Request-Id when it is a plain token (it goes

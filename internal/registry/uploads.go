@@ -108,7 +108,7 @@ func (r *Registry) startUpload(c *call) error {
 		return nil
 	}
 	u := meta.Upload{ID: newUploadID(), Repo: c.rt.repo}
-	if err := r.meta.CreateUpload(ctx, u); err != nil {
+	if err := r.uploads.CreateUpload(ctx, u); err != nil {
 		return err
 	}
 	uploadHeaders(c, u)
@@ -119,8 +119,8 @@ func (r *Registry) startUpload(c *call) error {
 // mount links a blob from another repository; it reports false when the
 // blob cannot be mounted (unknown, or not readable by the caller).
 func (r *Registry) mount(ctx context.Context, c *call, dgst v1.Hash, from string) (bool, error) {
-	if _, err := r.meta.Blob(ctx, c.rt.repo, dgst.String()); err == nil {
-		return true, r.meta.LinkBlob(ctx, c.rt.repo, dgst.String())
+	if _, err := r.blobs.Blob(ctx, c.rt.repo, dgst.String()); err == nil {
+		return true, r.blobs.LinkBlob(ctx, c.rt.repo, dgst.String())
 	}
 	var sources []string
 	if from != "" {
@@ -131,7 +131,7 @@ func (r *Registry) mount(ctx context.Context, c *call, dgst v1.Hash, from string
 	} else {
 		// No source named: any repository the caller may read will do.
 		var err error
-		if sources, err = r.meta.BlobRepositories(ctx, dgst.String(), 100); err != nil {
+		if sources, err = r.blobs.BlobRepositories(ctx, dgst.String(), 100); err != nil {
 			return false, err
 		}
 	}
@@ -139,13 +139,13 @@ func (r *Registry) mount(ctx context.Context, c *call, dgst v1.Hash, from string
 		if !r.readable(c.req, c.who, src) {
 			continue
 		}
-		if _, err := r.meta.Blob(ctx, src, dgst.String()); err != nil {
+		if _, err := r.blobs.Blob(ctx, src, dgst.String()); err != nil {
 			if errdefs.IsNotFound(err) {
 				continue
 			}
 			return false, err
 		}
-		err := r.meta.LinkBlob(ctx, c.rt.repo, dgst.String())
+		err := r.blobs.LinkBlob(ctx, c.rt.repo, dgst.String())
 		if errdefs.IsNotFound(err) {
 			return false, nil // collected meanwhile
 		}
@@ -167,7 +167,7 @@ func (r *Registry) session(c *call) (meta.Upload, error) {
 	if err := checkUploadID(c.rt.ref); err != nil {
 		return meta.Upload{}, err
 	}
-	return r.meta.Upload(c.req.Context(), c.rt.repo, c.rt.ref)
+	return r.uploads.Upload(c.req.Context(), c.rt.repo, c.rt.ref)
 }
 
 func (r *Registry) uploadStatus(c *call) error {
@@ -185,7 +185,7 @@ func (r *Registry) cancelUpload(c *call) error {
 		return err
 	}
 	ctx := c.req.Context()
-	if err := r.meta.DeleteUpload(ctx, c.rt.repo, c.rt.ref, -1); err != nil {
+	if err := r.uploads.DeleteUpload(ctx, c.rt.repo, c.rt.ref, -1); err != nil {
 		return err
 	}
 	if err := r.driver.Delete(ctx, uploadDir(c.rt.ref)); err != nil {
@@ -302,10 +302,10 @@ func (r *Registry) appendChunk(c *call, u meta.Upload, want int64) (meta.Upload,
 			next.HashState = st
 		}
 	}
-	if err := r.meta.UpdateUpload(ctx, next, u.Size); err != nil {
+	if err := r.uploads.UpdateUpload(ctx, next, u.Size); err != nil {
 		r.driver.Delete(context.WithoutCancel(ctx), path)
 		if errors.Is(err, errdefs.ErrConflict) {
-			if cur, gerr := r.meta.Upload(ctx, u.Repo, u.ID); gerr == nil {
+			if cur, gerr := r.uploads.Upload(ctx, u.Repo, u.ID); gerr == nil {
 				uploadHeaders(c, cur)
 			}
 			return u, withCode(http.StatusRequestedRangeNotSatisfiable, codeBlobUploadInvalid, err)
@@ -343,7 +343,7 @@ func (r *Registry) finishUpload(c *call) error {
 		if err := r.checkBlob(c, c.req.ContentLength); err != nil {
 			return err
 		}
-		if err := r.meta.DeleteUpload(ctx, u.Repo, u.ID, u.Size); err != nil {
+		if err := r.uploads.DeleteUpload(ctx, u.Repo, u.ID, u.Size); err != nil {
 			return err
 		}
 		size := want
@@ -394,7 +394,7 @@ func (r *Registry) assemble(ctx context.Context, u meta.Upload, dgst v1.Hash) (b
 	if dgst.Algorithm == "sha256" {
 		if h := restoreHash(u); h != nil {
 			if got := hex.EncodeToString(h.Sum(nil)); got != dgst.Hex {
-				if err := r.meta.DeleteUpload(ctx, u.Repo, u.ID, u.Size); err != nil {
+				if err := r.uploads.DeleteUpload(ctx, u.Repo, u.ID, u.Size); err != nil {
 					return false, closeErr(err)
 				}
 				return true, withCode(http.StatusBadRequest, codeDigestInvalid, fmt.Errorf("upload %s: content has digest sha256:%s, not %s", u.ID, got, dgst))
@@ -411,14 +411,14 @@ func (r *Registry) assemble(ctx context.Context, u meta.Upload, dgst v1.Hash) (b
 			return r.driver.Move(ctx, paths[0], blobPath(dgst))
 		}, func() (bool, error) {
 			present, err := r.waitCollector(ctx, func() (bool, error) {
-				return r.meta.CloseUpload(ctx, u.Repo, u.ID, u.Size, dgst.String())
+				return r.uploads.CloseUpload(ctx, u.Repo, u.ID, u.Size, dgst.String())
 			})
 			closed = err == nil
 			return present, err
 		})
 		return closed, closeErr(err)
 	}
-	if err := r.meta.DeleteUpload(ctx, u.Repo, u.ID, u.Size); err != nil {
+	if err := r.uploads.DeleteUpload(ctx, u.Repo, u.ID, u.Size); err != nil {
 		return false, closeErr(err)
 	}
 	cr := &chunkReader{ctx: ctx, d: r.driver, paths: paths}

@@ -21,6 +21,10 @@ type Migration struct {
 	Name string
 	// SQL are the statements.
 	SQL []string
+	// Func, when set, runs after SQL in the same transaction, for what
+	// statements cannot say (a column added only where it is missing, a
+	// data migration).
+	Func func(ctx context.Context, tx *Tx) error
 }
 
 // Migrate brings the database's schema up to list: it applies, in order
@@ -71,6 +75,11 @@ func Migrate(ctx context.Context, db *DB, list []Migration) error {
 					return fmt.Errorf("%.60s...: %w", strings.Join(strings.Fields(stmt), " "), err)
 				}
 			}
+			if m.Func != nil {
+				if err := m.Func(ctx, tx); err != nil {
+					return err
+				}
+			}
 			_, err = tx.ExecDirect(ctx, `INSERT INTO schema_migrations (version, owner, name, applied) VALUES (?, ?, ?, ?)`, version, m.Owner, m.Name, Nanos(db.now()))
 			return err
 		})
@@ -104,4 +113,22 @@ func Applied(ctx context.Context, db *DB) ([]string, error) {
 		out = append(out, o+": "+n)
 	}
 	return out, rows.Err()
+}
+
+// AddColumn adds a column to a table unless it has it already (decl may
+// use the type tokens of Dialect.Expand).
+func AddColumn(ctx context.Context, tx *Tx, table, column, decl string) error {
+	var n int
+	q := `SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?`
+	if tx.Dialect().Numbered {
+		q = `SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? AND column_name = ?`
+	}
+	if err := tx.tx.QueryRowContext(ctx, tx.Dialect().Rewrite(q), table, column).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	_, err := tx.ExecDirect(ctx, tx.Dialect().Expand("ALTER TABLE "+table+" ADD COLUMN "+column+" "+decl))
+	return err
 }

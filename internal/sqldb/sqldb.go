@@ -284,6 +284,9 @@ type Tx struct {
 // Dialect returns the database's dialect.
 func (tx *Tx) Dialect() Dialect { return tx.db.d }
 
+// SQL returns the underlying transaction, for code that takes a *sql.Tx.
+func (tx *Tx) SQL() *sql.Tx { return tx.tx }
+
 // Query runs a query in the transaction.
 func (tx *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if st := tx.db.inTx(ctx, tx.tx, query); st != nil {

@@ -14,10 +14,10 @@ import (
 type Handler struct {
 	target func() *Writer
 	msgid  string
-	level slog.Leveler
-	mu    *sync.Mutex
-	buf   *bytes.Buffer
-	json  slog.Handler
+	level  slog.Leveler
+	mu     *sync.Mutex
+	buf    *bytes.Buffer
+	json   slog.Handler
 }
 
 // NewHandler returns a handler sending records at level or above to the

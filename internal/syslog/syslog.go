@@ -13,6 +13,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -122,6 +123,7 @@ func (w *Writer) run() {
 	defer close(w.done)
 	var conn net.Conn
 	var bw *bufio.Writer
+	var closed *atomic.Bool // set when the collector closed conn
 	backoff := 100 * time.Millisecond
 	var pending []byte
 	deadline := time.Time{}
@@ -150,6 +152,12 @@ func (w *Writer) run() {
 			}
 			return
 		}
+		if conn != nil && closed.Load() {
+			// A write to a connection the peer closed succeeds
+			// locally and is lost; the reader noticed the close.
+			conn.Close()
+			conn = nil
+		}
 		if conn == nil {
 			d := net.Dialer{Timeout: 5 * time.Second}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -168,6 +176,12 @@ func (w *Writer) run() {
 				continue
 			}
 			conn, bw, backoff = c, bufio.NewWriter(c), 100*time.Millisecond
+			closed = new(atomic.Bool)
+			go func(c net.Conn, closed *atomic.Bool) {
+				// Collectors send nothing; a read ends when they close.
+				io.Copy(io.Discard, c)
+				closed.Store(true)
+			}(c, closed)
 		}
 		conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		_, err := bw.Write(pending)

@@ -179,7 +179,7 @@ func (s *session) page(name string) {
 	res, err := chromedp.Run(s.ctx, chromedp.Evaluate[axeResult](`axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]}})
 			.then(r => ({version: axe.version, passes: r.passes.map(p => p.id),
 				violations: r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 5).map(n => n.target.join(" "))}))}))`,
-			chromedp.EvalAwaitPromise))
+		chromedp.EvalAwaitPromise))
 	if err != nil {
 		s.t.Fatalf("axe on %s: %v", name, err)
 	}

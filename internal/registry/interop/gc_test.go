@@ -36,7 +36,7 @@ func TestGCOnS3Postgres(t *testing.T) {
 		return n
 	}
 	before := blobs()
-	rep, err := lading.srv.Registry.CollectGarbage(context.Background(), reg.GCOptions{Grace: time.Nanosecond})
+	rep, err := lading.srv.Collector.Collect(context.Background(), reg.GCOptions{Grace: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}

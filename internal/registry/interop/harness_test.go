@@ -75,7 +75,7 @@ const (
 	admin    = "Admin-password1"
 )
 
-var projects = []string{"skopeo", "podman", "buildah", "crane", "oras", "gc", "corpus", "conformance"}
+var projects = []string{"skopeo", "podman", "buildah", "crane", "oras", "gc", "corpus", "conformance", "token"}
 
 type setup func(t testing.TB, c *server.Config)
 

@@ -2,8 +2,9 @@
 // repository may see (blob links), manifests and what they reference, tags,
 // referrers and upload sessions. Content itself lives in registry/storage.
 //
-// Store is the interface; SQL implements it for any database/sql driver
-// through a Dialect, and the subpackages open the two supported databases:
+// The metadata is reached through role interfaces (Blobs, Manifests,
+// Uploads, Collector), composed into Store; SQL implements Store for any
+// database/sql driver through a Dialect, and the subpackages open the two supported databases:
 // meta/sqlite (the default, a file under the lading root) and meta/postgres
 // (when a PostgreSQL URL is configured). Both run the conformance suite in
 // meta/metatest.
@@ -29,10 +30,13 @@
 // dies, whatever the collector's grace window. The collector marks a blob deleting
 // (re-checking, under the row's lock, that no manifest references it and
 // that nothing claimed or linked it within the grace window), deletes the
-// content, then forgets the row. A claim that finds a blob deleting waits for the collector
-// (ErrUnavailable); PutManifest accepts only present blobs, under the same
-// lock, so a manifest either sees its blobs present and protects them or is
-// refused.
+// content, then forgets the row. A claim that finds a blob deleting waits
+// for the collector (ErrUnavailable) while the collector lives: a row
+// marked deleting names its collection, whose Lock dies with the
+// collector's process (or database session), and a claim takes over at
+// once a row whose collector is gone. PutManifest accepts only present
+// blobs, under the same lock, so a manifest either sees its blobs present
+// and protects them or is refused.
 package meta
 
 import (
@@ -43,9 +47,17 @@ import (
 	"github.com/lading-dev/lading/internal/errdefs"
 )
 
-// Store is the registry's metadata store. Every method may block on the
+// The metadata is used in roles, each a narrow interface that one kind of
+// consumer takes, as containerd composes its content store: the
+// distribution API's blob handlers take Blobs, its manifest handlers
+// Manifests, its upload handlers Uploads (all three together are API), the
+// garbage collector takes Collector, and only the server that opens and
+// closes the database holds the whole Store. Every method may block on the
 // database and honours ctx.
-type Store interface {
+
+// Blobs is the role of blob rows and their links into repositories: what
+// blob reads, writes, mounts and deletes need.
+type Blobs interface {
 	// ClaimBlob announces that content for dgst is about to be written to
 	// storage, and reports whether the content is already present (the
 	// writer may then skip writing it). It fails with
@@ -56,8 +68,6 @@ type Store interface {
 	CommitBlob(ctx context.Context, repo, dgst string, size int64) error
 	// Blob returns the blob dgst if it is present and linked into repo.
 	Blob(ctx context.Context, repo, dgst string) (Blob, error)
-	// GlobalBlob returns the blob dgst if it is present, linked or not.
-	GlobalBlob(ctx context.Context, dgst string) (Blob, error)
 	// LinkBlob links a present blob into repo (a cross-repository mount)
 	// and refreshes the link's time.
 	LinkBlob(ctx context.Context, repo, dgst string) error
@@ -66,11 +76,18 @@ type Store interface {
 	UnlinkBlob(ctx context.Context, repo, dgst string) error
 	// BlobRepositories lists up to limit repositories that link dgst.
 	BlobRepositories(ctx context.Context, dgst string, limit int) ([]string, error)
+}
 
+// Manifests is the role of manifests and what points at them: tags,
+// referrers, and the listings of tags and repositories.
+type Manifests interface {
 	// PutManifest records a manifest whose content is a claimed or present
-	// blob (it becomes present), and points tags at it. Every digest in m.Blobs must be a blob linked into
-	// repo and every digest in m.Manifests a manifest of repo; otherwise
-	// it fails with a *MissingError (class errdefs.ErrNotFound).
+	// blob (it becomes present), and points tags at it. Every digest in
+	// m.Blobs must be a blob linked into repo and every digest in
+	// m.Manifests a manifest of repo; otherwise it fails with a
+	// *MissingError (class errdefs.ErrNotFound). A size in m.Sizes that
+	// is not the stored one fails with a *SizeError (class
+	// errdefs.ErrInvalidArgument).
 	PutManifest(ctx context.Context, repo string, m Manifest, tags []string) error
 	// Manifest returns the manifest dgst of repo.
 	Manifest(ctx context.Context, repo, dgst string) (Manifest, error)
@@ -96,7 +113,11 @@ type Store interface {
 	// Referrers lists the manifests of repo whose subject is dgst,
 	// filtered by artifactType when it is not empty.
 	Referrers(ctx context.Context, repo, dgst, artifactType string) ([]Descriptor, error)
+}
 
+// Uploads is the role of upload sessions, as the API's upload handlers use
+// them.
+type Uploads interface {
 	// CreateUpload starts an upload session.
 	CreateUpload(ctx context.Context, u Upload) error
 	// Upload returns the session id of repo.
@@ -112,23 +133,52 @@ type Store interface {
 	// session moved, ErrNotFound if it is gone, ErrUnavailable (and the
 	// session kept) while the collector deletes dgst.
 	CloseUpload(ctx context.Context, repo, id string, size int64, dgst string) (present bool, err error)
-	// StaleUploads lists up to limit sessions not updated since before.
-	StaleUploads(ctx context.Context, before time.Time, limit int) ([]Upload, error)
-	// UploadExists reports whether a session with this id exists.
-	UploadExists(ctx context.Context, id string) (bool, error)
+}
 
+// API is what serving the distribution API needs: blobs, manifests and
+// upload sessions, and nothing of the collector's.
+type API interface {
+	Blobs
+	Manifests
+	Uploads
+}
+
+// Collector is the garbage collector's role: finding and deleting
+// unreferenced blobs, and expiring idle upload sessions.
+type Collector interface {
 	// GCCandidates lists up to limit blobs after the digest after, in
 	// digest order, that no manifest references and that nothing claimed,
 	// committed or linked since before, plus blobs left deleting by an
 	// interrupted collection.
 	GCCandidates(ctx context.Context, before time.Time, after string, limit int) ([]Blob, error)
+	// LockCollection starts a collection: it waits until no other
+	// collection of the database runs and takes the database's
+	// collection lock (see Lock). The caller releases it.
+	LockCollection(ctx context.Context) (*Lock, error)
 	// MarkDeleting re-checks a candidate under its row lock and marks it
-	// deleting. It reports false when the blob is no longer collectable.
-	// A digest without a row is recorded as deleting (an orphan file).
-	MarkDeleting(ctx context.Context, dgst string, before time.Time) (bool, error)
+	// deleting, in the name of the collection holding l. It reports false
+	// when the blob is no longer collectable. A digest without a row is
+	// recorded as deleting (an orphan file).
+	MarkDeleting(ctx context.Context, l *Lock, dgst string, before time.Time) (bool, error)
 	// ForgetBlob removes a deleting blob's row and links.
 	ForgetBlob(ctx context.Context, dgst string) error
+	// GlobalBlob returns the blob dgst if it is present, linked or not
+	// (content that no present row names is an orphan).
+	GlobalBlob(ctx context.Context, dgst string) (Blob, error)
+	// StaleUploads lists up to limit sessions not updated since before.
+	StaleUploads(ctx context.Context, before time.Time, limit int) ([]Upload, error)
+	// UploadExists reports whether a session with this id exists.
+	UploadExists(ctx context.Context, id string) (bool, error)
+	// DeleteUpload is Uploads.DeleteUpload: the collector expires a stale
+	// session with it, at the size it saw.
+	DeleteUpload(ctx context.Context, repo, id string, size int64) error
+}
 
+// Store is the whole metadata store: every role, and Close. Only what opens
+// the database holds it.
+type Store interface {
+	API
+	Collector
 	// Close releases the database.
 	Close() error
 }
@@ -158,7 +208,11 @@ type Manifest struct {
 	Annotations  map[string]string // for the referrers API
 	Blobs        []string          // blobs it requires (config, layers)
 	Manifests    []string          // manifests it requires (index entries)
-	Created      time.Time
+	// Sizes are the sizes the manifest states for digests of Blobs and
+	// Manifests; PutManifest refuses a size that is not the stored one
+	// (a digest absent from Sizes is not checked).
+	Sizes   map[string]int64
+	Created time.Time
 	// Content is the manifest's bytes, when the writer has them: given
 	// to the hooks (which read what they need of it), never stored here
 	// (the content is a blob in storage).
@@ -203,3 +257,24 @@ func (e *MissingError) Error() string {
 
 // Unwrap makes a MissingError of class errdefs.ErrNotFound.
 func (e *MissingError) Unwrap() error { return errdefs.ErrNotFound }
+
+// SizeError says that a manifest states a size for a blob or manifest it
+// references that is not the size the repository holds.
+type SizeError struct {
+	Repo     string
+	Digest   string
+	Manifest bool  // a manifest (index entry), not a blob
+	Stated   int64 // what the manifest says
+	Stored   int64 // what the repository holds
+}
+
+func (e *SizeError) Error() string {
+	what := "blob"
+	if e.Manifest {
+		what = "manifest"
+	}
+	return fmt.Sprintf("%s %s is stated as %d bytes, but %s holds %d bytes", what, e.Digest, e.Stated, e.Repo, e.Stored)
+}
+
+// Unwrap makes a SizeError of class errdefs.ErrInvalidArgument.
+func (e *SizeError) Unwrap() error { return errdefs.ErrInvalidArgument }

@@ -22,6 +22,7 @@ type Dialect = sqldb.Dialect
 type SQL struct {
 	db    *sqldb.DB
 	d     Dialect
+	locks CollectionLocks
 	now   func() time.Time
 	hooks Hooks
 	owned bool
@@ -36,13 +37,24 @@ type Option func(*SQL)
 // account for.
 func WithHooks(h Hooks) Option { return func(s *SQL) { s.hooks = h } }
 
+// WithCollectionLocks sets the database's collection locks (see Lock);
+// without, blobs left deleting by a collector are taken over only after a
+// timeout.
+func WithCollectionLocks(l CollectionLocks) Option {
+	return func(s *SQL) {
+		if l != nil {
+			s.locks = l
+		}
+	}
+}
+
 // OwnDB makes Close close the database too.
 func OwnDB() Option { return func(s *SQL) { s.owned = true } }
 
 // New returns the store over db, which Migrations must have brought up to
 // date.
 func New(db *sqldb.DB, opts ...Option) *SQL {
-	s := &SQL{db: db, d: db.Dialect(), now: time.Now, hooks: noHooks{}}
+	s := &SQL{db: db, d: db.Dialect(), locks: noLocks{}, now: time.Now, hooks: noHooks{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -62,7 +74,8 @@ var Migrations = []sqldb.Migration{{Owner: "registry/meta", Name: "repositories,
 		created {{int}} NOT NULL,
 		updated {{int}} NOT NULL,
 		claimed {{int}} NOT NULL DEFAULT 0,
-		claims {{int}} NOT NULL DEFAULT 0)`,
+		claims {{int}} NOT NULL DEFAULT 0,
+		collector {{int}} NOT NULL DEFAULT 0)`,
 	`CREATE TABLE IF NOT EXISTS repo_blobs (
 		repo {{text}} NOT NULL,
 		digest {{text}} NOT NULL,
@@ -103,6 +116,9 @@ var Migrations = []sqldb.Migration{{Owner: "registry/meta", Name: "repositories,
 		created {{int}} NOT NULL,
 		updated {{int}} NOT NULL)`,
 	`CREATE INDEX IF NOT EXISTS uploads_updated ON uploads (updated)`,
+}, Func: func(ctx context.Context, tx *sqldb.Tx) error {
+	// A database made before collection locks lacks blobs.collector.
+	return sqldb.AddColumn(ctx, tx, "blobs", "collector", "{{int}} NOT NULL DEFAULT 0")
 }}}
 
 // SetClock replaces the store's clock (tests of the grace window).
@@ -167,8 +183,8 @@ func (s *SQL) ClaimBlob(ctx context.Context, dgst string) (bool, error) {
 func (s *SQL) claim(ctx context.Context, tx *sqldb.Tx, dgst string) (bool, error) {
 	now := nanos(s.now())
 	var state string
-	var updated int64
-	err := tx.QueryRow(ctx, (`SELECT state, updated FROM blobs WHERE digest = ?`+s.d.ForUpdate), dgst).Scan(&state, &updated)
+	var updated, collector int64
+	err := tx.QueryRow(ctx, (`SELECT state, updated, collector FROM blobs WHERE digest = ?`+s.d.ForUpdate), dgst).Scan(&state, &updated, &collector)
 	if errors.Is(err, sql.ErrNoRows) {
 		_, err = tx.Exec(ctx, (`INSERT INTO blobs (digest, size, state, created, updated, claimed, claims) VALUES (?, 0, ?, ?, ?, ?, 1)`), dgst, StatePending, now, now, now)
 		return false, err
@@ -176,13 +192,19 @@ func (s *SQL) claim(ctx context.Context, tx *sqldb.Tx, dgst string) (bool, error
 	if err != nil {
 		return false, err
 	}
-	if state == StateDeleting && now-updated < int64(deletingTimeout) {
-		return false, errdefs.Unavailable(fmt.Errorf("blob %s is being garbage collected; retry", dgst))
+	if state == StateDeleting {
+		alive, err := s.collecting(ctx, tx, collector, updated, now)
+		if err != nil {
+			return false, err
+		}
+		if alive {
+			return false, errdefs.Unavailable(fmt.Errorf("blob %s is being garbage collected; retry", dgst))
+		}
 	}
 	// present and pending rows are refreshed and their claims counted
 	// (the collector leaves claimed rows alone until every claim is
 	// committed, whatever its grace window); a deleting row whose
-	// collector died long ago is taken over.
+	// collector died is taken over.
 	newState := state
 	if state == StateDeleting {
 		newState = StatePending
@@ -216,8 +238,26 @@ func (s *SQL) CloseUpload(ctx context.Context, repo, id string, size int64, dgst
 	return present, err
 }
 
-// deletingTimeout is how long a blob may stay deleting before a claim takes
-// it over from a collector that must have died.
+// collecting reports whether the collection that marked a blob deleting
+// (collector, at updated) may still be deleting it: while its lock is held,
+// or, for a collection without a lock (0) or whose lock this process cannot
+// test (a lock file it may not open), for deletingTimeout.
+func (s *SQL) collecting(ctx context.Context, tx *sqldb.Tx, collector, updated, now int64) (bool, error) {
+	if collector != 0 {
+		held, err := s.locks.Held(ctx, tx.SQL(), collector)
+		if err == nil {
+			return held, nil
+		}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+	}
+	return now-updated < int64(deletingTimeout), nil
+}
+
+// deletingTimeout is how long a blob marked by a collection without a lock
+// may stay deleting before a claim takes it over from a collector that must
+// have died.
 const deletingTimeout = 2 * time.Minute
 
 // CommitBlob implements Store.
@@ -369,23 +409,29 @@ func (s *SQL) PutManifest(ctx context.Context, repo string, m Manifest, tags []s
 			return err
 		}
 		for _, b := range blobs {
-			var n int
-			err := tx.QueryRow(ctx, (`SELECT 1 FROM blobs b JOIN repo_blobs l ON l.digest = b.digest WHERE l.repo = ? AND b.digest = ? AND b.state = ?` + s.d.ForShare), repo, b, StatePresent).Scan(&n)
+			var size int64
+			err := tx.QueryRow(ctx, (`SELECT b.size FROM blobs b JOIN repo_blobs l ON l.digest = b.digest WHERE l.repo = ? AND b.digest = ? AND b.state = ?` + s.d.ForShare), repo, b, StatePresent).Scan(&size)
 			if errors.Is(err, sql.ErrNoRows) {
 				return &MissingError{Repo: repo, Digest: b}
 			}
 			if err != nil {
 				return err
 			}
+			if stated, ok := m.Sizes[b]; ok && stated != size {
+				return &SizeError{Repo: repo, Digest: b, Stated: stated, Stored: size}
+			}
 		}
 		for _, c := range children {
-			var n int
-			err := tx.QueryRow(ctx, (`SELECT 1 FROM manifests WHERE repo = ? AND digest = ?` + s.d.ForShare), repo, c).Scan(&n)
+			var size int64
+			err := tx.QueryRow(ctx, (`SELECT size FROM manifests WHERE repo = ? AND digest = ?` + s.d.ForShare), repo, c).Scan(&size)
 			if errors.Is(err, sql.ErrNoRows) {
 				return &MissingError{Repo: repo, Digest: c, Manifest: true}
 			}
 			if err != nil {
 				return err
+			}
+			if stated, ok := m.Sizes[c]; ok && stated != size {
+				return &SizeError{Repo: repo, Digest: c, Manifest: true, Stated: stated, Stored: size}
 			}
 		}
 		if err := s.ensureRepo(ctx, tx, repo); err != nil {
@@ -707,8 +753,14 @@ func (s *SQL) GCCandidates(ctx context.Context, before time.Time, after string, 
 	return out, s.wrap("gc candidates", rows.Err())
 }
 
+// LockCollection implements Store.
+func (s *SQL) LockCollection(ctx context.Context) (*Lock, error) {
+	l, err := s.locks.Lock(ctx, newCollectionID())
+	return l, s.wrap("collection lock", err)
+}
+
 // MarkDeleting implements Store.
-func (s *SQL) MarkDeleting(ctx context.Context, dgst string, before time.Time) (bool, error) {
+func (s *SQL) MarkDeleting(ctx context.Context, l *Lock, dgst string, before time.Time) (bool, error) {
 	marked := false
 	err := s.tx(ctx, "mark "+dgst+" deleting", func(tx *sqldb.Tx) error {
 		marked = false
@@ -719,7 +771,7 @@ func (s *SQL) MarkDeleting(ctx context.Context, dgst string, before time.Time) (
 			// Content without a row: left by a crash between a
 			// write and its commit. A claim would have created the
 			// row first, so nobody is writing it now.
-			_, err = tx.Exec(ctx, (`INSERT INTO blobs (digest, size, state, created, updated, claimed, claims) VALUES (?, 0, ?, ?, ?, 0, 0)`), dgst, StateDeleting, now, now)
+			_, err = tx.Exec(ctx, (`INSERT INTO blobs (digest, size, state, created, updated, claimed, claims, collector) VALUES (?, 0, ?, ?, ?, 0, 0, ?)`), dgst, StateDeleting, now, now, l.ID())
 			marked = err == nil
 			return err
 		}
@@ -727,8 +779,10 @@ func (s *SQL) MarkDeleting(ctx context.Context, dgst string, before time.Time) (
 			return err
 		}
 		if state == StateDeleting {
+			// Left by an interrupted collection: this one resumes
+			// it, under its own lock.
 			marked = true
-			_, err = tx.Exec(ctx, (`UPDATE blobs SET updated = ? WHERE digest = ?`), now, dgst)
+			_, err = tx.Exec(ctx, (`UPDATE blobs SET updated = ?, collector = ? WHERE digest = ?`), now, l.ID(), dgst)
 			return err
 		}
 		// Re-check in a statement that starts after the lock was
@@ -741,7 +795,7 @@ func (s *SQL) MarkDeleting(ctx context.Context, dgst string, before time.Time) (
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, (`UPDATE blobs SET state = ?, updated = ? WHERE digest = ?`), StateDeleting, now, dgst)
+		_, err = tx.Exec(ctx, (`UPDATE blobs SET state = ?, updated = ?, collector = ? WHERE digest = ?`), StateDeleting, now, l.ID(), dgst)
 		marked = err == nil
 		return err
 	})

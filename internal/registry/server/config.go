@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -21,11 +22,13 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/registry"
 )
 
 // Config is the registry's configuration, as written in its YAML file:
 //
 //	address: 127.0.0.1:5000
+//	shutdown_timeout: 30s                  # requests in flight get this long to finish
 //	tls:
 //	  certificate: /etc/lading/tls.crt
 //	  key: /etc/lading/tls.key
@@ -58,20 +61,24 @@ import (
 //	  max_manifest_size: 4194304
 //	  idle_timeout: 60s
 //	gc:
-//	  interval: 24h                        # 0: no periodic collection
-//	  grace: 1h
+//	  interval: 24h                        # 0 (the default): no periodic collection
+//	  grace: 1h                            # 0: none
 //	  upload_ttl: 24h
 //	log:
 //	  access: true                         # JSON access log on stderr
 //	metrics:
 //	  enabled: true                        # /metrics
+//	  address: 127.0.0.1:9090              # serve /metrics here only
 type Config struct {
-	Address  string         `yaml:"address"`
-	TLS      TLSConfig      `yaml:"tls"`
-	Storage  StorageConfig  `yaml:"storage"`
-	Database DatabaseConfig `yaml:"database"`
-	Auth     AuthConfig     `yaml:"auth"`
-	Limits   LimitsConfig   `yaml:"limits"`
+	Address string `yaml:"address"`
+	// ShutdownTimeout bounds how long a shutdown waits for requests in
+	// flight before it cuts them off; nil: 30s, 0: no wait.
+	ShutdownTimeout *time.Duration `yaml:"shutdown_timeout"`
+	TLS             TLSConfig      `yaml:"tls"`
+	Storage         StorageConfig  `yaml:"storage"`
+	Database        DatabaseConfig `yaml:"database"`
+	Auth            AuthConfig     `yaml:"auth"`
+	Limits          LimitsConfig   `yaml:"limits"`
 	// Settings fix Harbor's settings (/api/v2.0/configurations): they
 	// win over the database and cannot be changed through the API.
 	Settings map[string]any `yaml:"settings"`
@@ -159,15 +166,16 @@ type TokenConfig struct {
 
 // LimitsConfig mirrors registry.Limits.
 type LimitsConfig struct {
-	MaxManifestSize int64         `yaml:"max_manifest_size"`
-	IdleTimeout     time.Duration `yaml:"idle_timeout"`
+	MaxManifestSize int64          `yaml:"max_manifest_size"`
+	IdleTimeout     *time.Duration `yaml:"idle_timeout"` // nil: 60s
 }
 
-// GCConfig configures the periodic collector.
+// GCConfig configures the periodic collector. A duration left out (nil) is
+// the default; one written as 0 is 0.
 type GCConfig struct {
-	Interval  time.Duration `yaml:"interval"`
-	Grace     time.Duration `yaml:"grace"`
-	UploadTTL time.Duration `yaml:"upload_ttl"`
+	Interval  time.Duration  `yaml:"interval"`   // 0: no periodic collection
+	Grace     *time.Duration `yaml:"grace"`      // nil: 1h; 0: no grace window
+	UploadTTL *time.Duration `yaml:"upload_ttl"` // nil: 24h
 }
 
 // LogConfig configures logging.
@@ -177,7 +185,10 @@ type LogConfig struct {
 
 // MetricsConfig configures metrics.
 type MetricsConfig struct {
-	Enabled *bool `yaml:"enabled"`
+	Enabled *bool `yaml:"enabled"` // nil: on
+	// Address is a listen address of their own for /metrics, which the
+	// registry's port then does not serve.
+	Address string `yaml:"address"`
 }
 
 // DefaultAddress is where the registry listens unless told otherwise.
@@ -193,15 +204,94 @@ func LoadConfig(path string) (Config, error) {
 	return ParseConfig(b)
 }
 
-// ParseConfig parses a YAML configuration.
+// ParseConfig parses a YAML configuration. Keys are checked against
+// Config (an unknown one is an error naming it and its line), and so are
+// durations: Go durations ("90s", "1h30m") or a bare 0; a number with no
+// unit is refused rather than guessed.
 func ParseConfig(b []byte) (Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+	var doc yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(b)).Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return c, nil
+		}
+		return Config{}, errdefs.InvalidArgument(fmt.Errorf("config: %w", err))
+	}
+	if err := checkNode(doc.Content[0], reflect.TypeFor[Config](), ""); err != nil {
+		return Config{}, errdefs.InvalidArgument(fmt.Errorf("config: %w", err))
+	}
+	if err := doc.Decode(&c); err != nil {
 		return Config{}, errdefs.InvalidArgument(fmt.Errorf("config: %w", err))
 	}
 	return c, nil
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// checkNode checks a YAML node against the Go type it decodes into: every
+// mapping key names a field, and every duration is one. A bare 0 becomes
+// "0s" for the decoder. key is the node's dotted path, for messages.
+func checkNode(n *yaml.Node, t reflect.Type, key string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode || n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil
+	}
+	switch {
+	case t == durationType:
+		return checkDuration(n, key)
+	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
+		fields := map[string]reflect.Type{}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); name != "" && name != "-" {
+				fields[name] = f.Type
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			sub := k.Value
+			if key != "" {
+				sub = key + "." + k.Value
+			}
+			ft, ok := fields[k.Value]
+			if !ok {
+				return fmt.Errorf("line %d: unknown key %s", k.Line, sub)
+			}
+			if err := checkNode(n.Content[i+1], ft, sub); err != nil {
+				return err
+			}
+		}
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for i, e := range n.Content {
+			if err := checkNode(e, t.Elem(), fmt.Sprintf("%s[%d]", key, i)); err != nil {
+				return err
+			}
+		}
+	}
+	// Anything else is the decoder's to judge (and to refuse with its
+	// own message).
+	return nil
+}
+
+// checkDuration checks the scalar n of a duration key.
+func checkDuration(n *yaml.Node, key string) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: %s: want a duration such as 90s, 5m or 1h30m", n.Line, key)
+	}
+	if n.Tag == "!!int" || n.Tag == "!!float" {
+		if f, err := strconv.ParseFloat(n.Value, 64); err == nil && f == 0 {
+			n.Tag, n.Value, n.Style = "!!str", "0s", 0
+			return nil
+		}
+		return fmt.Errorf("line %d: %s: %s has no unit; write %ss, %sm or %sh", n.Line, key, n.Value, n.Value, n.Value, n.Value)
+	}
+	if _, err := time.ParseDuration(n.Value); err != nil {
+		return fmt.Errorf("line %d: %s: %q is not a duration such as 90s, 5m or 1h30m", n.Line, key, n.Value)
+	}
+	n.Tag = "!!str"
+	return nil
 }
 
 // Defaults fills what the configuration leaves open, relative to the lading
@@ -238,16 +328,25 @@ func (c *Config) Defaults(root string) {
 	if c.Storage.S3.Region == "" {
 		c.Storage.S3.Region = "us-east-1"
 	}
-	if c.GC.Grace == 0 {
-		c.GC.Grace = time.Hour
-	}
-	if c.GC.UploadTTL == 0 {
-		c.GC.UploadTTL = 24 * time.Hour
+	setDefault(&c.ShutdownTimeout, 30*time.Second)
+	setDefault(&c.GC.Grace, registry.DefaultGrace)
+	setDefault(&c.GC.UploadTTL, registry.DefaultUploadTTL)
+	setDefault(&c.Limits.IdleTimeout, 60*time.Second)
+}
+
+// setDefault points an unset duration at its default.
+func setDefault(p **time.Duration, d time.Duration) {
+	if *p == nil {
+		*p = &d
 	}
 }
 
-// Validate checks the configuration for contradictions.
+// Validate checks the configuration for contradictions and for values that
+// make no sense.
 func (c *Config) Validate() error {
+	if err := c.validateDurations(); err != nil {
+		return err
+	}
 	if (c.TLS.Certificate == "") != (c.TLS.Key == "") {
 		return errdefs.InvalidArgument(errors.New("config: tls needs both certificate and key"))
 	}
@@ -274,10 +373,38 @@ func (c *Config) Validate() error {
 	if c.Auth.Token.Enabled != nil || c.Auth.Token.KeyFile != "" || c.Auth.Token.TTL != nil {
 		return errdefs.InvalidArgument(errors.New("config: auth.token.enabled, key_file and ttl are replaced: the token service is always on at /service/token, its key is in the database, and the setting token_expiration is its tokens' lifetime"))
 	}
+	if c.Metrics.Address != "" && c.Metrics.Enabled != nil && !*c.Metrics.Enabled {
+		return errdefs.InvalidArgument(errors.New("config: metrics.address with metrics.enabled false"))
+	}
 	if c.Database.URL != "" {
 		u, err := url.Parse(c.Database.URL)
 		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			return errdefs.InvalidArgument(errors.New("config: database.url must be a postgres:// URL"))
+		}
+	}
+	return nil
+}
+
+// validateDurations refuses negative durations, and zero where zero would
+// mean something nobody wants.
+func (c *Config) validateDurations() error {
+	for _, d := range []struct {
+		key      string
+		v        *time.Duration
+		zeroSays string // why 0 is refused; "" when 0 is fine
+	}{
+		{"shutdown_timeout", c.ShutdownTimeout, ""},
+		{"gc.interval", &c.GC.Interval, ""},
+		{"gc.grace", c.GC.Grace, ""},
+		{"gc.upload_ttl", c.GC.UploadTTL, "would expire every upload in progress"},
+		{"limits.idle_timeout", c.Limits.IdleTimeout, "would cut off every request body"},
+	} {
+		switch {
+		case d.v == nil:
+		case *d.v < 0:
+			return errdefs.InvalidArgument(fmt.Errorf("config: %s: %s is negative", d.key, *d.v))
+		case *d.v == 0 && d.zeroSays != "":
+			return errdefs.InvalidArgument(fmt.Errorf("config: %s: 0 %s; leave the key out for the default", d.key, d.zeroSays))
 		}
 	}
 	return nil

@@ -32,8 +32,8 @@ func TestLoadFullConfig(t *testing.T) {
 			Token: TokenConfig{Service: "registry.example.com", Realm: "https://registry.example.com/service/token"},
 		},
 		Settings: map[string]any{"project_creation_restriction": "adminonly", "token_expiration": 10},
-		Limits:   LimitsConfig{MaxManifestSize: 8 << 20, IdleTimeout: 2 * time.Minute},
-		GC:       GCConfig{Interval: 24 * time.Hour, Grace: 2 * time.Hour, UploadTTL: 48 * time.Hour},
+		Limits:   LimitsConfig{MaxManifestSize: 8 << 20, IdleTimeout: ptr(2 * time.Minute)},
+		GC:       GCConfig{Interval: 24 * time.Hour, Grace: ptr(2 * time.Hour), UploadTTL: ptr(48 * time.Hour)},
 		Log:      LogConfig{Access: &no},
 		Metrics:  MetricsConfig{Enabled: &no},
 	}
@@ -61,6 +61,43 @@ func TestConfigErrors(t *testing.T) {
 	if err != nil || !cmp.Equal(c, Config{}) {
 		t.Errorf("empty config: %+v, %v", c, err)
 	}
+	// An unknown key is named with its path and line.
+	_, err = ParseConfig([]byte("storage:\n  driver: filesystem\n  filesystem:\n    rot: /x\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 4: unknown key storage.filesystem.rot") {
+		t.Errorf("unknown nested key: %v", err)
+	}
+	// Keys of lading before Harbor's layer parse, and are refused saying
+	// what replaced them.
+	c, err = ParseConfig([]byte("auth:\n  access:\n    - users: [a]\n      actions: [pull]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Defaults(t.TempDir())
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "replaced by projects, members with roles and robot accounts") {
+		t.Errorf("auth.access: %v", err)
+	}
+}
+
+// Whatever the bytes, the parser answers with a configuration or an
+// invalid-argument error, never a panic.
+func FuzzParseConfig(f *testing.F) {
+	full, _ := os.ReadFile(filepath.Join("testdata", "full.yaml"))
+	for _, seed := range []string{string(full), "gc: {interval: 0, grace: 0s}\n", "gc: {interval: 90}\n", "a: &x 1\nb: *x\n", "- a\n", "gc:\n  grace: [1]\n"} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseConfig(b)
+		if err != nil {
+			if !errdefs.IsInvalidArgument(err) {
+				t.Fatalf("error of no class: %v", err)
+			}
+			return
+		}
+		c.Defaults("/var/lib/lading")
+		if err := c.Validate(); err != nil && !errdefs.IsInvalidArgument(err) {
+			t.Fatalf("Validate: error of no class: %v", err)
+		}
+	})
 }
 
 func TestDefaultsAndValidate(t *testing.T) {
@@ -68,7 +105,7 @@ func TestDefaultsAndValidate(t *testing.T) {
 	c.Defaults("/root/lading")
 	if c.Address != DefaultAddress || c.Storage.Driver != "filesystem" ||
 		c.Storage.Filesystem.Root != "/root/lading/registry/content" || c.Database.SQLite != "/root/lading/registry/meta.db" ||
-		c.GC.Grace != time.Hour || c.GC.UploadTTL != 24*time.Hour {
+		*c.GC.Grace != time.Hour || *c.GC.UploadTTL != 24*time.Hour || *c.Limits.IdleTimeout != time.Minute || c.Auth.Mode != "db_auth" || c.Auth.Token.Service != "harbor-registry" {
 		t.Errorf("defaults: %+v", c)
 	}
 	if err := c.Validate(); err != nil {
@@ -94,6 +131,8 @@ func TestDefaultsAndValidate(t *testing.T) {
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func TestParseStorageFlag(t *testing.T) {
 	var c StorageConfig

@@ -26,10 +26,20 @@ import (
 // transactions; content lets the artifact view change the registry's
 // content.
 
-// gate implements registry.Gate.
+// gate implements registry.Gate: identity and access here, the content
+// checks in its Policies (see policies).
 type gate struct {
+	registry.Policies
 	core  *core.Core
 	realm string
+}
+
+// policies are the checks pushes, pulls and deletions pass, in order:
+// read-only mode, the storage quota, then those the caller adds
+// (Options.Policies: immutable tags, vulnerability and signature
+// policies).
+func policies(c *core.Core, more []registry.Policy) registry.Policies {
+	return append(registry.Policies{readOnly{c}, quota{core: c}}, more...)
 }
 
 var _ registry.Gate = (*gate)(nil)
@@ -118,8 +128,10 @@ func (g *gate) Catalog(ctx context.Context, s registry.Subject) (bool, error) {
 }
 
 // readOnly refuses changes while the read_only setting is on.
-func (g *gate) readOnly(ctx context.Context) error {
-	st, err := g.core.Settings.Get(ctx)
+type readOnly struct{ core *core.Core }
+
+func (p readOnly) check(ctx context.Context) error {
+	st, err := p.core.Settings.Get(ctx)
 	if err != nil {
 		return err
 	}
@@ -129,23 +141,31 @@ func (g *gate) readOnly(ctx context.Context) error {
 	return nil
 }
 
-func (g *gate) CheckBlob(ctx context.Context, _ registry.Subject, repo string, size int64) error {
-	if err := g.readOnly(ctx); err != nil {
-		return err
-	}
-	return g.core.Projects.QuotaAllows(ctx, repo, size)
+func (p readOnly) CheckBlob(ctx context.Context, _ registry.Subject, _ string, _ int64) error {
+	return p.check(ctx)
 }
 
-func (g *gate) CheckPush(ctx context.Context, _ registry.Subject, _ registry.PushCheck) error {
-	return g.readOnly(ctx)
+func (p readOnly) CheckPush(ctx context.Context, _ registry.Subject, _ registry.PushCheck) error {
+	return p.check(ctx)
 }
 
-func (g *gate) CheckPull(context.Context, registry.Subject, string, string, string) error {
+func (readOnly) CheckPull(context.Context, registry.Subject, string, string, string) error {
 	return nil
 }
 
-func (g *gate) CheckDelete(ctx context.Context, _ registry.Subject, _, _, _ string) error {
-	return g.readOnly(ctx)
+func (p readOnly) CheckDelete(ctx context.Context, _ registry.Subject, _, _, _ string) error {
+	return p.check(ctx)
+}
+
+// quota refuses a blob early when the project's quota cannot hold it (the
+// exact accounting is in hooks, in the metadata store's transaction).
+type quota struct {
+	registry.AllowAll
+	core *core.Core
+}
+
+func (p quota) CheckBlob(ctx context.Context, _ registry.Subject, repo string, size int64) error {
+	return p.core.Projects.QuotaAllows(ctx, repo, size)
 }
 
 // events implements registry.Events.

@@ -15,8 +15,8 @@ import (
 	"github.com/go-openapi/runtime"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/configure"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/health"
-	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/systeminfo"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/project"
+	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/systeminfo"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/user"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/models"
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lading-dev/lading/internal/actor"
@@ -21,6 +22,8 @@ import (
 	"github.com/lading-dev/lading/internal/inspect"
 	"github.com/lading-dev/lading/internal/registry"
 	"github.com/lading-dev/lading/internal/registry/meta"
+	metapostgres "github.com/lading-dev/lading/internal/registry/meta/postgres"
+	metasqlite "github.com/lading-dev/lading/internal/registry/meta/sqlite"
 	"github.com/lading-dev/lading/internal/registry/storage"
 	"github.com/lading-dev/lading/internal/registry/storage/fs"
 	"github.com/lading-dev/lading/internal/registry/storage/s3"
@@ -40,25 +43,28 @@ func Migrations() []sqldb.Migration {
 	return append(append([]sqldb.Migration{}, meta.Migrations...), core.Migrations()...)
 }
 
-// Server is an assembled registry, ready to serve.
+// Server is an assembled registry and Harbor's layer, ready to serve. It
+// holds the metadata database, to close it; the registry and the
+// collector each take their roles of the metadata store, and Harbor's
+// layer (Core) its services.
 type Server struct {
-	Config   Config
-	Registry *registry.Registry
-	Core     *core.Core
-	Driver   storage.Driver
-	Meta     *meta.SQL
-	DB       *sqldb.DB
-	// Inspect reads artifacts' content for the UI.
+	Config    Config
+	Registry  *registry.Registry
+	Collector *registry.Collector
+	Core      *core.Core
+	Driver    storage.Driver
+	Meta      *meta.SQL
+	DB        *sqldb.DB
+	// Inspect reads artifacts' content for the web UI.
 	Inspect *inspect.Service
 	// UI is the web UI, nil when turned off.
-	UI      *ui.Server
-	log     *slog.Logger
-	handler http.Handler
-
-	tlsMu   sync.RWMutex
-	tlsCert *tls.Certificate
-
-	forward *syslog.Switch
+	UI       *ui.Server
+	log      *slog.Logger
+	metrics  *registry.Metrics // nil when off
+	metricsL net.Listener      // metrics.address, once listening
+	cert     atomic.Pointer[tls.Certificate]
+	forward  *syslog.Switch
+	handler  http.Handler
 }
 
 // Options are what a Server needs besides its configuration.
@@ -71,6 +77,9 @@ type Options struct {
 	// Events hear about pushes, pulls and deletions (scan on push,
 	// webhooks), besides Harbor's layer.
 	Events registry.Events
+	// Policies are more checks pushes, pulls and deletions must pass,
+	// after read-only mode and the quota (see registry.Policy).
+	Policies []registry.Policy
 	// Version is lading's version (systeminfo).
 	Version string
 	// Analyzer tells the web UI what is inside images (packages by
@@ -83,7 +92,7 @@ type Options struct {
 // Open opens the storage and the database the configuration names,
 // brings the database's schema up to date, and builds the registry and
 // Harbor's layer over them. On a first start it creates the administrator
-// and the library project, and imports auth.htpasswd's users. cfg must
+// and the library project; it imports auth.htpasswd's users. cfg must
 // have had Defaults applied.
 func Open(ctx context.Context, cfg Config, o Options) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
@@ -93,47 +102,62 @@ func Open(ctx context.Context, cfg Config, o Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	var cert *tls.Certificate
+	if cfg.TLS.Certificate != "" {
+		var err error
+		if cert, err = loadCertificate(cfg.TLS); err != nil {
+			return nil, err
+		}
+	}
 	drv, err := openStorage(ctx, cfg.Storage)
 	if err != nil {
 		return nil, err
 	}
-	db, err := openDB(ctx, cfg.Database)
+	db, locks, err := openDB(ctx, cfg.Database)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{Config: cfg, Driver: drv, DB: db, forward: syslog.NewSwitch("lading", log)}
+	s.cert.Store(cert)
 	// Application and access logs also go to the audit log's syslog
 	// collector when one is set (Harbor's log collector gathers every
 	// component's logs).
 	s.log = slog.New(syslog.Tee{log.Handler(), syslog.NewHandler(s.forwardTarget, "app", slog.LevelInfo)})
-	if err := s.assemble(ctx, o); err != nil {
+	if err := s.assemble(ctx, o, locks); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func openDB(ctx context.Context, c DatabaseConfig) (*sqldb.DB, error) {
+// openDB opens the metadata database and migrates it; it returns the
+// database's collection locks too.
+func openDB(ctx context.Context, c DatabaseConfig) (*sqldb.DB, meta.CollectionLocks, error) {
 	var db *sqldb.DB
+	var locks meta.CollectionLocks
 	var err error
 	if c.URL != "" {
-		db, err = postgres.Open(ctx, c.URL)
+		if db, err = postgres.Open(ctx, c.URL); err == nil {
+			locks = metapostgres.Locks(db.SQL())
+		}
 	} else {
-		db, err = sqlite.Open(ctx, c.SQLite)
+		if db, err = sqlite.Open(ctx, c.SQLite); err == nil {
+			locks = metasqlite.Locks(c.SQLite)
+		}
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := sqldb.Migrate(ctx, db, Migrations()); err != nil {
 		db.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return db, nil
+	return db, locks, nil
 }
 
 // assemble builds Harbor's layer and the registry, each told of the other
 // through the registry's Gate and Events and the metadata store's Hooks.
-func (s *Server) assemble(ctx context.Context, o Options) error {
+func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionLocks) error {
 	cfg := s.Config
 	noAuth := cfg.Auth.Mode == "none"
 	var accessLog *slog.Logger
@@ -141,7 +165,7 @@ func (s *Server) assemble(ctx context.Context, o Options) error {
 		accessLog = slog.New(syslog.Tee{slog.NewJSONHandler(o.AccessLog, nil), syslog.NewHandler(s.forwardTarget, "access", slog.LevelInfo)})
 	}
 	hooks := &hooks{}
-	s.Meta = meta.New(s.DB, meta.WithHooks(hooks))
+	s.Meta = meta.New(s.DB, meta.WithHooks(hooks), meta.WithCollectionLocks(locks))
 	c, err := core.New(ctx, s.DB, core.Options{
 		Log: s.log, AccessLog: accessLog, Version: o.Version, TokenService: cfg.Auth.Token.Service,
 		StorageProvider: s.Driver.Name(), NoAuth: noAuth, Health: s.health,
@@ -152,26 +176,32 @@ func (s *Server) assemble(ctx context.Context, o Options) error {
 	hooks.core = c
 	s.Core = c
 	if err := c.Settings.SetOverrides(cfg.Settings); err != nil {
+		c.Close()
 		return err
 	}
 	opts := []registry.Option{
 		registry.WithLogger(s.log),
 		registry.WithLimits(registry.Limits{
 			MaxManifestSize: cfg.Limits.MaxManifestSize,
-			IdleTimeout:     cfg.Limits.IdleTimeout,
+			IdleTimeout:     deref(cfg.Limits.IdleTimeout),
 		}),
 		registry.WithEvents(events{core: c, also: o.Events}),
 	}
 	if !noAuth {
-		opts = append(opts, registry.WithGate(&gate{core: c, realm: cfg.Auth.Token.Realm}))
+		opts = append(opts, registry.WithGate(&gate{Policies: policies(c, o.Policies), core: c, realm: cfg.Auth.Token.Realm}))
 	}
 	if cfg.Metrics.Enabled == nil || *cfg.Metrics.Enabled {
-		opts = append(opts, registry.WithMetrics(registry.NewMetrics()))
+		s.metrics = registry.NewMetrics()
+		opts = append(opts, registry.WithMetrics(s.metrics))
+		if cfg.Metrics.Address != "" {
+			opts = append(opts, registry.WithoutMetricsRoute())
+		}
 	}
 	if accessLog != nil {
 		opts = append(opts, registry.WithAccessLog(accessLog))
 	}
 	s.Registry = registry.New(s.Driver, s.Meta, opts...)
+	s.Collector = registry.NewCollector(s.Driver, s.Meta, opts...)
 	c.SetRegistry(content{meta: s.Meta, reg: s.Registry})
 	if err := s.bootstrap(ctx); err != nil {
 		c.Close()
@@ -197,20 +227,25 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if err := s.Core.Bootstrap(ctx, s.Config.Auth.AdminPassword, s.Config.Root); err != nil {
 		return err
 	}
-	if s.Config.Auth.Htpasswd == "" {
+	return s.importHtpasswd(ctx)
+}
+
+// importHtpasswd makes database users of the htpasswd file's users that
+// are not users yet.
+func (s *Server) importHtpasswd(ctx context.Context) error {
+	file := s.Config.Auth.Htpasswd
+	if file == "" {
 		return nil
 	}
-	b, err := os.ReadFile(s.Config.Auth.Htpasswd)
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return fmt.Errorf("htpasswd: %w", err)
 	}
-	users, err := s.Core.Identity.ImportHtpasswd(ctx, b)
+	users, err := s.Core.Identity.ImportHtpasswd(actor.System(ctx, "lading"), b)
 	if err != nil {
-		return err
+		return fmt.Errorf("htpasswd %s: %w", file, err)
 	}
-	if len(users) > 0 {
-		s.log.Info("imported htpasswd users as database users", "file", s.Config.Auth.Htpasswd, "users", strings.Join(users, ","))
-	}
+	s.log.Info(fmt.Sprintf("htpasswd imported: %d new users", len(users)), "file", file, "users", strings.Join(users, ","))
 	return nil
 }
 
@@ -249,6 +284,72 @@ func (s *Server) health(ctx context.Context) []api.Component {
 	return []api.Component{{Name: "database", Error: dbErr}, {Name: "registry", Error: stErr}}
 }
 
+// forwardTarget is the syslog collector logs go to: the audit log's
+// forwarding endpoint, when set.
+func (s *Server) forwardTarget() *syslog.Writer {
+	if s.Core == nil {
+		return nil
+	}
+	st, err := s.Core.Settings.Get(context.Background())
+	if err != nil {
+		return nil
+	}
+	return s.forward.Writer(st.AuditForwardEndpoint)
+}
+
+// loadCertificate loads the TLS certificate and key.
+func loadCertificate(c TLSConfig) (*tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(c.Certificate, c.Key)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return &cert, nil
+}
+
+// describe names a certificate in the log: its subject and when it ends.
+func describe(c *tls.Certificate) string {
+	if c == nil || c.Leaf == nil {
+		return "(none)"
+	}
+	return fmt.Sprintf("%s, not after %s", c.Leaf.Subject, c.Leaf.NotAfter.UTC().Format(time.RFC3339))
+}
+
+// Reload re-reads what SIGHUP reloads: the TLS certificate and key
+// (handshakes from now on use them, open connections stay open), and,
+// from cfg when given (the configuration file read again), the settings
+// it fixes and the htpasswd users to import. What it changed goes to the
+// log; a file that does not load leaves what was loaded in place, and the
+// log and the error say why.
+func (s *Server) Reload(cfg *Config) error {
+	var errs []error
+	ctx := context.Background()
+	if cfg != nil {
+		if err := s.Core.Settings.SetOverrides(cfg.Settings); err != nil {
+			s.log.Error("settings reload failed, keeping the settings in force", "error", err)
+			errs = append(errs, err)
+		} else {
+			s.Config.Settings = cfg.Settings
+			s.log.Info(fmt.Sprintf("settings reloaded: %d fixed by the configuration", len(cfg.Settings)))
+		}
+		s.Config.Auth.Htpasswd = cfg.Auth.Htpasswd
+	}
+	if err := s.importHtpasswd(ctx); err != nil {
+		s.log.Error("htpasswd import failed", "file", s.Config.Auth.Htpasswd, "error", err)
+		errs = append(errs, err)
+	}
+	if s.Config.TLS.Certificate != "" {
+		cert, err := loadCertificate(s.Config.TLS)
+		if err != nil {
+			s.log.Error("TLS certificate reload failed, keeping "+describe(s.cert.Load()), "certificate", s.Config.TLS.Certificate, "error", err)
+			errs = append(errs, err)
+		} else {
+			s.cert.Store(cert)
+			s.log.Info("TLS certificate reloaded: "+describe(cert), "certificate", s.Config.TLS.Certificate)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func openStorage(ctx context.Context, c StorageConfig) (storage.Driver, error) {
 	switch c.Driver {
 	case "s3":
@@ -276,47 +377,56 @@ func openStorage(ctx context.Context, c StorageConfig) (storage.Driver, error) {
 	}
 }
 
-// forwardTarget is the syslog collector logs go to: the audit log's
-// forwarding endpoint, when set.
-func (s *Server) forwardTarget() *syslog.Writer {
-	if s.Core == nil {
-		return nil
-	}
-	st, err := s.Core.Settings.Get(context.Background())
-	if err != nil {
-		return nil
-	}
-	return s.forward.Writer(st.AuditForwardEndpoint)
-}
-
-// Close flushes what is pending and releases the database.
+// Close releases the storage (when its driver holds anything) and the
+// database. Call it after Serve has returned.
 func (s *Server) Close() error {
+	var err error
+	if c, ok := s.Driver.(io.Closer); ok {
+		err = c.Close()
+	}
 	s.Core.Close()
 	s.forward.Close()
-	return s.DB.Close()
+	return errors.Join(err, s.DB.Close())
 }
 
-// Reload applies a new configuration's reloadable parts: the TLS
-// certificate and key (read again), the settings it fixes, and the
-// htpasswd users to import. The rest needs a restart.
-func (s *Server) Reload(ctx context.Context, cfg Config) error {
-	if err := cfg.Validate(); err != nil {
-		return err
+// ListenMetrics listens on metrics.address, ahead of Serve (which
+// otherwise does it), and returns the address it listens on; nil when the
+// configuration names none.
+func (s *Server) ListenMetrics() (net.Addr, error) {
+	if s.Config.Metrics.Address == "" || s.metrics == nil {
+		return nil, nil
 	}
-	if cfg.TLS.Certificate != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLS.Certificate, cfg.TLS.Key)
+	if s.metricsL == nil {
+		l, err := net.Listen("tcp", s.Config.Metrics.Address)
 		if err != nil {
-			return fmt.Errorf("tls: %w", err)
+			return nil, errdefs.Unavailable(fmt.Errorf("metrics listen %s: %w", s.Config.Metrics.Address, err))
 		}
-		s.tlsMu.Lock()
-		s.tlsCert = &cert
-		s.tlsMu.Unlock()
+		s.metricsL = l
 	}
-	if err := s.Core.Settings.SetOverrides(cfg.Settings); err != nil {
+	return s.metricsL.Addr(), nil
+}
+
+// serveMetrics serves /metrics on metrics.address until ctx ends.
+func (s *Server) serveMetrics(ctx context.Context) error {
+	if _, err := s.ListenMetrics(); err != nil || s.metricsL == nil {
 		return err
 	}
-	s.Config.Settings, s.Config.Auth.Htpasswd = cfg.Settings, cfg.Auth.Htpasswd
-	return s.bootstrap(ctx)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.log.Info("metrics listening", "address", s.metricsL.Addr().String())
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.Serve(s.metricsL); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
 
 // ListenAndServe listens on the configured address and serves until ctx
@@ -329,71 +439,109 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	return s.Serve(ctx, l)
 }
 
-// Serve serves on l until ctx ends, then shuts down gracefully (in-flight
-// requests get 30 seconds). It runs the periodic garbage collector when
-// the configuration asks for one, and the core's housekeeping.
+// Serve serves on l until ctx ends, then shuts down gracefully: it stops
+// accepting connections, waits for the requests in flight (up to the
+// configured shutdown timeout, then cuts them off and waits for their
+// handlers to return), and only then returns, so that the caller may close
+// the storage and the database. It runs the periodic garbage collector when
+// the configuration asks for one.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	var inFlight atomic.Int64
 	srv := &http.Server{
-		Handler:           s.handler,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inFlight.Add(1)
+			defer inFlight.Add(-1)
+			s.handler.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		// Requests in flight finish after ctx ends: a shutdown waits
+		// for them rather than cancelling them.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	useTLS := s.Config.TLS.Certificate != ""
+	useTLS := s.cert.Load() != nil
 	if useTLS {
-		// Fail before serving on a bad pair; Reload replaces it.
-		cert, err := tls.LoadX509KeyPair(s.Config.TLS.Certificate, s.Config.TLS.Key)
-		if err != nil {
-			l.Close()
-			return fmt.Errorf("tls: %w", err)
+		// Each handshake takes the current certificate (Reload).
+		srv.TLSConfig = &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cert.Load(), nil },
 		}
-		s.tlsMu.Lock()
-		s.tlsCert = &cert
-		s.tlsMu.Unlock()
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			s.tlsMu.RLock()
-			defer s.tlsMu.RUnlock()
-			return s.tlsCert, nil
-		}}
 	}
 	var wg sync.WaitGroup
-	bgCtx, stopBG := context.WithCancel(ctx)
-	defer func() { stopBG(); wg.Wait() }()
+	gcCtx, stopGC := context.WithCancel(ctx)
+	defer func() { stopGC(); wg.Wait() }()
 	if iv := s.Config.GC.Interval; iv > 0 {
-		wg.Go(func() { s.periodicGC(bgCtx, iv) })
+		wg.Go(func() { s.periodicGC(gcCtx, iv) })
 	}
-	wg.Go(func() { s.Core.Run(actor.System(bgCtx, "housekeeping")) })
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-done:
-			return
+	wg.Go(func() { s.Core.Run(actor.System(gcCtx, "housekeeping")) })
+	// Metrics are served until the registry has shut down.
+	metricsCtx, stopMetrics := context.WithCancel(context.WithoutCancel(ctx))
+	metricsErr := make(chan error, 1)
+	defer func() {
+		stopMetrics()
+		if err := <-metricsErr; err != nil {
+			s.log.Error("metrics listener failed", "error", err)
 		}
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
 	}()
+	if _, err := s.ListenMetrics(); err != nil {
+		l.Close()
+		metricsErr <- nil
+		return err
+	}
+	go func() { metricsErr <- s.serveMetrics(metricsCtx) }()
 	scheme := "http"
 	if useTLS {
 		scheme = "https"
 	}
 	s.log.Info("registry listening", "address", l.Addr().String(), "scheme", scheme,
 		"storage", s.Driver.Name(), "auth", s.Config.Auth.Mode)
-	var err error
-	if useTLS {
-		err = srv.ServeTLS(l, "", "")
-	} else {
-		err = srv.Serve(l)
+	served := make(chan error, 1)
+	go func() {
+		if useTLS {
+			served <- srv.ServeTLS(l, "", "")
+		} else {
+			served <- srv.Serve(l)
+		}
+	}()
+	select {
+	case err := <-served:
+		return err // never ErrServerClosed: only shutdown closes it
+	case <-ctx.Done():
 	}
-	close(done)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+	s.shutdown(srv, &inFlight)
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
 	}
-	return err
+	return nil
 }
+
+// shutdown stops srv: it waits for the requests in flight up to the
+// shutdown timeout, then closes their connections, which cancels their
+// contexts, and waits (a while longer) for their handlers to return.
+func (s *Server) shutdown(srv *http.Server, inFlight *atomic.Int64) {
+	timeout := durationOr(s.Config.ShutdownTimeout, 30*time.Second)
+	s.log.Info("shutting down", "requests_in_flight", inFlight.Load(), "timeout", timeout.String())
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		s.log.Warn("shutdown timeout: cutting off the requests in flight", "requests_in_flight", inFlight.Load())
+		srv.Close()
+	}
+	// Handlers of connections cut off notice their cancelled context at
+	// their next read, write or query.
+	for deadline := time.Now().Add(handlerGrace); inFlight.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := inFlight.Load(); n > 0 {
+		s.log.Error("requests still running after the shutdown; closing the database under them", "requests_in_flight", n)
+	}
+}
+
+// handlerGrace is how long a shutdown waits for the handlers of requests
+// it cut off to return.
+const handlerGrace = 10 * time.Second
 
 func (s *Server) periodicGC(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
@@ -414,13 +562,25 @@ func (s *Server) periodicGC(ctx context.Context, every time.Duration) {
 // then recounts the projects' quotas from what is left.
 func (s *Server) CollectGarbage(ctx context.Context, dryRun bool) (registry.GCReport, error) {
 	ctx = actor.System(ctx, "garbage-collection")
-	rep, err := s.Registry.CollectGarbage(ctx, registry.GCOptions{
-		Grace:     s.Config.GC.Grace,
-		UploadTTL: s.Config.GC.UploadTTL,
+	rep, err := s.Collector.Collect(ctx, registry.GCOptions{
+		Grace:     durationOr(s.Config.GC.Grace, registry.DefaultGrace),
+		UploadTTL: deref(s.Config.GC.UploadTTL),
 		DryRun:    dryRun,
 	})
 	if err != nil || dryRun {
 		return rep, err
 	}
 	return rep, s.Core.Projects.Recount(ctx, s.Meta.ForEachLink)
+}
+
+// deref is a duration of the configuration, 0 when unset (the registry's
+// own default then applies).
+func deref(d *time.Duration) time.Duration { return durationOr(d, 0) }
+
+// durationOr is a duration of the configuration, def when unset.
+func durationOr(d *time.Duration, def time.Duration) time.Duration {
+	if d == nil {
+		return def
+	}
+	return *d
 }

@@ -39,7 +39,7 @@ func TestServe(t *testing.T) {
 	cfg.Auth.Mode = "none"
 	cfg.Defaults(t.TempDir())
 	cfg.GC.Interval = 20 * time.Millisecond
-	cfg.GC.Grace = time.Nanosecond
+	cfg.GC.Grace = ptr(time.Nanosecond)
 	access, logs := &lockedBuffer{}, &lockedBuffer{}
 	srv, err := Open(t.Context(), cfg, Options{AccessLog: access, Log: newTextLogger(logs)})
 	if err != nil {
@@ -92,3 +92,44 @@ func TestServe(t *testing.T) {
 }
 
 func newTextLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// With metrics.address set, /metrics is served there and only there.
+func TestMetricsAddress(t *testing.T) {
+	var cfg Config
+	cfg.Auth.Mode = "none"
+	cfg.Metrics.Address = "127.0.0.1:0"
+	cfg.Defaults(t.TempDir())
+	srv, err := Open(t.Context(), cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	maddr, err := srv.ListenMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	base, _, done := serving(t, ctx, srv)
+	defer func() { cancel(); <-done }()
+	get := func(u string) (int, string) {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get(base + "/v2/"); code != http.StatusOK {
+		t.Fatalf("registry: %d", code)
+	}
+	code, body := get("http://" + maddr.String() + "/metrics")
+	if code != http.StatusOK || !strings.Contains(body, `lading_registry_http_requests_total{code="200",method="GET",route="base"} 1`) {
+		t.Errorf("metrics address: %d %.500s", code, body)
+	}
+	if code, body := get(base + "/metrics"); code != http.StatusNotFound || strings.Contains(body, "lading_registry") {
+		t.Errorf("/metrics on the registry's port: %d %.200s", code, body)
+	}
+	if code, _ := get("http://" + maddr.String() + "/v2/"); code != http.StatusNotFound {
+		t.Errorf("the registry API on the metrics address: %d", code)
+	}
+}

@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"Mount", testMount},
 		{"Unlink", testUnlink},
 		{"ManifestNeedsBlobs", testManifestNeedsBlobs},
+		{"ManifestSizes", testManifestSizes},
 		{"Tags", testTags},
 		{"Index", testIndex},
 		{"Referrers", testReferrers},
@@ -44,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"GCProtectsReferenced", testGCProtectsReferenced},
 		{"GCClaimWhileDeleting", testGCClaimWhileDeleting},
 		{"GCOrphan", testGCOrphan},
+		{"GCDeadCollector", testGCDeadCollector},
 		{"GCRace", testGCRace},
 	}
 	for _, tt := range tests {
@@ -53,6 +55,33 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 			tt.fn(t, s)
 		})
 	}
+}
+
+// locks are the collection locks the tests' collectors hold, by store.
+var locks = struct {
+	sync.Mutex
+	m map[meta.Store]*meta.Lock
+}{m: map[meta.Store]*meta.Lock{}}
+
+// lock returns a collection lock on s, held until the test ends: the
+// tests' collector is alive throughout.
+func lock(t *testing.T, s meta.Store) *meta.Lock {
+	t.Helper()
+	locks.Lock()
+	defer locks.Unlock()
+	if l, ok := locks.m[s]; ok {
+		return l
+	}
+	l, err := s.LockCollection(ctx)
+	must(t, err)
+	locks.m[s] = l
+	t.Cleanup(func() {
+		locks.Lock()
+		delete(locks.m, s)
+		locks.Unlock()
+		l.Release()
+	})
+	return l
 }
 
 var ctx = context.Background()
@@ -204,6 +233,47 @@ func testManifestNeedsBlobs(t *testing.T, s meta.Store) {
 	bad := meta.Manifest{Digest: dg(10), MediaType: m.MediaType, Size: 1}
 	if err := s.PutManifest(ctx, "r", bad, nil); err == nil {
 		t.Error("PutManifest of content never committed succeeded")
+	}
+}
+
+// The sizes a manifest states for its blobs and index entries must be the
+// stored ones.
+func testManifestSizes(t *testing.T, s meta.Store) {
+	img := putImage(t, s, "r", 1, 2, 3)
+	for _, tc := range []struct {
+		name string
+		m    meta.Manifest
+		want *meta.SizeError
+	}{
+		{"blob", meta.Manifest{Digest: dg(10), MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 5,
+			Blobs: []string{dg(2), dg(3)}, Sizes: map[string]int64{dg(2): 10, dg(3): 99}},
+			&meta.SizeError{Repo: "r", Digest: dg(3), Stated: 99, Stored: 100}},
+		{"index entry", meta.Manifest{Digest: dg(11), MediaType: "application/vnd.oci.image.index.v1+json", Size: 5,
+			Manifests: []string{img.Digest}, Sizes: map[string]int64{img.Digest: 301}},
+			&meta.SizeError{Repo: "r", Digest: img.Digest, Manifest: true, Stated: 301, Stored: 300}},
+		{"true sizes", meta.Manifest{Digest: dg(12), MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 5,
+			Blobs: []string{dg(2), dg(3)}, Sizes: map[string]int64{dg(2): 10, dg(3): 100}}, nil},
+	} {
+		putBlob(t, s, "r", tc.m.Digest, tc.m.Size)
+		err := s.PutManifest(ctx, "r", tc.m, []string{"t"})
+		var se *meta.SizeError
+		if tc.want == nil {
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+			continue
+		}
+		if !errors.As(err, &se) {
+			t.Errorf("%s: got %v, want a *SizeError", tc.name, err)
+			continue
+		}
+		if diff := cmp.Diff(tc.want, se); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tc.name, diff)
+		}
+		wantClass(t, tc.name, err, errdefs.ErrInvalidArgument)
+		if _, err := s.Manifest(ctx, "r", tc.m.Digest); !errdefs.IsNotFound(err) {
+			t.Errorf("%s: refused manifest stored (%v)", tc.name, err)
+		}
 	}
 }
 
@@ -367,7 +437,7 @@ func testUploads(t *testing.T, s meta.Store) {
 	_, err = s.CloseUpload(ctx, "other", "u1", 25, dg(50))
 	wantClass(t, "CloseUpload from another repository", err, errdefs.ErrNotFound)
 	putBlob(t, s, "r", dg(51), 1)
-	ok, err = s.MarkDeleting(ctx, dg(51), time.Now().Add(time.Hour))
+	ok, err = s.MarkDeleting(ctx, lock(t, s), dg(51), time.Now().Add(time.Hour))
 	must(t, err)
 	if !ok {
 		t.Fatal("not marked")
@@ -419,15 +489,15 @@ func testGCGrace(t *testing.T, s meta.Store) {
 	if diff := cmp.Diff([]string{dg(1)}, candidates(t, s, future)); diff != "" {
 		t.Errorf("old blobs (-want +got):\n%s", diff)
 	}
-	if ok, _ := s.MarkDeleting(ctx, dg(2), future); ok {
+	if ok, _ := s.MarkDeleting(ctx, lock(t, s), dg(2), future); ok {
 		t.Error("MarkDeleting took a blob being written")
 	}
-	ok, err := s.MarkDeleting(ctx, dg(1), past)
+	ok, err := s.MarkDeleting(ctx, lock(t, s), dg(1), past)
 	must(t, err)
 	if ok {
 		t.Error("MarkDeleting ignored the grace window")
 	}
-	ok, err = s.MarkDeleting(ctx, dg(1), future)
+	ok, err = s.MarkDeleting(ctx, lock(t, s), dg(1), future)
 	must(t, err)
 	if !ok {
 		t.Fatal("MarkDeleting refused an old unreferenced blob")
@@ -445,7 +515,7 @@ func testGCGrace(t *testing.T, s meta.Store) {
 	if present, err := s.ClaimBlob(ctx, dg(4)); err != nil || !present {
 		t.Fatalf("reclaim: %v %v", present, err)
 	}
-	if ok, _ := s.MarkDeleting(ctx, dg(4), future); ok {
+	if ok, _ := s.MarkDeleting(ctx, lock(t, s), dg(4), future); ok {
 		t.Error("MarkDeleting took a claimed present blob")
 	}
 	// Two writers claim it; the first commit leaves the second's claim.
@@ -453,17 +523,17 @@ func testGCGrace(t *testing.T, s meta.Store) {
 		t.Fatal(err)
 	}
 	must(t, s.CommitBlob(ctx, "r", dg(4), 1))
-	if ok, _ := s.MarkDeleting(ctx, dg(4), future); ok {
+	if ok, _ := s.MarkDeleting(ctx, lock(t, s), dg(4), future); ok {
 		t.Error("a commit released another writer's claim")
 	}
 	must(t, s.CommitBlob(ctx, "r", dg(4), 1))
-	if ok, _ := s.MarkDeleting(ctx, dg(4), future); !ok {
+	if ok, _ := s.MarkDeleting(ctx, lock(t, s), dg(4), future); !ok {
 		t.Error("the commits did not release the claims")
 	}
 	// A recent link (a mount) protects an old blob.
 	putBlob(t, s, "r", dg(3), 1)
 	must(t, s.LinkBlob(ctx, "s", dg(3)))
-	ok, _ = s.MarkDeleting(ctx, dg(3), time.Now().Add(-time.Minute))
+	ok, _ = s.MarkDeleting(ctx, lock(t, s), dg(3), time.Now().Add(-time.Minute))
 	if ok {
 		t.Error("MarkDeleting took a freshly mounted blob")
 	}
@@ -476,7 +546,7 @@ func testGCProtectsReferenced(t *testing.T, s meta.Store) {
 		t.Errorf("referenced blobs are candidates: %v", got)
 	}
 	for _, d := range []int{1, 2, 3} {
-		if ok, _ := s.MarkDeleting(ctx, dg(d), future); ok {
+		if ok, _ := s.MarkDeleting(ctx, lock(t, s), dg(d), future); ok {
 			t.Errorf("MarkDeleting took referenced %s", dg(d))
 		}
 	}
@@ -488,7 +558,7 @@ func testGCProtectsReferenced(t *testing.T, s meta.Store) {
 
 func testGCClaimWhileDeleting(t *testing.T, s meta.Store) {
 	putBlob(t, s, "r", dg(1), 1)
-	ok, err := s.MarkDeleting(ctx, dg(1), time.Now().Add(time.Hour))
+	ok, err := s.MarkDeleting(ctx, lock(t, s), dg(1), time.Now().Add(time.Hour))
 	must(t, err)
 	if !ok {
 		t.Fatal("not marked")
@@ -510,7 +580,7 @@ func testGCClaimWhileDeleting(t *testing.T, s meta.Store) {
 
 func testGCOrphan(t *testing.T, s meta.Store) {
 	// Content in storage without a row (a crash between write and commit).
-	ok, err := s.MarkDeleting(ctx, dg(7), time.Now())
+	ok, err := s.MarkDeleting(ctx, lock(t, s), dg(7), time.Now())
 	must(t, err)
 	if !ok {
 		t.Fatal("orphan not marked")
@@ -520,6 +590,56 @@ func testGCOrphan(t *testing.T, s meta.Store) {
 	must(t, s.ForgetBlob(ctx, dg(7)))
 	_, err = s.ClaimBlob(ctx, dg(7))
 	must(t, err)
+}
+
+// A blob marked deleting waits for its collector while the collector
+// lives, and is taken over at once when its lock is gone (released here
+// without forgetting the blob, as a killed collector leaves it). One
+// collection holds the lock at a time.
+func testGCDeadCollector(t *testing.T, s meta.Store) {
+	putBlob(t, s, "r", dg(1), 1)
+	l, err := s.LockCollection(ctx)
+	must(t, err)
+	defer l.Release()
+	if l.ID() == 0 {
+		t.Fatal("the collection lock has no identity")
+	}
+	must(t, l.Check(ctx))
+	ok, err := s.MarkDeleting(ctx, l, dg(1), time.Now().Add(time.Hour))
+	must(t, err)
+	if !ok {
+		t.Fatal("not marked")
+	}
+	_, err = s.ClaimBlob(ctx, dg(1))
+	wantClass(t, "ClaimBlob while its collector lives", err, errdefs.ErrUnavailable)
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err = s.LockCollection(short)
+	cancel()
+	wantClass(t, "a second collection while one runs", err, context.DeadlineExceeded)
+
+	must(t, l.Release())
+	present, err := s.ClaimBlob(ctx, dg(1))
+	if err != nil {
+		t.Fatalf("ClaimBlob after its collector died: %v", err)
+	}
+	if present {
+		t.Error("a blob taken over from a dead collector is reported present")
+	}
+	must(t, s.CommitBlob(ctx, "r", dg(1), 1))
+	if _, err := s.Blob(ctx, "r", dg(1)); err != nil {
+		t.Errorf("Blob after the takeover: %v", err)
+	}
+	// The next collection starts, and leaves the taken-over blob alone
+	// while the commit is fresh.
+	l2, err := s.LockCollection(ctx)
+	must(t, err)
+	defer l2.Release()
+	if l2.ID() == l.ID() {
+		t.Error("two collections with one identity")
+	}
+	if ok, _ := s.MarkDeleting(ctx, l2, dg(1), time.Now().Add(-time.Minute)); ok {
+		t.Error("the next collection took the rewritten blob")
+	}
 }
 
 // testGCRace pushes images while a collector that considers everything old
@@ -542,7 +662,7 @@ func testGCRace(t *testing.T, s meta.Store) {
 				return
 			}
 			for _, b := range bs {
-				ok, err := s.MarkDeleting(ctx, b.Digest, future)
+				ok, err := s.MarkDeleting(ctx, lock(t, s), b.Digest, future)
 				if err != nil {
 					t.Errorf("MarkDeleting: %v", err)
 					return
