@@ -24,6 +24,7 @@ import (
 	"github.com/lading-dev/lading/internal/identity"
 	"github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/query"
+	"github.com/lading-dev/lading/internal/registry/server"
 	"github.com/lading-dev/lading/internal/ui"
 )
 
@@ -497,5 +498,22 @@ func TestAssetsPinned(t *testing.T) {
 	}
 	if !regexp.MustCompile(`2\.0\.11`).Match(b) {
 		t.Error("htmx.min.js does not carry its version 2.0.11")
+	}
+}
+
+// TestNoAuth: the throwaway registry (--no-auth) opens every page as the
+// administrator, and forms still need the (double-submit) CSRF token.
+func TestNoAuth(t *testing.T) {
+	s := start(t, nil, func(c *server.Config) { c.Auth.Mode = "none" })
+	b := newBrowser(t, s.URL)
+	st, body := b.get("/projects")
+	if st != http.StatusOK || !strings.Contains(body, `id="admin-menu"`) {
+		t.Fatalf("projects without auth: %d, admin menu %v", st, strings.Contains(body, `id="admin-menu"`))
+	}
+	if st, _ := b.post("/projects", url.Values{"_csrf": {"wrong"}, "name": {"nope"}}); st != http.StatusForbidden {
+		t.Errorf("post with a wrong token: %d, want 403", st)
+	}
+	if st, loc := b.post("/projects", url.Values{"name": {"open"}}); st != http.StatusSeeOther || loc != "/projects/open" {
+		t.Errorf("post with the token: %d %s", st, loc)
 	}
 }
