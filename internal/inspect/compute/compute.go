@@ -7,7 +7,9 @@
 // computed on demand, at most Parallel at once (others wait), one per
 // image however many ask together, and the last MaxCached are kept in
 // memory (the per-layer cache, when given, keeps the expensive part on
-// disk across restarts).
+// disk across restarts). A layer that cannot be read (its bytes do not
+// match its digest, it does not decompress) is a warning of the analysis,
+// which is then not remembered.
 package compute
 
 import (
@@ -65,10 +67,14 @@ type Analyzer struct {
 }
 
 type entry struct {
-	a   inspect.Analysis
-	inv *analyze.Inventory
-	rep *report.Report
-	img sbom.Image
+	// partial is set when a whole layer could not be read: the analysis
+	// is returned, with its warning, but not remembered (the next view
+	// tries again).
+	partial bool
+	a       inspect.Analysis
+	inv     *analyze.Inventory
+	rep     *report.Report
+	img     sbom.Image
 }
 
 type call struct {
@@ -168,7 +174,7 @@ func (a *Analyzer) run(ctx context.Context, k string, t inspect.Target, c *call)
 	<-a.slots
 	a.mu.Lock()
 	delete(a.running, k)
-	if c.err == nil {
+	if c.err == nil && !c.e.partial {
 		e := c.e
 		a.done[k] = &e
 		a.touch(k)
@@ -245,15 +251,25 @@ func (a *Analyzer) compute(ctx context.Context, t inspect.Target) (entry, error)
 		if err != nil {
 			return entry{}, err
 		}
-		e.a = FromReport(e.inv, e.rep)
+		e.a, e.partial = FromReport(e.inv, e.rep), partial(e.inv)
 		return e, nil
 	}
 	if e.inv, err = analyze.Image(ctx, img, opts...); err != nil {
 		return entry{}, err
 	}
-	e.a = fromInventory(e.inv)
+	e.a, e.partial = fromInventory(e.inv), partial(e.inv)
 	e.a.BaseLayers = scan.BaseLayers(cf.History)
 	return e, nil
+}
+
+// partial reports whether a whole layer could not be read.
+func partial(inv *analyze.Inventory) bool {
+	for _, w := range inv.Warnings {
+		if w.Layer >= 0 && w.Path == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // fromInventory turns an inventory into an analysis without findings.
