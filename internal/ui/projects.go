@@ -78,7 +78,7 @@ func formError(err error) bool {
 type projectView struct {
 	Project project.Project
 	Tab     string
-	Perms   perms
+	Perms   *perms
 	// Tabs are the tabs the user may open.
 	Tabs []tab
 	Data any
@@ -97,7 +97,7 @@ var projectTabs = []struct {
 	{tab{"repositories", "Repositories"}, access.Repository, access.List},
 	{tab{"members", "Members"}, access.Member, access.List},
 	{tab{"robots", "Robot accounts"}, access.Robot, access.List},
-	{tab{"policies", "Policies"}, access.Metadata, access.List},
+	{tab{"policies", "Policies"}, access.Self, access.Read},
 	{tab{"logs", "Logs"}, access.Log, access.List},
 }
 
@@ -159,11 +159,7 @@ func (s *Server) projectTab(c *call) error {
 		}
 		pv.Data = map[string]any{"Robots": rs, "Pager": newPager(c.r.URL, page, total), "Secret": ""}
 	case "policies":
-		md, err := s.svc.Projects.Metadata(c.ctx, c.who, ref, "")
-		if err != nil {
-			return err
-		}
-		pv.Data = map[string]any{"Meta": md, "Severities": []string{"none", "low", "medium", "high", "critical"}}
+		pv.Data = map[string]any{"Meta": pv.Project.Metadata, "Severities": []string{"none", "low", "medium", "high", "critical"}}
 	case "logs":
 		q, err := auditQuery(c.r.URL.Query())
 		if err != nil {

@@ -63,8 +63,6 @@ import (
 // Permissions tells what a subject may do; the UI asks it only to choose
 // which controls to show (perms.go).
 type Permissions interface {
-	// Policies returns what s may do in project.
-	Policies(ctx context.Context, s access.Subject, project int64) (access.Policies, error)
 	// Can reports whether s may do a on r in project (0: the system).
 	Can(ctx context.Context, s access.Subject, a access.Action, r access.Resource, project int64) (bool, error)
 }
