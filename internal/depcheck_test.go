@@ -1,7 +1,9 @@
 // Package internal_test keeps the arrows between lading's packages honest:
 // each rule says which packages may not depend on which, directly or
-// through other packages. It reads the import lines of every non-test Go
-// file, so a rule breaks as soon as code does.
+// through other packages. It reads the import lines of every Go file, so a
+// rule breaks as soon as code does; the rules between packages are about
+// non-test files, and test files are read for the rule on test-support
+// packages.
 package internal_test
 
 import (
@@ -29,7 +31,7 @@ var rules = []struct {
 }{
 	{"internal/errdefs", []string{"internal/"}, "error classes are the bottom of the graph", nil},
 	{"internal/verify", []string{"internal/image", "internal/store", "internal/layer", "internal/cli"}, "digest checks know no formats", nil},
-	{"internal/layer", []string{"internal/image", "internal/store", "internal/cli", "internal/registry", "internal/analyze"}, "the tar walker knows nothing of images or stores", nil},
+	{"internal/layer", []string{"internal/image", "internal/store", "internal/cli", "internal/registry", "internal/analyze", "internal/rootfs", "internal/sandbox", "internal/container"}, "the tar walker knows nothing of images or stores", nil},
 	{"internal/store", []string{"internal/image", "internal/layer", "internal/cli", "internal/registry"}, "the store holds blobs and references only", nil},
 	{"internal/tarfs", []string{"internal/image", "internal/store", "internal/cli"}, "an archive reader knows no image formats", nil},
 	{"internal/image", []string{"internal/cli", "internal/registry", "internal/analyze", "internal/scan", "internal/match", "internal/vulndb", "internal/report"}, "transports do not scan or serve", nil},
@@ -38,6 +40,10 @@ var rules = []struct {
 	{"internal/vulndb", []string{"internal/cli", "internal/analyze", "internal/report", "internal/registry"}, "the database knows no scanner", nil},
 	{"internal/match", []string{"internal/cli", "internal/report", "internal/registry"}, "matching knows no output", nil},
 	{"internal/report", []string{"internal/cli", "internal/registry"}, "reports are written by commands", nil},
+	{"internal/build", []string{"internal/cli", "internal/registry", "internal/analyze", "internal/scan", "internal/match", "internal/vulndb", "internal/report"}, "the builder makes images; it neither scans nor serves them", nil},
+	{"internal/sandbox", []string{"internal/image", "internal/store", "internal/layer", "internal/rootfs", "internal/container", "internal/cli", "internal/registry", "internal/analyze", "internal/scan", "internal/vulndb"}, "the sandbox runs processes; it knows no images, layers or stores", nil},
+	{"internal/rootfs", []string{"internal/image", "internal/store", "internal/cli", "internal/registry", "internal/analyze", "internal/sandbox", "internal/container"}, "a root file system is layers and a directory", nil},
+	{"internal/container", []string{"internal/cli", "internal/registry", "internal/analyze", "internal/scan", "internal/report"}, "containers are run by commands, not by the scanner or the registry", nil},
 	// Harbor's layer: the registry is the OCI protocol, asking a Gate and
 	// telling Events; registry/server (the wiring) composes it with the
 	// services. Each service imports only those below it:
@@ -60,6 +66,106 @@ var rules = []struct {
 	{"internal/inspect", []string{"internal/registry", "internal/api", "internal/core", "internal/ui", "internal/cli", "internal/analyze", "internal/scan", "internal/match", "internal/vulndb", "internal/report"}, "inspect reads the registry's content through an interface and asks an Analyzer what is inside", []string{"internal/inspect/compute"}},
 	{"internal/inspect/compute", []string{"internal/registry", "internal/api", "internal/core", "internal/ui", "internal/cli"}, "the analyzer behind inspect knows images, not the server", nil},
 	{"internal/trust", []string{"internal/cli", "internal/registry", "internal/image", "internal/store", "internal/analyze", "internal/scan"}, "signatures are verified over any Source: the registry feeds trust its own storage", nil},
+	{"internal/outbound", []string{"internal/access", "internal/sqldb", "internal/registry", "internal/api", "internal/core", "internal/cli"}, "the outbound gate is a dialer and a policy, below every service", nil},
+	{"internal/jobs", []string{"internal/task", "internal/webhook", "internal/api", "internal/core", "internal/registry", "internal/cli", "internal/scan"}, "the job service runs functions it is given; it knows no kind of job", nil},
+	{"internal/task", []string{"internal/webhook", "internal/api", "internal/core", "internal/registry", "internal/cli"}, "executions and tasks know no vendor", nil},
+	{"internal/webhook", []string{"internal/api", "internal/core", "internal/registry", "internal/cli", "internal/scan"}, "webhooks are told of events; they do not reach into who raises them", nil},
+}
+
+// testSupport are the packages made for tests: they skip or fail tests,
+// start servers, run real tools. They may be imported only by _test.go
+// files and by one another, never by code that ships in cmd/lading; and they
+// are the only non-test packages that may import "testing".
+var testSupport = []string{
+	"internal/testenv",
+	"internal/corpustest",
+	"internal/oracle",
+	"internal/overlaytest",
+	"internal/dockertest",
+	"internal/registrytest",
+	"internal/registry/meta/metatest",
+	"internal/registry/meta/pgtest",
+	"internal/registry/storage/s3test",
+	"internal/registry/storage/storagetest",
+	"internal/vulndb/feed/feedtest",
+	"internal/treetest",
+	"internal/harbortest",
+	"internal/sqldb/sqldbtest",
+}
+
+// importLine is one import of one Go file.
+type importLine struct {
+	file, pkg, path string // path: the imported package, module-relative or standard
+	test            bool   // the file is a _test.go file
+}
+
+// readImports returns the imports of every Go file below dir (a path
+// relative to internal/), with package names relative to the module.
+func readImports(t *testing.T, dir string) []importLine {
+	t.Helper()
+	var out []importLine
+	fset := token.NewFileSet()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && p != dir {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(p, ".go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, p, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		abs, err := filepath.Abs(filepath.Dir(p))
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, abs)
+		if err != nil {
+			return err
+		}
+		for _, imp := range f.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			if rest, ok := strings.CutPrefix(path, module); ok {
+				path = rest
+			}
+			out = append(out, importLine{file: p, pkg: filepath.ToSlash(rel), path: path, test: strings.HasSuffix(p, "_test.go")})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestTestSupportStaysInTests: the test-support packages are imported only
+// by test files and by one another, and only they import "testing" outside
+// test files.
+func TestTestSupportStaysInTests(t *testing.T) {
+	isSupport := func(p string) bool { return slices.Contains(testSupport, p) }
+	lines := append(readImports(t, "."), readImports(t, filepath.Join("..", "cmd"))...)
+	for _, l := range lines {
+		switch {
+		case l.test:
+		case isSupport(l.path) && !isSupport(l.pkg):
+			t.Errorf("%s imports the test-support package %s: only _test.go files and other test-support packages may (it would ship in cmd/lading)", l.file, l.path)
+		case l.path == "testing" && !isSupport(l.pkg):
+			t.Errorf("%s imports \"testing\" outside a test file: move it to a _test.go file, or list its package in testSupport", l.file)
+		}
+	}
+	for _, p := range testSupport {
+		if _, err := os.Stat(filepath.Join("..", p)); err != nil {
+			t.Errorf("testSupport lists %s: %v", p, err)
+		}
+	}
 }
 
 func TestDependencies(t *testing.T) {

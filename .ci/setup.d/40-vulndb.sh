@@ -4,8 +4,9 @@
 # corpus image in a chroot; the tests need root for it), python3-rpm (rpm's
 # version order), python3-packaging (PEP 440), node-semver (npm ranges),
 # ruby (Gem::Version) and Maven's ComparableVersion (libmaven3-core-java, with
-# a Java runtime). Tests whose tool is missing skip and say which package to
-# install. docker-registry (CNCF Distribution) comes from 10-base.sh.
+# a Java runtime), all run through internal/oracle. Tests whose tool is
+# missing skip and say which package to install (a failure under
+# LADING_CI=1). docker-registry (CNCF Distribution) comes from 10-base.sh.
 set -euo pipefail
 need=()
 for p in dpkg coreutils tar python3-packaging python3-rpm ruby nodejs node-semver libmaven3-core-java; do
@@ -14,7 +15,7 @@ done
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 if [ ${#need[@]} -gt 0 ]; then
 	log=$(mktemp)
-	if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}"; } >"$log" 2>&1; then
+	if ! { apt-get -o DPkg::Lock::Timeout=600 update -qq && apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need[@]}"; } >"$log" 2>&1; then
 		cat "$log" >&2
 		rm -f "$log"
 		exit 1

@@ -4,8 +4,9 @@
 # proxy), a real PostgreSQL (Debian's package; the tests start their own
 # server in a temporary directory), a real S3-compatible server (versitygw,
 # through the Go module proxy) and the OCI distribution-spec conformance
-# suite, built from its module at a pinned commit. Idempotent and quiet;
-# tests skip with a message when something here is missing.
+# suite, built from its module at a pinned commit (each pin checked against the
+# module proxy from an empty module cache). Idempotent and quiet; under
+# LADING_CI=1 a test that misses something here fails.
 set -euo pipefail
 
 need=()
@@ -13,8 +14,8 @@ for p in postgresql podman buildah skopeo; do
 	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	apt-get -o DPkg::Lock::Timeout=600 update -qq
+	apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
 bin="$(go env GOBIN)"

@@ -126,7 +126,6 @@ var (
 // rbac_role.go): what each role may do to the resources of a project. It
 // is the one source of project permissions: the access checker answers
 // from it and the authorization test derives its expectations from it.
-// harbor_test.go checks it against Harbor's source (testdata/harbor).
 var Matrix = map[Role]Policies{
 	ProjectAdmin: {
 		Self:               {Read, Update, Delete},

@@ -14,6 +14,7 @@ import (
 	"github.com/lading-dev/lading/internal/cache"
 	"github.com/lading-dev/lading/internal/corpustest"
 	"github.com/lading-dev/lading/internal/image"
+	"github.com/lading-dev/lading/internal/testenv"
 )
 
 // The benchmarks time, for every corpus OCI image, the analysis of the
@@ -213,7 +214,7 @@ func BenchmarkCorpusRSS(b *testing.B) {
 func TestRSSChild(t *testing.T) {
 	layout := os.Getenv("LADING_RSS_LAYOUT")
 	if layout == "" {
-		t.Skip("the child of BenchmarkCorpusRSS")
+		return // run only as the child of BenchmarkCorpusRSS
 	}
 	c, err := cache.Open(os.Getenv("LADING_RSS_CACHE"))
 	if err != nil {
@@ -225,7 +226,7 @@ func TestRSSChild(t *testing.T) {
 	}
 	status, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		t.Skip("no /proc/self/status: ", err)
+		testenv.Skip(t, "no /proc/self/status: %v", err)
 	}
 	for _, l := range strings.Split(string(status), "\n") {
 		if strings.HasPrefix(l, "VmHWM:") {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -86,24 +87,21 @@ func TestCache(t *testing.T) {
 	}
 }
 
-// A layer that cannot be read to its end is analyzed as far as it goes, with
-// a warning, and not cached.
-func TestTruncatedLayerNotCached(t *testing.T) {
+// A layer whose content does not match the config's diffID (here: a stream
+// cut short) fails the analysis, naming the layer and its digest, and
+// nothing is cached.
+func TestTruncatedLayerFails(t *testing.T) {
 	ctx := context.Background()
 	c, _ := cache.Open(t.TempDir())
 	full := tarOf(t, file("lib/apk/db/installed", apkDB("musl=1.2.5-r0")), file("big", string(make([]byte, 4096))))
 	cut := full[:len(full)-2048]
 	srcs := sourcesOf([][]byte{cut})
-	srcs[0].DiffID = digestOf(full)
-	inv, err := Layers(ctx, srcs, WithCache(c))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(inv.Warnings) != 1 || inv.Warnings[0].Layer != 0 {
-		t.Fatalf("warnings: %v", inv.Warnings)
-	}
-	if n := len(inv.Packages()); n != 1 {
-		t.Errorf("%d packages from the part before the truncation, want 1", n)
+	srcs[0].Digest, srcs[0].DiffID = digestOf(full), digestOf(full)
+	_, err := Layers(ctx, srcs, WithCache(c))
+	var ie *IntegrityError
+	if !errors.As(err, &ie) || ie.Index != 0 || !strings.Contains(err.Error(), "layer 1/1 "+digestOf(full)) ||
+		!strings.Contains(err.Error(), "the image config gives diffID "+digestOf(full)) {
+		t.Fatalf("error %v, want an integrity error naming layer 1/1 and its digest", err)
 	}
 	st, _ := c.Stat(ctx)
 	if st.Entries != 0 {
@@ -111,16 +109,14 @@ func TestTruncatedLayerNotCached(t *testing.T) {
 	}
 }
 
-// A layer whose stream cannot be opened is a warning; the other layers are
-// analyzed.
+// A layer whose stream cannot be opened (its blob is missing) fails the
+// analysis, naming the layer.
 func TestUnopenableLayer(t *testing.T) {
 	srcs := sourcesOf(stack(t, []ent{file("lib/apk/db/installed", apkDB("musl=1.2.5-r0"))}, []ent{file("x", "x")}))
 	srcs[1].Open = func(context.Context) (io.ReadCloser, error) { return nil, errors.New("blob missing") }
-	inv, err := Layers(context.Background(), srcs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(inv.Warnings) != 1 || inv.Warnings[0].Layer != 1 || len(inv.Packages()) != 1 {
-		t.Errorf("warnings %v, packages %v", inv.Warnings, inv.Packages())
+	_, err := Layers(context.Background(), srcs)
+	var ie *IntegrityError
+	if !errors.As(err, &ie) || ie.Index != 1 || err.Error() != "layer 2/2 "+srcs[1].Digest+": blob missing" {
+		t.Errorf("error %v, want an integrity error for layer 2/2", err)
 	}
 }

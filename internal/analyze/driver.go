@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"runtime/debug"
 	"strconv"
@@ -51,20 +50,25 @@ func partKey(a analyzer.Analyzer) string {
 	return a.Name() + "@" + strconv.Itoa(a.Version()) + ".f" + strconv.Itoa(resultFormat)
 }
 
-// The cache holds, for each layer, one layer entry (the path index, and for
-// each analyzer part computed whether it found anything) and one entry per
-// part that found something: a layer that most analyzers find nothing in
-// costs one or two files, not one per analyzer.
-const layerPart = "layer@1"
+// The cache holds, for each layer blob, one layer entry (the diffID its
+// content had when it was read, the path index, and for each analyzer part
+// computed whether it found anything) and one entry per part that found
+// something: a layer that most analyzers find nothing in costs one or two
+// files, not one per analyzer. Entries are keyed by the blob's digest,
+// never by the config's diffID (a claim; see package cache).
+const layerPart = "layer@2"
 
 // layerEntry is the layer entry: a magic, the JSON of the parts, then the
 // path index.
 type layerEntry struct {
-	Parts map[string]bool `json:"parts"` // part key → has an entry of its own
-	index *pathIndex
+	// DiffID is the digest of the blob's uncompressed content, as found
+	// when the blob was read and verified.
+	DiffID string          `json:"diff_id"`
+	Parts  map[string]bool `json:"parts"` // part key → has an entry of its own
+	index  *pathIndex
 }
 
-var layerMagic = []byte("lading-layer\x00\x01")
+var layerMagic = []byte("lading-layer\x00\x02")
 
 func (e *layerEntry) marshal() []byte {
 	j, _ := json.Marshal(e)
@@ -84,7 +88,7 @@ func (e *layerEntry) unmarshal(b []byte) error {
 	if k <= 0 || n > uint64(len(rest)-k) {
 		return bad
 	}
-	if err := json.Unmarshal(rest[k:k+int(n)], e); err != nil {
+	if err := json.Unmarshal(rest[k:k+int(n)], e); err != nil || e.DiffID == "" {
 		return bad
 	}
 	e.index = &pathIndex{}
@@ -92,17 +96,24 @@ func (e *layerEntry) unmarshal(b []byte) error {
 }
 
 // analyzeLayer returns the outcome of one layer, from the cache where it
-// can and by reading the layer once for the rest.
-func (o *options) analyzeLayer(ctx context.Context, i int, src LayerSource, name string) *layerOutcome {
+// can and by reading the layer once for the rest. The error is an
+// *IntegrityError, or the context's.
+func (o *options) analyzeLayer(ctx context.Context, i int, src LayerSource, name string) (*layerOutcome, error) {
 	out := &layerOutcome{
 		info:  LayerInfo{Index: i, DiffID: src.DiffID, Digest: src.Digest, CreatedBy: src.CreatedBy},
 		parts: make(map[string]*part),
 	}
+	fail := func(err error) (*layerOutcome, error) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return nil, err
+		}
+		return nil, &IntegrityError{Name: name, Index: i, Digest: src.Digest, DiffID: src.DiffID, Err: err}
+	}
 	var need []analyzer.Analyzer
-	useCache := o.cache != nil && src.DiffID != ""
+	useCache := o.cache != nil && src.Digest != ""
 	entry := &layerEntry{Parts: map[string]bool{}}
 	if useCache {
-		if b, ok, err := o.cache.Get(ctx, cache.Key{DiffID: src.DiffID, Part: layerPart}); err == nil && ok {
+		if b, ok, err := o.cache.Get(ctx, cache.Key{Digest: src.Digest, Part: layerPart}); err == nil && ok {
 			var e layerEntry
 			if e.unmarshal(b) == nil {
 				entry = &e
@@ -110,7 +121,7 @@ func (o *options) analyzeLayer(ctx context.Context, i int, src LayerSource, name
 			}
 		}
 		for _, a := range o.analyzers {
-			if p := o.cachedPart(ctx, src.DiffID, entry, a); p != nil {
+			if p := o.cachedPart(ctx, src.Digest, entry, a); p != nil {
 				out.parts[a.Name()] = p
 				continue
 			}
@@ -120,31 +131,55 @@ func (o *options) analyzeLayer(ctx context.Context, i int, src LayerSource, name
 		need = o.analyzers
 	}
 	if out.index != nil && len(need) == 0 {
+		// What the blob was found to be when it was read must be what the
+		// config says it is; and the image must have the blob.
+		if src.DiffID != "" && src.DiffID != entry.DiffID {
+			return fail(diffIDMismatch(src.DiffID, entry.DiffID))
+		}
+		switch {
+		case src.Digest == src.DiffID && src.Verify != nil:
+			if err := src.Verify(ctx); err != nil {
+				return fail(err)
+			}
+		case src.Present != nil:
+			if err := src.Present(ctx); err != nil {
+				return fail(err)
+			}
+		}
+		out.info.DiffID = entry.DiffID
 		out.info.Cached = true
 		o.log.Debug("layer results from the cache", "layer", name)
-		return out
+		return out, nil
 	}
 	o.log.Debug("reading layer", "layer", name, "analyzers", len(need))
 	w := &walk{o: o, ctx: ctx, layer: i, name: name, analyzers: need, parts: make(map[string]*part)}
-	err := w.run(src)
+	diffID, warn, err := w.run(src)
+	if err != nil {
+		return fail(err)
+	}
 	for _, a := range need {
 		out.parts[a.Name()] = w.parts[a.Name()]
 	}
 	out.index = w.index.build()
-	if err != nil {
-		out.warnings = append(out.warnings, Warning{Layer: i, Message: err.Error()})
-		return out // incomplete: not cached
+	out.info.DiffID = diffID
+	if w.warning != "" {
+		out.warnings = append(out.warnings, Warning{Layer: i, Message: w.warning})
+	}
+	if warn != nil {
+		out.warnings = append(out.warnings, Warning{Layer: i, Message: warn.Error()})
+		return out, nil // incomplete: not cached
 	}
 	if useCache {
+		entry.DiffID = diffID
 		entry.index = out.index
-		o.store(ctx, src.DiffID, entry, out, need)
+		o.store(ctx, src.Digest, entry, out, need)
 		out.stored = true
 	}
-	return out
+	return out, nil
 }
 
 // cachedPart returns a's part of the layer from the cache, or nil.
-func (o *options) cachedPart(ctx context.Context, diffID string, e *layerEntry, a analyzer.Analyzer) *part {
+func (o *options) cachedPart(ctx context.Context, digest string, e *layerEntry, a analyzer.Analyzer) *part {
 	stored, ok := e.Parts[partKey(a)]
 	switch {
 	case !ok:
@@ -152,7 +187,7 @@ func (o *options) cachedPart(ctx context.Context, diffID string, e *layerEntry, 
 	case !stored:
 		return &part{} // the analyzer found nothing in the layer
 	}
-	b, ok, err := o.cache.Get(ctx, cache.Key{DiffID: diffID, Part: partKey(a)})
+	b, ok, err := o.cache.Get(ctx, cache.Key{Digest: digest, Part: partKey(a)})
 	if err != nil || !ok {
 		return nil
 	}
@@ -163,7 +198,7 @@ func (o *options) cachedPart(ctx context.Context, diffID string, e *layerEntry, 
 	return &p
 }
 
-func (o *options) store(ctx context.Context, diffID string, e *layerEntry, out *layerOutcome, written []analyzer.Analyzer) {
+func (o *options) store(ctx context.Context, digest string, e *layerEntry, out *layerOutcome, written []analyzer.Analyzer) {
 	entries := map[string][]byte{}
 	for _, a := range written {
 		p := out.parts[a.Name()]
@@ -178,8 +213,8 @@ func (o *options) store(ctx context.Context, diffID string, e *layerEntry, out *
 		}
 	}
 	entries[layerPart] = e.marshal()
-	if err := o.cache.PutAll(ctx, diffID, entries); err != nil {
-		o.log.Warn("cannot cache layer results", "diffID", diffID, "error", err)
+	if err := o.cache.PutAll(ctx, digest, entries); err != nil {
+		o.log.Warn("cannot cache layer results", "digest", digest, "error", err)
 	}
 }
 
@@ -192,14 +227,16 @@ type walk struct {
 	analyzers []analyzer.Analyzer
 	parts     map[string]*part
 	index     indexBuilder
-	// files are the regular files of the layer so far, by path hash, with
-	// the results analyzers made of them, for hard links to them.
+	// files are the regular files of the layer so far that analyzers found
+	// something in, by path hash, with the results, for hard links to them.
 	files map[uint64]fileRec
+	// warning is about how the blob was read (its media type).
+	warning string
 }
 
 // fileRec is what a hard link needs of its target: its size and mode (not
 // the tar header, which would keep every header of the layer alive) and the
-// results made of it, if any. It is small: a layer can have millions.
+// results made of it.
 type fileRec struct {
 	size    int64
 	mode    fs.FileMode
@@ -229,31 +266,56 @@ func (w *walk) warn(a, path, msg string) {
 	p.Warnings = append(p.Warnings, Warning{Layer: w.layer, Path: path, Analyzer: a, Message: msg})
 }
 
-// run reads the layer stream to its end (so that its digest is verified)
-// and calls the analyzers. Results found before an error are kept.
-func (w *walk) run(src LayerSource) error {
+// run reads the layer stream to its end, so that the blob is verified
+// against its digest and the content hashed, and calls the analyzers. It
+// returns the diffID of the content. err is an integrity failure (the
+// stream cannot be opened or read to its end, or its content does not
+// match the config's diffID); warn is a layer whose bytes are what the
+// image says but whose entries the walker refuses (results found before
+// the problem are kept).
+func (w *walk) run(src LayerSource) (diffID string, warn, err error) {
 	for _, a := range w.analyzers {
 		w.part(a.Name())
 	}
 	w.files = make(map[uint64]fileRec)
 	if src.Open == nil {
-		return errors.New("no layer stream")
+		return "", nil, errors.New("no layer stream")
 	}
 	rc, err := src.Open(w.ctx)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	defer rc.Close()
-	err = layer.Walk(w.ctx, rc, w.entry, layer.WithName(w.name), layer.AllowDevices())
-	if err == nil {
-		// The rest of the stream (tar padding) must be read for the digest
-		// to be checked.
-		_, err = io.Copy(io.Discard, rc)
+	if ws, ok := rc.(interface{ Warning() string }); ok {
+		w.warning = ws.Warning()
 	}
-	if err == nil {
-		w.post()
+	dr, err := newDiffIDReader(rc, src.DiffID)
+	if err != nil {
+		return "", nil, err
 	}
-	return err
+	walkErr := layer.Walk(w.ctx, dr, w.entry, layer.WithName(w.name), layer.AllowDevices())
+	if err := w.ctx.Err(); err != nil {
+		return "", nil, err
+	}
+	// The rest of the stream (tar padding, or what follows an entry the
+	// walker refused) is read for the blob and the content to be checked;
+	// a failure there is the cause of whatever the walker saw.
+	if err := drain(dr); err != nil {
+		return "", nil, err
+	}
+	diffID = dr.sum()
+	if src.DiffID != "" && diffID != src.DiffID {
+		return "", nil, diffIDMismatch(src.DiffID, diffID)
+	}
+	if walkErr != nil {
+		var le *layer.Error
+		if !errors.As(walkErr, &le) {
+			return "", nil, walkErr // not about the layer's entries
+		}
+		return diffID, walkErr, nil
+	}
+	w.post()
+	return diffID, nil, nil
 }
 
 func (w *walk) entry(e *layer.Entry) error {
@@ -271,12 +333,11 @@ func (w *walk) file(e *layer.Entry, h uint64) error {
 	info := e.Header.FileInfo()
 	var wanters []analyzer.Analyzer
 	for _, a := range w.analyzers {
-		if a.Wants(e.Name, info) {
+		if analyzer.Wanted(a, e.Name, info) {
 			wanters = append(wanters, a)
 		}
 	}
 	if len(wanters) == 0 {
-		w.files[h] = fileRec{size: info.Size(), mode: info.Mode()}
 		return nil
 	}
 	f := analyzer.NewFile(e.Name, info, e, &w.o.scratch)
@@ -307,11 +368,9 @@ func (w *walk) file(e *layer.Entry, h uint64) error {
 		p.Results = append(p.Results, r)
 		results = append(results, owned{a.Name(), r})
 	}
-	rec := fileRec{size: info.Size(), mode: info.Mode()}
 	if len(results) > 0 {
-		rec.results = &results
+		w.files[h] = fileRec{size: info.Size(), mode: info.Mode(), results: &results}
 	}
-	w.files[h] = rec
 	return nil
 }
 
@@ -332,31 +391,31 @@ func analyzeFile(ctx context.Context, a analyzer.Analyzer, f *analyzer.File) (r 
 // target is in this layer, with the link's own header (size 0) otherwise.
 func (w *walk) hardlink(e *layer.Entry, h uint64) {
 	t := e.Linkname
-	rec, inLayer := w.files[pathHash(t)]
-	info := e.Header.FileInfo()
-	if inLayer {
-		info = analyzer.FileInfo(e.Name, rec.size, rec.mode)
-	}
-	for _, a := range w.analyzers {
-		if !a.Wants(e.Name, info) {
-			continue
+	if e.LinkInLayer() {
+		rec, ok := w.files[pathHash(t)]
+		if !ok {
+			return // a file no analyzer found anything in
 		}
-		if !inLayer {
-			p := w.part(a.Name())
-			p.Links = append(p.Links, link{Path: e.Name, Target: t})
-			continue
-		}
-		if rec.results == nil {
-			continue
-		}
-		for _, x := range *rec.results {
-			if x.analyzer == a.Name() {
-				x.r.Aliases = append(x.r.Aliases, e.Name)
+		info := analyzer.FileInfo(e.Name, rec.size, rec.mode)
+		for _, a := range w.analyzers {
+			if !analyzer.Wanted(a, e.Name, info) {
+				continue
+			}
+			for _, x := range *rec.results {
+				if x.analyzer == a.Name() {
+					x.r.Aliases = append(x.r.Aliases, e.Name)
+				}
 			}
 		}
-	}
-	if inLayer {
 		w.files[h] = rec
+		return
+	}
+	info := e.Header.FileInfo()
+	for _, a := range w.analyzers {
+		if analyzer.Wanted(a, e.Name, info) {
+			p := w.part(a.Name())
+			p.Links = append(p.Links, link{Path: e.Name, Target: t})
+		}
 	}
 }
 

@@ -72,11 +72,13 @@ func digestOf(b []byte) string {
 	return "sha256:" + hex.EncodeToString(s[:])
 }
 
-// sourcesOf returns LayerSources over tar layers, with their diffIDs.
+// sourcesOf returns LayerSources over uncompressed tar layers, with their
+// digests (the blob is the tar) and diffIDs.
 func sourcesOf(layers [][]byte) []LayerSource {
 	srcs := make([]LayerSource, len(layers))
 	for i, data := range layers {
 		srcs[i] = LayerSource{
+			Digest: digestOf(data),
 			DiffID: digestOf(data),
 			Open: func(context.Context) (io.ReadCloser, error) {
 				return io.NopCloser(bytes.NewReader(data)), nil

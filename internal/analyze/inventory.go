@@ -11,6 +11,9 @@ import (
 // layers. Every slice is sorted, so that two analyses of one image give the
 // same Inventory.
 type Inventory struct {
+	// Mode is what the analysis reports: "image" (what is installed) or
+	// "fs" (a source tree: declarations too).
+	Mode Mode `json:"mode,omitempty"`
 	// OS is the image's operating system; nil when no file tells.
 	OS *pkg.OS `json:"os,omitempty"`
 	// Targets hold the packages of the merged filesystem: OS package
@@ -59,6 +62,10 @@ type Removed struct {
 	pkg.Package
 	// RemovedIn is the layer that removed it.
 	RemovedIn pkg.LayerRef `json:"removed_in"`
+	// Locations are every file the package was declared in, when it was
+	// removed from several (two binaries with the same module); Location
+	// is the first.
+	Locations []string `json:"locations,omitempty"`
 }
 
 // LayerInfo describes one layer of the image.

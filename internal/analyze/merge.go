@@ -11,19 +11,21 @@ import (
 	"github.com/lading-dev/lading/internal/pkg"
 )
 
-// live is a result of one layer at one path, and how long it stays
-// visible.
+// live is a result of one layer at one path, and the views it counts in.
 type live struct {
 	layer    int
 	analyzer string
 	r        *analyzer.Result
-	end      int // the first layer that hides r.Path, or n: r is visible in views layer..end-1
+	// The result counts in views start..end-1: start is its layer, or for
+	// a file reached through a symlink the first view that reaches it; end
+	// is the first layer that hides r.Path (or no longer reaches it), or n.
+	start, end int
 }
 
 // span is a package record and the views it is visible in.
 type span struct {
-	layer, end int
-	p          *pkg.Package
+	layer, start, end int
+	p                 *pkg.Package
 }
 
 type merger struct {
@@ -33,11 +35,13 @@ type merger struct {
 	lives  []*live
 	byPath map[string][]*live // analyzer + "\x00" + path → lives, lowest layer first
 	spans  map[pkg.Key][]span
+	links  *resolver
 }
 
 func merge(outs []*layerOutcome, o *options) *Inventory {
 	m := &merger{outs: outs, o: o, n: len(outs), byPath: make(map[string][]*live), spans: make(map[pkg.Key][]span)}
-	inv := &Inventory{Targets: []Target{}, Layers: make([]LayerInfo, 0, len(outs))}
+	m.links = newResolver(m)
+	inv := &Inventory{Targets: []Target{}, Layers: make([]LayerInfo, 0, len(outs)), Mode: o.mode}
 	for i, out := range outs {
 		inv.Layers = append(inv.Layers, out.info)
 		inv.Warnings = append(inv.Warnings, out.warnings...)
@@ -46,7 +50,11 @@ func merge(outs []*layerOutcome, o *options) *Inventory {
 			if p == nil {
 				continue
 			}
-			inv.Warnings = append(inv.Warnings, p.Warnings...)
+			for _, w := range p.Warnings {
+				if m.keepWarning(a, w) {
+					inv.Warnings = append(inv.Warnings, w)
+				}
+			}
 			for _, l := range p.Links {
 				m.link(i, a.Name(), l)
 			}
@@ -54,6 +62,11 @@ func merge(outs []*layerOutcome, o *options) *Inventory {
 				m.add(i, a.Name(), r)
 			}
 		}
+	}
+	m.reach()
+	inv.Warnings = append(inv.Warnings, m.anchorWarnings()...)
+	for _, lv := range m.lives {
+		m.addSpans(lv)
 	}
 	var final []*live
 	for _, lv := range m.lives {
@@ -66,7 +79,7 @@ func merge(outs []*layerOutcome, o *options) *Inventory {
 	}
 	inv.OS = m.os(final)
 	inv.Targets = m.targets(final, inv.OS)
-	inv.Removed = m.removed(inv.OS)
+	inv.Removed = m.removed(inv.OS, inv.Targets)
 	slices.SortStableFunc(inv.Warnings, func(a, b Warning) int {
 		return cmp.Or(cmp.Compare(a.Layer, b.Layer), cmp.Compare(a.Path, b.Path))
 	})
@@ -95,17 +108,22 @@ func (m *merger) add(i int, a string, r *analyzer.Result) {
 }
 
 func (m *merger) addOne(i int, a string, r *analyzer.Result) {
-	lv := &live{layer: i, analyzer: a, r: r, end: m.hiddenAt(r.Path, i)}
+	lv := &live{layer: i, analyzer: a, r: r, start: i, end: m.hiddenAt(r.Path, i)}
 	m.lives = append(m.lives, lv)
 	key := a + "\x00" + r.Path
 	m.byPath[key] = append(m.byPath[key], lv)
+}
+
+// addSpans records the package records of lv.
+func (m *merger) addSpans(lv *live) {
+	r := lv.r
 	for k := range r.Packages {
 		p := &r.Packages[k]
 		if p.Location == "" {
 			p.Location = "/" + r.Path
 		}
 		pk := p.Key()
-		m.spans[pk] = append(m.spans[pk], span{layer: i, end: lv.end, p: p})
+		m.spans[pk] = append(m.spans[pk], span{layer: lv.layer, start: lv.start, end: lv.end, p: p})
 	}
 }
 
@@ -167,7 +185,7 @@ func (m *merger) ref(i int) pkg.LayerRef {
 func (m *merger) recordAt(key pkg.Key, k int) *pkg.Package {
 	var best *span
 	for i, s := range m.spans[key] {
-		if s.layer <= k && k < s.end && (best == nil || s.layer > best.layer) {
+		if s.start <= k && k < s.end && (best == nil || s.layer > best.layer) {
 			best = &m.spans[key][i]
 		}
 	}
@@ -278,9 +296,31 @@ func classRank(c Class) int {
 }
 
 // removed lists the packages that some view had and the final view has
-// not, as last seen.
-func (m *merger) removed(os *pkg.OS) []Removed {
-	var out []Removed
+// not, as last seen: not upgraded (no record of the same key is left), and
+// not present in the final view from another file. For OS packages the
+// place is the package database, wherever a symlink put it: one of the
+// same name and architecture left anywhere means the package is still
+// installed. For language packages, one of the same name and version left
+// anywhere (Go's stdlib in another binary) means it is still there. A
+// package removed from several places is listed once, with every place.
+func (m *merger) removed(os *pkg.OS, targets []Target) []Removed {
+	type id struct {
+		eco                 pkg.Ecosystem
+		name, version, arch string
+	}
+	identity := func(p *pkg.Package) id {
+		if p.Ecosystem.IsOS() {
+			return id{p.Ecosystem, p.Name, "", p.Arch}
+		}
+		return id{p.Ecosystem, p.Name, p.Version, ""}
+	}
+	present := map[id]bool{}
+	for _, t := range targets {
+		for i := range t.Packages {
+			present[identity(&t.Packages[i])] = true
+		}
+	}
+	var all []Removed
 	for _, spans := range m.spans {
 		var last *span
 		for i, s := range spans {
@@ -292,17 +332,35 @@ func (m *merger) removed(os *pkg.OS) []Removed {
 				last = &spans[i]
 			}
 		}
-		if last == nil {
+		if last == nil || present[identity(last.p)] {
 			continue
 		}
 		p := *last.p
 		p.Licenses = slices.Clone(p.Licenses)
 		p.Layer = m.attribute(last.p, last.end-1)
 		p.PURL = pkg.PURL(&p, os)
-		out = append(out, Removed{Package: p, RemovedIn: m.ref(last.end)})
+		all = append(all, Removed{Package: p, RemovedIn: m.ref(last.end)})
 	}
-	slices.SortFunc(out, func(a, b Removed) int {
+	slices.SortFunc(all, func(a, b Removed) int {
 		return cmp.Or(pkg.Compare(&a.Package, &b.Package), cmp.Compare(a.RemovedIn.Index, b.RemovedIn.Index))
 	})
+	var out []Removed
+	at := map[id]int{}
+	for _, r := range all {
+		k := identity(&r.Package)
+		k.version, k.arch = r.Version, r.Arch
+		i, ok := at[k]
+		if !ok {
+			at[k] = len(out)
+			out = append(out, r)
+			continue
+		}
+		if len(out[i].Locations) == 0 {
+			out[i].Locations = []string{out[i].Location}
+		}
+		if !slices.Contains(out[i].Locations, r.Location) {
+			out[i].Locations = append(out[i].Locations, r.Location)
+		}
+	}
 	return out
 }

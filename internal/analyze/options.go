@@ -18,10 +18,11 @@ type options struct {
 	scratch   analyzer.Scratch
 	parallel  int
 	name      string
+	mode      Mode
 }
 
 func makeOptions(opts []Option) *options {
-	o := &options{analyzers: Default(), parallel: defaultParallel()}
+	o := &options{analyzers: Default(), parallel: defaultParallel(), mode: ModeImage}
 	for _, f := range opts {
 		if f != nil {
 			f(o)
@@ -64,6 +65,27 @@ func WithMemLimit(n int64) Option { return func(o *options) { o.scratch.MemLimit
 // WithParallel sets how many layers are read at once (default: one per
 // CPU, at most 4).
 func WithParallel(n int) Option { return func(o *options) { o.parallel = n } }
+
+// Mode says what an analysis reports.
+type Mode = string
+
+// The modes.
+const (
+	// ModeImage reports what is installed, as Trivy and Syft do for
+	// images and root filesystems: OS packages, node_modules, Python
+	// metadata, gems' specifications, Go and Rust binaries, jars. Lockfiles
+	// and manifests (package-lock.json, go.mod, requirements.txt) are left
+	// out: they say what a source tree asked for, not what is there.
+	ModeImage Mode = "image"
+	// ModeFS reports a source tree: its declarations (lockfiles,
+	// manifests) as well as whatever is installed in it.
+	ModeFS Mode = "fs"
+)
+
+// WithMode sets what is reported (default ModeImage). Layer results and
+// the cache are the same for both modes; the mode applies when they are
+// merged.
+func WithMode(m Mode) Option { return func(o *options) { o.mode = m } }
 
 // WithName sets how messages name the image.
 func WithName(name string) Option { return func(o *options) { o.name = name } }

@@ -2,64 +2,60 @@ package analyze
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/lading-dev/lading/internal/layer"
-	"github.com/lading-dev/lading/internal/verify"
 )
 
-// openLayer returns the uncompressed stream of l, verified as
-// l.Uncompressed verifies it (the blob against its digest, the uncompressed
-// bytes against the diffID), but pipelined over three goroutines: one reads
-// the blob and hashes it, one decompresses, and the caller's hashes the
-// uncompressed bytes as it parses them. Decompression, the most expensive
-// step, so gets a core to itself, and analysis rides on it.
+// openLayer returns the uncompressed stream of l, pipelined over three
+// goroutines: one reads the blob (l.Compressed verifies it against its
+// digest and size at EOF), one decompresses, and the caller's hashes the
+// uncompressed bytes as it parses them (the driver checks the diffID).
+// Decompression, the most expensive step, so gets a core to itself, and
+// analysis rides on it.
+//
+// When the blob cannot be decompressed, or its stream fails, the rest of
+// the blob is read before the error is returned, so that a blob that does
+// not match its digest is reported as that (the cause) rather than as the
+// corrupt compressed data it makes. A blob compressed otherwise than its
+// media type says, or whose media type is not a layer type, is read as its
+// bytes say, with a warning (the stream's Warning method).
 func openLayer(l v1.Layer) (io.ReadCloser, error) {
-	digest, err := l.Digest()
-	if err != nil {
-		return nil, err
-	}
-	diffID, diffErr := l.DiffID()
 	blob, err := l.Compressed()
 	if err != nil {
 		return nil, err
 	}
-	ahead := readAhead(blob)
-	ur, c, err := layer.Decompress(ahead)
+	ur, c, err := layer.OpenBlob(readAhead(blob))
 	if err != nil {
-		ahead.Close()
 		return nil, err
 	}
-	var r io.ReadCloser = readAhead(&closers{Reader: ur, close: []io.Closer{ur, ahead}})
-	// An uncompressed blob named by its diffID was verified as it was read.
-	if diffErr == nil && !(c == layer.Uncompressed && diffID == digest) {
-		vr, err := verify.NewReadCloser(r, diffID, -1)
-		if err != nil {
-			r.Close()
-			return nil, err
-		}
-		r = vr
-	}
-	return r, nil
-}
-
-type closers struct {
-	io.Reader
-	close []io.Closer
-}
-
-func (c *closers) Close() error {
-	var err error
-	for _, x := range c.close {
-		if e := x.Close(); err == nil {
-			err = e
+	out := &warnedStream{ReadCloser: readAhead(ur)}
+	if mt, err := l.MediaType(); err == nil {
+		if err := layer.CheckMediaType(string(mt), c); err != nil {
+			out.warning = fmt.Sprintf("%v; read as %s", err, c)
 		}
 	}
+	return out, nil
+}
+
+// drain reads r to its end and returns the error that ends it, nil at a
+// clean EOF.
+func drain(r io.Reader) error {
+	_, err := io.Copy(io.Discard, r)
 	return err
 }
+
+// warnedStream carries a warning about the layer it reads.
+type warnedStream struct {
+	io.ReadCloser
+	warning string
+}
+
+func (w *warnedStream) Warning() string { return w.warning }
 
 // Read-ahead: a goroutine reads the source in chunks and hands them over a
 // small queue, so that the source's work (decompression, hashing) runs

@@ -45,8 +45,10 @@ import (
 	"github.com/lading-dev/lading/internal/config"
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/identity"
+	"github.com/lading-dev/lading/internal/jobs"
 	"github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/query"
+	"github.com/lading-dev/lading/internal/webhook"
 )
 
 // Prefix is where the API lives.
@@ -60,6 +62,8 @@ type Services struct {
 	Artifacts *artifact.Service
 	Audit     *audit.Log
 	Settings  *config.Store
+	Jobs      *jobs.Monitor
+	Webhooks  *webhook.Service
 }
 
 // Component is one part of lading as /health reports it.

@@ -83,6 +83,26 @@ func (s *Server) routes() {
 	s.handle("GET "+p+"/audit-logs", s.auditLogs)
 	s.handle("GET "+p+"/auditlog-exts", s.auditLogExts)
 	s.handle("GET "+p+"/auditlog-exts/events", s.auditEventTypes)
+	// Webhooks.
+	const hook = "/projects/{project_name_or_id}/webhook"
+	s.handle("GET "+p+hook+"/policies", s.listWebhookPolicies)
+	s.handle("POST "+p+hook+"/policies", s.createWebhookPolicy)
+	s.handle("GET "+p+hook+"/policies/{webhook_policy_id}", s.getWebhookPolicy)
+	s.handle("PUT "+p+hook+"/policies/{webhook_policy_id}", s.updateWebhookPolicy)
+	s.handle("DELETE "+p+hook+"/policies/{webhook_policy_id}", s.deleteWebhookPolicy)
+	s.handle("GET "+p+hook+"/policies/{webhook_policy_id}/executions", s.listWebhookExecutions)
+	s.handle("GET "+p+hook+"/policies/{webhook_policy_id}/executions/{execution_id}/tasks", s.listWebhookTasks)
+	s.handle("GET "+p+hook+"/policies/{webhook_policy_id}/executions/{execution_id}/tasks/{task_id}/log", s.webhookTaskLog)
+	s.handle("GET "+p+hook+"/events", s.webhookEvents)
+	// The job service.
+	s.handle("GET "+p+"/jobservice/pools", s.jobPools)
+	s.handle("GET "+p+"/jobservice/pools/{pool_id}/workers", s.jobWorkers)
+	s.handle("PUT "+p+"/jobservice/jobs/{job_id}", s.stopJob)
+	s.handle("GET "+p+"/jobservice/jobs/{job_id}/log", s.jobLog)
+	s.handle("GET "+p+"/jobservice/queues", s.jobQueues)
+	s.handle("PUT "+p+"/jobservice/queues/{job_type}", s.jobQueueAction)
+	s.handle("GET "+p+"/schedules", s.listSchedules)
+	s.handle("GET "+p+"/schedules/{job_type}/paused", s.schedulePaused)
 	// The login form.
 	s.handle("POST /c/login", s.login)
 	s.handle("GET /c/log_out", s.logout)

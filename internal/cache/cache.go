@@ -1,14 +1,25 @@
 // Package cache keeps per-layer analysis results on disk, keyed by the
-// layer's diffID and the name of the part (an analyzer and its version, or
-// the layer's path index), so that a layer shared by many images is read
-// once.
+// digest of the layer blob and the name of the part (an analyzer and its
+// version, or the layer's path index), so that a layer shared by many
+// images is read once.
+//
+// The key is the digest of the blob as it was read and verified, never a
+// claim about it: an image config's diffIDs are claims that whoever built
+// the image controls, so they do not key anything here. What a caller
+// learned by reading the blob (its diffID) goes into the entry, for the
+// next reader of the same blob to check claims against. A blob digest is a
+// content address: results stored under it describe exactly the content
+// that hashes to it.
 //
 // Layout under the cache directory (lading uses <root>/cache/layers):
 //
 //	lock                          flock: shared while writing, exclusive to trim or clean
 //	trimmed                       its mtime: when the size was last checked
-//	v1/sha256/<hex>/<part>        one entry: a part of one layer's results
+//	v2/sha256/<hex>/<part>        one entry: a part of the results of the blob sha256:<hex>
 //	tmp/                          entries being written
+//
+// (v1 keyed entries by diffID; [Cache.Clean] and Open remove what other
+// layouts left.)
 //
 // Entries are written to tmp/ and renamed into place, so a reader sees a
 // whole entry or none. A writer may replace an entry with one that holds
@@ -49,7 +60,7 @@ import (
 const DefaultMaxSize = 1 << 30
 
 // schema is the directory that holds entries of this layout.
-const schema = "v1"
+const schema = "v2"
 
 // Cache is an on-disk cache of layer results.
 type Cache struct {
@@ -75,23 +86,31 @@ func Open(dir string, opts ...Option) (*Cache, error) {
 			return nil, fmt.Errorf("cache: %w", err)
 		}
 	}
+	// Entries of the diffID-keyed layout must never be read again; they
+	// are removed once, under the exclusive lock.
+	if _, err := os.Stat(filepath.Join(dir, "v1")); err == nil {
+		if unlock, err := c.lock(unix.LOCK_EX); err == nil {
+			os.RemoveAll(filepath.Join(dir, "v1"))
+			unlock()
+		}
+	}
 	return c, nil
 }
 
 // Dir returns the cache directory.
 func (c *Cache) Dir() string { return c.dir }
 
-// Key names one entry: a part of the results of the layer with the given
-// diffID ("sha256:…").
+// Key names one entry: a part of the results of the layer blob with the
+// given digest ("sha256:…"), as it was read and verified.
 type Key struct {
-	DiffID string
+	Digest string
 	Part   string // [a-zA-Z0-9._@+-], such as "dpkg@3" or "paths@1"
 }
 
 func (c *Cache) path(k Key) (string, error) {
-	alg, hex, ok := strings.Cut(k.DiffID, ":")
+	alg, hex, ok := strings.Cut(k.Digest, ":")
 	if !ok || !validName(alg) || !validHex(hex) {
-		return "", errdefs.InvalidArgument(fmt.Errorf("cache key: bad diffID %q", k.DiffID))
+		return "", errdefs.InvalidArgument(fmt.Errorf("cache key: bad blob digest %q", k.Digest))
 	}
 	if !validName(k.Part) {
 		return "", errdefs.InvalidArgument(fmt.Errorf("cache key: bad part name %q", k.Part))
@@ -127,17 +146,18 @@ func (c *Cache) Get(ctx context.Context, k Key) (data []byte, ok bool, err error
 
 // Put stores data under k, replacing an entry there.
 func (c *Cache) Put(ctx context.Context, k Key, data []byte) error {
-	return c.PutAll(ctx, k.DiffID, map[string][]byte{k.Part: data})
+	return c.PutAll(ctx, k.Digest, map[string][]byte{k.Part: data})
 }
 
-// PutAll stores several parts of one layer's results, under one lock.
-func (c *Cache) PutAll(ctx context.Context, diffID string, parts map[string][]byte) error {
+// PutAll stores several parts of the results of the blob with the given
+// digest, under one lock.
+func (c *Cache) PutAll(ctx context.Context, digest string, parts map[string][]byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	paths := make(map[string]string, len(parts))
 	for part := range parts {
-		p, err := c.path(Key{DiffID: diffID, Part: part})
+		p, err := c.path(Key{Digest: digest, Part: part})
 		if err != nil {
 			return err
 		}

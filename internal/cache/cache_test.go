@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,7 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-const diffA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+const digestA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 
 func TestPutGet(t *testing.T) {
 	ctx := context.Background()
@@ -22,7 +23,7 @@ func TestPutGet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := Key{DiffID: diffA, Part: "dpkg@1.f1"}
+	k := Key{Digest: digestA, Part: "dpkg@1.f1"}
 	if _, ok, err := c.Get(ctx, k); ok || err != nil {
 		t.Fatalf("Get on an empty cache: ok=%v err=%v", ok, err)
 	}
@@ -33,7 +34,7 @@ func TestPutGet(t *testing.T) {
 	if err != nil || !ok || string(got) != "result" {
 		t.Fatalf("Get = %q, %v, %v", got, ok, err)
 	}
-	if _, ok, _ := c.Get(ctx, Key{DiffID: diffA, Part: "dpkg@2.f1"}); ok {
+	if _, ok, _ := c.Get(ctx, Key{Digest: digestA, Part: "dpkg@2.f1"}); ok {
 		t.Error("another part name found the entry")
 	}
 	st, err := c.Stat(ctx)
@@ -48,12 +49,12 @@ func TestBadKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []Key{
-		{DiffID: "sha256:../../etc", Part: "x"},
-		{DiffID: "sha256:" + "a", Part: "x"},
-		{DiffID: diffA, Part: "../x"},
-		{DiffID: diffA, Part: "a/b"},
-		{DiffID: diffA, Part: ""},
-		{DiffID: "nocolon", Part: "x"},
+		{Digest: "sha256:../../etc", Part: "x"},
+		{Digest: "sha256:" + "a", Part: "x"},
+		{Digest: digestA, Part: "../x"},
+		{Digest: digestA, Part: "a/b"},
+		{Digest: digestA, Part: ""},
+		{Digest: "nocolon", Part: "x"},
 	} {
 		if err := c.Put(context.Background(), k, nil); err == nil {
 			t.Errorf("Put(%+v) succeeded", k)
@@ -64,7 +65,7 @@ func TestBadKeys(t *testing.T) {
 func TestDamagedEntryIsAMiss(t *testing.T) {
 	ctx := context.Background()
 	c, _ := Open(t.TempDir())
-	k := Key{DiffID: diffA, Part: "p"}
+	k := Key{Digest: digestA, Part: "p"}
 	if err := c.Put(ctx, k, []byte("0123456789")); err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func TestTrimRemovesLeastRecentlyUsed(t *testing.T) {
 	data := make([]byte, 1000)
 	var keys []Key
 	for i := range 20 {
-		k := Key{DiffID: fmt.Sprintf("sha256:%064x", i), Part: "p"}
+		k := Key{Digest: fmt.Sprintf("sha256:%064x", i), Part: "p"}
 		keys = append(keys, k)
 		if err := c.Put(ctx, k, data); err != nil {
 			t.Fatal(err)
@@ -126,7 +127,7 @@ func TestClean(t *testing.T) {
 	ctx := context.Background()
 	c, _ := Open(t.TempDir())
 	for i := range 5 {
-		c.Put(ctx, Key{DiffID: fmt.Sprintf("sha256:%064x", i), Part: "p"}, []byte("x"))
+		c.Put(ctx, Key{Digest: fmt.Sprintf("sha256:%064x", i), Part: "p"}, []byte("x"))
 	}
 	st, err := c.Clean(ctx)
 	if err != nil || st.Entries != 5 {
@@ -136,7 +137,7 @@ func TestClean(t *testing.T) {
 	if diff := cmp.Diff(Stats{}, after); diff != "" {
 		t.Errorf("after Clean (-want +got):\n%s", diff)
 	}
-	if err := c.Put(ctx, Key{DiffID: diffA, Part: "p"}, []byte("y")); err != nil {
+	if err := c.Put(ctx, Key{Digest: digestA, Part: "p"}, []byte("y")); err != nil {
 		t.Errorf("Put after Clean: %v", err)
 	}
 }
@@ -182,7 +183,7 @@ func child(t *testing.T, dir string) {
 	}
 	id, _ := strconv.Atoi(os.Getenv("LADING_CACHE_ID"))
 	for i := range 200 {
-		k := Key{DiffID: fmt.Sprintf("sha256:%064x", i%25), Part: "p"}
+		k := Key{Digest: fmt.Sprintf("sha256:%064x", i%25), Part: "p"}
 		want := fmt.Sprintf("entry %d, the same from every process %0900d", i%25, 0)
 		switch (i + id) % 10 {
 		case 0:
@@ -206,5 +207,26 @@ func child(t *testing.T, dir string) {
 		if ok && string(got) != want {
 			t.Fatalf("read %q", got)
 		}
+	}
+}
+
+// Entries of the diffID-keyed layout (v1) are never read: Open removes
+// them.
+func TestDiffIDLayoutRemoved(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "v1", "sha256", strings.Repeat("a", 64))
+	if err := os.MkdirAll(old, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(old, "layer@1"), []byte("x"), 0o644)
+	c, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "v1")); !os.IsNotExist(err) {
+		t.Errorf("v1 is still there: %v", err)
+	}
+	if st, _ := c.Stat(context.Background()); st.Entries != 0 {
+		t.Errorf("%d entries", st.Entries)
 	}
 }

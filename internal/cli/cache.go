@@ -14,8 +14,10 @@ func newCacheCommand(e *env) *cobra.Command {
 		Use:   "cache",
 		Short: "Show or empty the layer analysis cache",
 		Long: `lading inventory and lading sbom keep each layer's analysis results under the
-lading root (cache/layers), keyed by the layer's diffID and the versions of
-the analyzers, and remove the least recently used results beyond 1 GiB.
+lading root (cache/layers), keyed by the digest of the layer blob as it was
+read and verified (never by the config's diffIDs, which are only checked
+against it) and the versions of the analyzers, and remove the least recently
+used results beyond 1 GiB. dir: root filesystems are never cached.
 "cache info" shows what the cache holds, "cache clean" empties it.`,
 		Args: cobra.NoArgs,
 	}

@@ -29,11 +29,11 @@ uncompressed layers. A multi-platform index is copied whole with
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			src, err := parseRef(args[0])
+			src, err := e.parseSource(args[0])
 			if err != nil {
 				return err
 			}
-			dst, err := parseRef(args[1])
+			dst, err := parseDestination(args[1])
 			if err != nil {
 				return err
 			}

@@ -42,7 +42,7 @@ images. --format json prints every field, with the layer digest and diffID.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			ref, err := parseRef(args[0])
+			ref, err := e.parseSource(args[0])
 			if err != nil {
 				return err
 			}

@@ -89,6 +89,31 @@ func (e *env) reporter() progress.Reporter {
 	return progress.New(e.stderr, progress.Mode(e.progress))
 }
 
+// parseSource parses a reference to an image to read: a bare local path is
+// sniffed for its transport, and the choice said on standard error.
+func (e *env) parseSource(s string) (image.Reference, error) {
+	r, note, err := image.ParseSource(s)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return r, err
+		}
+		return r, usageError{err}
+	}
+	if note != "" {
+		fmt.Fprintf(e.stderr, "lading: %s\n", note)
+	}
+	return r, nil
+}
+
+// parseDestination parses a reference to write to.
+func parseDestination(s string) (image.Reference, error) {
+	r, err := image.ParseDestination(s)
+	if err != nil {
+		return r, usageError{err}
+	}
+	return r, nil
+}
+
 // parseRef parses an image reference argument.
 func parseRef(s string) (image.Reference, error) {
 	r, err := image.Parse(s)

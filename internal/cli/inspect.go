@@ -58,7 +58,7 @@ and the platforms it offers. --raw prints the manifest (or index) as stored,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			ref, err := parseRef(args[0])
+			ref, err := e.parseSource(args[0])
 			if err != nil {
 				return err
 			}

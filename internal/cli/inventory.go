@@ -16,6 +16,7 @@ import (
 	"github.com/lading-dev/lading/internal/analyze"
 	"github.com/lading-dev/lading/internal/cache"
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/image"
 	"github.com/lading-dev/lading/internal/pkg"
 	"github.com/lading-dev/lading/internal/sbom"
 )
@@ -24,19 +25,27 @@ import (
 type analyzeFlags struct {
 	imageFlags
 	noCache bool
+	mode    modeFlag
 }
 
 func (f *analyzeFlags) register(fs *pflag.FlagSet) {
 	f.imageFlags.register(fs)
 	fs.BoolVar(&f.noCache, "no-cache", false, "analyze every layer again, without reading or writing the layer cache")
+	f.mode.register(fs)
 }
+
+// cacheable reports whether the layers of ref may use the layer cache: the
+// cache is keyed by blob digests that an image gives and a read verifies,
+// and a dir: root filesystem has none (its layer's digest would be one
+// lading computed from a directory that can change under it).
+func cacheable(ref image.Reference) bool { return ref.Transport != image.Dir }
 
 // cacheDir is where layer results are cached.
 func (e *env) cacheDir() string { return filepath.Join(e.root, "cache", "layers") }
 
 // inventoryOf opens arg and analyzes the image; warnings go to stderr.
 func (e *env) inventoryOf(ctx context.Context, f *analyzeFlags, arg string) (sbom.Image, *analyze.Inventory, error) {
-	ref, err := parseRef(arg)
+	ref, err := f.mode.ref(e, arg)
 	if err != nil {
 		return sbom.Image{}, nil, err
 	}
@@ -50,8 +59,8 @@ func (e *env) inventoryOf(ctx context.Context, f *analyzeFlags, arg string) (sbo
 		return sbom.Image{}, nil, err
 	}
 	defer s.Close()
-	opts := []analyze.Option{analyze.WithLogger(e.log), analyze.WithName(arg)}
-	if !f.noCache {
+	opts := []analyze.Option{analyze.WithLogger(e.log), analyze.WithName(arg), f.mode.option()}
+	if !f.noCache && cacheable(ref) {
 		c, err := cache.Open(e.cacheDir())
 		if err != nil {
 			return sbom.Image{}, nil, err
@@ -101,14 +110,24 @@ when that is a later one). Then the packages that a layer installed and a
 later layer removed, and the layers.
 
 Every layer is read once, layers in parallel, and each layer's results are
-cached under the lading root by the layer's diffID (--no-cache to analyze
-again), so a layer shared by many images is analyzed once. --format json
-prints the inventory as lading's JSON (the same as lading sbom --format json).
-Files and layers that cannot be analyzed are reported as warnings on
-standard error; the rest is still analyzed.`,
+cached under the lading root by the digest of the layer blob (--no-cache to
+analyze again), so a layer shared by many images is analyzed once. --format
+json prints the inventory as lading's JSON (the same as lading sbom --format
+json). A layer that is not what the image says it is (a missing blob, a blob
+that does not match its digest, content that does not match the config's
+diffID) fails the command, naming the layer and its digest. Files that cannot
+be analyzed (a corrupt package database) and layers whose entries are refused
+as hostile are reported as warnings on standard error; the rest is still
+analyzed.
+
+--mode image (the default) reports what is installed, as Trivy and Syft do
+for images: node_modules, not package-lock.json; a Go binary's modules, not
+go.mod. --mode fs DIR reports a source tree: its lockfiles and manifests
+too.`,
 		Example: `  lading inventory alpine:3.20
   lading inventory oci-archive:app.oci.tar --format json
-  lading inventory --platform linux/arm64 docker://debian:12`,
+  lading inventory --platform linux/arm64 docker://debian:12
+  lading inventory --mode fs ./myproject`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch format {
@@ -197,7 +216,11 @@ func writeInventory(w io.Writer, img sbom.Image, inv *analyze.Inventory) error {
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tVERSION\tINSTALLED IN\tREMOVED IN\tFROM")
 		for _, r := range inv.Removed {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", r.Name, r.Version, layerOf(r.Layer), r.RemovedIn.Index, r.Location)
+			from := r.Location
+			if n := len(r.Locations); n > 1 {
+				from += fmt.Sprintf(" (and %d more)", n-1)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", r.Name, r.Version, layerOf(r.Layer), r.RemovedIn.Index, from)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,7 +48,9 @@ func TestInventoryTransports(t *testing.T) {
 	l := newLading(t)
 	oci := filepath.Join(corpus, "images", "alpine-3.20-app.oci.tar")
 	want := inventorySummary(t, l.ok("inventory", "--format", "json", "oci-archive:"+oci))
-	if len(want) != 1+12+19+81+81+16+2 {
+	// The OS, 12 apk, 81 in node_modules, the Go binary's 15 modules and
+	// stdlib, 2 removed apk; no package-lock.json, no go.mod (image mode).
+	if len(want) != 1+12+81+16+2 {
 		t.Fatalf("%d lines:\n%s", len(want), strings.Join(want, "\n"))
 	}
 
@@ -119,11 +122,14 @@ func TestSBOMFormats(t *testing.T) {
 	if err := cdx.NewBOMDecoder(bytes.NewReader(b), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
 		t.Fatal(err)
 	}
-	if bom.SpecVersion != cdx.SpecVersion1_6 || len(*bom.Components) != 1+12+19+81+81+16 {
+	if bom.SpecVersion != cdx.SpecVersion1_6 || len(*bom.Components) != 1+12+81+16 {
 		t.Errorf("CycloneDX: spec %v, %d components", bom.SpecVersion, len(*bom.Components))
 	}
 	purls := map[string]bool{}
 	for _, c := range *bom.Components {
+		if purls[c.PackageURL] && c.PackageURL != "" {
+			t.Errorf("CycloneDX: %s is two components", c.PackageURL)
+		}
 		purls[c.PackageURL] = true
 	}
 	for _, p := range []string{"pkg:apk/alpine/musl@1.2.5-r0?arch=x86_64&distro=alpine-3.20.3", "pkg:npm/lodash@4.17.4", "pkg:golang/github.com/gin-gonic/gin@v1.8.1", "pkg:golang/stdlib@v1.26.8"} {
@@ -140,12 +146,12 @@ func TestSBOMFormats(t *testing.T) {
 	if err := spdxlib.ValidateDocument(doc); err != nil {
 		t.Errorf("SPDX: %v", err)
 	}
-	if len(doc.Packages) != 1+1+12+19+81+81+16 {
+	if len(doc.Packages) != 1+1+12+81+16 {
 		t.Errorf("SPDX: %d packages", len(doc.Packages))
 	}
 
 	out = l.ok("sbom", img, "--format", "json")
-	if s := inventorySummary(t, out); len(s) != 1+12+19+81+81+16+2 {
+	if s := inventorySummary(t, out); len(s) != 1+12+81+16+2 {
 		t.Errorf("json: %d lines", len(s))
 	}
 	if _, errs, code := l.run("sbom", img); code != exitUsage || !strings.Contains(errs, "format") {
@@ -169,5 +175,59 @@ func TestCacheCommand(t *testing.T) {
 	l.ok("inventory", "--no-cache", "oci-archive:"+filepath.Join(corpus, "images", "alpine-3.9.oci.tar"))
 	if out := l.ok("cache", "info"); !strings.Contains(out, ": 0 layers,") {
 		t.Errorf("--no-cache wrote to the cache: %q", out)
+	}
+}
+
+// --mode fs reports a source tree's declarations; the default image mode
+// reports what is installed only.
+func TestInventoryModes(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("package-lock.json", `{"name": "app", "lockfileVersion": 3, "packages": {
+		"": {"name": "app", "dependencies": {"a": "1.0.0"}},
+		"node_modules/a": {"version": "1.0.0"},
+		"node_modules/b": {"version": "2.0.0"}}}`)
+	write("node_modules/a/package.json", `{"name": "a", "version": "1.0.0"}`)
+	write("go.mod", "module example.com/app\n\ngo 1.22\n\nrequire (\n\tgolang.org/x/text v0.3.6\n\tgolang.org/x/sys v0.1.0 // indirect\n)\n")
+	l := newLading(t)
+	targets := func(out string) []string {
+		var doc sbom.Document
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatalf("inventory JSON: %v\n%s", err, out)
+		}
+		var s []string
+		for _, tg := range doc.Targets {
+			s = append(s, fmt.Sprintf("%s %s %d", tg.Path, tg.Type, len(tg.Packages)))
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"dir:" + dir}, []string{"/node_modules node_modules 1"}},
+		{[]string{"--mode", "image", "dir:" + dir}, []string{"/node_modules node_modules 1"}},
+		{[]string{"--mode", "fs", dir}, []string{"/go.mod gomod 2", "/node_modules node_modules 1", "/package-lock.json npm 2"}},
+		{[]string{"--mode", "fs", "dir:" + dir}, []string{"/go.mod gomod 2", "/node_modules node_modules 1", "/package-lock.json npm 2"}},
+	} {
+		got := targets(l.ok(append([]string{"inventory", "--no-cache", "--format", "json"}, tc.args...)...))
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%v (-want +got):\n%s", tc.args, diff)
+		}
+	}
+	for _, args := range [][]string{
+		{"inventory", "--mode", "fs", filepath.Join(dir, "go.mod")},
+		{"inventory", "--mode", "fs", filepath.Join(dir, "missing")},
+		{"sbom", "--format", "json", "--mode", "src", dir},
+	} {
+		if _, errs, code := l.run(args...); code != exitUsage || !strings.Contains(errs, "--mode") {
+			t.Errorf("%v: exit %d, %q", args, code, errs)
+		}
 	}
 }

@@ -20,11 +20,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/lading-dev/lading/internal/registrytest"
+	"github.com/lading-dev/lading/internal/sandbox"
 	"github.com/lading-dev/lading/internal/store"
 )
 
 // TestMain lets tests run this binary as lading itself.
 func TestMain(m *testing.M) {
+	sandbox.MaybeInit() // the container tests' sandboxes start this binary as their init
 	if os.Getenv("LADING_TEST_MAIN") == "1" {
 		os.Exit(Run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}

@@ -26,7 +26,7 @@ this machine's) is pulled from a multi-platform index unless --all-platforms.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			src, err := parseRef(args[0])
+			src, err := e.parseSource(args[0])
 			if err != nil {
 				return err
 			}

@@ -28,7 +28,7 @@ gzipped on the way (see --compress); blobs the registry has are not sent.`,
 			src.Transport = image.Local
 			dst := image.Reference{Transport: image.Registry, Name: src.Name}
 			if len(args) == 2 {
-				if dst, err = parseRef(args[1]); err != nil {
+				if dst, err = parseDestination(args[1]); err != nil {
 					return err
 				}
 			}

@@ -13,9 +13,8 @@ import (
 
 func newRmiCommand(e *env) *cobra.Command {
 	return &cobra.Command{
-		Use:     "rmi IMAGE...",
-		Aliases: []string{"rm"},
-		Short:   "Remove images from the local store",
+		Use:   "rmi IMAGE...",
+		Short: "Remove images from the local store",
 		Long: `Remove names from the local store. An image ID removes every name of that
 image. Blobs no remaining image uses are then deleted, unless another lading
 process has the store open; then ` + "`lading prune`" + ` deletes them later.`,

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/sandbox"
 )
 
 // Exit codes.
@@ -34,12 +35,16 @@ type env struct {
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	args           []string // the command line Run was given
 	log            *slog.Logger
 }
 
 // Run executes lading with args and returns the process exit code.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	if len(args) > 0 && args[0] == sandbox.InitArg {
+		sandbox.Init() // lading started as a sandbox's init: never returns
+	}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, args: args}
 	cmd := newRootCommand(e)
 	cmd.SetArgs(args)
 	cmd.SetIn(stdin)
@@ -128,6 +133,12 @@ func newRootCommand(e *env) *cobra.Command {
 		newDBCommand(e),
 		newVersionCommand(e),
 		newServeCommand(e),
+		newBuildCommand(e),
+		newRunCommand(e),
+		newPsCommand(e),
+		newRmCommand(e),
+		newDiffCommand(e),
+		newCommitCommand(e),
 		newSignCommand(e),
 		newVerifyCommand(e),
 	)

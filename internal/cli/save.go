@@ -54,7 +54,7 @@ and the same file is also an OCI image layout.`,
 			defer ss.Close()
 			var items []image.Item
 			for _, a := range args {
-				ref, err := parseRef(a)
+				ref, err := e.parseSource(a)
 				if err != nil {
 					return err
 				}

@@ -25,10 +25,14 @@ func newSBOMCommand(e *env) *cobra.Command {
 		Long: `Analyze IMAGE (as lading inventory does) and write its bill of materials:
 CycloneDX 1.6 JSON, SPDX 2.3 JSON, or lading's own JSON inventory. Every
 package carries its package URL, licenses, the file that declared it and the
-layers that introduced and last changed it. IMAGE is any transport reference.`,
+layers that introduced and last changed it. IMAGE is any transport reference.
+A package found in several places is one component with every place.
+--mode fs DIR describes a source tree (lockfiles and manifests included)
+instead of what an image has installed.`,
 		Example: `  lading sbom alpine:3.20 --format cyclonedx -o alpine.cdx.json
   lading sbom oci-archive:app.oci.tar --format spdx
-  lading sbom docker-daemon:app:1 --format json`,
+  lading sbom docker-daemon:app:1 --format json
+  lading sbom --mode fs ./myproject --format cyclonedx`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var write func(io.Writer, sbom.Image, *analyze.Inventory) error

@@ -38,6 +38,9 @@ type scanFlags struct {
 	showSuppressed bool
 	baseLayers     int
 	noCache        bool
+	untriaged      bool
+	exitUnknownOS  int
+	mode           modeFlag
 }
 
 func newScanCommand(e *env) *cobra.Command {
@@ -61,15 +64,30 @@ history's created_by); --group-by layer shows findings per layer, the base
 image's layers apart from those added on top. Packages that a lower layer
 installed and a higher layer removed are listed apart, for information.
 
+--mode image (the default) scans what is installed, as Trivy and Syft do for
+images: node_modules rather than package-lock.json, a Go binary's modules
+rather than go.mod. --mode fs DIR scans a source tree: its lockfiles and
+manifests as well as what is installed in it.
+
 Filters: --severity, --ignore-unfixed, --pkg-types, an ignore file (default
 .ladingignore in the current directory when present; see README), and VEX
 documents (OpenVEX or CycloneDX). --exit-code N makes lading exit with N when
 findings remain after filtering; errors exit with 1 and usage errors with 2, so
-N may be neither.`,
+N may be neither.
+
+Findings the distribution has not evaluated yet (Ubuntu's needs-triage, status
+under_investigation) are left out, as Trivy leaves them out; --include-untriaged
+lists them, and they still count in no total and no exit code.
+
+When the database has no advisories for the image's OS release, its OS
+packages cannot be checked: the report says so (and which releases the
+database covers) instead of a clean total, and --exit-on-unknown-os N exits
+with N (before --exit-code).`,
 		Example: `  lading scan alpine:3.20
   lading scan --db vuln.db --severity HIGH,CRITICAL --exit-code 4 oci-archive:app.oci.tar
   lading scan --format sarif -o results.sarif docker-archive:app.tar
-  lading scan --sbom app.cdx.json --format json`,
+  lading scan --sbom app.cdx.json --format json
+  lading scan --mode fs ./myproject`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if (len(args) == 1) == (f.sbom != "") {
 				return errors.New("scan takes one IMAGE, or --sbom FILE")
@@ -94,13 +112,21 @@ N may be neither.`,
 	fl.BoolVar(&f.showSuppressed, "show-suppressed", false, "list the findings the ignore file and VEX suppressed")
 	fl.IntVar(&f.baseLayers, "base-layers", -1, "how many bottom layers are the base image's (default: inferred from the history)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "analyze every layer again instead of using cached results")
+	fl.BoolVar(&f.untriaged, "include-untriaged", false, "also list findings under investigation (Ubuntu needs-triage); they count in no total or exit code")
+	fl.IntVar(&f.exitUnknownOS, "exit-on-unknown-os", 0, "exit with this code when the database has no advisories for the image's OS release (not 1 or 2)")
+	f.mode.register(fl)
 	f.imageFlags.register(fl)
 	return cmd
 }
 
 func runScan(cmd *cobra.Command, e *env, f *scanFlags, args []string) error {
-	if f.exitCode == exitError || f.exitCode == exitUsage || f.exitCode < 0 || f.exitCode > 125 {
-		return usageError{errorf("--exit-code %d: 1 and 2 are lading's codes for errors and usage errors; pick another (3-125)", f.exitCode)}
+	for _, c := range []struct {
+		flag string
+		code int
+	}{{"--exit-code", f.exitCode}, {"--exit-on-unknown-os", f.exitUnknownOS}} {
+		if c.code == exitError || c.code == exitUsage || c.code < 0 || c.code > 125 {
+			return usageError{errorf("%s %d: 1 and 2 are lading's codes for errors and usage errors; pick another (3-125)", c.flag, c.code)}
+		}
 	}
 	switch f.format {
 	case "table", "json", "sarif", "cyclonedx", "spdx", "template":
@@ -133,7 +159,7 @@ func runScan(cmd *cobra.Command, e *env, f *scanFlags, args []string) error {
 		fmt.Fprintf(e.stderr, "Using the vulnerability database %s (built %s from %s); scans never use the network.\n",
 			dbPath, meta.BuiltAt.Format("2006-01-02 15:04 MST"), strings.Join(srcs, ", "))
 	}
-	sc := scan.New(db, dbPath, e.log)
+	sc := scan.New(db, dbPath, e.log, scan.WithUntriaged(f.untriaged))
 
 	var (
 		rep *report.Report
@@ -152,6 +178,9 @@ func runScan(cmd *cobra.Command, e *env, f *scanFlags, args []string) error {
 	for _, w := range rep.Warnings {
 		fmt.Fprintf(e.stderr, "warning: %s\n", w)
 	}
+	if rep.Unscanned() {
+		fmt.Fprintf(e.stderr, "warning: %s\n", rep.Metadata.OS.Unscanned.Message)
+	}
 	suppressed := filter.Apply(rep)
 	if filter.Ignore != nil {
 		for _, r := range filter.Ignore.Expired(filter.Now) {
@@ -160,6 +189,9 @@ func runScan(cmd *cobra.Command, e *env, f *scanFlags, args []string) error {
 	}
 	if err := writeReport(e, f, rep, inv, img, suppressed); err != nil {
 		return err
+	}
+	if f.exitUnknownOS != 0 && rep.Unscanned() {
+		return &exitCodeError{code: f.exitUnknownOS}
 	}
 	if f.exitCode != 0 && rep.Total() > 0 {
 		return &exitCodeError{code: f.exitCode}
@@ -226,7 +258,7 @@ func scanImage(cmd *cobra.Command, e *env, sc *scan.Scanner, f *scanFlags, arg s
 	fail := func(err error) (*report.Report, *analyze.Inventory, sbom.Image, error) {
 		return nil, nil, sbom.Image{}, err
 	}
-	ref, err := parseRef(arg)
+	ref, err := f.mode.ref(e, arg)
 	if err != nil {
 		return fail(err)
 	}
@@ -240,8 +272,8 @@ func scanImage(cmd *cobra.Command, e *env, sc *scan.Scanner, f *scanFlags, arg s
 		return fail(err)
 	}
 	defer src.Close()
-	opts := []analyze.Option{analyze.WithLogger(e.log), analyze.WithName(arg)}
-	if !f.noCache {
+	opts := []analyze.Option{analyze.WithLogger(e.log), analyze.WithName(arg), f.mode.option()}
+	if !f.noCache && cacheable(ref) {
 		c, err := cache.Open(filepath.Join(e.root, "cache", "layers"))
 		if err != nil {
 			return fail(err)
@@ -292,16 +324,9 @@ func writeReport(e *env, f *scanFlags, rep *report.Report, inv *analyze.Inventor
 		case "sarif":
 			return report.WriteSARIF(w, rep, ladingVersion())
 		case "cyclonedx":
-			bom := sbom.CycloneDXBOM(img, inv, opts)
-			sbom.AddCycloneDXVulnerabilities(bom, inv, rep)
-			return sbom.EncodeCycloneDX(w, bom)
+			return sbom.WriteCycloneDX(w, img, inv, rep, opts)
 		case "spdx":
-			doc, err := sbom.SPDXDocument(img, inv, opts)
-			if err != nil {
-				return err
-			}
-			sbom.AddSPDXVulnerabilities(doc, inv, rep)
-			return sbom.EncodeSPDX(w, doc)
+			return sbom.WriteSPDX(w, img, inv, rep, opts)
 		case "template":
 			tpl, err := report.ParseTemplate(f.template)
 			if err != nil {

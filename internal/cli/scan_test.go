@@ -113,7 +113,9 @@ func TestScanCommand(t *testing.T) {
 	}
 
 	table := l.ok("scan", "--db", db, app)
-	for _, want := range []string{"alpine 3.20.3 (alpine)\n======================\nTotal: 0 (UNKNOWN: 0, LOW: 0, MEDIUM: 0, HIGH: 0, CRITICAL: 0)", "/app/node_modules", "Removed packages (informational)", "musl-utils"} {
+	// The corpus's Alpine secdb ends at 3.11: 3.20's packages cannot be
+	// checked, which is no clean total.
+	for _, want := range []string{"alpine 3.20.3 (alpine)\n======================\nTotal: unknown. The vulnerability database has no advisories for alpine:3.20 (the image is alpine 3.20.3); it covers alpine:3.3, alpine:3.4, alpine:3.5, alpine:3.6, alpine:3.7, alpine:3.8, alpine:3.9, alpine:3.10, alpine:3.11.", "/app/node_modules", "Removed packages (informational)", "musl-utils"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q", want)
 		}
@@ -185,7 +187,7 @@ func TestScanCommand(t *testing.T) {
 		t.Errorf("SPDX does not validate: %v", err)
 	}
 	tpl := l.ok("scan", "--db", db, "-f", "template", "--template", "{{len .Results}} targets", app)
-	if strings.TrimSpace(tpl) != "4 targets" {
+	if strings.TrimSpace(tpl) != "3 targets" { // apk, node_modules, the Go binary
 		t.Errorf("template: %q", tpl)
 	}
 }
@@ -241,10 +243,12 @@ func TestScanReadsNoLayerTwice(t *testing.T) {
 	l.ok("copy", "oci-archive:"+corpustest.Image(t, "alpine-3.20-app.oci.tar")+":latest", "oci:"+layout+":app")
 	first := l.ok("scan", "--db", db, "-f", "json", "oci:"+layout+":app")
 
+	// The blobs stay (a warm scan checks that the image has them) but hold
+	// garbage: reading one would fail its digest.
 	var insp inspectOutput
 	json.Unmarshal([]byte(l.ok("inspect", "oci:"+layout+":app")), &insp)
 	for _, layer := range insp.Layers {
-		if err := os.Remove(filepath.Join(layout, "blobs", "sha256", strings.TrimPrefix(layer.Digest, "sha256:"))); err != nil {
+		if err := os.WriteFile(filepath.Join(layout, "blobs", "sha256", strings.TrimPrefix(layer.Digest, "sha256:")), []byte("garbage"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -252,13 +256,17 @@ func TestScanReadsNoLayerTwice(t *testing.T) {
 	if diff := cmp.Diff(findingSet(t, first), findingSet(t, second)); diff != "" {
 		t.Errorf("warm scan differs (-cold +warm):\n%s", diff)
 	}
-	// Without the cache the layers must be read: each missing one is a
-	// warning that names it, on stderr and in the report.
-	out, errs, code := l.run("scan", "--db", db, "--no-cache", "-f", "json", "oci:"+layout+":app")
-	var noCache report.Report
-	json.Unmarshal([]byte(out), &noCache)
-	if code != 0 || len(noCache.Warnings) != len(insp.Layers) || !strings.Contains(errs, insp.Layers[0].Digest) {
-		t.Errorf("--no-cache without layer blobs: exit %d, %d warnings, stderr %q", code, len(noCache.Warnings), errs)
+	// Without the cache the layers must be read: the first one fails the
+	// scan, named.
+	_, errs, code := l.run("scan", "--db", db, "--no-cache", "-f", "json", "oci:"+layout+":app")
+	if code != exitError || !strings.Contains(errs, "layer 1/5 "+insp.Layers[0].Digest) {
+		t.Errorf("--no-cache with garbage blobs: exit %d, stderr %q", code, errs)
+	}
+	// A warm scan of an image whose blob is gone fails too: the image is
+	// not whole.
+	os.Remove(filepath.Join(layout, "blobs", "sha256", strings.TrimPrefix(insp.Layers[2].Digest, "sha256:")))
+	if _, errs, code := l.run("scan", "--db", db, "oci:"+layout+":app"); code != exitError || !strings.Contains(errs, insp.Layers[2].Digest+" is missing") {
+		t.Errorf("warm scan without a blob: exit %d, stderr %q", code, errs)
 	}
 
 	multi := filepath.Join(dir, "multi")
@@ -267,7 +275,7 @@ func TestScanReadsNoLayerTwice(t *testing.T) {
 	if len(insp.Layers) != 1 || insp.Layers[0].DiffID != "sha256:c13d5b9c4b7e7a2eaffcf2407fa11c85bbb5a7497a2886038386cfb9c5c25bd7" {
 		t.Fatalf("the amd64 image should share the app's base layer: %+v", insp.Layers)
 	}
-	os.Remove(filepath.Join(multi, "blobs", "sha256", strings.TrimPrefix(insp.Layers[0].Digest, "sha256:")))
+	os.WriteFile(filepath.Join(multi, "blobs", "sha256", strings.TrimPrefix(insp.Layers[0].Digest, "sha256:")), []byte("garbage"), 0o644)
 	var r report.Report
 	if err := json.Unmarshal([]byte(l.ok("scan", "--db", db, "-f", "json", "oci:"+multi+":m")), &r); err != nil {
 		t.Fatal(err)

@@ -34,6 +34,7 @@ type serveFlags struct {
 	anonymousRead bool
 	gcInterval    time.Duration
 	metricsAddr   string
+	allowOutbound []string
 }
 
 func newServeCommand(e *env) *cobra.Command {
@@ -138,6 +139,7 @@ import. See the Registry section of README.md.`,
 	f.MarkHidden("anonymous-read")
 	f.DurationVar(&sf.gcInterval, "gc-interval", 0, "run garbage collection this often (0: never)")
 	f.StringVar(&sf.metricsAddr, "metrics-address", "", "serve /metrics on this address only, not on the registry's")
+	f.StringArrayVar(&sf.allowOutbound, "allow-outbound", nil, "let outbound targets (webhooks...) reach this CIDR although it is loopback, private, link-local or cloud metadata (repeatable; config outbound.allow)")
 
 	cmd.AddCommand(newServeGCCommand(e, sf))
 	return cmd
@@ -185,6 +187,9 @@ func (sf *serveFlags) load(cmd *cobra.Command, e *env) (server.Config, error) {
 	}
 	if set("metrics-address") {
 		cfg.Metrics.Address = sf.metricsAddr
+	}
+	if set("allow-outbound") {
+		cfg.Outbound.Allow = append(cfg.Outbound.Allow, sf.allowOutbound...)
 	}
 	cfg.Defaults(e.root)
 	if err := cfg.Validate(); err != nil {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/lading-dev/lading/internal/access"
@@ -21,9 +22,13 @@ import (
 	"github.com/lading-dev/lading/internal/audit"
 	"github.com/lading-dev/lading/internal/config"
 	"github.com/lading-dev/lading/internal/identity"
+	"github.com/lading-dev/lading/internal/jobs"
+	"github.com/lading-dev/lading/internal/outbound"
 	"github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/sqldb"
+	"github.com/lading-dev/lading/internal/task"
 	"github.com/lading-dev/lading/internal/token"
+	"github.com/lading-dev/lading/internal/webhook"
 )
 
 // Migrations are the services' tables, in the order they must be created
@@ -38,6 +43,9 @@ func Migrations() []sqldb.Migration {
 		project.Migrations,
 		artifact.Migrations,
 		token.Migrations,
+		jobs.Migrations,
+		task.Migrations,
+		webhook.Migrations,
 	} {
 		out = append(out, m...)
 	}
@@ -64,6 +72,14 @@ type Options struct {
 	NoAuth bool
 	// Sources are external identity sources by auth mode.
 	Sources map[string]identity.Source
+	// Jobs configure the job service (its Log defaults to Log).
+	Jobs jobs.Options
+	// Outbound decides which addresses webhooks (and every other
+	// outbound target) may reach; default: the public internet only.
+	Outbound *outbound.Policy
+	// Webhooks configure deliveries (Log, Outbound and UserAgent default
+	// to the core's).
+	Webhooks webhook.Options
 }
 
 // Core is Harbor's layer, assembled.
@@ -76,6 +92,10 @@ type Core struct {
 	Projects  *project.Service
 	Artifacts *artifact.Service
 	Tokens    *token.Issuer
+	// Jobs is the job service; Run works it.
+	Jobs     *jobs.Queue
+	Tasks    *task.Manager
+	Webhooks *webhook.Service
 	// API serves /api/v2.0/ and /c/.
 	API http.Handler
 	// TokenService serves /service/token.
@@ -117,7 +137,28 @@ func New(ctx context.Context, db *sqldb.DB, o Options) (*Core, error) {
 	if c.Tokens, err = token.Open(ctx, db, o.TokenService); err != nil {
 		return nil, err
 	}
-	c.API = api.New(api.Services{Access: c.Access, Identity: c.Identity, Projects: c.Projects, Artifacts: c.Artifacts, Audit: c.Audit, Settings: c.Settings},
+	if o.Jobs.Log == nil {
+		o.Jobs.Log = o.Log
+	}
+	c.Jobs = jobs.New(db, o.Jobs)
+	c.Tasks = task.New(db, c.Jobs)
+	wo := o.Webhooks
+	if wo.Log == nil {
+		wo.Log = o.Log
+	}
+	if wo.Outbound == nil {
+		wo.Outbound = o.Outbound
+	}
+	if wo.UserAgent == "" {
+		wo.UserAgent = "lading/" + o.Version
+	}
+	if wo.RepoCreated == nil {
+		wo.RepoCreated = c.repoCreated
+	}
+	c.Webhooks = webhook.New(db, c.Access, c.Audit, c.Projects, c.Jobs, c.Tasks, c.notificationsOn, wo)
+	c.Jobs.Register(c.Webhooks.Definition())
+	c.API = api.New(api.Services{Access: c.Access, Identity: c.Identity, Projects: c.Projects, Artifacts: c.Artifacts, Audit: c.Audit, Settings: c.Settings,
+		Jobs: jobs.NewMonitor(c.Jobs, c.Access), Webhooks: c.Webhooks},
 		api.Options{Log: o.Log, AccessLog: o.AccessLog, Version: o.Version, StorageProvider: o.StorageProvider, Health: o.Health, NoAuth: o.NoAuth})
 	c.TokenService = token.NewService(c.Tokens, c.Identity, c.Access, func(ctx context.Context) time.Duration {
 		st, err := c.Settings.Get(ctx)
@@ -127,6 +168,32 @@ func New(ctx context.Context, db *sqldb.DB, o Options) (*Core, error) {
 		return st.TokenExpiration
 	}, o.Log)
 	return c, nil
+}
+
+// system is lading acting on its own behalf.
+var system = access.Subject{Kind: access.KindUser, Name: "lading", SysAdmin: true}
+
+// repoCreated tells when a repository was created (zero if unknown).
+func (c *Core) repoCreated(ctx context.Context, repo string) time.Time {
+	name, rest, ok := strings.Cut(repo, "/")
+	if !ok {
+		return time.Time{}
+	}
+	r, err := c.Artifacts.Repository(ctx, system, project.Ref{Name: name}, rest)
+	if err != nil {
+		return time.Time{}
+	}
+	return r.Created
+}
+
+// notificationsOn reads Harbor's notification_enable setting.
+func (c *Core) notificationsOn(ctx context.Context) (bool, error) {
+	st, err := c.Settings.Get(ctx)
+	if err != nil {
+		return false, err
+	}
+	on, ok := st.Values["notification_enable"].(bool)
+	return on || !ok, nil
 }
 
 // SetRegistry tells the artifact view about the registry.
@@ -166,10 +233,19 @@ func (c *Core) Bootstrap(ctx context.Context, password, root string) error {
 	return c.Projects.Bootstrap(ctx)
 }
 
-// Run does the periodic housekeeping until ctx ends: purging expired
-// sessions, old login failures and, when audit_log_retention_hour is set,
-// old audit entries. Every replica may run it; the work is idempotent.
+// Run works the job service and does the periodic housekeeping until ctx
+// ends: purging expired sessions, old login failures, old webhook
+// executions and, when audit_log_retention_hour is set, old audit
+// entries. Every replica may run it; the work is idempotent.
 func (c *Core) Run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := c.Jobs.Run(ctx); err != nil {
+			c.log.Error("the job service stopped", "error", err)
+		}
+	}()
+	defer func() { <-done }()
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
@@ -190,6 +266,9 @@ func (c *Core) Housekeep(ctx context.Context) {
 	if err := c.Identity.PurgeThrottle(ctx); err != nil && ctx.Err() == nil {
 		c.log.Warn("purging login failures", "error", err)
 	}
+	if err := c.Tasks.Sweep(ctx, webhook.VendorType, 50); err != nil && ctx.Err() == nil {
+		c.log.Warn("sweeping old webhook executions", "error", err)
+	}
 	st, err := c.Settings.Get(ctx)
 	if err != nil || st.AuditRetentionHours <= 0 {
 		return
@@ -201,3 +280,6 @@ func (c *Core) Housekeep(ctx context.Context) {
 		c.log.Info("purged old audit log entries", "entries", n, "older_than_hours", st.AuditRetentionHours)
 	}
 }
+
+// Log is the core's logger.
+func (c *Core) Log() *slog.Logger { return c.log }

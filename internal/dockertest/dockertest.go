@@ -1,7 +1,8 @@
 // Package dockertest starts a real Docker Engine (Debian's docker.io
 // dockerd) for tests of the docker-daemon transport: its own data root in a
 // temp dir, the vfs storage driver, no networking, listening on a private
-// unix socket. It needs root; tests skip with a message otherwise.
+// unix socket. It needs root; tests skip with a message otherwise (fail
+// under LADING_CI=1, see internal/testenv).
 package dockertest
 
 import (
@@ -12,18 +13,15 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/lading-dev/lading/internal/testenv"
 )
 
 // Start runs dockerd until the test ends and returns its DOCKER_HOST value.
 func Start(t testing.TB) string {
 	t.Helper()
-	bin, err := exec.LookPath("dockerd")
-	if err != nil {
-		t.Skip("dockerd not installed (Debian package docker.io; .ci/run installs it)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("dockerd needs root")
-	}
+	bin := testenv.Tool(t, "dockerd", "Debian's docker.io")
+	testenv.Root(t, "dockerd")
 	dir, err := os.MkdirTemp("", "lading-dockerd-")
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +57,7 @@ func Start(t testing.TB) string {
 		}
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(filepath.Join(dir, "dockerd.log"))
-			t.Skipf("dockerd did not start here (a container without the privileges it needs?):\n%s", tail(b))
+			testenv.Skip(t, "dockerd did not start here (a container without the privileges it needs?):\n%s", tail(b))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

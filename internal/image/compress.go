@@ -61,14 +61,18 @@ func (m memSource) raw(b []byte) func() (io.ReadCloser, error) {
 	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 }
 
-// Recompress returns art with its layers in compression c. Layers that are
-// already in c, and non-distributable layers, are kept byte for byte;
-// others are decompressed and compressed again into temp files, which
-// cleanup removes. Configs are never changed, so image IDs stay the same;
-// manifest digests change when a layer does. Zstd needs OCI media types, so
-// a Docker manifest becomes an OCI one. With CompressKeep or CompressAuto,
-// art is returned as it is.
-func Recompress(ctx context.Context, art Artifact, c Compression, o *options) (Artifact, func(), error) {
+// recompress returns art with its layers in compression c: it is what the
+// sinks do with WithCompression. Layers that are already in c, and
+// non-distributable layers, are kept byte for byte; others are decompressed
+// and compressed again into temp files, which cleanup removes. Configs are
+// never changed, so image IDs stay the same; manifest digests change when a
+// layer does. Zstd needs OCI media types, so a Docker manifest becomes an
+// OCI one. With CompressKeep or CompressAuto, art is returned as it is.
+//
+// Layers are converted min(o.jobs, GOMAXPROCS) at a time. When one fails,
+// or ctx ends, the others stop, and recompress returns only when none is
+// running any more and their temp files are gone.
+func recompress(ctx context.Context, art Artifact, c Compression, o *options) (Artifact, func(), error) {
 	nop := func() {}
 	if c != CompressGzip && c != CompressZstd && c != compressUncompressed {
 		return art, nop, nil
@@ -78,23 +82,10 @@ func Recompress(ctx context.Context, art Artifact, c Compression, o *options) (A
 		return Artifact{}, nop, err
 	}
 	src := memSource{}
-	var temps []string
-	cleanup := func() {
-		for _, t := range temps {
-			os.Remove(t)
-		}
-	}
-	// Convert the layers that need it, in parallel.
-	converted := map[v1.Hash]v1.Descriptor{}
-	type job struct {
-		b   blob
-		out v1.Descriptor
-		tmp string
-	}
-	var jobs []*job
+	var jobs []*conversion
 	for _, b := range blobs {
 		if b.layer && needsConversion(b.desc.MediaType, c) {
-			jobs = append(jobs, &job{b: b})
+			jobs = append(jobs, &conversion{b: b})
 		} else if b.layer {
 			src[b.desc.Digest] = b.open
 		} else {
@@ -104,40 +95,77 @@ func Recompress(ctx context.Context, art Artifact, c Compression, o *options) (A
 	if len(jobs) == 0 {
 		return art, nop, nil
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(runtime.GOMAXPROCS(0))
-	for _, j := range jobs {
-		j := j
-		f, err := os.CreateTemp(o.tmpDir, "lading-layer-*")
-		if err != nil {
-			cleanup()
-			return Artifact{}, nop, err
-		}
-		f.Close()
-		j.tmp = f.Name()
-		temps = append(temps, j.tmp)
-		g.Go(func() error {
-			action := string(c)
-			if c == compressUncompressed {
-				action = string(CompressGzip)
+	cleanup := func() {
+		for _, j := range jobs {
+			if j.tmp != "" {
+				os.Remove(j.tmp)
 			}
-			task := o.progress.Task(short(j.b.desc.Digest), action, j.b.desc.Size)
-			d, err := compressLayer(gctx, j.b, c, j.tmp)
-			task.Done(err)
-			j.out = d
-			return err
-		})
+		}
 	}
-	if err := g.Wait(); err != nil {
+	if err := convertLayers(ctx, jobs, c, o); err != nil {
 		cleanup()
 		return Artifact{}, nop, err
 	}
+	converted := map[v1.Hash]v1.Descriptor{}
 	for _, j := range jobs {
 		converted[j.b.desc.Digest] = j.out
 		tmp := j.tmp
 		src[j.out.Digest] = func() (io.ReadCloser, error) { return os.Open(tmp) }
 	}
-	// Rewrite manifests and indexes bottom-up (blobsOf lists children first).
+	top, err := rewriteParents(blobs, converted, c, src)
+	if err != nil {
+		cleanup()
+		return Artifact{}, nop, err
+	}
+	out, err := artifactFor(src, top)
+	if err != nil {
+		cleanup()
+		return Artifact{}, nop, err
+	}
+	return out, cleanup, nil
+}
+
+// conversion is one layer to recompress: its blob, and once done the temp
+// file that holds the result and the result's descriptor.
+type conversion struct {
+	b   blob
+	tmp string
+	out v1.Descriptor
+}
+
+// convertLayers runs the conversions, min(o.jobs, GOMAXPROCS) at a time, and
+// returns when every one has stopped.
+func convertLayers(ctx context.Context, jobs []*conversion, c Compression, o *options) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, min(o.jobs, runtime.GOMAXPROCS(0))))
+	action := string(c)
+	if c == compressUncompressed {
+		action = string(CompressGzip)
+	}
+	for _, j := range jobs {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err // another layer failed: do not start this one
+			}
+			f, err := os.CreateTemp(o.tmpDir, "lading-layer-*")
+			if err != nil {
+				return err
+			}
+			j.tmp = f.Name()
+			defer f.Close()
+			task := o.progress.Task(short(j.b.desc.Digest), action, j.b.desc.Size)
+			j.out, err = compressLayer(gctx, j.b, c, f)
+			task.Done(err)
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+// rewriteParents rewrites the manifests and indexes of blobs bottom-up
+// (blobsOf lists children first) to point at the converted layers, adds the
+// rewritten ones to src, and returns the descriptor of the top one.
+func rewriteParents(blobs []blob, converted map[v1.Hash]v1.Descriptor, c Compression, src memSource) (v1.Descriptor, error) {
 	rewritten := map[v1.Hash]v1.Descriptor{}
 	var top v1.Descriptor
 	for _, b := range blobs {
@@ -152,8 +180,7 @@ func Recompress(ctx context.Context, art Artifact, c Compression, o *options) (A
 			raw, err = rewriteIndex(raw, rewritten)
 		}
 		if err != nil {
-			cleanup()
-			return Artifact{}, nop, err
+			return v1.Descriptor{}, err
 		}
 		d := b.desc
 		if !bytes.Equal(raw, b.raw) {
@@ -171,17 +198,12 @@ func Recompress(ctx context.Context, art Artifact, c Compression, o *options) (A
 		rewritten[b.desc.Digest] = d
 		top = d
 	}
-	out, err := artifactFor(src, top)
-	if err != nil {
-		cleanup()
-		return Artifact{}, nop, err
-	}
-	return out, cleanup, nil
+	return top, nil
 }
 
-// compressLayer writes layer b, decompressed and compressed with c, to the
-// file tmp, and returns its new descriptor (media type set for OCI).
-func compressLayer(ctx context.Context, b blob, c Compression, tmp string) (v1.Descriptor, error) {
+// compressLayer writes layer b, decompressed and compressed with c, to f,
+// and returns its new descriptor (media type set for OCI).
+func compressLayer(ctx context.Context, b blob, c Compression, f *os.File) (v1.Descriptor, error) {
 	rc, err := b.open()
 	if err != nil {
 		return v1.Descriptor{}, err
@@ -191,11 +213,6 @@ func compressLayer(ctx context.Context, b blob, c Compression, tmp string) (v1.D
 		return v1.Descriptor{}, fmt.Errorf("layer %s: %w", b.desc.Digest, err)
 	}
 	defer ur.Close()
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	defer f.Close()
 	h, _ := verify.Hasher("sha256")
 	cw := &countWriter{w: io.MultiWriter(f, h)}
 	var zw io.WriteCloser

@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -138,15 +139,26 @@ func writeDaemon(ctx context.Context, dst Reference, art Artifact, o *options) (
 			return v1.Descriptor{}, err
 		}
 	}
+	// The archive streams through a pipe into the request body. Whatever
+	// ends the load (done, refused, cancelled), the writer is stopped and
+	// waited for before returning: it must not outlive the call.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	pr, pw := io.Pipe()
+	written := make(chan struct{})
 	go func() {
+		defer close(written)
 		pw.CloseWithError(dockerarchive.Write(ctx, pw,
 			[]dockerarchive.Named{{Image: img, Tags: []string{FamiliarName(dst.Name)}}},
 			dockerarchive.WithTempDir(o.tmpDir), dockerarchive.WithProgress(o.progress)))
 	}()
+	defer func() {
+		cancel()
+		pr.CloseWithError(errors.New("the Docker daemon stopped reading"))
+		<-written
+	}()
 	resp, err := c.do(ctx, http.MethodPost, "/images/load?quiet=1", pr, "application/x-tar")
 	if err != nil {
-		pr.CloseWithError(err)
 		return v1.Descriptor{}, err
 	}
 	defer resp.Body.Close()

@@ -179,7 +179,7 @@ func TestCorpusExportMatchesUmoci(t *testing.T) {
 	umoci := needTool(t, "umoci")
 	needTool(t, "skopeo")
 	root := os.Geteuid() == 0
-	for _, ci := range corpusImages {
+	for _, ci := range corpusSet() {
 		t.Run(ci.file+ci.platform, func(t *testing.T) {
 			_, img := openCorpus(t, ci)
 			pr, pw := io.Pipe()

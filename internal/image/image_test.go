@@ -243,7 +243,7 @@ func TestRecompress(t *testing.T) {
 	img := testImage(t, "z")
 	want := identityOf(t, img)
 	for _, c := range []Compression{CompressGzip, CompressZstd} {
-		art, cleanup, err := Recompress(ctx, Artifact{Image: img}, c, makeOptions(nil))
+		art, cleanup, err := recompress(ctx, Artifact{Image: img}, c, makeOptions(nil))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@
 //	oci-archive:FILE[:REF]         a tar of an OCI image layout
 //	docker-archive:FILE[:REF]      a `docker save` tar (plain or gzipped); REF is a
 //	                               name:tag in the archive or @N, the Nth image
+//	                               (docker-archive:FILE@N works too)
 //	dir:PATH                       a root filesystem directory (a source only)
 //	docker-daemon:REF              a Docker Engine, through its API socket
 //
@@ -90,7 +91,12 @@ func Parse(s string) (Reference, error) {
 			}
 			return Reference{Transport: t, Path: rest}, nil
 		default: // oci, oci-archive, docker-archive: PATH[:REF]
-			path, ref, _ := strings.Cut(rest, ":")
+			path, ref, hasRef := strings.Cut(rest, ":")
+			if t == DockerArchive && !hasRef {
+				// docker-archive:FILE@N is docker-archive:FILE:@N (a file
+				// whose name ends in @N is docker-archive:FILE@N:).
+				path, ref = splitPosition(path)
+			}
 			if path == "" {
 				return Reference{}, errdefs.InvalidArgument(fmt.Errorf("%q: %s: needs a path", s, t))
 			}
@@ -112,6 +118,20 @@ func Parse(s string) (Reference, error) {
 		return Reference{}, err
 	}
 	return Reference{Transport: Auto, Name: n}, nil
+}
+
+// splitPosition splits "FILE@N" into "FILE" and "@N" when N is a number.
+func splitPosition(p string) (string, string) {
+	i := strings.LastIndexByte(p, '@')
+	if i <= 0 || i == len(p)-1 {
+		return p, ""
+	}
+	for _, c := range p[i+1:] {
+		if c < '0' || c > '9' {
+			return p, ""
+		}
+	}
+	return p[:i], p[i:]
 }
 
 // String returns the reference in the form Parse reads.

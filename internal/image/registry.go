@@ -107,7 +107,7 @@ func writeRegistry(ctx context.Context, dst Reference, art Artifact, o *options)
 	if c == CompressAuto {
 		c = compressUncompressed
 	}
-	art, cleanup, err := Recompress(ctx, art, c, o)
+	art, cleanup, err := recompress(ctx, art, c, o)
 	if err != nil {
 		return v1.Descriptor{}, err
 	}

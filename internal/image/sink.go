@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,14 +43,14 @@ func Write(ctx context.Context, dst Reference, art Artifact, opts ...Option) (v1
 		if o.store == nil {
 			return v1.Descriptor{}, errors.New("local: no store configured")
 		}
-		art, cleanup, err := Recompress(ctx, art, o.compression, o)
+		art, cleanup, err := recompress(ctx, art, o.compression, o)
 		if err != nil {
 			return v1.Descriptor{}, err
 		}
 		defer cleanup()
 		return writeLocal(ctx, o.store, dst.Name, art, o)
 	case OCI:
-		art, cleanup, err := Recompress(ctx, art, o.compression, o)
+		art, cleanup, err := recompress(ctx, art, o.compression, o)
 		if err != nil {
 			return v1.Descriptor{}, err
 		}
@@ -113,14 +114,28 @@ func save(ctx context.Context, dst Reference, items []Item, o *options, written 
 }
 
 // WriteFileAtomic writes a file through a temp file in the same directory,
-// fsynced and renamed into place; "-" writes to standard output.
+// fsynced and renamed into place; "-" writes to standard output. A path
+// that is a device or a pipe (/dev/null, /dev/stdout, a FIFO) is written
+// to as it is: renaming a file over it would replace the device. Errors of
+// the file system name path, never the temp file.
 func WriteFileAtomic(path string, write func(io.Writer) error) error {
 	if path == "-" {
 		return write(os.Stdout)
 	}
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		if err := write(f); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return err
+		return namedFileError("create", path, "", err)
 	}
 	ok := false
 	defer func() {
@@ -129,23 +144,61 @@ func WriteFileAtomic(path string, write func(io.Writer) error) error {
 			os.Remove(f.Name())
 		}
 	}()
-	if err := write(f); err != nil {
+	if err := write(&namedFile{f: f, path: path}); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {
-		return err
+		return namedFileError("write", path, f.Name(), err)
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return namedFileError("write", path, f.Name(), err)
 	}
 	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
+		return namedFileError("chmod", path, f.Name(), err)
 	}
 	if err := os.Rename(f.Name(), path); err != nil {
-		return err
+		return namedFileError("write", path, f.Name(), err)
 	}
 	ok = true
 	return nil
+}
+
+// namedFile is a temp file whose write errors name the file it becomes.
+type namedFile struct {
+	f    *os.File
+	path string
+}
+
+func (n *namedFile) Write(p []byte) (int, error) {
+	w, err := n.f.Write(p)
+	if err != nil {
+		err = namedFileError("write", n.path, n.f.Name(), err)
+	}
+	return w, err
+}
+
+// ReadFrom keeps the file's zero-copy paths (copy_file_range, splice).
+func (n *namedFile) ReadFrom(r io.Reader) (int64, error) {
+	k, err := n.f.ReadFrom(r)
+	if err != nil {
+		err = namedFileError("write", n.path, n.f.Name(), err)
+	}
+	return k, err
+}
+
+// namedFileError makes err, an error of the file system about the temp
+// file tmp ("": any file) that becomes path, an error about path; other
+// errors pass unchanged.
+func namedFileError(op, path, tmp string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && (tmp == "" || pe.Path == tmp) {
+		return &fs.PathError{Op: op, Path: path, Err: pe.Err}
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) && le.Old == tmp {
+		return &fs.PathError{Op: op, Path: path, Err: le.Err}
+	}
+	return err
 }
 
 // writeOCIArchive streams an OCI image layout as a tar: oci-layout, every
@@ -178,7 +231,7 @@ func writeOCIArchive(ctx context.Context, w io.Writer, dst Reference, items []It
 			}
 			art = Artifact{Image: img}
 		}
-		art, cleanup, err := Recompress(ctx, art, o.compression, o)
+		art, cleanup, err := recompress(ctx, art, o.compression, o)
 		if err != nil {
 			return err
 		}

@@ -231,7 +231,8 @@ func findInDockerArchive(da *dockerarchive.Archive, name string) (int, error) {
 		if len(es) == 1 {
 			return 0, nil
 		}
-		return 0, errdefs.InvalidArgument(fmt.Errorf("%s holds %d images; name one (%s) or use @N", da.Name(), len(es), strings.Join(allTags(es), ", ")))
+		return 0, errdefs.InvalidArgument(fmt.Errorf("%s holds %d images; name one, as %s:%s, or pick one by position, as %s@0 (it has: %s)",
+			da.Name(), len(es), da.Name(), firstTag(es), da.Name(), strings.Join(allTags(es), ", ")))
 	}
 	if n, ok := strings.CutPrefix(name, "@"); ok {
 		i, err := strconv.Atoi(n)
@@ -248,6 +249,16 @@ func findInDockerArchive(da *dockerarchive.Archive, name string) (int, error) {
 		}
 	}
 	return 0, errdefs.NotFound(fmt.Errorf("%s: no image named %s (it has: %s)", da.Name(), name, strings.Join(allTags(es), ", ")))
+}
+
+// firstTag is a name to show in an example.
+func firstTag(es []dockerarchive.Entry) string {
+	for _, e := range es {
+		if len(e.RepoTags) > 0 {
+			return e.RepoTags[0]
+		}
+	}
+	return "NAME:TAG"
 }
 
 func allTags(es []dockerarchive.Entry) []string {

@@ -48,6 +48,70 @@ var (
 	magicXz    = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
 )
 
+// The layer media types of the OCI image specification and of Docker's
+// image manifest v2.2.
+const (
+	MediaTypeOCI                 = "application/vnd.oci.image.layer.v1.tar"
+	MediaTypeOCIGzip             = "application/vnd.oci.image.layer.v1.tar+gzip"
+	MediaTypeOCIZstd             = "application/vnd.oci.image.layer.v1.tar+zstd"
+	MediaTypeOCINonDistributable = "application/vnd.oci.image.layer.nondistributable.v1.tar"
+	MediaTypeOCINonDistGzip      = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+	MediaTypeOCINonDistZstd      = "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+	MediaTypeDocker              = "application/vnd.docker.image.rootfs.diff.tar"
+	MediaTypeDockerGzip          = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+	MediaTypeDockerForeign       = "application/vnd.docker.image.rootfs.foreign.diff.tar"
+	MediaTypeDockerForeignGzip   = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+)
+
+// MediaCompression returns the compression a layer media type declares;
+// ok is false for a media type that is none of the layer types of the OCI
+// image specification or of Docker's image manifest (distributable,
+// non-distributable and foreign), which containerd refuses to unpack too.
+func MediaCompression(mediaType string) (c Compression, ok bool) {
+	switch mediaType {
+	case MediaTypeOCI, MediaTypeOCINonDistributable, MediaTypeDocker, MediaTypeDockerForeign:
+		return Uncompressed, true
+	case MediaTypeOCIGzip, MediaTypeOCINonDistGzip, MediaTypeDockerGzip, MediaTypeDockerForeignGzip:
+		return Gzip, true
+	case MediaTypeOCIZstd, MediaTypeOCINonDistZstd:
+		return Zstd, true
+	}
+	return Uncompressed, false
+}
+
+// UncompressedMediaType returns the media type of the uncompressed form of
+// a layer of media type mt (a foreign gzip layer's is the foreign tar's);
+// mt itself when it is uncompressed or not a layer type.
+func UncompressedMediaType(mt string) string {
+	switch mt {
+	case MediaTypeOCIGzip, MediaTypeOCIZstd:
+		return MediaTypeOCI
+	case MediaTypeOCINonDistGzip, MediaTypeOCINonDistZstd:
+		return MediaTypeOCINonDistributable
+	case MediaTypeDockerGzip:
+		return MediaTypeDocker
+	case MediaTypeDockerForeignGzip:
+		return MediaTypeDockerForeign
+	}
+	return mt
+}
+
+// CheckMediaType says what is wrong when a layer blob whose first bytes
+// announce compression got does not match its media type: an
+// ErrUnsupported error for a media type that is not a layer type (see
+// [MediaCompression]), an ErrInvalidArgument error for a blob compressed
+// otherwise than its media type says; nil when they agree.
+func CheckMediaType(mediaType string, got Compression) error {
+	want, ok := MediaCompression(mediaType)
+	switch {
+	case !ok:
+		return errdefs.Unsupported(fmt.Errorf("media type %q is not a layer type", mediaType))
+	case want != got:
+		return errdefs.InvalidArgument(fmt.Errorf("media type %q says %s, but the blob is %s", mediaType, want, got))
+	}
+	return nil
+}
+
 // Sniff reports the compression that a blob's first bytes announce (at
 // least 4 bytes are needed to recognize zstd).
 func Sniff(head []byte) Compression {
@@ -115,6 +179,69 @@ func Decompress(r io.Reader, opts ...Option) (io.ReadCloser, Compression, error)
 		rc, c = io.NopCloser(br), Uncompressed
 	}
 	return &decompressed{rc: rc, c: c, name: o.name, max: o.maxSize}, c, nil
+}
+
+// OpenBlob returns the uncompressed stream of the layer blob r, as
+// [Decompress] does, for a blob that verifies itself as it is read (a
+// reader that fails at EOF when the blob does not match its digest or
+// size). When the blob cannot be decompressed, whether at once or later, the
+// rest of it is read before the error is returned, and the blob's own error,
+// the cause, replaces the decompressor's: a flipped byte in a gzip layer is
+// reported as the digest mismatch it is, not as corrupt deflate data. Close
+// closes the decompressor and r.
+func OpenBlob(r io.ReadCloser, opts ...Option) (io.ReadCloser, Compression, error) {
+	ur, c, err := Decompress(r, opts...)
+	if err != nil {
+		if berr := drain(r); berr != nil {
+			err = berr
+		}
+		r.Close()
+		return nil, c, err
+	}
+	return &blobStream{ur: ur, blob: r}, c, nil
+}
+
+// drain reads r to its end and returns the error that ends it, nil at a
+// clean EOF.
+func drain(r io.Reader) error {
+	_, err := io.Copy(io.Discard, r)
+	return err
+}
+
+// blobStream is a decompressed stream whose failures are checked against
+// the blob first.
+type blobStream struct {
+	ur     io.ReadCloser
+	blob   io.ReadCloser
+	err    error
+	closed bool
+}
+
+func (s *blobStream) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.ur.Read(p)
+	if err != nil && err != io.EOF {
+		s.closeDecompressor()
+		if berr := drain(s.blob); berr != nil {
+			err = berr
+		}
+		s.err = err
+	}
+	return n, err
+}
+
+func (s *blobStream) closeDecompressor() {
+	if !s.closed {
+		s.closed = true
+		s.ur.Close() // waits for a decompressor's goroutine to stop reading the blob
+	}
+}
+
+func (s *blobStream) Close() error {
+	s.closeDecompressor()
+	return s.blob.Close()
 }
 
 type zstdCloser struct{ *zstd.Decoder }

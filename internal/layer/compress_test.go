@@ -134,3 +134,38 @@ func TestDecompressEmpty(t *testing.T) {
 		t.Fatalf("an empty blob is an empty layer: %v", err)
 	}
 }
+
+// Media types: what each declares, as containerd reads them, and what a
+// blob of another compression is told.
+func TestMediaTypes(t *testing.T) {
+	for _, tc := range []struct {
+		mt           string
+		want         Compression
+		known        bool
+		uncompressed string
+	}{
+		{MediaTypeOCI, Uncompressed, true, MediaTypeOCI},
+		{MediaTypeOCIGzip, Gzip, true, MediaTypeOCI},
+		{MediaTypeOCIZstd, Zstd, true, MediaTypeOCI},
+		{MediaTypeOCINonDistGzip, Gzip, true, MediaTypeOCINonDistributable},
+		{MediaTypeDocker, Uncompressed, true, MediaTypeDocker},
+		{MediaTypeDockerGzip, Gzip, true, MediaTypeDocker},
+		{MediaTypeDockerForeignGzip, Gzip, true, MediaTypeDockerForeign},
+		{"application/vnd.oci.image.layer.v1.tar+bzip2", Uncompressed, false, "application/vnd.oci.image.layer.v1.tar+bzip2"},
+		{"", Uncompressed, false, ""},
+	} {
+		c, ok := MediaCompression(tc.mt)
+		if c != tc.want || ok != tc.known || UncompressedMediaType(tc.mt) != tc.uncompressed {
+			t.Errorf("%q: %v %v %q", tc.mt, c, ok, UncompressedMediaType(tc.mt))
+		}
+		err := CheckMediaType(tc.mt, Zstd)
+		switch {
+		case !tc.known && !errors.Is(err, errdefs.ErrUnsupported):
+			t.Errorf("%q: %v, want unsupported", tc.mt, err)
+		case tc.known && tc.want == Zstd && err != nil:
+			t.Errorf("%q with zstd bytes: %v", tc.mt, err)
+		case tc.known && tc.want != Zstd && !errdefs.IsInvalidArgument(err):
+			t.Errorf("%q with zstd bytes: %v, want invalid", tc.mt, err)
+		}
+	}
+}

@@ -1,10 +1,8 @@
 package layer
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -15,78 +13,6 @@ import (
 
 	"github.com/lading-dev/lading/internal/corpustest"
 )
-
-// loadOCI reads an OCI layout tar and returns the gzip layer blobs of its
-// image (the linux/amd64 one of an index), bottom first.
-func loadOCI(t *testing.T, file string) [][]byte {
-	t.Helper()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	files := map[string][]byte{}
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Typeflag == tar.TypeReg {
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			files[h.Name] = b
-		}
-	}
-	blob := func(digest string) []byte {
-		b, ok := files["blobs/"+strings.Replace(digest, ":", "/", 1)]
-		if !ok {
-			t.Fatalf("%s: no blob %s", file, digest)
-		}
-		return b
-	}
-	type desc struct {
-		MediaType string `json:"mediaType"`
-		Digest    string `json:"digest"`
-		Platform  *struct {
-			OS           string `json:"os"`
-			Architecture string `json:"architecture"`
-		} `json:"platform"`
-	}
-	var doc struct {
-		MediaType string `json:"mediaType"`
-		Manifests []desc `json:"manifests"`
-		Layers    []desc `json:"layers"`
-	}
-	data := files["index.json"]
-	for range 4 {
-		doc.Manifests, doc.Layers = nil, nil
-		if err := json.Unmarshal(data, &doc); err != nil {
-			t.Fatal(err)
-		}
-		if doc.Layers != nil {
-			var layers [][]byte
-			for _, l := range doc.Layers {
-				layers = append(layers, blob(l.Digest))
-			}
-			return layers
-		}
-		next := slices.IndexFunc(doc.Manifests, func(d desc) bool {
-			return d.Platform == nil || d.Platform.OS == "linux" && d.Platform.Architecture == "amd64"
-		})
-		if next < 0 {
-			t.Fatalf("%s: no linux/amd64 manifest", file)
-		}
-		data = blob(doc.Manifests[next].Digest)
-	}
-	t.Fatalf("%s: nested too deep", file)
-	return nil
-}
 
 func blobSources(blobs [][]byte) []Source {
 	src := make([]Source, len(blobs))
@@ -112,7 +38,7 @@ func TestCorpus(t *testing.T) {
 	}
 	for _, img := range images {
 		t.Run(strings.TrimSuffix(filepath.Base(img), ".oci.tar"), func(t *testing.T) {
-			blobs := loadOCI(t, img)
+			blobs := corpustest.Layers(t, img)
 			out, err := os.Create(filepath.Join(t.TempDir(), "merged.tar"))
 			if err != nil {
 				t.Fatal(err)
@@ -144,9 +70,6 @@ func TestCorpus(t *testing.T) {
 				checkAlpineApp(t, ours)
 			}
 
-			if os.Geteuid() != 0 {
-				t.Skip("kernel comparison needs root")
-			}
 			requireOverlay(t)
 			kernel, err := kernelTree(t, blobs, true)
 			if err != nil {

@@ -6,9 +6,16 @@ import (
 	"strings"
 )
 
-// MaxNameLen is the longest entry name or link target, in bytes, that [Walk]
-// accepts (Linux's PATH_MAX).
-const MaxNameLen = 4096
+// MaxNameLen is the longest entry name or hard link target, in bytes, that
+// [Walk] accepts. A path may be longer than Linux's PATH_MAX (4096): tar
+// keeps such names in PAX records, and GNU tar, docker and containerd keep
+// them; [Export] writes them and [Extract] creates them a directory at a
+// time. The limit bounds memory only.
+const MaxNameLen = 64 << 10
+
+// MaxSymlinkLen is the longest symlink target, in bytes, that [Walk]
+// accepts: Linux's PATH_MAX, beyond which no file system stores one.
+const MaxSymlinkLen = 4096
 
 // Kind says what an [Entry] is.
 type Kind uint8
@@ -68,9 +75,14 @@ type Entry struct {
 	// name. The callback must not change it.
 	Header *tar.Header
 
-	path string // the entry's own normalized name (differs from Name for markers)
-	w    *walker
+	path    string // the entry's own normalized name (differs from Name for markers)
+	inLayer bool   // a hard link's target is an entry of this layer
+	w       *walker
 }
+
+// LinkInLayer reports, for a KindHardlink entry, whether its target is an
+// earlier entry of the same layer rather than a file of a lower layer.
+func (e *Entry) LinkInLayer() bool { return e.Kind == KindHardlink && e.inLayer }
 
 // Read reads the entry's content.
 func (e *Entry) Read(p []byte) (int, error) {
@@ -97,7 +109,7 @@ func normalize(raw string) (string, string) {
 	case raw == "":
 		return "", "empty name"
 	case len(raw) > MaxNameLen:
-		return "", "name longer than 4096 bytes"
+		return "", "name longer than 65536 bytes"
 	case strings.IndexByte(raw, 0) >= 0:
 		return "", "name contains a NUL byte"
 	case raw[0] == '/':

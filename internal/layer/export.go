@@ -38,9 +38,18 @@ type Source struct {
 //   - A whiteout ".wh.NAME" hides NAME and everything below it in the layers
 //     below its own; an opaque marker hides the lower contents of its
 //     directory but not the directory. Neither affects its own layer, and
-//     neither is written. An opaque marker of the root itself has no effect:
-//     overlayfs never looks up the root, so it ignores the xattr there (and
-//     so do Docker's and containerd's overlay drivers).
+//     neither is written. An opaque marker of the root hides every lower
+//     layer, as containerd's and umoci's appliers make it (the kernel's
+//     overlayfs never looks up a lower root, so a lower directory with the
+//     opaque xattr at its root would not hide anything: lading follows the
+//     appliers, which decide what a layer means).
+//   - A layer that has a path twice means what docker and containerd make of
+//     it when they apply it in archive order: the last entry wins. A later
+//     non-directory replaces a directory and everything the layer had below
+//     it; a later directory replaces a non-directory and, like the removal
+//     that made way for it, hides what the lower layers had there; two
+//     directories merge, the later header winning. A hard link keeps the
+//     file it was made to, even when a later entry replaces that name.
 //   - A directory's header (mode, owner, times, xattrs) comes from the highest
 //     layer that has an explicit entry for it that is not hidden; a directory
 //     no layer gives a header for gets mode 0755, owner 0:0 and time 0.
@@ -55,27 +64,35 @@ type Source struct {
 // the top, each layer in archive order with its directory headers after its
 // other entries; hard links always come after their target, but a directory's
 // header may come after entries below it (tar -x and [Extract] handle that).
-// Regular files, directories, symlinks, hard links, FIFOs and (with
-// [AllowDevices]) device nodes are written with mode, owner, mtime and xattrs;
-// access and change times are dropped.
+// Regular files, directories, symlinks, hard links, FIFOs and device nodes
+// are written with mode, owner, mtime and xattrs, as docker export and
+// containerd write them ([AllowDevices] is implied); a hard link entry
+// carries the header of the file it links to, as GNU tar, docker export and
+// umoci write it. Access and change times are dropped. Names longer than
+// PATH_MAX are kept (in PAX records).
 //
-// Export reads each layer once, checks it as [Walk] does, and returns the
-// first error, an [*Error] naming the layer and entry. It buffers no content
-// in memory: content of hidden regular files is spooled to an unlinked
-// temporary file ([WithTempDir]) while their layer is read, in case a later
-// hard link needs it. Memory grows with the number of paths, not their size.
+// Export reads each layer once, checks it as [Walk] does (with
+// [LastEntryWins]), and returns the first error, an [*Error] naming the
+// layer and entry. It buffers no content in memory: what a layer shows is
+// staged in an unlinked temporary file ([WithTempDir]) until the layer has
+// been read, since a later entry of the layer may replace it, and content of
+// hidden regular files is spooled there in case a later hard link needs it.
+// Memory grows with the number of paths, not their size.
 func Export(ctx context.Context, w io.Writer, layers []Source, opts ...Option) error {
 	o := makeOptions(opts)
 	x := &exporter{
 		o:          o,
+		out:        w,
 		tw:         tar.NewWriter(w),
 		st:         make(map[string]uint8),
 		needHeader: make(map[string]bool),
 		pending:    make(map[string][]*group),
 		buf:        make([]byte, 256<<10),
 		spool:      spool{dir: o.tempDir},
+		stage:      stage{dir: o.tempDir},
 	}
 	defer x.spool.close()
+	defer x.stage.close()
 	for i := len(layers) - 1; i >= 0; i-- {
 		if err := x.layer(ctx, layers[i]); err != nil {
 			return err
@@ -101,12 +118,14 @@ const (
 
 type exporter struct {
 	o          options
-	tw         *tar.Writer
+	out        io.Writer           // the output stream
+	tw         *tar.Writer         // on out
 	st         map[string]uint8    // state from the layers above the current one
 	needHeader map[string]bool     // shown directories without an explicit header yet
 	pending    map[string][]*group // hard links from higher layers, by the path they wait for
 	buf        []byte
 	spool      spool
+	stage      stage // what the layer being read shows, until it is read
 
 	// The layer being read.
 	name       string
@@ -115,6 +134,7 @@ type exporter struct {
 	newPending map[string]*group
 	dirs       map[string]*tar.Header
 	dirOrder   []string
+	replacing  // the last entry wins
 }
 
 // group is one inode: the entries of a layer that are hard links of each
@@ -127,7 +147,7 @@ type group struct {
 	// A group created by a link to a lower layer waits for target there;
 	// waiting are the shown names to write once it is found.
 	target  string
-	waiting []string
+	waiting []waitName
 	layer   string // where the link was, for errors
 	entry   string
 }
@@ -150,18 +170,38 @@ func (x *exporter) layer(ctx context.Context, src Source) error {
 	x.newPending = make(map[string]*group)
 	x.dirs = make(map[string]*tar.Header)
 	x.dirOrder = x.dirOrder[:0]
+	x.replacing.reset()
 	defer x.spool.reset()
-
-	wopts := []Option{WithName(src.Name)}
-	if x.o.devices {
-		wopts = append(wopts, AllowDevices())
-	}
-	if err := Walk(ctx, rc, x.entry, wopts...); err != nil {
+	if err := x.stage.reset(); err != nil {
 		return err
 	}
 
+	// The stream is read to its end, so that a stream that verifies itself
+	// at EOF (the blob's digest, the diffID) is verified; what it says
+	// there is the cause of anything the walker found wrong before.
+	werr := Walk(ctx, rc, x.entry, WithName(src.Name), AllowDevices(), LastEntryWins())
+	if ctx.Err() != nil {
+		return werr
+	}
+	if _, err := io.CopyBuffer(io.Discard, rc, x.buf); err != nil {
+		return wrapErr(src.Name, "", err)
+	}
+	if werr != nil {
+		return werr
+	}
+	if err := x.settle(); err != nil {
+		return err
+	}
+	if err := x.flushStage(); err != nil {
+		return wrapErr(x.name, "", err)
+	}
+
 	for _, d := range x.dirOrder {
-		if err := x.tw.WriteHeader(x.dirs[d]); err != nil {
+		h := x.dirs[d]
+		if h == nil || x.replacedAfter(d, x.dirSeq[d], true) {
+			continue // replaced by a non-directory of the layer
+		}
+		if err := x.tw.WriteHeader(h); err != nil {
 			return wrapErr(x.name, d, err)
 		}
 		delete(x.needHeader, d)
@@ -253,16 +293,25 @@ func (x *exporter) showNonDir(p string) bool {
 func (x *exporter) markParents(p string) {
 	for d := parent(p); d != "."; d = parent(d) {
 		if x.delta[d]&sDir != 0 {
-			return
+			if len(x.replacedSeq) == 0 {
+				return
+			}
+			// A directory of the layer was replaced: those above p may
+			// have been implied before that, and be needed again.
+			if x.delta[d]&sNonDir == 0 && !x.replacedAfter(d, 0, true) {
+				continue
+			}
 		}
 		x.delta[d] |= sDir
 		if x.showDir(d) {
 			x.needHeader[d] = true
+			x.needAdded = append(x.needAdded, waitName{d, x.seq})
 		}
 	}
 }
 
 func (x *exporter) entry(e *Entry) error {
+	x.seq++
 	switch e.Kind {
 	case KindWhiteout:
 		x.markParents(e.path)
@@ -270,12 +319,14 @@ func (x *exporter) entry(e *Entry) error {
 		return nil
 	case KindOpaque:
 		x.markParents(e.path)
-		if e.Name != "." { // overlayfs ignores an opaque root
-			x.delta[e.Name] |= sOpaque
-		}
+		x.delta[e.Name] |= sOpaque // at the root: every lower layer
 		return nil
 	}
 	p := e.Name
+	again, err := x.replace(p, e)
+	if err != nil {
+		return err
+	}
 	x.markParents(p)
 	if e.Kind == KindDir {
 		if gs := x.pending[p]; len(gs) > 0 {
@@ -291,6 +342,7 @@ func (x *exporter) entry(e *Entry) error {
 				x.dirOrder = append(x.dirOrder, p)
 			}
 			x.dirs[p] = outHeader(e.Header, p, KindDir)
+			x.dirSeq[p] = x.seq
 		}
 		x.delta[p] |= sDir | sDirHeader
 		return nil
@@ -302,9 +354,17 @@ func (x *exporter) entry(e *Entry) error {
 	if len(waiters) > 0 {
 		delete(x.pending, p)
 	}
+	if len(again) > 0 {
+		// Links from higher layers to p resolved to an earlier entry of
+		// this layer that p now replaces: they go to this one.
+		waiters = append(waiters, &group{waiting: again})
+	}
 
 	if e.Kind == KindHardlink {
 		t := e.Linkname
+		if x.replacedAfter(t, x.lastSeq[t], false) {
+			return invalid(x.name, e.Header.Name, "hard link target %q was removed by a later entry of the layer", t)
+		}
 		g := x.groups[t]
 		if g == nil {
 			if g = x.newPending[t]; g == nil {
@@ -314,22 +374,22 @@ func (x *exporter) entry(e *Entry) error {
 		}
 		x.groups[p] = g
 		if show {
-			if err := x.addMember(g, p, nil); err != nil {
+			if err := x.addMember(g, p, nil, true); err != nil {
 				return err
 			}
 		}
-		return x.resolve(g, waiters, nil)
+		return x.resolve(p, g, waiters, nil)
 	}
 
 	g := &group{hdr: outHeader(e.Header, p, e.Kind)}
 	x.groups[p] = g
 	if show {
-		if err := x.write(g.hdr, e); err != nil {
+		if err := x.write(g, g.hdr, e, true); err != nil {
 			return err
 		}
 		g.carrier = p
 	}
-	if err := x.resolve(g, waiters, e); err != nil {
+	if err := x.resolve(p, g, waiters, e); err != nil {
 		return err
 	}
 	if g.carrier == "" && e.Kind == KindRegular && e.Size() > 0 {
@@ -342,14 +402,16 @@ func (x *exporter) entry(e *Entry) error {
 	return nil
 }
 
-// resolve hands the names that links from higher layers wait with to g.
-// content, when not nil, is g's content not read yet.
-func (x *exporter) resolve(g *group, waiters []*group, content io.Reader) error {
+// resolve hands the names that links from higher layers wait with to g,
+// the inode of this layer's entry p. content, when not nil, is g's content
+// not read yet.
+func (x *exporter) resolve(p string, g *group, waiters []*group, content io.Reader) error {
 	for _, w := range waiters {
-		for _, name := range w.waiting {
-			if err := x.addMember(g, name, content); err != nil {
+		for _, wn := range w.waiting {
+			if err := x.addMember(g, wn.name, content, false); err != nil {
 				return err
 			}
+			x.resolvedAt[p] = append(x.resolvedAt[p], wn)
 		}
 		w.waiting = nil
 	}
@@ -359,13 +421,14 @@ func (x *exporter) resolve(g *group, waiters []*group, content io.Reader) error 
 // addMember writes name as one more name of inode g: a hard link to the
 // name that holds g, or, when g has not been written, g itself under name
 // (its content from content, or from the spool). For a group waiting on a
-// lower layer, the name waits with it.
-func (x *exporter) addMember(g *group, name string, content io.Reader) error {
+// lower layer, the name waits with it. own says name is an entry of this
+// layer (not a name a higher layer's link waited with).
+func (x *exporter) addMember(g *group, name string, content io.Reader, own bool) error {
 	switch {
 	case g.carrier != "":
-		return x.write(&tar.Header{Typeflag: tar.TypeLink, Name: name, Linkname: g.carrier}, nil)
+		return x.write(g, linkHeader(g.hdr, name, g.carrier), nil, own)
 	case g.hdr == nil:
-		g.waiting = append(g.waiting, name)
+		g.waiting = append(g.waiting, waitName{name, x.seq})
 		return nil
 	}
 	h := *g.hdr
@@ -376,28 +439,26 @@ func (x *exporter) addMember(g *group, name string, content io.Reader) error {
 		}
 		content = x.spool.reader(g.off, h.Size)
 	}
-	if err := x.write(&h, content); err != nil {
+	if err := x.write(g, &h, content, own); err != nil {
 		return err
 	}
 	g.carrier = name
 	return nil
 }
 
-func (x *exporter) write(h *tar.Header, content io.Reader) error {
-	if err := x.tw.WriteHeader(h); err != nil {
-		return err
-	}
-	if h.Typeflag != tar.TypeReg || h.Size == 0 {
-		return nil
-	}
-	n, err := io.CopyBuffer(x.tw, io.LimitReader(content, h.Size), x.buf)
-	if err != nil {
-		return err
-	}
-	if n != h.Size {
-		return errdefs.Corrupt(fmt.Errorf("content of %q: %d of %d bytes: %w", h.Name, n, h.Size, io.ErrUnexpectedEOF))
-	}
-	return nil
+// linkHeader is the header of a hard link named name to carrier, an inode
+// whose header is h: the inode's mode, owner, times and xattrs, as GNU tar
+// and docker export write a link.
+func linkHeader(h *tar.Header, name, carrier string) *tar.Header {
+	l := *h
+	l.Typeflag, l.Name, l.Linkname, l.Size, l.Devmajor, l.Devminor = tar.TypeLink, name, carrier, 0, 0, 0
+	return &l
+}
+
+// write stages an entry of inode g (a record of its content when h is not
+// a hard link).
+func (x *exporter) write(g *group, h *tar.Header, content io.Reader, own bool) error {
+	return x.stage.add(stageRec{name: h.Name, g: g, seq: int32(x.seq), own: own, carrier: h.Typeflag != tar.TypeLink}, h, content, x.buf)
 }
 
 // outHeader returns the header Export writes for an entry of kind k named

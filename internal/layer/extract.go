@@ -23,15 +23,18 @@ import (
 // goes through an os.Root opened on dir, no symlink is followed when a name
 // is created, and a name's parents are made of real directories.
 //
-// The stream is checked as [Walk] does (names that escape, absolute names,
-// links that escape, writes through a symlink of the stream, duplicates,
-// devices without [AllowDevices], truncation); the first problem is returned
-// as an [*Error] naming the entry. Entries are created in archive order:
+// The stream is checked as [Walk] does with [LastEntryWins] (names that
+// escape, absolute names, links that escape, writes through a symlink of the
+// stream, devices without [AllowDevices], truncation); the first problem is
+// returned as an [*Error] naming the entry. Entries are created in archive
+// order, so a later entry of the stream at a name replaces an earlier one,
+// as docker and containerd apply a layer:
 //
 //   - Regular files, directories, symlinks (their target stored as given and
 //     never followed), hard links to names inside dir (to a non-directory
 //     that exists when the link is read), FIFOs, and device nodes when
-//     allowed and running as root (skipped with a warning otherwise).
+//     allowed. A FIFO or device node that the process has no right to create
+//     (EPERM: not root, or no CAP_MKNOD) is skipped with a warning.
 //   - An existing entry at a name is replaced, except that a directory over a
 //     directory merges with it. A parent that does not exist is created with
 //     mode 0755. A parent that exists and is not a directory is an
@@ -75,7 +78,7 @@ func Extract(ctx context.Context, dir string, r io.Reader, opts ...Option) error
 		x.layerSet = make(map[string]bool)
 		x.reset = make(map[string]bool)
 	}
-	wopts := []Option{WithName(o.name)}
+	wopts := []Option{WithName(o.name), LastEntryWins()}
 	if o.devices {
 		wopts = append(wopts, AllowDevices())
 	}
@@ -129,10 +132,7 @@ func (x *extractor) entry(e *Entry) error {
 			return x.prune(e.Name)
 		}
 		return x.clear(e.Name)
-	case KindOpaque:
-		if e.Name == "." {
-			return nil // overlayfs ignores an opaque root
-		}
+	case KindOpaque: // at the root too: every lower layer goes
 		if err := x.ensureDir(e.Name); err != nil {
 			return err
 		}
@@ -185,13 +185,13 @@ func (x *extractor) entry(e *Entry) error {
 			mode |= unix.S_IFBLK
 			dev = unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))
 		}
-		if e.Kind != KindFIFO && !x.isRoot {
-			x.o.log.Warn("skipping device node: not running as root", "layer", x.o.name, "entry", h.Name)
-			return nil
-		}
 		err := x.place(p, func() error {
 			return x.atParent(p, func(fd int, name string) error { return mknodat(fd, name, mode, dev) })
 		})
+		if errors.Is(err, unix.EPERM) {
+			x.o.log.Warn("skipping "+e.Kind.String()+": no right to create it here", "layer", x.o.name, "entry", h.Name, "err", err)
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -372,6 +372,17 @@ func (x *extractor) clear(p string) error {
 	for d := range x.dirs {
 		if isUnder(d, p) {
 			delete(x.dirs, d)
+		}
+	}
+	// What is removed gets no directory metadata at the end.
+	for d := range x.meta {
+		if isUnder(d, p) {
+			delete(x.meta, d)
+		}
+	}
+	for d := range x.reset {
+		if isUnder(d, p) {
+			delete(x.reset, d)
 		}
 	}
 	if x.pdir != nil && isUnder(x.pname, p) {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/testenv"
 )
 
 // sandbox returns a target directory inside a parent that also holds an
@@ -153,9 +154,19 @@ func TestExtractHostile(t *testing.T) {
 			class:  errdefs.ErrInvalidArgument, want: `entry "null": device nodes are not allowed`,
 		},
 		{
-			name:   "duplicate",
+			name:   "the same path twice: the last entry wins",
 			layers: [][]ent{{file("a", "1"), file("a", "2")}},
-			class:  errdefs.ErrInvalidArgument, want: `entry "a": duplicate entry`,
+			tree:   []string{"a file 0644 2"},
+		},
+		{
+			name:   "a directory, then a file of the same name",
+			layers: [][]ent{{dir("d", mode(0o700)), file("d/x", "x"), file("d", "f")}},
+			tree:   []string{"d file 0644 f"},
+		},
+		{
+			name:   "a file, then a directory of the same name",
+			layers: [][]ent{{file("d", "f"), dir("d", mode(0o700)), file("d/x", "x")}},
+			tree:   []string{"d dir 0700", "d/x file 0644 x"},
 		},
 		{
 			name:   "hard link to a missing file",
@@ -259,9 +270,7 @@ func TestExtractMetadata(t *testing.T) {
 }
 
 func TestExtractIgnoreOwners(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("ownership needs root")
-	}
+	testenv.Root(t, "files owned by another user")
 	root := t.TempDir()
 	layer := tarOf(t, file("f", "f", owner(1000, 1000)))
 	if err := Extract(context.Background(), root, bytes.NewReader(layer), IgnoreOwners()); err != nil {

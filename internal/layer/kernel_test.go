@@ -1,337 +1,36 @@
 package layer
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"math/rand/v2"
-	"os"
 	"os/exec"
-	"path"
-	"path/filepath"
-	"slices"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/lading-dev/lading/internal/overlaytest"
 )
 
-// The kernel is the truth for overlay rules: each layer is unpacked into
-// its own directory by GNU tar, its whiteouts converted to overlayfs form
-// (a 0/0 character device for ".wh.NAME", the trusted.overlay.opaque xattr
-// for ".wh..wh..opq"), the directories are mounted read-only as the lower
-// directories of one overlay, and the merged tree is compared entry for
-// entry with what Export gives.
-//
-// Two steps make each layer directory what a container runtime makes of
-// it when it applies a layer on top of the mounted layers below (copy-up):
-// a directory the layer's tar only implies takes the mode and owner of that
-// directory below (unless the layer's own whiteouts hide it), and a hard
-// link to a file of a lower layer gets that file copied into the layer first
-// (cp -a --parents from the merged layers below). Stacks where runtimes
-// themselves disagree, because they apply a layer in archive order and the
-// OCI rules do not, are left out (errNoKernel).
+// The kernel is the truth for overlay rules: internal/overlaytest lays
+// each layer out as a container runtime would and mounts them as one
+// overlay, and the merged tree is compared entry for entry with what Export
+// gives. Stacks where runtimes themselves disagree are left out
+// (overlaytest.ErrNotApplicable).
 
-var overlayProbe struct {
-	once sync.Once
-	err  error
-}
-
-// requireOverlay skips t unless this process can mount overlayfs and has
-// GNU tar.
-func requireOverlay(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("kernel comparison needs root (overlay mounts, mknod, trusted.* xattrs)")
-	}
-	if _, err := exec.LookPath("tar"); err != nil {
-		t.Skip("kernel comparison needs GNU tar: ", err)
-	}
-	overlayProbe.once.Do(func() {
-		base, err := os.MkdirTemp("", "lading-ovl-probe-")
-		if err != nil {
-			overlayProbe.err = err
-			return
-		}
-		defer os.RemoveAll(base)
-		for _, d := range []string{"a", "b", "m"} {
-			os.Mkdir(filepath.Join(base, d), 0o755)
-		}
-		opt := "lowerdir=" + filepath.Join(base, "a") + ":" + filepath.Join(base, "b")
-		if err := mountOverlay(filepath.Join(base, "m"), opt); err != nil {
-			overlayProbe.err = err
-			return
-		}
-		unmountOverlay(filepath.Join(base, "m"))
-	})
-	if overlayProbe.err != nil {
-		t.Skip("mount -t overlay does not work here: ", overlayProbe.err)
-	}
-}
-
-type kernelStack struct {
-	t    *testing.T
-	base string
-	dirs []string // layer directories, bottom first
-	n    int
-}
-
-func newKernelStack(t *testing.T) *kernelStack {
-	base, err := os.MkdirTemp("", "lading-kernel-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	return &kernelStack{t: t, base: base}
-}
-
-func (k *kernelStack) mkdir(prefix string) string {
-	k.n++
-	d := filepath.Join(k.base, fmt.Sprintf("%s%d", prefix, k.n))
-	if err := os.Mkdir(d, 0o755); err != nil {
-		k.t.Fatal(err)
-	}
-	return d
-}
-
-// mount mounts dirs (bottom first) read-only and returns the merged tree;
-// unmount undoes it.
-func (k *kernelStack) mount(dirs []string) (merged string, unmount func()) {
-	k.t.Helper()
-	lower := slices.Clone(dirs)
-	slices.Reverse(lower)
-	lower = append(lower, k.mkdir("empty")) // overlayfs wants two lower dirs at least
-	m := k.mkdir("merged")
-	if err := mountOverlay(m, "lowerdir="+strings.Join(lower, ":")); err != nil {
-		k.t.Fatalf("mount overlay: %v", err)
-	}
-	done := false
-	unmount = func() {
-		if !done {
-			done = true
-			if err := unmountOverlay(m); err != nil {
-				k.t.Errorf("unmount %s: %v", m, err)
-			}
-		}
-	}
-	k.t.Cleanup(unmount)
-	return m, unmount
-}
-
-type layerInfo struct {
-	explicit  map[string]*tar.Header // directories with their own header (the last one)
-	cross     []string               // hard link targets that are not earlier in the layer
-	whiteouts []string               // paths whited out by the layer
-	opaques   []string               // directories made opaque by the layer
-}
-
-// hides reports whether the layer's own whiteouts or opaque markers hide p
-// of the layers below (a whiteout of p or above, an opaque dir above p).
-func (l layerInfo) hides(p string) bool {
-	for _, w := range l.whiteouts {
-		if isUnder(p, w) {
-			return true
-		}
-	}
-	for _, o := range l.opaques {
-		if o != "." && p != o && isUnder(p, o) { // overlayfs ignores an opaque root
-			return true
-		}
-	}
-	return false
-}
-
-func scanLayer(t *testing.T, data io.Reader) layerInfo {
-	info := layerInfo{explicit: map[string]*tar.Header{}}
-	seen := map[string]bool{}
-	tr := tar.NewReader(data)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return info
-		}
-		if err != nil {
-			t.Fatalf("scan layer: %v", err)
-		}
-		p := path.Clean(h.Name)
-		switch b := path.Base(p); {
-		case b == whOpaque:
-			info.opaques = append(info.opaques, path.Dir(p))
-		case strings.HasPrefix(b, whMeta):
-		case strings.HasPrefix(b, whPrefix):
-			info.whiteouts = append(info.whiteouts, path.Join(path.Dir(p), b[len(whPrefix):]))
-		}
-		switch h.Typeflag {
-		case tar.TypeDir:
-			info.explicit[p] = h
-		case tar.TypeLink:
-			if target := path.Clean(h.Linkname); !seen[target] {
-				info.cross = append(info.cross, target)
-			}
-		}
-		seen[p] = true
-	}
-}
-
-// errNoKernel says the kernel comparison does not apply to a stack.
-var errNoKernel = errors.New("kernel comparison does not apply")
-
-// add unpacks one layer (tar bytes, or with gz a gzip blob) on the stack.
-// It returns an errNoKernel error when the layer cannot be laid out for
-// overlayfs the way a runtime would (a hard link to a missing name) or when
-// copy-up would break a hard-link group of a lower layer (overlayfs without
-// index=on), where the kernel and the image's intent part.
-func (k *kernelStack) add(data []byte, gz bool) error {
-	t := k.t
-	t.Helper()
-	ld := k.mkdir("layer")
-	var lower string
-	if len(k.dirs) > 0 {
-		var unmount func()
-		lower, unmount = k.mount(k.dirs)
-		defer unmount()
-	}
-	plain := data
-	if gz {
-		rc, _, err := Decompress(bytes.NewReader(data))
-		if err != nil {
-			t.Fatal(err)
-		}
-		plain, err = io.ReadAll(rc)
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	info := scanLayer(t, bytes.NewReader(plain))
-	for _, target := range info.cross {
-		fi, err := os.Lstat(filepath.Join(lower, target))
-		if lower == "" || err != nil || fi.IsDir() {
-			return fmt.Errorf("%w: hard link target %s: %v", errNoKernel, target, err)
-		}
-		if fi.Sys().(*syscall.Stat_t).Nlink > 1 {
-			return fmt.Errorf("%w: copy-up of %s breaks its hard-link group", errNoKernel, target)
-		}
-		if info.hides(target) {
-			// A runtime applying the layer in order finds the target gone
-			// or keeps a copy the layer removes; OCI says the link sees it.
-			return fmt.Errorf("%w: hard link to %s, which its own layer removes", errNoKernel, target)
-		}
-		cmd := exec.Command("cp", "-a", "--parents", target, ld)
-		cmd.Dir = lower
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("copy-up of hard link target %s: %v\n%s", target, err, out)
-		}
-	}
-	flags := "-xpf"
-	if gz {
-		flags = "-xzpf"
-	}
-	cmd := exec.Command("sh", "-c", `umask 022 && exec tar --numeric-owner `+flags+` - -C "$1"`, "sh", ld)
-	cmd.Stdin = bytes.NewReader(data)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		// For example a hard link to a lower file followed by an entry
-		// below that name: no runtime can apply such a layer either.
-		return fmt.Errorf("%w: tar -x of layer %d: %v: %s", errNoKernel, len(k.dirs), err, out)
-	}
-
-	// Whiteouts to overlayfs form.
-	var marks []string
-	filepath.WalkDir(ld, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && strings.HasPrefix(d.Name(), whPrefix) {
-			marks = append(marks, p)
-		}
-		return err
-	})
-	sameLayer := map[string]bool{}
-	for _, m := range marks {
-		if _, err := os.Lstat(m); err != nil {
-			continue // below an aufs directory removed already
-		}
-		name, dir := filepath.Base(m), filepath.Dir(m)
-		if err := os.RemoveAll(m); err != nil {
-			t.Fatal(err)
-		}
-		switch {
-		case name == whOpaque:
-			setOpaque(t, dir)
-		case strings.HasPrefix(name, whMeta):
-		default:
-			target := filepath.Join(dir, name[len(whPrefix):])
-			fi, err := os.Lstat(target)
-			switch {
-			case err == nil && fi.IsDir():
-				// The layer whites out and makes the directory: opaque.
-				setOpaque(t, target)
-				rel, _ := filepath.Rel(ld, target)
-				sameLayer[filepath.ToSlash(rel)] = true
-			case err == nil:
-				// The layer's own entry hides the lower one anyway.
-			default:
-				if err := unix.Mknod(target, unix.S_IFCHR, 0); err != nil {
-					t.Fatalf("whiteout %s: %v", target, err)
-				}
-			}
-		}
-	}
-
-	// Directory metadata: an explicit header's (GNU tar 1.34 sometimes
-	// leaves the mode of a directory whose header comes after a symlink
-	// below it at the implied default), else the directory's below unless
-	// the layer hides that (copy-up), else the default.
-	werr := filepath.WalkDir(ld, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.IsDir() || p == ld {
-			return err
-		}
-		rel, _ := filepath.Rel(ld, p)
-		rel = filepath.ToSlash(rel)
-		var uid, gid int
-		var mode uint32
-		if h := info.explicit[rel]; h != nil {
-			uid, gid, mode = h.Uid, h.Gid, uint32(h.Mode&0o7777)
-		} else {
-			if lower == "" || sameLayer[rel] || info.hides(rel) {
-				return nil
-			}
-			fi, err := os.Lstat(filepath.Join(lower, rel))
-			if err != nil || !fi.IsDir() {
-				return nil
-			}
-			st := fi.Sys().(*syscall.Stat_t)
-			uid, gid, mode = int(st.Uid), int(st.Gid), uint32(st.Mode&0o7777)
-		}
-		if err := os.Lchown(p, uid, gid); err != nil {
-			return err
-		}
-		return unix.Chmod(p, mode)
-	})
-	if werr != nil {
-		t.Fatalf("directory metadata: %v", werr)
-	}
-	k.dirs = append(k.dirs, ld)
-	return nil
-}
-
-func setOpaque(t *testing.T, dir string) {
-	if err := unix.Setxattr(dir, "trusted.overlay.opaque", []byte("y"), 0); err != nil {
-		t.Fatalf("opaque %s: %v", dir, err)
-	}
-}
+// requireOverlay skips t (fails it under LADING_CI=1) unless this process
+// can mount overlayfs and has GNU tar.
+func requireOverlay(t *testing.T) { overlaytest.Require(t) }
 
 // kernelTree returns the listing of the merged overlay of layers.
 func kernelTree(t *testing.T, layers [][]byte, gz bool) ([]string, error) {
-	k := newKernelStack(t)
+	st := overlaytest.New(t)
 	for _, l := range layers {
-		if err := k.add(l, gz); err != nil {
+		if err := st.Add(bytes.NewReader(l), gz); err != nil {
 			return nil, err
 		}
 	}
-	merged, unmount := k.mount(k.dirs)
+	merged, unmount := st.Mount(false)
 	defer unmount()
 	return listDir(t, merged), nil
 }
@@ -375,10 +74,14 @@ func TestKernelOverlay(t *testing.T) {
 	requireOverlay(t)
 	for _, tc := range stackCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.noKernel != "" {
-				t.Skip(tc.noKernel)
-			}
 			layers := stackOf(t, tc.layers...)
+			if tc.noKernel != "" {
+				// The harness must see it too, and refuse the stack.
+				if _, err := kernelTree(t, layers, false); !errors.Is(err, overlaytest.ErrNotApplicable) {
+					t.Errorf("the kernel harness compares a stack it should refuse (%s): %v", tc.noKernel, err)
+				}
+				return
+			}
 			kernel, err := kernelTree(t, layers, false)
 			if err != nil {
 				t.Fatal(err)
@@ -425,7 +128,7 @@ func TestKernelRandomStacks(t *testing.T) {
 			continue
 		}
 		kernel, err := kernelTree(t, layers, false)
-		if errors.Is(err, errNoKernel) {
+		if errors.Is(err, overlaytest.ErrNotApplicable) {
 			if testing.Verbose() {
 				t.Logf("stack %d: %v", i, err)
 			}

@@ -12,6 +12,7 @@ type Option func(*options)
 type options struct {
 	name       string
 	devices    bool
+	lastWins   bool
 	whiteouts  bool
 	noOwners   bool
 	xattrs     bool
@@ -43,19 +44,28 @@ func makeOptions(opts []Option) options {
 // [Decompress]). [Export] takes the names from its sources instead.
 func WithName(name string) Option { return func(o *options) { o.name = name } }
 
-// AllowDevices accepts character and block device entries ([Walk], [Export],
+// AllowDevices accepts character and block device entries ([Walk],
 // [Extract]). Without it they are an ErrInvalidArgument error. [Extract]
-// creates them only when running as root and skips them otherwise.
+// skips, with a warning, those the process has no right to create. [Export]
+// always accepts them, as docker export does.
 func AllowDevices() Option { return func(o *options) { o.devices = true } }
+
+// LastEntryWins makes [Walk] accept a path that one layer has twice, as
+// docker and containerd apply such a layer: the later entry replaces the
+// earlier one (a non-directory replaces a directory and everything this
+// layer had below it, a directory replaces a non-directory, two directories
+// merge). Walk delivers both entries in archive order; applying the rule is
+// the caller's. Without it, such a layer is an ErrInvalidArgument error.
+// [Export] and [Extract] always walk this way.
+func LastEntryWins() Option { return func(o *options) { o.lastWins = true } }
 
 // ApplyWhiteouts makes [Extract] apply the stream as one layer on top of what
 // dir already holds, with overlay rules: whiteouts remove the paths they name,
-// opaque markers empty their directory, both only of content that was there
-// before this stream; an existing non-directory where the layer needs a
-// directory is replaced by one. An opaque marker of the root itself is
-// ignored, as overlayfs ignores it. Without ApplyWhiteouts, whiteout and
-// opaque entries are written as the plain empty files they are in the
-// archive.
+// opaque markers empty their directory (at the root: everything), both only
+// of content that was there before this stream; an existing non-directory
+// where the layer needs a directory is replaced by one. Without
+// ApplyWhiteouts, whiteout and opaque entries are written as the plain empty
+// files they are in the archive.
 func ApplyWhiteouts() Option { return func(o *options) { o.whiteouts = true } }
 
 // IgnoreOwners makes [Extract] leave ownership alone even when running as

@@ -83,8 +83,45 @@ func stackCases() []stackCase {
 				{dir("./"), file("old", "old"), dir("etc"), file("etc/x", "x")},
 				{opaque("."), file("new", "new")},
 			},
-			// overlayfs never looks up the root, so the marker does nothing.
-			want: []string{"etc dir 0755", "etc/x file 0644 x", "new file 0644 new", "old file 0644 old"},
+			// Every lower layer is hidden, as containerd's and umoci's
+			// appliers unpack it.
+			want:     []string{"new file 0644 new"},
+			noKernel: "the kernel never looks up a lower root, so it ignores the opaque xattr there; containerd and umoci apply the marker",
+		},
+		{
+			name: "the same path twice in a layer",
+			layers: [][]ent{
+				{file("a", "lower"), file("keep", "k")},
+				{file("a", "first", mode(0o600)), file("b", "b"), file("a", "last", mode(0o640))},
+			},
+			want: []string{"a file 0640 last", "b file 0644 b", "keep file 0644 k"},
+		},
+		{
+			name: "a directory, then a file of the same name",
+			layers: [][]ent{
+				{dir("d"), file("d/lower", "l"), file("x", "x")},
+				{dir("d", mode(0o700)), file("d/x", "x"), dir("d/sub"), file("d/sub/y", "y"), file("d", "file")},
+			},
+			want:     []string{"d file 0644 file", "x file 0644 x"},
+			noKernel: "GNU tar does not replace a non-empty directory by a file; docker and containerd do",
+		},
+		{
+			name: "a file, then a directory of the same name",
+			layers: [][]ent{
+				{dir("d"), file("d/lower", "l")},
+				{file("d", "f"), dir("d", mode(0o711)), file("d/new", "n")},
+			},
+			// Removing the lower directory to make way for the file removed
+			// its contents too.
+			want:     []string{"d dir 0711", "d/new file 0644 n"},
+			noKernel: "unpacking the layer into an empty directory keeps nothing of the removal that made way for the file",
+		},
+		{
+			name: "a hard link keeps the file a later entry replaces",
+			layers: [][]ent{
+				{file("a", "old"), hardlink("b", "a"), hardlink("c", "a"), file("a", "new")},
+			},
+			want: []string{"= b c", "a file 0644 new", "b file 0644 old", "c file 0644 old"},
 		},
 		{
 			name: "file to dir",
@@ -109,6 +146,32 @@ func stackCases() []stackCase {
 				{symlink("lib", "usr/lib")},
 			},
 			want: []string{"lib sym 0777 usr/lib", "usr dir 0755", "usr/lib dir 0755", "usr/lib/y file 0644 y"},
+		},
+		{
+			name: "database directory moved, symlink left behind",
+			layers: [][]ent{
+				{dir("var"), dir("var/lib"), dir("var/lib/dpkg"), file("var/lib/dpkg/status", "old")},
+				{dir("data"), dir("data/dpkg"), file("data/dpkg/status", "new"), symlink("var/lib/dpkg", "../../data/dpkg")},
+			},
+			want: []string{"data dir 0755", "data/dpkg dir 0755", "data/dpkg/status file 0644 new",
+				"var dir 0755", "var/lib dir 0755", "var/lib/dpkg sym 0777 ../../data/dpkg"},
+		},
+		{
+			name: "symlink first, its target filled by a later layer",
+			layers: [][]ent{
+				{dir("lib"), dir("lib/apk"), symlink("lib/apk/db", "/srv/apk")},
+				{dir("srv"), dir("srv/apk"), file("srv/apk/installed", "db")},
+			},
+			want: []string{"lib dir 0755", "lib/apk dir 0755", "lib/apk/db sym 0777 /srv/apk",
+				"srv dir 0755", "srv/apk dir 0755", "srv/apk/installed file 0644 db"},
+		},
+		{
+			name: "usrmerge over a populated tree",
+			layers: [][]ent{
+				{dir("bin"), file("bin/sh", "sh"), dir("usr"), dir("usr/bin"), file("usr/bin/env", "env")},
+				{whiteout("bin"), symlink("bin", "usr/bin"), file("usr/bin/sh", "sh2")},
+			},
+			want: []string{"bin sym 0777 usr/bin", "usr dir 0755", "usr/bin dir 0755", "usr/bin/env file 0644 env", "usr/bin/sh file 0644 sh2"},
 		},
 		{
 			name: "symlink to dir through a child",

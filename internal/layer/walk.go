@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"io/fs"
 	"strings"
@@ -29,13 +30,15 @@ type WalkFunc func(e *Entry) error
 //     root through "..", or a name longer than [MaxNameLen];
 //   - is a hard link whose target is empty, absolute, escapes the root, is
 //     longer than MaxNameLen, is the entry itself, the root, or a directory of
-//     this layer, or lies below a symlink of this layer;
-//   - is a symlink with an empty target or one longer than MaxNameLen;
+//     this layer, or lies below a symlink or another non-directory of this
+//     layer;
+//   - is a symlink with an empty target or one longer than MaxSymlinkLen;
 //   - lies below an entry of this layer that is a symlink (writing it would
 //     write through the link) or another non-directory;
 //   - repeats the name of an earlier entry of this layer, unless both are
-//     directories (then both are delivered and the later header wins), or is
-//     a non-directory where an earlier entry implies a directory;
+//     directories (then both are delivered and the later header wins) or
+//     [LastEntryWins] was given, or is a non-directory where an earlier
+//     entry implies a directory (unless LastEntryWins);
 //   - is a character or block device and [AllowDevices] was not given;
 //   - has a type other than regular, directory, symlink, hard link, FIFO or
 //     device, or is a whiteout with entries below it or of an invalid name.
@@ -48,15 +51,18 @@ type WalkFunc func(e *Entry) error
 // directory; other ".wh..wh.*" entries (aufs metadata such as .wh..wh.plnk)
 // and everything below them are skipped, as are PAX global headers. Walk
 // checks ctx between entries and on every content read. Memory grows with
-// the number of distinct paths in the layer, never with content size.
+// the number of distinct paths in the layer (a few bytes each, whatever
+// their length), never with content size.
 func Walk(ctx context.Context, r io.Reader, fn WalkFunc, opts ...Option) error {
 	o := makeOptions(opts)
 	w := &walker{
-		ctx:     ctx,
-		name:    o.name,
-		devices: o.devices,
-		tr:      tar.NewReader(r),
-		paths:   make(map[string]pathState),
+		ctx:      ctx,
+		name:     o.name,
+		devices:  o.devices,
+		lastWins: o.lastWins,
+		tr:       tar.NewReader(r),
+		paths:    make(map[uint64]pathState),
+		seed:     maphash.MakeSeed(),
 	}
 	w.entry.w = w
 	defer func() { w.entry.w = nil }()
@@ -73,16 +79,51 @@ const (
 )
 
 type walker struct {
-	ctx     context.Context
-	name    string
-	devices bool
-	tr      *tar.Reader
-	paths   map[string]pathState
-	entry   Entry
-	last    string // raw name of the last entry read
+	ctx      context.Context
+	name     string
+	devices  bool
+	lastWins bool // a later entry at a path replaces the earlier one
+	// dirReplaced is set once a non-directory replaced a directory of the
+	// layer: entries recorded below it are stale, so parent checks no
+	// longer stop at the first known directory.
+	dirReplaced bool
+	tr          *tar.Reader
+	// paths are the states of the layer's directories and symlinks, and
+	// others the paths of its other entries (pOther: files, mostly), by a
+	// hash of the path under a random seed (a hostile layer cannot make two
+	// collide): a few bytes a path whatever its length.
+	paths  map[uint64]pathState
+	others hashSet
+	seed   maphash.Seed
+	entry  Entry
+	last   string // raw name of the last entry read
 }
 
 var eofErr = io.EOF
+
+func (w *walker) key(p string) uint64 { return maphash.String(w.seed, p) }
+
+// state returns what the layer has at p so far.
+func (w *walker) state(p string) (pathState, bool) {
+	k := w.key(p)
+	if w.others.has(k) {
+		return pOther, true
+	}
+	st, ok := w.paths[k]
+	return st, ok
+}
+
+// set records what the layer has at p.
+func (w *walker) set(p string, st pathState) {
+	k := w.key(p)
+	if st == pOther {
+		delete(w.paths, k)
+		w.others.add(k)
+		return
+	}
+	w.others.remove(k)
+	w.paths[k] = st
+}
 
 func (w *walker) run(fn WalkFunc) error {
 	for {
@@ -152,149 +193,200 @@ func (w *walker) readContent(e *Entry, p []byte) (int, error) {
 // that are skipped.
 func (w *walker) check(h *tar.Header) (ok bool, err error) {
 	raw := h.Name
-	bad := func(format string, args ...any) (bool, error) {
-		return false, invalid(w.name, raw, format, args...)
+	bad := func(msg string) (bool, error) {
+		return false, invalid(w.name, raw, "%s", msg)
 	}
 	p, msg := normalize(raw)
 	if msg != "" {
-		return bad("%s", msg)
+		return bad(msg)
 	}
-	var kind Kind
-	switch h.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
-		kind = KindRegular
-	case tar.TypeDir:
-		kind = KindDir
-	case tar.TypeSymlink:
-		kind = KindSymlink
-	case tar.TypeLink:
-		kind = KindHardlink
-	case tar.TypeFifo:
-		kind = KindFIFO
-	case tar.TypeChar:
-		kind = KindCharDevice
-	case tar.TypeBlock:
-		kind = KindBlockDevice
-	case tar.TypeXGlobalHeader:
+	kind, skip, msg := kindOf(h.Typeflag)
+	if skip {
 		return false, nil
-	default:
-		return bad("unsupported entry type %q", h.Typeflag)
 	}
-
+	if msg != "" {
+		return bad(msg)
+	}
 	e := &w.entry
-	e.Name, e.path, e.Linkname, e.Header = p, p, "", h
+	e.Name, e.path, e.Linkname, e.Header, e.inLayer = p, p, "", h, false
 
 	if strings.Contains(p, whPrefix) {
-		rest := p
-		for rest != "" {
-			comp := rest
-			i := strings.IndexByte(rest, '/')
-			if i >= 0 {
-				comp, rest = rest[:i], rest[i+1:]
-			} else {
-				rest = ""
-			}
-			last := i < 0
-			switch {
-			case strings.HasPrefix(comp, whMeta):
-				if last && comp == whOpaque {
-					kind = KindOpaque
-					e.Name = parent(p)
-					break
-				}
-				return false, nil // aufs metadata: skipped with all below it
-			case strings.HasPrefix(comp, whPrefix):
-				if !last {
-					return bad("whiteout %q has entries below it", comp)
-				}
-				target := comp[len(whPrefix):]
-				if target == "" || target == "." || target == ".." {
-					return bad("whiteout of an invalid name")
-				}
-				kind = KindWhiteout
-				e.Name = join(parent(p), target)
-			}
+		if kind, e.Name, skip, msg = whiteoutOf(p, kind); skip {
+			return false, nil
+		}
+		if msg != "" {
+			return bad(msg)
 		}
 	}
 	e.Kind = kind
-
 	if p == "." && kind != KindDir {
-		return bad("the root must be a directory, not a %s", kind)
+		return bad(fmt.Sprintf("the root must be a directory, not a %s", kind))
 	}
-	switch kind {
+	if msg := w.checkLink(e, h, p); msg != "" {
+		return bad(msg)
+	}
+	if msg := w.record(p, kind); msg != "" {
+		return bad(msg)
+	}
+	return true, nil
+}
+
+// kindOf maps a tar entry type to a Kind; skip is true for entries that
+// carry no file (a PAX global header).
+func kindOf(typ byte) (kind Kind, skip bool, msg string) {
+	switch typ {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+		return KindRegular, false, ""
+	case tar.TypeDir:
+		return KindDir, false, ""
+	case tar.TypeSymlink:
+		return KindSymlink, false, ""
+	case tar.TypeLink:
+		return KindHardlink, false, ""
+	case tar.TypeFifo:
+		return KindFIFO, false, ""
+	case tar.TypeChar:
+		return KindCharDevice, false, ""
+	case tar.TypeBlock:
+		return KindBlockDevice, false, ""
+	case tar.TypeXGlobalHeader:
+		return 0, true, ""
+	}
+	return 0, false, fmt.Sprintf("unsupported entry type %q", typ)
+}
+
+// whiteoutOf reads the whiteout markers in path p (an entry of kind): an
+// opaque marker makes a KindOpaque entry for its directory, a whiteout a
+// KindWhiteout entry for the name it hides; other aufs metadata is skipped
+// with everything below it. A marker anywhere but in the last component is
+// refused.
+func whiteoutOf(p string, kind Kind) (Kind, string, bool, string) {
+	name := p
+	for rest := p; rest != ""; {
+		comp := rest
+		i := strings.IndexByte(rest, '/')
+		if i >= 0 {
+			comp, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
+		}
+		last := i < 0
+		switch {
+		case strings.HasPrefix(comp, whMeta):
+			if last && comp == whOpaque {
+				kind, name = KindOpaque, parent(p)
+				break
+			}
+			return kind, name, true, "" // aufs metadata: skipped with all below it
+		case strings.HasPrefix(comp, whPrefix):
+			if !last {
+				return kind, name, false, fmt.Sprintf("whiteout %q has entries below it", comp)
+			}
+			target := comp[len(whPrefix):]
+			if target == "" || target == "." || target == ".." {
+				return kind, name, false, "whiteout of an invalid name"
+			}
+			kind, name = KindWhiteout, join(parent(p), target)
+		}
+	}
+	return kind, name, false, ""
+}
+
+// checkLink checks what entry e (at path p) may be by its kind: devices
+// only when allowed, symlinks with a sane target, hard links to a file of
+// this layer that no symlink of the layer leads to; it sets e.Linkname.
+func (w *walker) checkLink(e *Entry, h *tar.Header, p string) string {
+	switch e.Kind {
 	case KindCharDevice, KindBlockDevice:
 		if !w.devices {
-			return bad("device nodes are not allowed")
+			return "device nodes are not allowed"
 		}
 	case KindSymlink:
 		if h.Linkname == "" {
-			return bad("symlink with an empty target")
+			return "symlink with an empty target"
 		}
-		if len(h.Linkname) > MaxNameLen {
-			return bad("symlink target longer than %d bytes", MaxNameLen)
+		if len(h.Linkname) > MaxSymlinkLen {
+			return fmt.Sprintf("symlink target longer than %d bytes", MaxSymlinkLen)
 		}
 		e.Linkname = h.Linkname
 	case KindHardlink:
 		t, msg := normalize(h.Linkname)
 		if msg != "" {
-			return bad("hard link target %q: %s", truncName(h.Linkname), msg)
+			return fmt.Sprintf("hard link target %q: %s", truncName(h.Linkname), msg)
 		}
 		switch {
 		case t == ".":
-			return bad("hard link to the root directory")
+			return "hard link to the root directory"
 		case t == p:
-			return bad("hard link to itself")
+			return "hard link to itself"
 		}
-		if st, ok := w.paths[t]; ok && (st == pDir || st == pImplied) {
-			return bad("hard link to directory %q", t)
+		st, ok := w.state(t)
+		if ok && (st == pDir || st == pImplied) {
+			return fmt.Sprintf("hard link to directory %q", t)
 		}
+		e.inLayer = ok
 		for d := parent(t); d != "."; d = parent(d) {
-			st, ok := w.paths[d]
+			st, ok := w.state(d)
 			if !ok {
 				continue
 			}
 			if st == pSymlink {
-				return bad("hard link target %q goes through symlink %q of this layer", t, d)
+				return fmt.Sprintf("hard link target %q goes through symlink %q of this layer", t, d)
 			}
-			if st == pDir || st == pImplied {
+			if st == pOther {
+				return fmt.Sprintf("hard link target %q lies below %q, not a directory in this layer", t, d)
+			}
+			if (st == pDir || st == pImplied) && !w.dirReplaced {
 				break
 			}
 		}
 		e.Linkname = t
 	}
+	return ""
+}
 
-	// Parents: implied directories, never a symlink or another non-directory.
+// record notes path p of kind in the layer's paths, with its parents as
+// implied directories, and refuses what the layer already has there:
+// writing through a symlink or a file of this layer, or a duplicate (a
+// directory may replace an earlier directory).
+func (w *walker) record(p string, kind Kind) string {
 	for d := parent(p); d != "."; d = parent(d) {
-		st, ok := w.paths[d]
+		st, ok := w.state(d)
 		if !ok {
-			w.paths[d] = pImplied
+			w.set(d, pImplied)
 			continue
 		}
 		if st == pDir || st == pImplied {
+			if w.dirReplaced {
+				continue
+			}
 			break
 		}
 		if st == pSymlink {
-			return bad("parent %q is a symlink in this layer (writing through it is not allowed)", d)
+			return fmt.Sprintf("parent %q is a symlink in this layer (writing through it is not allowed)", d)
 		}
-		return bad("parent %q is not a directory in this layer", d)
+		return fmt.Sprintf("parent %q is not a directory in this layer", d)
 	}
-	st, exists := w.paths[p]
+	st, exists := w.state(p)
 	switch {
 	case kind == KindDir:
-		if exists && st != pDir && st != pImplied {
-			return bad("duplicate entry (a directory replaces an earlier non-directory)")
+		if exists && st != pDir && st != pImplied && !w.lastWins {
+			return "duplicate entry (a directory replaces an earlier non-directory)"
 		}
-		w.paths[p] = pDir
-	case exists && (st == pDir || st == pImplied):
-		return bad("a %s where this layer has a directory", kind)
-	case exists:
-		return bad("duplicate entry")
+		w.set(p, pDir)
+	case exists && (st == pDir || st == pImplied) && !w.lastWins:
+		return fmt.Sprintf("a %s where this layer has a directory", kind)
+	case exists && st != pDir && st != pImplied && !w.lastWins:
+		return "duplicate entry"
 	case kind == KindSymlink:
-		w.paths[p] = pSymlink
+		w.set(p, pSymlink)
 	default:
-		w.paths[p] = pOther
+		w.set(p, pOther)
 	}
-	return true, nil
+	if exists && (st == pDir || st == pImplied) && kind != KindDir {
+		w.dirReplaced = true
+	}
+	return ""
 }
 
 // truncName shortens a name for an error message.

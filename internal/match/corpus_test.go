@@ -6,14 +6,9 @@ package match
 // 3.20 minirootfs) for Alpine, node-semver for npm ranges.
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -22,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/lading-dev/lading/internal/corpustest"
+	"github.com/lading-dev/lading/internal/oracle"
 	"github.com/lading-dev/lading/internal/vulndb"
 	"github.com/lading-dev/lading/internal/vulndb/feed"
 )
@@ -150,35 +146,16 @@ func got(ms []Match, source string) []expectation {
 	return dedupe(out)
 }
 
-// shellLess asks a shell loop "is a less than b" for every pair.
-func shellLess(t *testing.T, cmd *exec.Cmd, pairs [][2]string) []bool {
-	t.Helper()
-	var in bytes.Buffer
-	for _, p := range pairs {
-		fmt.Fprintf(&in, "%s %s\n", p[0], p[1])
-	}
-	cmd.Stdin = &in
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%v: %v", cmd.Args, err)
-	}
-	lines := strings.Fields(string(out))
-	if len(lines) != len(pairs) {
-		t.Fatalf("%d answers for %d pairs", len(lines), len(pairs))
-	}
-	res := make([]bool, len(lines))
-	for i, l := range lines {
-		res[i] = l == "<"
-	}
-	return res
-}
-
-func dpkgLess(t *testing.T) func([][2]string) []bool {
-	if _, err := exec.LookPath("dpkg"); err != nil {
-		t.Skip("dpkg not installed")
-	}
+// lessBy returns a function that asks tool "is a less than b" for every
+// pair.
+func lessBy(t *testing.T, o *oracle.Oracle, tool oracle.Tool) func([][2]string) []bool {
 	return func(pairs [][2]string) []bool {
-		return shellLess(t, exec.Command("sh", "-c", `while read a b; do if dpkg --compare-versions "$a" lt "$b"; then echo "<"; else echo ">="; fi; done`), pairs)
+		order := o.Compare(t, tool, pairs)
+		less := make([]bool, len(order))
+		for i, n := range order {
+			less[i] = n < 0
+		}
+		return less
 	}
 }
 
@@ -198,7 +175,7 @@ func TestCorpusUbuntu(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := decide(t, db, pkgs, "ubuntu-cve-tracker", dpkgLess(t))
+	want := decide(t, db, pkgs, "ubuntu-cve-tracker", lessBy(t, oracle.New(t), oracle.Dpkg))
 	if diff := cmpExpectations(want, got(ms, "ubuntu-cve-tracker")); diff != "" {
 		t.Errorf("matches differ from dpkg's decisions:\n%s", diff)
 	}
@@ -224,10 +201,7 @@ func TestCorpusUbuntu(t *testing.T) {
 
 func TestCorpusAlpine(t *testing.T) {
 	db := corpusDB(t)
-	root := alpineRoot(t)
-	apkLess := func(pairs [][2]string) []bool {
-		return shellLess(t, exec.Command("chroot", root, "/bin/sh", "-c", `while read a b; do /sbin/apk version -t "$a" "$b"; done`), pairs)
-	}
+	apkLess := lessBy(t, oracle.New(t), oracle.Apk)
 	for _, name := range []string{"alpine-3.10.oci.tar", "alpine-3.9.oci.tar"} {
 		t.Run(name, func(t *testing.T) {
 			img := corpustest.Image(t, name)
@@ -384,30 +358,24 @@ func TestCorpusApplicationPackages(t *testing.T) {
 			}
 		}
 	}
-	// The npm decisions, against node-semver.
-	node, mod := nodeSemver(t)
+	// The npm decisions, against node-semver (which says no to what it
+	// cannot parse).
 	var lines []string
-	var decisions []bool
+	var pairs [][2]string
 	for _, p := range pkgs[:6] {
 		advs, _ := db.Advisories(ctx, "npm", p.Name)
 		for _, a := range advs {
 			for _, r := range a.Ranges {
 				if r.Kind == vulndb.RangeNPM {
 					lines = append(lines, p.Version+"\t"+r.Expr+"\t"+p.Name+"\t"+a.SourceID)
+					pairs = append(pairs, [2]string{p.Version, r.Expr})
 				}
 			}
 		}
 	}
-	script := fmt.Sprintf(`const semver = require(%q);
-for (const l of require("fs").readFileSync(0, "utf8").trim().split("\n")) { const [v, r] = l.split("\t"); console.log(semver.satisfies(v, r) ? 1 : 0); }`, mod)
-	cmd := exec.Command(node, "-e", script)
-	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range strings.Fields(string(out)) {
-		decisions = append(decisions, a == "1")
+	var decisions []bool
+	for _, a := range oracle.New(t).Ask(t, oracle.SemverSatisfies, pairs) {
+		decisions = append(decisions, a.N == 1 && a.Err == "")
 	}
 	nodeSays := map[string]bool{}
 	for i, l := range lines {
@@ -468,75 +436,9 @@ func TestCorpusDebian(t *testing.T) {
 		pkgs[i].Namespace = "debian:11"
 	}
 	ms, _ = New(db, discard).Match(context.Background(), pkgs...)
-	want := decide(t, db, pkgs, "debian-dsa", dpkgLess(t))
+	want := decide(t, db, pkgs, "debian-dsa", lessBy(t, oracle.New(t), oracle.Dpkg))
 	if diff := cmpExpectations(want, got(ms, "debian-dsa")); diff != "" {
 		t.Errorf("bullseye matches differ from dpkg's decisions:\n%s", diff)
 	}
 	t.Logf("as bullseye: %d matches", len(ms))
-}
-
-// alpineRoot unpacks the Alpine 3.20 minirootfs layer of a corpus image to
-// run its apk with chroot.
-func alpineRoot(t *testing.T) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("apk runs in an Alpine chroot, which needs root")
-	}
-	img := corpustest.Image(t, "alpine-3.20-app.oci.tar")
-	blob := firstLayerBlob(t, img)
-	root := t.TempDir()
-	if out, err := exec.Command("tar", "-xzf", blob, "-C", root).CombinedOutput(); err != nil {
-		t.Fatalf("unpack the minirootfs layer: %v\n%s", err, out)
-	}
-	return root
-}
-
-func firstLayerBlob(t *testing.T, ociTar string) string {
-	t.Helper()
-	f, err := os.Open(ociTar)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	files := map[string][]byte{}
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err != nil {
-			break
-		}
-		b, _ := io.ReadAll(tr)
-		files[strings.TrimPrefix(h.Name, "./")] = b
-	}
-	var index struct{ Manifests []struct{ Digest string } }
-	var manifest struct{ Layers []struct{ Digest string } }
-	json.Unmarshal(files["index.json"], &index)
-	json.Unmarshal(files["blobs/"+strings.Replace(index.Manifests[0].Digest, ":", "/", 1)], &manifest)
-	p := filepath.Join(t.TempDir(), "layer.tar.gz")
-	os.WriteFile(p, files["blobs/"+strings.Replace(manifest.Layers[0].Digest, ":", "/", 1)], 0o600)
-	return p
-}
-
-// nodeSemver finds node and node-semver, as the version package's tests do.
-func nodeSemver(t *testing.T) (node, module string) {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node not installed")
-	}
-	var dirs []string
-	if d := os.Getenv("LADING_NODE_MODULES"); d != "" {
-		dirs = append(dirs, d)
-	}
-	if c, err := os.UserCacheDir(); err == nil {
-		dirs = append(dirs, filepath.Join(c, "lading-ci", "node_modules"))
-	}
-	dirs = append(dirs, "/usr/lib/node_modules/npm/node_modules", "/usr/share/nodejs")
-	for _, d := range dirs {
-		if _, err := os.Stat(filepath.Join(d, "semver", "package.json")); err == nil {
-			return node, filepath.Join(d, "semver")
-		}
-	}
-	t.Skipf("node-semver not found in %v", dirs)
-	return "", ""
 }

@@ -9,56 +9,22 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
-	"encoding/json"
 	"io"
-	"os"
 	"path"
 	"strings"
 	"testing"
+
+	"github.com/lading-dev/lading/internal/corpustest"
 )
 
 // imageFile returns the content of file p in the merged filesystem of the
 // first image of an OCI layout tar, or nil when it is not there.
 func imageFile(t *testing.T, ociTar, p string) []byte {
 	t.Helper()
-	blobs := map[string][]byte{}
-	f, err := os.Open(ociTar)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		blobs[strings.TrimPrefix(h.Name, "./")] = b
-	}
-	blob := func(digest string) []byte { return blobs["blobs/"+strings.Replace(digest, ":", "/", 1)] }
-	var index struct {
-		Manifests []struct{ Digest string } `json:"manifests"`
-	}
-	if err := json.Unmarshal(blobs["index.json"], &index); err != nil {
-		t.Fatal(err)
-	}
-	var manifest struct {
-		Layers []struct{ Digest string } `json:"layers"`
-	}
-	if err := json.Unmarshal(blob(index.Manifests[0].Digest), &manifest); err != nil {
-		t.Fatal(err)
-	}
 	var content []byte
 	dir, base := path.Split(p)
-	for _, l := range manifest.Layers {
-		zr, err := gzip.NewReader(bytes.NewReader(blob(l.Digest)))
+	for _, l := range corpustest.Layers(t, ociTar) {
+		zr, err := gzip.NewReader(bytes.NewReader(l))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -51,11 +51,17 @@ type Match struct {
 	FixedVersions    []string        `json:"fixed_versions,omitempty"` // the versions that fix it, none when there is no fix
 	Status           vulndb.Status   `json:"status"`
 	Severity         vulndb.Severity `json:"severity"` // Severity.Source says whose rating it is
-	Title            string          `json:"title,omitempty"`
-	Description      string          `json:"description,omitempty"`
-	References       []string        `json:"references,omitempty"`
-	Published        string          `json:"published,omitempty"` // YYYY-MM-DD
-	Note             string          `json:"note,omitempty"`      // the source's remark ("out of standard support")
+	// SeverityFrom says where Severity was found: "advisory" (an advisory
+	// for this package), "record" (the matched source's record of the
+	// vulnerability), "alias" (another feed's record of the same
+	// vulnerability, under its ID or an alias: a CVE, a GHSA; or a score
+	// such a record quotes); "" when there is none.
+	SeverityFrom string   `json:"severity_from,omitempty"`
+	Title        string   `json:"title,omitempty"`
+	Description  string   `json:"description,omitempty"`
+	References   []string `json:"references,omitempty"`
+	Published    string   `json:"published,omitempty"` // YYYY-MM-DD
+	Note         string   `json:"note,omitempty"`      // the source's remark ("out of standard support")
 }
 
 // DB is what the matcher needs of a database; *vulndb.DB has it.
@@ -173,9 +179,9 @@ func (m *Matcher) matchOne(ctx context.Context, p Package, ns, ver string, advs 
 		mt := Match{
 			Package: p, VulnerabilityID: v.ID, Aliases: v.Aliases, SourceID: best.adv.SourceID,
 			DataSource: best.adv.Source, InstalledVersion: ver, FixedVersions: best.fixes, Status: best.status,
-			Severity: pickSeverity(distro, best.adv, vs, v), Title: v.Title, Description: v.Description,
-			References: v.References, Note: best.adv.Note,
+			Title: v.Title, Description: v.Description, References: v.References, Note: best.adv.Note,
 		}
+		mt.Severity, mt.SeverityFrom = pickSeverity(distro, best.adv, vs, v)
 		if !v.Published.IsZero() {
 			mt.Published = v.Published.Format("2006-01-02")
 		}
@@ -210,8 +216,12 @@ func preference(distro bool, x, y verdict) int {
 // pickSeverity: for OS packages, the distribution's own rating (the chosen
 // advisory's, then any other advisory's of this vulnerability); then CVSS
 // (version 3, 4, 2; the chosen source's own score first, then NVD's, then
-// any); then any source's word; then a language advisory's own rating.
-func pickSeverity(distro bool, best vulndb.Advisory, vs []verdict, v vulndb.Vulnerability) vulndb.Severity {
+// any); then any source's word; then a language advisory's own rating. A
+// vulnerability's ratings come from every record about it, in every feed of
+// the database, under its ID or an alias: a Go module's finding, whose
+// feed rates nothing, takes the rating of the CVE's or the GHSA's record in
+// another feed. from says which (see Match.SeverityFrom).
+func pickSeverity(distro bool, best vulndb.Advisory, vs []verdict, v vulndb.Vulnerability) (sev vulndb.Severity, from string) {
 	own := func(a vulndb.Advisory) (vulndb.Severity, bool) {
 		s := a.Severity
 		if s.Rating == vulndb.RatingUnknown {
@@ -224,11 +234,11 @@ func pickSeverity(distro bool, best vulndb.Advisory, vs []verdict, v vulndb.Vuln
 	}
 	if distro {
 		if s, ok := own(best); ok {
-			return s
+			return s, "advisory"
 		}
 		for _, x := range vs {
 			if s, ok := own(x.adv); ok && native(x.adv.Source) {
-				return s
+				return s, "advisory"
 			}
 		}
 	}
@@ -260,12 +270,15 @@ func pickSeverity(distro bool, best vulndb.Advisory, vs []verdict, v vulndb.Vuln
 		}
 	}
 	if chosen != nil {
-		return *chosen
+		if chosen.Source == best.Source {
+			return *chosen, "record"
+		}
+		return *chosen, "alias"
 	}
 	for _, x := range vs {
 		if s, ok := own(x.adv); ok {
-			return s
+			return s, "advisory"
 		}
 	}
-	return vulndb.Severity{}
+	return vulndb.Severity{}, ""
 }

@@ -76,9 +76,6 @@ type Package struct {
 	Dev bool `json:"dev,omitempty"`
 	// Modularity is an RPM's modularity label ("nodejs:18:8090020231019:a75119d5").
 	Modularity string `json:"modularity,omitempty"`
-	// Files are the files an OS package installed, as absolute paths, when
-	// its database lists them (apk).
-	Files []string `json:"files,omitempty"`
 	// Layer tells which layers put the package there; nil until merged.
 	Layer *Attribution `json:"layer,omitempty"`
 }

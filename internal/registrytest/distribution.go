@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/lading-dev/lading/internal/testenv"
 )
 
 // Auth selects how the registry authenticates.
@@ -52,10 +54,7 @@ type Registry struct {
 // Start runs docker-registry until the test ends.
 func Start(t testing.TB, auth Auth) *Registry {
 	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Skip("docker-registry not installed (Debian package docker-registry; .ci/run installs it)")
-	}
+	bin := testenv.Tool(t, "docker-registry", "Debian's docker-registry")
 	dir := t.TempDir()
 	r := &Registry{Dir: filepath.Join(dir, "data"), User: "alice", Password: "s3cret-pass"}
 	port := freePort(t)

@@ -29,6 +29,15 @@ const (
 	Critical = "CRITICAL"
 )
 
+// StatusUnderInvestigation is the status of a finding the distribution has
+// not evaluated yet (Ubuntu's needs-triage). Scans leave such findings out
+// unless asked; when they are in a report, they count in no total and no
+// exit code.
+const StatusUnderInvestigation = "under_investigation"
+
+// Counted reports whether f counts in totals and exit codes.
+func (f Finding) Counted() bool { return f.Status != StatusUnderInvestigation }
+
 // Severities lists the levels, lowest first.
 var Severities = []string{Unknown, Low, Medium, High, Critical}
 
@@ -75,6 +84,21 @@ type OS struct {
 	Family string `json:"Family"` // alpine, debian, ubuntu, redhat, ...
 	Name   string `json:"Name"`   // its version: "3.10.4", "12", "18.04"
 	EOSL   bool   `json:"EOSL,omitempty"`
+	// Unscanned is set when the database has no advisories for this
+	// release: its packages were not checked, and finding nothing says
+	// nothing.
+	Unscanned *Unscanned `json:"Unscanned,omitempty"`
+}
+
+// Unscanned says that the database has no advisories for an OS release.
+type Unscanned struct {
+	// Namespace is what was looked for: "alpine:3.22".
+	Namespace string `json:"Namespace"`
+	// Covered are the releases of the same distribution the database has
+	// advisories for ("alpine:3.19", ...); empty when it has none.
+	Covered []string `json:"Covered"`
+	// Message says it in a sentence.
+	Message string `json:"Message"`
 }
 
 // Layer is one layer of the image.
@@ -107,6 +131,9 @@ type Result struct {
 	// Packages is how many packages the target has.
 	Packages        int       `json:"Packages"`
 	Vulnerabilities []Finding `json:"Vulnerabilities"`
+	// Unscanned is set on the OS packages' result when the database has no
+	// advisories for the OS release: they were not checked.
+	Unscanned *Unscanned `json:"Unscanned,omitempty"`
 }
 
 // Finding is one vulnerability of one package.
@@ -120,18 +147,24 @@ type Finding struct {
 	SrcVersion       string   `json:"SrcVersion,omitempty"`
 	InstalledVersion string   `json:"InstalledVersion"`
 	FixedVersion     string   `json:"FixedVersion,omitempty"` // comma-separated, as Trivy writes it
-	// Status is fixed, affected, will_not_fix, fix_deferred, end_of_life.
-	Status         string   `json:"Status"`
-	Severity       string   `json:"Severity"`
-	SeveritySource string   `json:"SeveritySource,omitempty"`
-	CVSS           []CVSS   `json:"CVSS,omitempty"`
-	Title          string   `json:"Title,omitempty"`
-	Description    string   `json:"Description,omitempty"`
-	PrimaryURL     string   `json:"PrimaryURL,omitempty"`
-	References     []string `json:"References,omitempty"`
-	DataSource     string   `json:"DataSource,omitempty"`
-	SourceID       string   `json:"SourceID,omitempty"` // the ID the data source publishes it under
-	PublishedDate  string   `json:"PublishedDate,omitempty"`
+	// Status is fixed, affected, will_not_fix, fix_deferred, end_of_life,
+	// or under_investigation (see StatusUnderInvestigation).
+	Status         string `json:"Status"`
+	Severity       string `json:"Severity"`
+	SeveritySource string `json:"SeveritySource,omitempty"`
+	// SeverityFrom says where Severity was found: "advisory" (an advisory
+	// for this package), "record" (the data source's record of the
+	// vulnerability), "alias" (another feed's record of the same
+	// vulnerability, under its ID or an alias: a CVE, a GHSA).
+	SeverityFrom  string   `json:"SeverityFrom,omitempty"`
+	CVSS          []CVSS   `json:"CVSS,omitempty"`
+	Title         string   `json:"Title,omitempty"`
+	Description   string   `json:"Description,omitempty"`
+	PrimaryURL    string   `json:"PrimaryURL,omitempty"`
+	References    []string `json:"References,omitempty"`
+	DataSource    string   `json:"DataSource,omitempty"`
+	SourceID      string   `json:"SourceID,omitempty"` // the ID the data source publishes it under
+	PublishedDate string   `json:"PublishedDate,omitempty"`
 	// Layer is the layer that brought the package (where it was
 	// introduced); ChangedIn, when different, the layer that last changed
 	// its record.
@@ -162,27 +195,38 @@ type CVSS struct {
 	Score   float64 `json:"Score"`
 }
 
-// Counts returns the number of findings at each severity level.
+// Counts returns the number of counted findings at each severity level
+// (not those under investigation).
 func (r Result) Counts() map[string]int {
 	c := map[string]int{}
 	for _, s := range Severities {
 		c[s] = 0
 	}
 	for _, f := range r.Vulnerabilities {
-		c[f.Severity]++
+		if f.Counted() {
+			c[f.Severity]++
+		}
 	}
 	return c
 }
 
-// Total is the number of findings in every result (removed packages
-// excluded).
+// Total is the number of counted findings in every result (removed
+// packages and findings under investigation excluded).
 func (r *Report) Total() int {
 	n := 0
 	for _, res := range r.Results {
-		n += len(res.Vulnerabilities)
+		for _, f := range res.Vulnerabilities {
+			if f.Counted() {
+				n++
+			}
+		}
 	}
 	return n
 }
+
+// Unscanned reports whether the database had no advisories for the
+// image's OS release.
+func (r *Report) Unscanned() bool { return r.Metadata.OS != nil && r.Metadata.OS.Unscanned != nil }
 
 // Sort orders findings the way the table shows them: by package, then
 // severity (highest first), then ID.

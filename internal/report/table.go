@@ -33,10 +33,19 @@ func WriteTable(w io.Writer, r *Report, o TableOptions) error {
 	if r.Metadata.OS != nil && r.Metadata.OS.EOSL {
 		fmt.Fprintf(tw, "WARNING: %s %s is no longer supported by its distribution; it receives no security fixes.\n\n", r.Metadata.OS.Family, r.Metadata.OS.Name)
 	}
+	if r.Unscanned() && o.GroupByLayer {
+		// (Per target, the OS packages' section says it.)
+		fmt.Fprintf(tw, "WARNING: %s\n\n", r.Metadata.OS.Unscanned.Message)
+	}
 	if o.GroupByLayer {
 		writeByLayer(tw, r, o)
 	} else {
 		for _, res := range r.Results {
+			if res.Unscanned != nil {
+				title := res.Target
+				fmt.Fprintf(tw, "%s\n%s\nTotal: unknown. %s\n\n", title, strings.Repeat("=", utf8.RuneCountInString(title)), res.Unscanned.Message)
+				continue
+			}
 			writeSection(tw, res.Target, res.Vulnerabilities, o, true)
 		}
 	}
@@ -86,10 +95,16 @@ func writeSection(w io.Writer, title string, fs []Finding, o TableOptions, layer
 	fmt.Fprintln(w, strings.Repeat("=", utf8.RuneCountInString(title)))
 	counts := Result{Vulnerabilities: fs}.Counts()
 	var parts []string
+	total := 0
 	for _, s := range Severities {
 		parts = append(parts, fmt.Sprintf("%s: %d", s, counts[s]))
+		total += counts[s]
 	}
-	fmt.Fprintf(w, "Total: %d (%s)\n\n", len(fs), strings.Join(parts, ", "))
+	fmt.Fprintf(w, "Total: %d (%s)", total, strings.Join(parts, ", "))
+	if n := len(fs) - total; n > 0 {
+		fmt.Fprintf(w, "; %d under investigation, not counted", n)
+	}
+	fmt.Fprint(w, "\n\n")
 	if len(fs) == 0 {
 		return
 	}

@@ -8,32 +8,37 @@ import (
 	cdx "github.com/CycloneDX/cyclonedx-go"
 
 	"github.com/lading-dev/lading/internal/analyze"
-	"github.com/lading-dev/lading/internal/pkg"
+	"github.com/lading-dev/lading/internal/report"
 )
 
 // CycloneDX writes inv as a CycloneDX 1.6 JSON BOM: the image as the
 // metadata component (a container), the OS as an operating-system
 // component, every package as a library component, and a dependency graph
-// in which the image contains them all.
+// in which the image contains them all. A package found in several places
+// (the inventory lists it once per declaring file) is one component, with
+// every place as an evidence occurrence. Components have the bom-refs
+// "pkg-1", "pkg-2"... in inventory order.
+//
+// The document is written as it is made, component by component: memory
+// does not grow with the size of the output.
 func CycloneDX(w io.Writer, img Image, inv *analyze.Inventory, o Options) error {
-	return EncodeCycloneDX(w, CycloneDXBOM(img, inv, o))
+	return WriteCycloneDX(w, img, inv, nil, o)
 }
 
-// EncodeCycloneDX writes bom as CycloneDX 1.6 JSON.
-func EncodeCycloneDX(w io.Writer, bom *cdx.BOM) error {
-	enc := cdx.NewBOMEncoder(w, cdx.BOMFileFormatJSON)
-	enc.SetPretty(true)
-	enc.SetEscapeHTML(false)
-	return enc.EncodeVersion(bom, cdx.SpecVersion1_6)
-}
-
-// CycloneDXBOM builds the BOM CycloneDX writes. Package components have
-// the bom-refs "pkg-1", "pkg-2"... in inventory order.
-func CycloneDXBOM(img Image, inv *analyze.Inventory, o Options) *cdx.BOM {
+// WriteCycloneDX is CycloneDX with, when rep is not nil, the findings of
+// the scan report made from the same inventory as the BOM's
+// vulnerabilities: one per ID, with the components it affects, its ratings,
+// references, advisories and the fixed versions as a recommendation.
+// Findings of removed packages are left out: their components are not in
+// the BOM.
+func WriteCycloneDX(w io.Writer, img Image, inv *analyze.Inventory, rep *report.Report, o Options) error {
 	o = o.normalize()
-	bom := cdx.NewBOM()
-	bom.SpecVersion = cdx.SpecVersion1_6
-	bom.SerialNumber = "urn:uuid:" + o.Serial
+	s := newStream(w)
+	s.field("$schema", "http://cyclonedx.org/schema/bom-1.6.schema.json")
+	s.field("bomFormat", cdx.BOMFormat)
+	s.field("specVersion", "1.6")
+	s.field("serialNumber", "urn:uuid:"+o.Serial)
+	s.field("version", 1)
 	root := cdx.Component{
 		BOMRef:  "image",
 		Type:    cdx.ComponentTypeContainer,
@@ -43,19 +48,20 @@ func CycloneDXBOM(img Image, inv *analyze.Inventory, o Options) *cdx.BOM {
 	var rootProps []cdx.Property
 	addProp(&rootProps, "lading:image:id", img.ID)
 	addProp(&rootProps, "lading:image:platform", img.Platform)
+	addProp(&rootProps, "lading:mode", inv.Mode)
 	for _, l := range inv.Layers {
 		addProp(&rootProps, "lading:layer:"+strconv.Itoa(l.Index)+":diff_id", l.DiffID)
 	}
 	setProps(&root, rootProps)
-	bom.Metadata = &cdx.Metadata{
+	s.field("metadata", &cdx.Metadata{
 		Timestamp: o.Time.Format("2006-01-02T15:04:05Z"),
 		Tools: &cdx.ToolsChoice{Components: &[]cdx.Component{{
 			Type: cdx.ComponentTypeApplication, Name: o.ToolName, Version: o.ToolVersion,
 		}}},
 		Component: &root,
-	}
-	var comps []cdx.Component
-	var refs []string
+	})
+	comps := components(inv)
+	s.beginArray("components")
 	if inv.OS != nil {
 		c := cdx.Component{BOMRef: "os", Type: cdx.ComponentTypeOS, Name: inv.OS.ID, Version: inv.OS.VersionID, Description: inv.OS.Name}
 		var props []cdx.Property
@@ -66,34 +72,56 @@ func CycloneDXBOM(img Image, inv *analyze.Inventory, o Options) *cdx.BOM {
 			addProp(&props, "lading:os:distroless", "true")
 		}
 		setProps(&c, props)
-		comps = append(comps, c)
-		refs = append(refs, c.BOMRef)
+		s.elem(&c)
 	}
-	n := 0
-	for _, t := range inv.Targets {
-		for _, p := range t.Packages {
-			n++
-			c := component(&p, t, fmt.Sprintf("pkg-%d", n))
-			comps = append(comps, c)
-			refs = append(refs, c.BOMRef)
+	for _, c := range comps {
+		s.elem(cdxComponent(c))
+	}
+	s.end("]")
+	s.beginArray("dependencies")
+	s.beginObject()
+	s.field("ref", root.BOMRef)
+	s.beginArray("dependsOn")
+	if inv.OS != nil {
+		s.elem("os")
+	}
+	for _, c := range comps {
+		s.elem(cdxRef(c))
+	}
+	s.end("]")
+	s.end("}")
+	s.end("]")
+	if rep != nil {
+		if vs := cdxVulnerabilities(componentRefs(comps), rep); len(vs) > 0 {
+			s.beginArray("vulnerabilities")
+			for i := range vs {
+				s.elem(&vs[i])
+			}
+			s.end("]")
 		}
 	}
-	bom.Components = &comps
-	bom.Dependencies = &[]cdx.Dependency{{Ref: root.BOMRef, Dependencies: &refs}}
-	return bom
+	return s.close()
 }
 
-func component(p *pkg.Package, t analyze.Target, ref string) cdx.Component {
-	c := cdx.Component{
-		BOMRef:     ref,
+func cdxRef(c *component) string { return "pkg-" + strconv.Itoa(c.n) }
+
+// cdxComponent describes one package: what its first record says, and
+// every place it was found as an evidence occurrence whose additional
+// context names the target and the layers. The lading:* properties are
+// those of the first place.
+func cdxComponent(c *component) *cdx.Component {
+	p := c.p
+	out := &cdx.Component{
+		BOMRef:     cdxRef(c),
 		Type:       cdx.ComponentTypeLibrary,
 		Name:       p.Name,
 		Version:    p.Version,
 		PackageURL: p.PURL,
 	}
 	if ls := cdxLicenses(p.Licenses); ls != nil {
-		c.Licenses = ls
+		out.Licenses = ls
 	}
+	t := c.places[0].target
 	var props []cdx.Property
 	addProp(&props, "lading:ecosystem", string(p.Ecosystem))
 	addProp(&props, "lading:target", t.Path)
@@ -114,8 +142,26 @@ func component(p *pkg.Package, t analyze.Target, ref string) cdx.Component {
 		addProp(&props, "lading:layer:changed", strconv.Itoa(p.Layer.Changed.Index))
 		addProp(&props, "lading:layer:changed:diff_id", p.Layer.Changed.DiffID)
 	}
-	setProps(&c, props)
-	return c
+	setProps(out, props)
+	occ := make([]cdx.EvidenceOccurrence, 0, len(c.places))
+	for _, pl := range c.places {
+		occ = append(occ, cdx.EvidenceOccurrence{Location: pl.p.Location, AdditionalContext: placeContext(pl)})
+	}
+	out.Evidence = &cdx.Evidence{Occurrences: &occ}
+	return out
+}
+
+// placeContext says where in the image a place is: its target and the
+// layers that introduced and last changed the record there.
+func placeContext(pl place) string {
+	s := fmt.Sprintf("target %s (%s)", pl.target.Path, pl.target.Type)
+	if a := pl.p.Layer; a != nil {
+		s += fmt.Sprintf("; layer %d (%s)", a.Introduced.Index, a.Introduced.DiffID)
+		if a.Changed.Index != a.Introduced.Index {
+			s += fmt.Sprintf(", changed by layer %d (%s)", a.Changed.Index, a.Changed.DiffID)
+		}
+	}
+	return s
 }
 
 // cdxLicenses writes one SPDX expression when the package declares exactly

@@ -4,53 +4,50 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strconv"
 	"strings"
 
-	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdx/v2/common"
 	spdx "github.com/spdx/tools-golang/spdx/v2/v2_3"
 
 	"github.com/lading-dev/lading/internal/analyze"
-	"github.com/lading-dev/lading/internal/pkg"
+	"github.com/lading-dev/lading/internal/report"
 )
 
 const noAssertion = "NOASSERTION"
 
 // SPDX writes inv as an SPDX 2.3 JSON document: the document describes the
 // image (a package of purpose CONTAINER), which CONTAINS the OS (purpose
-// OPERATING-SYSTEM) and every package (purpose LIBRARY).
+// OPERATING-SYSTEM) and every package (purpose LIBRARY). A package found in
+// several places is one SPDX package whose source information lists every
+// place. Package elements have the identifiers "Package-1", "Package-2"...
+// in inventory order.
+//
+// The document is written as it is made, package by package: memory does
+// not grow with the size of the output.
 func SPDX(w io.Writer, img Image, inv *analyze.Inventory, o Options) error {
-	doc, err := SPDXDocument(img, inv, o)
-	if err != nil {
-		return err
-	}
-	return EncodeSPDX(w, doc)
+	return WriteSPDX(w, img, inv, nil, o)
 }
 
-// EncodeSPDX writes doc as SPDX 2.3 JSON.
-func EncodeSPDX(w io.Writer, doc *spdx.Document) error {
-	return spdxjson.Write(doc, w, spdxjson.Indent("  "), spdxjson.EscapeHTML(false))
-}
-
-// SPDXDocument builds the document SPDX writes. Package elements have the
-// identifiers "Package-1", "Package-2"... in inventory order.
-func SPDXDocument(img Image, inv *analyze.Inventory, o Options) (*spdx.Document, error) {
+// WriteSPDX is SPDX with, when rep is not nil, a SECURITY external
+// reference of type advisory on each package for each of its findings in
+// the scan report made from the same inventory.
+func WriteSPDX(w io.Writer, img Image, inv *analyze.Inventory, rep *report.Report, o Options) error {
 	o = o.normalize()
 	name := img.Name
 	if name == "" {
 		name = "image"
 	}
-	doc := &spdx.Document{
-		SPDXVersion:       spdx.Version,
-		DataLicense:       spdx.DataLicense,
-		SPDXIdentifier:    "DOCUMENT",
-		DocumentName:      name,
-		DocumentNamespace: "https://lading.dev/spdx/" + url.PathEscape(name) + "-" + o.Serial,
-		CreationInfo: &spdx.CreationInfo{
-			Creators: []common.Creator{{CreatorType: "Tool", Creator: o.ToolName + "-" + o.ToolVersion}},
-			Created:  o.Time.Format("2006-01-02T15:04:05Z"),
-		},
-	}
+	s := newStream(w)
+	s.field("spdxVersion", spdx.Version)
+	s.field("dataLicense", spdx.DataLicense)
+	s.field("SPDXID", common.ElementID("DOCUMENT"))
+	s.field("name", name)
+	s.field("documentNamespace", "https://lading.dev/spdx/"+url.PathEscape(name)+"-"+o.Serial)
+	s.field("creationInfo", &spdx.CreationInfo{
+		Creators: []common.Creator{{CreatorType: "Tool", Creator: o.ToolName + "-" + o.ToolVersion}},
+		Created:  o.Time.Format("2006-01-02T15:04:05Z"),
+	})
 	refs := &licenseRefs{byName: map[string]string{}, taken: map[string]bool{}}
 	imgPkg := &spdx.Package{
 		PackageName:             name,
@@ -68,17 +65,10 @@ func SPDXDocument(img Image, inv *analyze.Inventory, o Options) (*spdx.Document,
 			imgPkg.PackageComment += ", platform " + img.Platform
 		}
 	}
-	doc.Packages = append(doc.Packages, imgPkg)
-	doc.Relationships = append(doc.Relationships, &spdx.Relationship{
-		RefA: common.MakeDocElementID("", "DOCUMENT"), RefB: common.MakeDocElementID("", "Image"), Relationship: common.TypeRelationshipDescribe,
-	})
-	contain := func(id common.ElementID) {
-		doc.Relationships = append(doc.Relationships, &spdx.Relationship{
-			RefA: common.MakeDocElementID("", "Image"), RefB: common.MakeDocElementID("", string(id)), Relationship: common.TypeRelationshipContains,
-		})
-	}
+	s.beginArray("packages")
+	s.elem(imgPkg)
 	if inv.OS != nil {
-		p := &spdx.Package{
+		s.elem(&spdx.Package{
 			PackageName:             inv.OS.ID,
 			PackageSPDXIdentifier:   "OperatingSystem",
 			PackageVersion:          inv.OS.VersionID,
@@ -89,47 +79,75 @@ func SPDXDocument(img Image, inv *analyze.Inventory, o Options) (*spdx.Document,
 			PrimaryPackagePurpose:   "OPERATING-SYSTEM",
 			PackageDescription:      inv.OS.Name,
 			PackageSourceInfo:       "release file " + inv.OS.Source,
-		}
-		doc.Packages = append(doc.Packages, p)
-		contain(p.PackageSPDXIdentifier)
+		})
 	}
-	n := 0
-	for _, t := range inv.Targets {
-		for i := range t.Packages {
-			p := &t.Packages[i]
-			n++
-			sp := &spdx.Package{
-				PackageName:             p.Name,
-				PackageSPDXIdentifier:   common.ElementID(fmt.Sprintf("Package-%d", n)),
-				PackageVersion:          p.Version,
-				PackageDownloadLocation: noAssertion,
-				PackageLicenseConcluded: noAssertion,
-				PackageLicenseDeclared:  spdxDeclared(doc, refs, p.Licenses),
-				PackageCopyrightText:    noAssertion,
-				PrimaryPackagePurpose:   "LIBRARY",
-				PackageSourceInfo:       sourceInfo(p, t),
-			}
-			if p.PURL != "" {
-				sp.PackageExternalReferences = []*spdx.PackageExternalReference{{Category: common.CategoryPackageManager, RefType: common.TypePackageManagerPURL, Locator: p.PURL}}
-			}
-			if len(p.Licenses) > 0 {
-				sp.PackageLicenseComments = "as declared: " + strings.Join(p.Licenses, "; ")
-			}
-			doc.Packages = append(doc.Packages, sp)
-			contain(sp.PackageSPDXIdentifier)
-		}
+	comps := components(inv)
+	var advisories map[int][]*spdx.PackageExternalReference
+	if rep != nil {
+		advisories = spdxAdvisories(componentRefs(comps), rep)
 	}
-	return doc, nil
+	for _, c := range comps {
+		s.elem(spdxPackage(c, refs, advisories[c.n]))
+	}
+	s.end("]")
+	if len(refs.others) > 0 {
+		s.beginArray("hasExtractedLicensingInfos")
+		for _, l := range refs.others {
+			s.elem(l)
+		}
+		s.end("]")
+	}
+	s.beginArray("relationships")
+	rel := func(a, b, typ string) {
+		s.elem(&spdx.Relationship{RefA: common.MakeDocElementID("", a), RefB: common.MakeDocElementID("", b), Relationship: typ})
+	}
+	rel("DOCUMENT", "Image", common.TypeRelationshipDescribe)
+	if inv.OS != nil {
+		rel("Image", "OperatingSystem", common.TypeRelationshipContains)
+	}
+	for _, c := range comps {
+		rel("Image", spdxID(c), common.TypeRelationshipContains)
+	}
+	s.end("]")
+	return s.close()
 }
 
-func sourceInfo(p *pkg.Package, t analyze.Target) string {
-	s := fmt.Sprintf("%s package from %s (target %s, %s)", p.Ecosystem, p.Location, t.Path, t.Type)
+func spdxID(c *component) string { return "Package-" + strconv.Itoa(c.n) }
+
+func spdxPackage(c *component, refs *licenseRefs, advisories []*spdx.PackageExternalReference) *spdx.Package {
+	p := c.p
+	sp := &spdx.Package{
+		PackageName:             p.Name,
+		PackageSPDXIdentifier:   common.ElementID(spdxID(c)),
+		PackageVersion:          p.Version,
+		PackageDownloadLocation: noAssertion,
+		PackageLicenseConcluded: noAssertion,
+		PackageLicenseDeclared:  spdxDeclared(refs, p.Licenses),
+		PackageCopyrightText:    noAssertion,
+		PrimaryPackagePurpose:   "LIBRARY",
+		PackageSourceInfo:       sourceInfo(c),
+	}
+	if p.PURL != "" {
+		sp.PackageExternalReferences = []*spdx.PackageExternalReference{{Category: common.CategoryPackageManager, RefType: common.TypePackageManagerPURL, Locator: p.PURL}}
+	}
+	sp.PackageExternalReferences = append(sp.PackageExternalReferences, advisories...)
+	if len(p.Licenses) > 0 {
+		sp.PackageLicenseComments = "as declared: " + strings.Join(p.Licenses, "; ")
+	}
+	return sp
+}
+
+// sourceInfo says where the package was found: each place, its target and
+// layers; and its source package.
+func sourceInfo(c *component) string {
+	p := c.p
+	var places []string
+	for _, pl := range c.places {
+		places = append(places, pl.p.Location+" ("+placeContext(pl)+")")
+	}
+	s := fmt.Sprintf("%s package from %s", p.Ecosystem, strings.Join(places, ", "))
 	if p.Source != nil {
 		s += fmt.Sprintf("; source package %s %s", p.Source.Name, p.Source.Version)
-	}
-	if p.Layer != nil {
-		s += fmt.Sprintf("; introduced by layer %d (%s), last changed by layer %d (%s)",
-			p.Layer.Introduced.Index, p.Layer.Introduced.DiffID, p.Layer.Changed.Index, p.Layer.Changed.DiffID)
 	}
 	return s
 }
@@ -137,7 +155,7 @@ func sourceInfo(p *pkg.Package, t analyze.Target) string {
 // spdxDeclared returns the declared license expression of licenses: each
 // an SPDX expression or a LicenseRef whose extracted text is the name,
 // joined with AND.
-func spdxDeclared(doc *spdx.Document, refs *licenseRefs, licenses []string) string {
+func spdxDeclared(refs *licenseRefs, licenses []string) string {
 	if len(licenses) == 0 {
 		return noAssertion
 	}
@@ -146,7 +164,7 @@ func spdxDeclared(doc *spdx.Document, refs *licenseRefs, licenses []string) stri
 		l := classify(raw)
 		expr := l.expr
 		if expr == "" {
-			expr = refFor(doc, refs, raw)
+			expr = refs.refFor(raw)
 		}
 		if len(licenses) > 1 && strings.Contains(expr, " ") {
 			expr = "(" + expr + ")"
@@ -160,9 +178,10 @@ func spdxDeclared(doc *spdx.Document, refs *licenseRefs, licenses []string) stri
 type licenseRefs struct {
 	byName map[string]string
 	taken  map[string]bool
+	others []*spdx.OtherLicense
 }
 
-func refFor(doc *spdx.Document, refs *licenseRefs, name string) string {
+func (refs *licenseRefs) refFor(name string) string {
 	if r, ok := refs.byName[name]; ok {
 		return r
 	}
@@ -175,7 +194,7 @@ func refFor(doc *spdx.Document, refs *licenseRefs, name string) string {
 		r = fmt.Sprintf("%s-%d", base, i)
 	}
 	refs.byName[name], refs.taken[r] = r, true
-	doc.OtherLicenses = append(doc.OtherLicenses, &spdx.OtherLicense{
+	refs.others = append(refs.others, &spdx.OtherLicense{
 		LicenseIdentifier: r, ExtractedText: name, LicenseName: name,
 	})
 	return r

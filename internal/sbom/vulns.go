@@ -1,49 +1,29 @@
 package sbom
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"strings"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
-	"github.com/spdx/tools-golang/spdx"
 	"github.com/spdx/tools-golang/spdx/v2/common"
+	spdx "github.com/spdx/tools-golang/spdx/v2/v2_3"
 
-	"github.com/lading-dev/lading/internal/analyze"
 	"github.com/lading-dev/lading/internal/report"
 )
-
-// packageRefs maps a package (declaring file, name, version) to its
-// position in inventory order, which both documents number their package
-// elements by.
-func packageRefs(inv *analyze.Inventory) map[string]int {
-	refs := map[string]int{}
-	n := 0
-	for _, t := range inv.Targets {
-		for _, p := range t.Packages {
-			n++
-			key := p.Location + "|" + p.Name + "|" + p.Version
-			if _, ok := refs[key]; !ok {
-				refs[key] = n
-			}
-		}
-	}
-	return refs
-}
 
 func findingKey(f report.Finding) string {
 	return f.PkgPath + "|" + f.PkgName + "|" + f.InstalledVersion
 }
 
-// AddCycloneDXVulnerabilities adds the findings of rep to bom (built by
-// CycloneDXBOM from the same inventory): one vulnerability per ID, with
-// the components it affects, its ratings, references, advisories and the
-// fixed versions as a recommendation. Findings of removed packages are not
-// added: their components are not in the BOM.
-func AddCycloneDXVulnerabilities(bom *cdx.BOM, inv *analyze.Inventory, rep *report.Report) {
-	refs := packageRefs(inv)
+// cdxVulnerabilities turns the findings of rep into CycloneDX
+// vulnerabilities: one per ID, with the components it affects (refs maps a
+// finding's package to its component), its ratings, references, advisories
+// and the fixed versions as a recommendation. Findings of packages that are
+// not components (removed packages) are left out.
+func cdxVulnerabilities(refs map[string]int, rep *report.Report) []cdx.Vulnerability {
 	byID := map[string]*cdx.Vulnerability{}
+	affected := map[string]map[int]bool{}
 	fixes := map[string][]string{}
 	var order []string
 	for _, res := range rep.Results {
@@ -56,20 +36,22 @@ func AddCycloneDXVulnerabilities(bom *cdx.BOM, inv *analyze.Inventory, rep *repo
 			if v == nil {
 				v = cdxVulnerability(f)
 				byID[f.VulnerabilityID] = v
+				affected[f.VulnerabilityID] = map[int]bool{}
 				order = append(order, f.VulnerabilityID)
 			}
+			if f.FixedVersion != "" {
+				fixes[f.VulnerabilityID] = append(fixes[f.VulnerabilityID], fmt.Sprintf("%s %s to %s", f.PkgName, f.InstalledVersion, f.FixedVersion))
+			}
+			if affected[f.VulnerabilityID][n] {
+				continue // the same package in another place
+			}
+			affected[f.VulnerabilityID][n] = true
 			affects := append(*v.Affects, cdx.Affects{
 				Ref:   fmt.Sprintf("pkg-%d", n),
 				Range: &[]cdx.AffectedVersions{{Version: f.InstalledVersion, Status: cdx.VulnerabilityStatusAffected}},
 			})
 			v.Affects = &affects
-			if f.FixedVersion != "" {
-				fixes[f.VulnerabilityID] = append(fixes[f.VulnerabilityID], fmt.Sprintf("%s %s to %s", f.PkgName, f.InstalledVersion, f.FixedVersion))
-			}
 		}
-	}
-	if len(order) == 0 {
-		return
 	}
 	vulns := make([]cdx.Vulnerability, 0, len(order))
 	for _, id := range order {
@@ -80,7 +62,7 @@ func AddCycloneDXVulnerabilities(bom *cdx.BOM, inv *analyze.Inventory, rep *repo
 		}
 		vulns = append(vulns, *v)
 	}
-	bom.Vulnerabilities = &vulns
+	return vulns
 }
 
 func cdxVulnerability(f report.Finding) *cdx.Vulnerability {
@@ -181,26 +163,21 @@ func aliasSource(id string) string {
 	return prefix
 }
 
-// AddSPDXVulnerabilities adds, to each package of doc (built by
-// SPDXDocument from the same inventory) that has findings, a SECURITY
-// external reference of type advisory per vulnerability: its page, and a
-// comment with the ID, severity, status and fixed version.
-func AddSPDXVulnerabilities(doc *spdx.Document, inv *analyze.Inventory, rep *report.Report) {
-	refs := packageRefs(inv)
-	byID := map[common.ElementID]*spdx.Package{}
-	for _, p := range doc.Packages {
-		byID[p.PackageSPDXIdentifier] = p
-	}
+// spdxAdvisories turns the findings of rep into SECURITY external
+// references of type advisory, by component number (refs maps a finding's
+// package to it): the advisory's page, and a comment with the ID,
+// severity, status and fixed version; once per ID and component.
+func spdxAdvisories(refs map[string]int, rep *report.Report) map[int][]*spdx.PackageExternalReference {
+	out := map[int][]*spdx.PackageExternalReference{}
+	seen := map[string]bool{}
 	for _, res := range rep.Results {
 		for _, f := range res.Vulnerabilities {
 			n, ok := refs[findingKey(f)]
-			if !ok {
+			key := fmt.Sprintf("%d|%s", n, f.VulnerabilityID)
+			if !ok || seen[key] {
 				continue
 			}
-			p := byID[common.ElementID(fmt.Sprintf("Package-%d", n))]
-			if p == nil {
-				continue
-			}
+			seen[key] = true
 			url := f.PrimaryURL
 			if url == "" {
 				url = "https://osv.dev/vulnerability/" + f.VulnerabilityID
@@ -209,14 +186,10 @@ func AddSPDXVulnerabilities(doc *spdx.Document, inv *analyze.Inventory, rep *rep
 			if f.FixedVersion != "" {
 				comment += ", fixed in " + f.FixedVersion
 			}
-			p.PackageExternalReferences = append(p.PackageExternalReferences, &spdx.PackageExternalReference{
+			out[n] = append(out[n], &spdx.PackageExternalReference{
 				Category: common.CategorySecurity, RefType: common.TypeSecurityAdvisory, Locator: url, ExternalRefComment: comment,
 			})
 		}
 	}
-	for _, p := range doc.Packages {
-		slices.SortStableFunc(p.PackageExternalReferences, func(a, b *spdx.PackageExternalReference) int {
-			return cmp.Compare(a.Category, b.Category)
-		})
-	}
+	return out
 }

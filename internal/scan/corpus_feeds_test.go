@@ -12,7 +12,9 @@ package scan
 //     "<release>_<source>: <status> (<version or note>)" lines, "Priority:"
 //     and per-package "Priority_<source>:". The status words mean what the
 //     tracker's README says: released (fixed in the version given), needed
-//     and needs-triage (vulnerable or not yet known, no fix), pending (an
+//     (vulnerable, no fix), needs-triage (not evaluated yet: no finding, as
+//     Trivy reads it; its Ubuntu source keeps only needed, deferred and
+//     released), pending (an
 //     update with the fix in the version given is waiting to be published),
 //     deferred (vulnerable, fix deferred), ignored (a firm decision not to
 //     fix; the report may call it end of life when the note says so),
@@ -314,8 +316,13 @@ func uctFile(r io.Reader, name, release string) map[string]advisory {
 			} else {
 				a.status = "affected"
 			}
-		case "needed", "needs-triage", "active":
+		case "needed", "active":
 			a.status = "affected"
+		case "needs-triage":
+			// Not evaluated by Ubuntu: Trivy leaves it out (its Ubuntu
+			// source keeps needed, deferred and released), and so does a
+			// scan unless asked.
+			continue
 		case "deferred":
 			a.status = "fix_deferred"
 		case "ignored":

@@ -135,7 +135,7 @@ func TestCorpusFindings(t *testing.T) {
 	checkCorpusCovered(t, corpus)
 	db, dbPath := corpusDB(t)
 	feeds := newCorpusFeeds(filepath.Join(corpus, "feeds"))
-	tools := newOracles(t.TempDir())
+	tools := newOracles(t)
 	written := map[string]bool{} // golden files rewritten in this run
 	for _, sc := range corpusScans {
 		name := sc.file
@@ -175,7 +175,7 @@ func TestCorpusFeedVersions(t *testing.T) {
 	corpus := corpustest.Dir(t)
 	db, dbPath := corpusDB(t)
 	feeds := newCorpusFeeds(filepath.Join(corpus, "feeds"))
-	tools := newOracles(t.TempDir())
+	tools := newOracles(t)
 	semverish := regexp.MustCompile(`\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?`)
 	for _, tc := range []struct {
 		ns   string

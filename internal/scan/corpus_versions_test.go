@@ -9,31 +9,24 @@ package scan
 // are kept for the rest of the test.
 
 import (
-	"archive/tar"
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
 
-	"github.com/lading-dev/lading/internal/corpustest"
+	"github.com/lading-dev/lading/internal/oracle"
 )
 
-// The tools.
+// The tools (internal/oracle).
 const (
-	toolDpkg   = "dpkg"       // dpkg --compare-versions
-	toolApk    = "apk"        // apk version -t
-	toolSemver = "semver"     // node-semver compare
-	toolRange  = "node-range" // node-semver satisfies(version, range)
-	toolAny    = "node-any"   // does any version satisfy node-semver range a (minVersion)
-	toolPEP440 = "pep440"     // python3 packaging.version.Version
+	toolDpkg   = string(oracle.Dpkg)            // dpkg --compare-versions
+	toolApk    = string(oracle.Apk)             // apk version -t
+	toolSemver = string(oracle.Semver)          // node-semver compare
+	toolRange  = string(oracle.SemverSatisfies) // node-semver satisfies(version, range)
+	toolAny    = string(oracle.SemverAny)       // does any version satisfy node-semver range a (minVersion)
+	toolPEP440 = string(oracle.PEP440)          // python3 packaging.version.Version
 )
 
 // question is one question to a tool: compare a with b (-1, 0, 1); for
@@ -52,15 +45,14 @@ type answer struct {
 
 // oracles asks the tools and remembers their answers.
 type oracles struct {
-	tmp     string // for the apk chroot
+	tools   *oracle.Oracle
 	answers map[question]answer
 	asked   map[string]int // questions asked per tool
 	batches map[string]int // processes run per tool
-	apkRoot string
 }
 
-func newOracles(tmp string) *oracles {
-	return &oracles{tmp: tmp, answers: map[question]answer{}, asked: map[string]int{}, batches: map[string]int{}}
+func newOracles(t *testing.T) *oracles {
+	return &oracles{tools: oracle.New(t), answers: map[question]answer{}, asked: map[string]int{}, batches: map[string]int{}}
 }
 
 // canonical orders a comparison's operands so that (a, b) and (b, a) are
@@ -97,33 +89,17 @@ func (o *oracles) resolve(t *testing.T, qs []question) int {
 	sort.Strings(tools)
 	for _, tool := range tools {
 		batch := byTool[tool]
-		var lines []string
-		for _, q := range batch {
-			lines = append(lines, q.a+"\t"+q.b)
-		}
-		out := o.run(t, tool, lines)
-		if len(out) != len(batch) {
-			t.Fatalf("%s answered %d of %d questions", tool, len(out), len(batch))
-		}
+		pairs := make([][2]string, len(batch))
 		for i, q := range batch {
-			o.answers[q] = parseAnswer(out[i])
+			pairs[i] = [2]string{q.a, q.b}
+		}
+		for i, a := range o.tools.Ask(t, oracle.Tool(tool), pairs) {
+			o.answers[batch[i]] = answer{n: a.N, err: a.Err}
 		}
 		o.asked[tool] += len(batch)
 		o.batches[tool]++
 	}
 	return len(seen)
-}
-
-func parseAnswer(s string) answer {
-	switch strings.TrimSpace(s) {
-	case "<", "-1":
-		return answer{n: -1}
-	case "=", "0":
-		return answer{n: 0}
-	case ">", "1":
-		return answer{n: 1}
-	}
-	return answer{err: strings.TrimSpace(s)}
 }
 
 // cmp answers a question resolve has had answered.
@@ -143,192 +119,6 @@ func (o *oracles) cmp(tool, a, b string) (int, error) {
 		return -ans.n, nil
 	}
 	return ans.n, nil
-}
-
-// run feeds lines ("a\tb") to a tool and returns one answer per line.
-func (o *oracles) run(t *testing.T, tool string, lines []string) []string {
-	t.Helper()
-	var cmd *exec.Cmd
-	switch tool {
-	case toolDpkg:
-		need(t, "dpkg", "dpkg")
-		cmd = exec.Command("sh", "-c", `while IFS='	' read -r a b; do
-	if dpkg --compare-versions "$a" lt "$b" 2>/dev/null; then echo -1
-	elif dpkg --compare-versions "$a" eq "$b" 2>/dev/null; then echo 0
-	elif dpkg --compare-versions "$a" gt "$b" 2>/dev/null; then echo 1
-	else echo "bad version"; fi
-done`)
-	case toolApk:
-		root := o.alpineRoot(t)
-		cmd = exec.Command("chroot", root, "/bin/sh", "-c", `while IFS='	' read -r a b; do
-	r=$(/sbin/apk version -t "$a" "$b" 2>/dev/null); echo "${r:-no answer}"
-done`)
-	case toolSemver, toolRange, toolAny:
-		node, mod := nodeSemver(t)
-		cmd = exec.Command(node, "-e", fmt.Sprintf(`const semver = require(%q);
-const out = [];
-for (const l of require("fs").readFileSync(0, "utf8").split("\n")) {
-	if (l === "") continue;
-	const [a, b] = l.split("\t");
-	try {
-		switch (%q) {
-		case "compare": out.push(String(semver.compare(a, b))); break;
-		case "satisfies":
-			if (semver.valid(a) === null || semver.validRange(b) === null) out.push("invalid");
-			else out.push(semver.satisfies(a, b) ? "1" : "0");
-			break;
-		default:
-			if (semver.validRange(a) === null) out.push("invalid");
-			else out.push(semver.minVersion(a) === null ? "0" : "1");
-		}
-	} catch (e) { out.push("invalid: " + e.message); }
-}
-console.log(out.join("\n"));`, mod, map[string]string{toolSemver: "compare", toolRange: "satisfies", toolAny: "any"}[tool]))
-		cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Dir(mod))
-	case toolPEP440:
-		cmd = exec.Command(python(t, "packaging.version", "python3-packaging"), "-c", `import sys
-from packaging.version import Version, InvalidVersion
-for line in sys.stdin:
-    a, b = line.rstrip("\n").split("\t")
-    try:
-        x, y = Version(a), Version(b)
-        print((x > y) - (x < y))
-    except InvalidVersion:
-        print("invalid")
-`)
-	default:
-		t.Fatalf("no tool %q", tool)
-	}
-	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", tool, err, stderr.String())
-	}
-	return strings.Split(strings.TrimRight(string(out), "\n"), "\n")
-}
-
-func need(t *testing.T, cmd, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(cmd)
-	if err != nil {
-		t.Skipf("%s not installed (Debian package %s; .ci/setup.d/40-vulndb.sh installs it)", cmd, pkg)
-	}
-	return p
-}
-
-// python returns a python3 that can import module, or skips.
-func python(t *testing.T, module, pkg string) string {
-	t.Helper()
-	for _, py := range []string{"/usr/bin/python3", "python3"} {
-		p, err := exec.LookPath(py)
-		if err != nil {
-			continue
-		}
-		if exec.Command(p, "-c", "import "+module).Run() == nil {
-			return p
-		}
-	}
-	t.Skipf("no python3 with module %s (Debian package %s; .ci/setup.d/40-vulndb.sh installs it)", module, pkg)
-	return ""
-}
-
-// nodeSemver finds node and node's semver package where
-// .ci/setup.d/40-vulndb.sh puts it (Debian's node-semver), or in the places
-// the other tests look.
-func nodeSemver(t *testing.T) (node, module string) {
-	t.Helper()
-	node = need(t, "node", "nodejs")
-	var dirs []string
-	if d := os.Getenv("LADING_NODE_MODULES"); d != "" {
-		dirs = append(dirs, d)
-	}
-	if c, err := os.UserCacheDir(); err == nil {
-		dirs = append(dirs, filepath.Join(c, "lading-ci", "node_modules"))
-	}
-	dirs = append(dirs, "/usr/lib/node_modules/npm/node_modules", "/usr/share/nodejs")
-	for _, d := range dirs {
-		if _, err := os.Stat(filepath.Join(d, "semver", "package.json")); err != nil {
-			continue
-		}
-		// Debian's node-semver needs its dependencies (node-lru-cache)
-		// from the same directory, which a node not from Debian does not
-		// search by itself: NODE_PATH.
-		probe := exec.Command(node, "-e", `require(process.argv[1]).satisfies("1.0.0", "<2")`, filepath.Join(d, "semver"))
-		probe.Env = append(os.Environ(), "NODE_PATH="+d)
-		if probe.Run() == nil {
-			return node, filepath.Join(d, "semver")
-		}
-	}
-	t.Skipf("no working node semver package in %v (Debian package node-semver)", dirs)
-	return "", ""
-}
-
-// alpineRoot unpacks the Alpine 3.20 minirootfs (layer 0 of the
-// alpine-3.20-app corpus image) once, to run its apk with chroot.
-func (o *oracles) alpineRoot(t *testing.T) string {
-	t.Helper()
-	if o.apkRoot != "" {
-		return o.apkRoot
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("apk runs in a chroot of an Alpine minirootfs, which needs root")
-	}
-	need(t, "chroot", "coreutils")
-	need(t, "tar", "tar")
-	blob := ociLayerBlob(t, corpustest.Image(t, "alpine-3.20-app.oci.tar"), 0)
-	root, err := os.MkdirTemp(o.tmp, "apk-root-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("tar", "-xzf", "-", "-C", root)
-	cmd.Stdin = bytes.NewReader(blob)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("unpack the minirootfs layer: %v\n%s", err, out)
-	}
-	o.apkRoot = root
-	return root
-}
-
-// ociLayerBlob returns layer n of the (single) image of an OCI layout tar.
-func ociLayerBlob(t *testing.T, ociTar string, n int) []byte {
-	t.Helper()
-	f, err := os.Open(ociTar)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	files := map[string][]byte{}
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[strings.TrimPrefix(h.Name, "./")] = b
-	}
-	blob := func(digest string) []byte { return files["blobs/"+strings.Replace(digest, ":", "/", 1)] }
-	var index struct {
-		Manifests []struct{ Digest string } `json:"manifests"`
-	}
-	var manifest struct {
-		Layers []struct{ Digest string } `json:"layers"`
-	}
-	if err := json.Unmarshal(files["index.json"], &index); err != nil || len(index.Manifests) == 0 {
-		t.Fatalf("%s: index.json: %v", ociTar, err)
-	}
-	if err := json.Unmarshal(blob(index.Manifests[0].Digest), &manifest); err != nil || len(manifest.Layers) <= n {
-		t.Fatalf("%s: manifest: %v", ociTar, err)
-	}
-	return blob(manifest.Layers[n].Digest)
 }
 
 // verdict is what an advisory says about a version.

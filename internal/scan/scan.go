@@ -15,7 +15,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,19 +31,33 @@ import (
 
 // Scanner scans inventories against a vulnerability database.
 type Scanner struct {
-	db      *vulndb.DB
-	dbPath  string
-	matcher *match.Matcher
-	log     *slog.Logger
-	now     func() time.Time
+	db        *vulndb.DB
+	dbPath    string
+	matcher   *match.Matcher
+	log       *slog.Logger
+	now       func() time.Time
+	untriaged bool
 }
 
+// Option configures a Scanner.
+type Option func(*Scanner)
+
+// WithUntriaged reports findings whose status is under investigation (the
+// distribution has not evaluated them: Ubuntu's needs-triage). Without it
+// they are left out, as Trivy leaves them out; with it they are listed and
+// still count in no total (report.Finding.Counted).
+func WithUntriaged(b bool) Option { return func(s *Scanner) { s.untriaged = b } }
+
 // New returns a scanner reading db (whose file is path, for the report).
-func New(db *vulndb.DB, path string, log *slog.Logger) *Scanner {
+func New(db *vulndb.DB, path string, log *slog.Logger, opts ...Option) *Scanner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Scanner{db: db, dbPath: path, matcher: match.New(db, log), log: log, now: time.Now}
+	s := &Scanner{db: db, dbPath: path, matcher: match.New(db, log), log: log, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // ImageInfo is what the report says about the scanned image.
@@ -81,7 +96,11 @@ func (s *Scanner) Image(ctx context.Context, img v1.Image, info ImageInfo, opts 
 			info.Digest = d.String()
 		}
 	}
-	r, err := s.Inventory(ctx, inv, "container_image", info)
+	typ := "container_image"
+	if inv.Mode == analyze.ModeFS {
+		typ = "filesystem"
+	}
+	r, err := s.Inventory(ctx, inv, typ, info)
 	return r, inv, err
 }
 
@@ -119,16 +138,18 @@ func (s *Scanner) Inventory(ctx context.Context, inv *analyze.Inventory, artifac
 	if inv.OS != nil {
 		r.Metadata.OS = &report.OS{Family: inv.OS.ID, Name: inv.OS.VersionID}
 		ns = vulndb.DistroNamespace(inv.OS.ID, cmp.Or(inv.OS.VersionID, inv.OS.Codename))
+		if hasOSPackages(inv) {
+			r.Metadata.OS.Unscanned = unscanned(meta, ns, strings.TrimSpace(inv.OS.ID+" "+cmp.Or(inv.OS.VersionID, inv.OS.Codename)))
+		}
 	}
-	shadowed := shadowedLockfiles(inv.Targets)
 	for _, t := range inv.Targets {
 		r.Metadata.PackageSize += len(t.Packages)
-		if shadowed[t.Path] {
-			continue
-		}
 		res, err := s.target(ctx, t.Path, t.Type, string(t.Class), t.Packages, inv.OS, ns, layers)
 		if err != nil {
 			return nil, err
+		}
+		if t.Class == analyze.ClassOS && r.Metadata.OS != nil {
+			res.Unscanned = r.Metadata.OS.Unscanned
 		}
 		r.Results = append(r.Results, res)
 	}
@@ -149,31 +170,6 @@ func (s *Scanner) Inventory(ctx context.Context, inv *analyze.Inventory, artifac
 	}
 	r.Sort()
 	return r, nil
-}
-
-// shadowedLockfiles returns the npm lockfiles that have an installed
-// node_modules tree beside them. In an image, the installed packages are
-// what runs, and the lockfile repeats them (or lists packages that were
-// never installed), so scans report the node_modules target alone, as
-// Trivy does for images. A lockfile with nothing installed beside it is
-// scanned.
-func shadowedLockfiles(ts []analyze.Target) map[string]bool {
-	installed := map[string]bool{}
-	for _, t := range ts {
-		if t.Type == "node_modules" {
-			installed[t.Path] = true
-		}
-	}
-	out := map[string]bool{}
-	for _, t := range ts {
-		switch path.Base(t.Path) {
-		case "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml":
-			if installed[path.Join(path.Dir(t.Path), "node_modules")] {
-				out[t.Path] = true
-			}
-		}
-	}
-	return out
 }
 
 // target matches the packages of one target.
@@ -205,9 +201,66 @@ func (s *Scanner) findings(ctx context.Context, p *pkg.Package, distroNS string,
 	}
 	out := make([]report.Finding, 0, len(ms))
 	for _, m := range ms {
+		if m.Status == vulndb.StatusUnderInvestigation && !s.untriaged {
+			continue
+		}
 		out = append(out, finding(p, m, layers))
 	}
 	return out, nil
+}
+
+// hasOSPackages reports whether the inventory has an OS package database.
+func hasOSPackages(inv *analyze.Inventory) bool {
+	for _, t := range inv.Targets {
+		if t.Class == analyze.ClassOS {
+			return true
+		}
+	}
+	return false
+}
+
+// unscanned says, when the database has no advisories for the OS release
+// ns, which releases of that distribution it covers; nil when it has some.
+func unscanned(meta vulndb.Metadata, ns, target string) *report.Unscanned {
+	if ns == "" || meta.Namespaces[ns] > 0 {
+		return nil
+	}
+	distro, _, _ := strings.Cut(ns, ":")
+	var covered []string
+	for n := range meta.Namespaces {
+		if d, _, _ := strings.Cut(n, ":"); d == distro && meta.Namespaces[n] > 0 {
+			covered = append(covered, n)
+		}
+	}
+	slices.SortFunc(covered, compareReleases)
+	u := &report.Unscanned{Namespace: ns, Covered: covered}
+	if len(covered) == 0 {
+		u.Covered = []string{}
+		u.Message = fmt.Sprintf("The vulnerability database has no advisories for %s (the image is %s); it covers no %s release. The OS packages were not checked.", ns, target, distro)
+	} else {
+		u.Message = fmt.Sprintf("The vulnerability database has no advisories for %s (the image is %s); it covers %s. The OS packages were not checked.", ns, target, strings.Join(covered, ", "))
+	}
+	return u
+}
+
+// compareReleases orders "alpine:3.9" before "alpine:3.10".
+func compareReleases(a, b string) int {
+	pa := strings.FieldsFunc(a, func(r rune) bool { return r == ':' || r == '.' })
+	pb := strings.FieldsFunc(b, func(r rune) bool { return r == ':' || r == '.' })
+	for i := 0; i < len(pa) && i < len(pb); i++ {
+		na, ea := strconv.Atoi(pa[i])
+		nb, eb := strconv.Atoi(pb[i])
+		if ea == nil && eb == nil {
+			if c := cmp.Compare(na, nb); c != 0 {
+				return c
+			}
+			continue
+		}
+		if c := strings.Compare(pa[i], pb[i]); c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(len(pa), len(pb))
 }
 
 // osTarget is the header of the OS packages: "alpine 3.10.4 (alpine)".
@@ -247,6 +300,7 @@ func finding(p *pkg.Package, m match.Match, layers []report.Layer) report.Findin
 		Status:           strings.ReplaceAll(m.Status.String(), " ", "_"),
 		Severity:         severity(m.Severity.Rating),
 		SeveritySource:   m.Severity.Source,
+		SeverityFrom:     m.SeverityFrom,
 		Title:            m.Title,
 		Description:      m.Description,
 		References:       m.References,

@@ -211,16 +211,3 @@ func FuzzFromSBOM(f *testing.F) {
 		FromSBOM(bytesReader(b), "fuzz")
 	})
 }
-
-func TestShadowedLockfiles(t *testing.T) {
-	ts := []analyze.Target{
-		{Path: "/app/package-lock.json", Type: "npm"},
-		{Path: "/app/node_modules", Type: "node_modules"},
-		{Path: "/srv/yarn.lock", Type: "yarn"},
-		{Path: "/app-src/go.mod", Type: "gomod"},
-	}
-	got := shadowedLockfiles(ts)
-	if diff := cmp.Diff(map[string]bool{"/app/package-lock.json": true}, got); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
-	}
-}

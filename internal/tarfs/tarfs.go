@@ -105,18 +105,14 @@ func Open(file string, opts ...Option) (*FS, error) {
 }
 
 // FromReader copies r (plain, gzip or zstd) to a temp file and opens it;
-// display names the stream in messages. The temp file goes on Close.
+// display names the stream in messages. The temp file goes on Close. r is
+// read only during the call, and not to its end when FromReader fails.
 func FromReader(r io.Reader, display string, opts ...Option) (*FS, error) {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
-	pr, pw := io.Pipe()
-	go func() {
-		_, err := io.Copy(pw, r)
-		pw.CloseWithError(err)
-	}()
-	return fromStream(pr, display, &o)
+	return fromStream(r, display, &o)
 }
 
 // fromFile indexes f, copying it to a temp file first when it is compressed
@@ -214,6 +210,9 @@ func index(f *os.File, display, tmp string) (*FS, error) {
 		}
 		if len(t.members) >= MaxMembers {
 			return nil, errdefs.TooLarge(fmt.Errorf("%s: more than %d entries", display, MaxMembers))
+		}
+		if h.Typeflag == tar.TypeDir && path.Clean(h.Name) == "." {
+			continue // "./", as tar -C DIR -c . writes the root: implied anyway
 		}
 		name, err := clean(h.Name)
 		if err != nil {

@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 
 	"github.com/klauspost/compress/gzip"
+	"go.uber.org/goleak"
 
 	"github.com/lading-dev/lading/internal/errdefs"
 )
@@ -168,4 +170,44 @@ func FuzzOpen(f *testing.F) {
 			return nil
 		})
 	})
+}
+
+// FromReader stops reading its stream when it stops early (a corrupt gzip
+// header, a temp dir it cannot write): no goroutine is left reading the
+// stream, and nothing is read from it afterwards. Before, a copying
+// goroutine stayed blocked on a pipe nobody read, forever.
+func TestFromReaderStopsEarly(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		stream []byte
+		tmpDir string
+	}{
+		{"corrupt gzip header", append([]byte{0x1f, 0x8b, 0xff, 0xff}, bytes.Repeat([]byte{'x'}, 1<<20)...), ""},
+		{"no temp dir", makeTar(t, []ent{{name: "a", body: strings.Repeat("a", 1<<20), typ: tar.TypeReg}}), "/nonexistent/lading-tarfs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := goleak.IgnoreCurrent()
+			r := &countingReader{r: bytes.NewReader(tc.stream)}
+			if fsys, err := FromReader(r, "test stream", WithTempDir(tc.tmpDir)); err == nil {
+				fsys.Close()
+				t.Fatal("FromReader succeeded")
+			}
+			n := r.n.Load()
+			goleak.VerifyNone(t, before)
+			if later := r.n.Load(); later != n {
+				t.Errorf("%d bytes read from the stream after FromReader returned", later-n)
+			}
+		})
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }

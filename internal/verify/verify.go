@@ -92,6 +92,9 @@ type Reader struct {
 	size int64 // -1: unknown, digest only
 	n    int64
 	err  error // sticky
+	// mismatch is set when the reader's own check failed (not the
+	// stream below it).
+	mismatch bool
 }
 
 // NewReader returns a Reader that checks r against want and size. A size of
@@ -118,11 +121,13 @@ func (v *Reader) Read(p []byte) (int, error) {
 	v.h.Write(p[:n])
 	if v.size >= 0 && v.n > v.size {
 		v.err = errdefs.Corrupt(fmt.Errorf("content %s: more than the expected %d bytes", v.want, v.size))
+		v.mismatch = true
 		return n - int(v.n-v.size), v.err
 	}
 	if err == io.EOF {
 		if err := v.check(); err != nil {
 			v.err = err
+			v.mismatch = true
 			return n, err
 		}
 		v.err = io.EOF
@@ -145,6 +150,11 @@ func (v *Reader) check() error {
 
 // Verified reports whether the whole stream has been read and matched.
 func (v *Reader) Verified() bool { return v.err == io.EOF }
+
+// Mismatch reports whether the stream failed the check: it did not hash to
+// the digest, or its size differed. An error of the stream itself is not a
+// mismatch.
+func (v *Reader) Mismatch() bool { return v.mismatch }
 
 // ReadCloser is a Reader that closes the underlying stream.
 type ReadCloser struct {

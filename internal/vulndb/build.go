@@ -3,12 +3,9 @@ package vulndb
 import (
 	"bufio"
 	"cmp"
-	"context"
-	"encoding/binary"
-	"encoding/json"
-	"fmt"
+	"errors"
 	"hash/maphash"
-	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -16,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/version"
 )
 
@@ -45,21 +41,46 @@ type SourceInfo struct {
 // A Builder collects records from the feeds and writes a database: it
 // merges records through their aliases, merges the advisories of one
 // source for one package and vulnerability, sorts range events, and counts.
-// A Builder is not safe for concurrent use.
+//
+// Records stream through it: Add keeps in memory only what merging needs
+// (IDs, aliases, the package each advisory is about) and spills the rest
+// (text, ranges, versions) to an unlinked temporary file, and Write reads
+// it back one vulnerability and one package at a time as it writes the
+// database. Memory grows with the number of records and advisories, not
+// with their size. A Builder is not safe for concurrent use.
 type Builder struct {
 	log     *slog.Logger
-	records []Record
 	sources map[string]*SourceInfo
-	seen    map[uint64]int // record identity → index in records
+	seen    map[uint64]int // record identity → index in recs
 	seed    maphash.Seed
+	tmpDir  string
+	spill   *spill
+	err     error // the first error spilling a record; Write returns it
+	recs    []recMeta
+	affs    []affRef
+	keys    map[string]uint32 // "namespace\x00package" → index in keyNames
+	names   []string
+	strs    map[string]string // interned sources, namespaces and IDs
 }
 
+// BuilderOption configures a Builder.
+type BuilderOption func(*Builder)
+
+// WithBuildTempDir sets where a Builder spills records (default
+// os.TempDir()).
+func WithBuildTempDir(dir string) BuilderOption { return func(b *Builder) { b.tmpDir = dir } }
+
 // NewBuilder returns an empty Builder.
-func NewBuilder(log *slog.Logger) *Builder {
+func NewBuilder(log *slog.Logger, opts ...BuilderOption) *Builder {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Builder{log: log, sources: map[string]*SourceInfo{}, seen: map[uint64]int{}, seed: maphash.MakeSeed()}
+	b := &Builder{log: log, sources: map[string]*SourceInfo{}, seen: map[uint64]int{}, seed: maphash.MakeSeed(),
+		keys: map[string]uint32{}, strs: map[string]string{}}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
 }
 
 // identity hashes what makes two records the same record: source, IDs and
@@ -126,14 +147,15 @@ func (b *Builder) Add(r Record) {
 	id := b.identity(&r)
 	if i, ok := b.seen[id]; ok {
 		b.Skip(r.Source, "duplicate record")
-		if r.Modified.After(b.records[i].Modified) {
-			b.records[i] = r
+		if r.Modified.After(b.recs[i].modified) {
+			b.store(i, &r)
 		}
 		return
 	}
-	b.seen[id] = len(b.records)
+	b.seen[id] = len(b.recs)
 	s.Records++
-	b.records = append(b.records, r)
+	b.recs = append(b.recs, recMeta{})
+	b.store(len(b.recs)-1, &r)
 }
 
 // AddFile counts a file read for a source.
@@ -200,136 +222,6 @@ func (u *aliasSets) union(a, b int) bool {
 	}
 	u.parent[rb] = ra
 	return true
-}
-
-type advKey struct{ ns, name, vuln, source string }
-
-// Write merges what was added and writes the database to path (write, then
-// rename). meta's BuiltAt and Builder are kept; the rest is filled in. It
-// returns the metadata written. A Builder writes once: Write lets go of the
-// records as it goes.
-func (b *Builder) Write(ctx context.Context, path string, meta Metadata) (Metadata, error) {
-	if meta.BuiltAt.IsZero() {
-		meta.BuiltAt = time.Now().UTC()
-	}
-	meta.Schema = SchemaVersion
-
-	// Group IDs through aliases.
-	u := &aliasSets{index: map[string]int{}}
-	conflicts := 0
-	for _, r := range b.records {
-		ri := u.id(r.ID)
-		u.record[ri] = true
-		for _, a := range r.Aliases {
-			if a = strings.TrimSpace(a); a != "" && a != r.ID {
-				if !u.union(ri, u.id(a)) {
-					conflicts++
-				}
-			}
-		}
-	}
-	if conflicts > 0 {
-		b.log.Debug("aliases naming two CVEs were not merged", "count", conflicts)
-	}
-	if err := ctx.Err(); err != nil {
-		return meta, err
-	}
-
-	// One vulnerability per set.
-	members := map[int][]int{}
-	for i := range u.ids {
-		r := u.find(i)
-		members[r] = append(members[r], i)
-	}
-	canon := map[int]string{} // root → vulnerability ID
-	for root, ms := range members {
-		canon[root] = canonicalID(u, root, ms)
-	}
-	byRoot := map[int][]*Record{}
-	for i := range b.records {
-		r := &b.records[i]
-		root := u.find(u.index[r.ID])
-		byRoot[root] = append(byRoot[root], r)
-	}
-	vulns := make([]Vulnerability, 0, len(byRoot))
-	for root, recs := range byRoot {
-		v := mergeVulnerability(canon[root], recs)
-		for _, m := range members[root] {
-			if id := u.ids[m]; id != v.ID {
-				v.Aliases = append(v.Aliases, id)
-			}
-		}
-		slices.Sort(v.Aliases)
-		vulns = append(vulns, v)
-	}
-	slices.SortFunc(vulns, func(a, b Vulnerability) int { return cmp.Compare(a.ID, b.ID) })
-
-	// Advisories, merged per package, vulnerability and source. Each
-	// record's packages are let go once read: the advisories hold what
-	// they need.
-	advs := map[advKey]*Advisory{}
-	for i := range b.records {
-		r := &b.records[i]
-		vid := canon[u.find(u.index[r.ID])]
-		sid := r.ID
-		if r.SourceID != "" {
-			sid = r.SourceID
-		}
-		for _, a := range r.Affected {
-			k := advKey{a.Namespace, a.Package, vid, r.Source}
-			if prev := advs[k]; prev != nil {
-				mergeAdvisory(prev, sid, a)
-				continue
-			}
-			advs[k] = &Advisory{
-				VulnID: vid, SourceID: sid, Source: r.Source, Status: a.Status,
-				// Clipped: records may share these arrays (one OSV
-				// advisory split per CVE), so a merge must not append
-				// into them.
-				Ranges: slices.Clip(a.Ranges), Versions: slices.Clip(a.Versions), Severity: a.Severity, Note: a.Note,
-			}
-		}
-		r.Affected = nil
-	}
-	b.records, b.seen = nil, nil
-	if err := ctx.Err(); err != nil {
-		return meta, err
-	}
-	byKey := map[string][]*Advisory{}
-	meta.Namespaces = map[string]int{}
-	comparators := map[string][2]version.Comparator{}
-	for k, a := range advs {
-		c, ok := comparators[k.ns]
-		if !ok {
-			eco, semver := Comparators(k.ns)
-			c = [2]version.Comparator{version.Cached(eco), version.Cached(semver)}
-			comparators[k.ns] = c
-		}
-		tidyAdvisory(c[0], c[1], a)
-		key := k.ns + "\x00" + k.name
-		byKey[key] = append(byKey[key], a)
-		meta.Namespaces[k.ns]++
-		b.source(a.Source).Advisories++
-	}
-
-	// Sources, in name order; advisories refer to them by index.
-	meta.Sources = meta.Sources[:0]
-	for _, s := range b.sources {
-		meta.Sources = append(meta.Sources, *s)
-	}
-	slices.SortFunc(meta.Sources, func(a, b SourceInfo) int { return cmp.Compare(a.Name, b.Name) })
-	srcIndex := map[string]uint64{}
-	for i, s := range meta.Sources {
-		srcIndex[s.Name] = uint64(i)
-	}
-	meta.Vulnerabilities, meta.Advisories, meta.Packages = len(vulns), len(advs), len(byKey)
-
-	if err := ctx.Err(); err != nil {
-		return meta, err
-	}
-	return meta, WriteFileAtomic(path, func(f *os.File) error {
-		return writeDB(f, meta, vulns, byKey, srcIndex)
-	})
 }
 
 // canonicalID picks a set's vulnerability ID: its CVE, else a GHSA, else
@@ -489,93 +381,6 @@ const (
 	flagVersions
 )
 
-// writeDB writes the file: a header placeholder, then the metadata, the
-// vulnerabilities, the advisories, the keys and the index, streamed; then the
-// header, now that the sections' places are known.
-func writeDB(f *os.File, meta Metadata, vulns []Vulnerability, byKey map[string][]*Advisory, srcIndex map[string]uint64) error {
-	w := &countingWriter{w: bufio.NewWriterSize(f, 1<<20)}
-	w.Write(make([]byte, headerSize))
-	var h header
-	h.schema = SchemaVersion
-
-	mj, err := json.Marshal(meta)
-	if err != nil {
-		return err
-	}
-	h.meta = section{w.n, uint64(len(mj))}
-	w.Write(mj)
-
-	var e encoder
-	h.vulns.off = w.n
-	vulnOff := make(map[string]uint64, len(vulns))
-	for _, v := range vulns {
-		vulnOff[v.ID] = w.n - h.vulns.off
-		e.b = e.b[:0]
-		e.str(v.ID)
-		e.strs(v.Aliases)
-		e.str(v.Title)
-		e.str(v.Description)
-		e.strs(v.References)
-		e.time(v.Published)
-		e.time(v.Modified)
-		e.uvarint(uint64(len(v.Severities)))
-		for _, s := range v.Severities {
-			e.severity(s)
-		}
-		w.Write(binary.AppendUvarint(nil, uint64(len(e.b))))
-		w.Write(e.b)
-	}
-	h.vulns.n = w.n - h.vulns.off
-
-	keys := make([]string, 0, len(byKey))
-	for k := range byKey {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	index := make([]byte, 0, len(keys)*entrySize)
-	h.advs.off = w.n
-	keyOff := uint64(0)
-	for _, k := range keys {
-		list := byKey[k]
-		slices.SortFunc(list, func(a, b *Advisory) int {
-			return cmp.Or(cmp.Compare(a.VulnID, b.VulnID), cmp.Compare(a.Source, b.Source), cmp.Compare(a.SourceID, b.SourceID))
-		})
-		e.b = e.b[:0]
-		e.uvarint(uint64(len(list)))
-		for _, a := range list {
-			encodeAdvisory(&e, a, vulnOff[a.VulnID], srcIndex[a.Source])
-		}
-		advOff := w.n - h.advs.off
-		if keyOff+uint64(len(k)) > maxSection || advOff+uint64(len(e.b)) > maxSection || len(e.b) > maxSection {
-			return errdefs.TooLarge(fmt.Errorf("vulnerability database: a section exceeds 4 GiB"))
-		}
-		index = binary.LittleEndian.AppendUint32(index, uint32(keyOff))
-		index = binary.LittleEndian.AppendUint32(index, uint32(len(k)))
-		index = binary.LittleEndian.AppendUint32(index, uint32(advOff))
-		index = binary.LittleEndian.AppendUint32(index, uint32(len(e.b)))
-		keyOff += uint64(len(k))
-		w.Write(e.b)
-	}
-	h.advs.n = w.n - h.advs.off
-
-	h.keys.off = w.n
-	for _, k := range keys {
-		io.WriteString(w, k)
-	}
-	h.keys.n = w.n - h.keys.off
-	h.index = section{w.n, uint64(len(keys))}
-	w.Write(index)
-	h.size = w.n
-	if h.vulns.n > maxSection {
-		return errdefs.TooLarge(fmt.Errorf("vulnerability database: vulnerabilities exceed 4 GiB"))
-	}
-	if err := w.flush(); err != nil {
-		return err
-	}
-	_, err = f.WriteAt(h.marshal(), 0)
-	return err
-}
-
 // countingWriter counts what it writes and keeps the first error.
 type countingWriter struct {
 	w   *bufio.Writer
@@ -654,7 +459,8 @@ func encodeAdvisory(e *encoder, a *Advisory, vuln, source uint64) {
 
 // WriteFileAtomic writes a file through a temporary file in the same
 // directory, synced and then renamed over path, so that readers see the old
-// file or the new one and a failed write leaves nothing behind.
+// file or the new one and a failed write leaves nothing behind. Errors of
+// the file system name path, never the temporary file.
 func WriteFileAtomic(path string, write func(*os.File) error) (err error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -662,22 +468,23 @@ func WriteFileAtomic(path string, write func(*os.File) error) (err error) {
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
-		return err
+		return namedFileError("create", path, "", err)
 	}
+	tmp := f.Name()
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(f.Name())
+			os.Remove(tmp)
 		}
 	}()
 	if err := write(f); err != nil {
-		return err
+		return namedFileError("write", path, tmp, err)
 	}
 	if err := f.Chmod(0o644); err != nil {
-		return err
+		return namedFileError("chmod", path, tmp, err)
 	}
 	if err := f.Sync(); err != nil {
-		return err
+		return namedFileError("write", path, tmp, err)
 	}
 	// The file was written in order, so the page cache holds it in large
 	// folios, and a mapping faults a whole folio in per touch: a scan's
@@ -685,14 +492,29 @@ func WriteFileAtomic(path string, write func(*os.File) error) (err error) {
 	// file randomly (see mapFile); let them start from an empty cache.
 	dropCache(f)
 	if err := f.Close(); err != nil {
-		return err
+		return namedFileError("write", path, tmp, err)
 	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
+	if err := os.Rename(tmp, path); err != nil {
+		return namedFileError("write", path, tmp, err)
 	}
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
 	}
 	return nil
+}
+
+// namedFileError makes err, an error of the file system about the
+// temporary file tmp ("": any file) that becomes path, an error about path;
+// other errors pass unchanged.
+func namedFileError(op, path, tmp string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && (tmp == "" || pe.Path == tmp) {
+		return &fs.PathError{Op: op, Path: path, Err: pe.Err}
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) && le.Old == tmp {
+		return &fs.PathError{Op: op, Path: path, Err: le.Err}
+	}
+	return err
 }

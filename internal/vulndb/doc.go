@@ -28,8 +28,10 @@
 //
 // All integers are little-endian. Offsets are from the start of the file;
 // offsets inside sections are from the section's start. The header says
-// where each section is; this writer puts them in the order metadata,
-// vulnerabilities, advisories, keys, index.
+// where each section is; this writer puts them in the order
+// vulnerabilities, advisories, keys, index, metadata (the metadata counts
+// what was written, so it comes last; readers go by the header). Builds
+// stream: see Builder.
 //
 //	offset  size
 //	     0     8  magic "LADINGDB"

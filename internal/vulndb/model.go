@@ -20,9 +20,13 @@ const (
 	StatusFixDeferred        // a fix is postponed (Ubuntu "deferred", Debian "<postponed>")
 	StatusEndOfLife          // the release or package is out of support
 	StatusNotAffected        // the package is not affected; matchers drop it
+	// StatusUnderInvestigation: the distribution has not evaluated the
+	// package yet (Ubuntu "needs-triage"). Scans leave such findings out
+	// unless asked, as Trivy does, and never count them.
+	StatusUnderInvestigation
 )
 
-var statusNames = [...]string{"unknown", "affected", "fixed", "will not fix", "fix deferred", "end of life", "not affected"}
+var statusNames = [...]string{"unknown", "affected", "fixed", "will not fix", "fix deferred", "end of life", "not affected", "under investigation"}
 
 func (s Status) String() string {
 	if int(s) < len(statusNames) {

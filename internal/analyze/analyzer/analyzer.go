@@ -54,6 +54,52 @@ type Analyzer interface {
 	Analyze(ctx context.Context, f *File) (*Result, error)
 }
 
+// Anchored is implemented by analyzers whose files are at fixed paths of
+// the root filesystem: a package database, a release file. A directory on
+// the way there may be a symbolic link in the merged filesystem (Fedora's
+// var/lib/rpm -> ../../usr/lib/sysimage/rpm, usrmerge's lib -> usr/lib, a
+// database moved elsewhere with a link left behind), so the file may be
+// stored at another path of its layer, and the link may come from another
+// layer than the file.
+//
+// The driver also analyzes the files WantsMoved accepts, and the merge keeps
+// such a result only in the views of the merged filesystem in which one of
+// the Anchors resolves (symlinks followed, within the root) to a directory
+// above the file and the file's path below the anchor is one Wants accepts;
+// the result then counts as the file at that path. So WantsMoved is loose
+// (by base name, say), and Analyze reads a file by its content and base
+// name, not by the directories above it.
+type Anchored interface {
+	// Anchors are the directories the analyzer's files are in, relative to
+	// the root ("var/lib/dpkg"), in order of preference.
+	Anchors() []string
+	// WantsMoved reports whether a file the analyzer does not want at path
+	// could be one it wants, reached through symlinked directories. Like
+	// Wants, it depends on path and info only.
+	WantsMoved(path string, info fs.FileInfo) bool
+}
+
+// Declarer is implemented by analyzers that read, besides what is
+// installed, what a source tree declares: lockfiles and manifests
+// (package-lock.json, go.mod, requirements.txt). Image scans leave
+// declarations out, as Trivy and Syft do for images; filesystem scans of a
+// source tree keep them.
+type Declarer interface {
+	// Declares reports whether the file at path, which the analyzer wants,
+	// is a declaration rather than an installed package.
+	Declares(path string) bool
+}
+
+// Wanted reports whether a reads the file at path: it wants it there, or,
+// for an Anchored analyzer, could want it reached through a symlink.
+func Wanted(a Analyzer, path string, info fs.FileInfo) bool {
+	if a.Wants(path, info) {
+		return true
+	}
+	an, ok := a.(Anchored)
+	return ok && an.WantsMoved(path, info)
+}
+
 // PostAnalyzer is implemented by analyzers that have to see several files
 // of a layer together. After a layer has been read, PostAnalyze receives the
 // results Analyze returned for that layer, in archive order, and returns the

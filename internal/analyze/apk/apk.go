@@ -4,7 +4,8 @@
 //
 // For each package it reports the name (P), version (V), architecture (A),
 // origin (o, the aports package it was built from, as the source package),
-// license (L) and the files it installed (F directories, R files).
+// license (L). The files each package installed (F and R lines) are not
+// kept: they are as many as the image's files, and nothing uses them.
 package apk
 
 import (
@@ -13,6 +14,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
+	"strings"
 
 	"github.com/lading-dev/lading/internal/analyze/analyzer"
 	"github.com/lading-dev/lading/internal/pkg"
@@ -25,11 +28,18 @@ type Analyzer struct{}
 func New() Analyzer { return Analyzer{} }
 
 func (Analyzer) Name() string { return "apk" }
-func (Analyzer) Version() int { return 1 }
+func (Analyzer) Version() int { return 2 }
 
 func (Analyzer) Wants(path string, _ fs.FileInfo) bool {
 	return path == "lib/apk/db/installed" || path == "usr/lib/apk/db/installed"
 }
+
+// Anchors are where apk keeps its database (usrmerge moves it to usr/lib).
+func (Analyzer) Anchors() []string { return []string{"lib/apk/db", "usr/lib/apk/db"} }
+
+// WantsMoved takes any file named installed: the database reached through
+// a symlinked directory.
+func (Analyzer) WantsMoved(p string, _ fs.FileInfo) bool { return path.Base(p) == "installed" }
 
 // MaxSize bounds the database; real ones are a few megabytes.
 const MaxSize = 256 << 20
@@ -55,7 +65,6 @@ func Parse(ctx context.Context, r io.Reader) (pkgs []pkg.Package, warnings []str
 	sc.Buffer(make([]byte, 64<<10), maxLine)
 	var (
 		cur     pkg.Package
-		dir     string
 		started bool
 		line    int
 		start   int
@@ -71,7 +80,7 @@ func Parse(ctx context.Context, r io.Reader) (pkgs []pkg.Package, warnings []str
 			cur.Ecosystem = pkg.Apk
 			pkgs = append(pkgs, cur)
 		}
-		cur, dir, started = pkg.Package{}, "", false
+		cur, started = pkg.Package{}, false
 	}
 	for sc.Scan() {
 		line++
@@ -91,6 +100,9 @@ func Parse(ctx context.Context, r io.Reader) (pkgs []pkg.Package, warnings []str
 		if !started {
 			started, start = true, line
 		}
+		if !strings.ContainsRune("PVAoL", rune(b[0])) {
+			continue // files (F, R) and the rest: not kept, a database lists every file
+		}
 		v := string(b[2:])
 		switch b[0] {
 		case 'P':
@@ -103,14 +115,6 @@ func Parse(ctx context.Context, r io.Reader) (pkgs []pkg.Package, warnings []str
 			cur.Source = &pkg.Source{Name: v}
 		case 'L':
 			cur.AddLicense(v)
-		case 'F':
-			dir = v
-		case 'R':
-			if dir == "" {
-				cur.Files = append(cur.Files, "/"+v)
-			} else {
-				cur.Files = append(cur.Files, "/"+dir+"/"+v)
-			}
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -27,6 +27,10 @@ func (Analyzer) Version() int { return 1 }
 
 const maxSize = 64 << 20
 
+// Declares: packages.lock.json declares; *.deps.json is what an
+// application was built and deployed with.
+func (Analyzer) Declares(p string) bool { return path.Base(p) == "packages.lock.json" }
+
 func (Analyzer) Wants(p string, _ fs.FileInfo) bool {
 	base := path.Base(p)
 	return strings.HasSuffix(base, ".deps.json") || base == "packages.lock.json"

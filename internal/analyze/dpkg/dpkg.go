@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
 	"regexp"
 	"strings"
 
@@ -36,7 +37,7 @@ type Analyzer struct{}
 func New() Analyzer { return Analyzer{} }
 
 func (Analyzer) Name() string { return "dpkg" }
-func (Analyzer) Version() int { return 1 }
+func (Analyzer) Version() int { return 2 }
 
 const (
 	statusFile = "var/lib/dpkg/status"
@@ -57,6 +58,37 @@ func (Analyzer) Wants(path string, _ fs.FileInfo) bool {
 	return false
 }
 
+// Anchors are the directories of the database and of the copyright files.
+func (Analyzer) Anchors() []string { return []string{"var/lib/dpkg", "usr/share/doc"} }
+
+// WantsMoved takes the files that keep their names when a directory above
+// them is a symlink: status, status.d entries, copyright files.
+func (Analyzer) WantsMoved(p string, _ fs.FileInfo) bool {
+	dir, name := path.Split(p)
+	switch {
+	case name == "status", name == "copyright":
+		return true
+	case path.Base(dir) == "status.d":
+		return name != "" && !strings.HasSuffix(name, ".md5sums") && name[0] != '.'
+	}
+	return false
+}
+
+// kind says what a file the analyzer reads is, by its base name and
+// directory, so that it reads the same wherever a symlink puts it.
+func kind(p string) (copyright, distroless bool) {
+	dir, name := path.Split(p)
+	switch {
+	case strings.HasPrefix(p, statusDir):
+		return false, true
+	case p == statusFile, strings.HasPrefix(p, "var/lib/dpkg/"):
+		return false, false
+	case name == "copyright":
+		return true, false
+	}
+	return false, path.Base(dir) == "status.d"
+}
+
 // Size limits.
 const (
 	MaxSize          = 256 << 20 // a status file
@@ -65,7 +97,8 @@ const (
 )
 
 func (Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Result, error) {
-	if strings.HasPrefix(f.Path, docDir) {
+	copyright, distroless := kind(f.Path)
+	if copyright {
 		b, err := f.ReadAll(maxCopyrightSize)
 		if err != nil {
 			return nil, err
@@ -74,13 +107,12 @@ func (Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Result
 		if len(ls) == 0 {
 			return nil, nil
 		}
-		name := strings.TrimSuffix(f.Path[len(docDir):], "/copyright")
+		name := path.Base(path.Dir(f.Path))
 		return &analyzer.Result{Licenses: map[string][]string{name: ls}}, nil
 	}
 	if f.Size() > MaxSize {
 		return nil, fmt.Errorf("database of %s, over the limit of %s", analyzer.HumanSize(f.Size()), analyzer.HumanSize(MaxSize))
 	}
-	distroless := strings.HasPrefix(f.Path, statusDir)
 	pkgs, warnings, err := Parse(ctx, f, distroless)
 	if err != nil {
 		return nil, err

@@ -38,6 +38,10 @@ const (
 	minBinary = 1 << 10
 )
 
+// Declares: go.mod declares requirements; a binary's build information is
+// what was built in.
+func (Analyzer) Declares(p string) bool { return path.Base(p) == "go.mod" }
+
 func (Analyzer) Wants(p string, info fs.FileInfo) bool {
 	if path.Base(p) == "go.mod" {
 		s := "/" + p

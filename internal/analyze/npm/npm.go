@@ -39,6 +39,10 @@ const (
 	maxPackageJSON = 8 << 20
 )
 
+// Declares: the lockfiles (npm, yarn, pnpm) declare; package.json files
+// under node_modules are installed packages.
+func (Analyzer) Declares(p string) bool { return path.Base(p) != "package.json" }
+
 func (Analyzer) Wants(p string, _ fs.FileInfo) bool {
 	base := path.Base(p)
 	switch base {

@@ -18,6 +18,7 @@ import (
 	"bytes"
 	"context"
 	"io/fs"
+	"path"
 	"regexp"
 	"strings"
 
@@ -32,7 +33,7 @@ type Analyzer struct{}
 func New() Analyzer { return Analyzer{} }
 
 func (Analyzer) Name() string { return "os" }
-func (Analyzer) Version() int { return 1 }
+func (Analyzer) Version() int { return 2 }
 
 // files maps the release files to their rank: lower wins the OS ID.
 var files = map[string]int{
@@ -60,6 +61,27 @@ func (Analyzer) Wants(path string, _ fs.FileInfo) bool {
 	return ok
 }
 
+// Anchors are the directories of the release files.
+func (Analyzer) Anchors() []string { return []string{"etc", "usr/lib"} }
+
+// WantsMoved takes files with the name of a release file, for an etc or
+// usr/lib reached through a symlink.
+func (Analyzer) WantsMoved(p string, _ fs.FileInfo) bool {
+	_, ok := byBase[path.Base(p)]
+	return ok
+}
+
+// byBase maps the base name of each release file to its path.
+var byBase = func() map[string]string {
+	m := map[string]string{}
+	for p := range files {
+		if q, ok := m[path.Base(p)]; !ok || p < q {
+			m[path.Base(p)] = p
+		}
+	}
+	return m
+}()
+
 // maxSize bounds what a release file may be.
 const maxSize = 64 << 10
 
@@ -68,7 +90,11 @@ func (Analyzer) Analyze(_ context.Context, f *analyzer.File) (*analyzer.Result, 
 	if err != nil {
 		return nil, err
 	}
-	os := Parse(f.Path, b)
+	p := f.Path
+	if _, ok := files[p]; !ok {
+		p = byBase[path.Base(p)] // reached through a symlink: read as that file
+	}
+	os := Parse(p, b)
 	if os == nil {
 		return nil, nil
 	}

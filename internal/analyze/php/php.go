@@ -28,6 +28,10 @@ func (Analyzer) Version() int { return 1 }
 
 const maxSize = 64 << 20
 
+// Declares: composer.lock declares; vendor/composer/installed.json is
+// what Composer installed.
+func (Analyzer) Declares(p string) bool { return path.Base(p) == "composer.lock" }
+
 func (Analyzer) Wants(p string, _ fs.FileInfo) bool {
 	if path.Base(p) == "composer.lock" {
 		return !strings.Contains("/"+p, "/vendor/")

@@ -42,6 +42,14 @@ const (
 	maxLockfile = 64 << 20
 )
 
+// Declares: lockfiles and requirements files declare; dist-info, egg-info
+// and eggs are installed packages.
+func (Analyzer) Declares(p string) bool {
+	base := path.Base(p)
+	return base == "poetry.lock" || base == "Pipfile.lock" || base == "uv.lock" ||
+		strings.HasPrefix(base, "requirements") && strings.HasSuffix(base, ".txt")
+}
+
 func (Analyzer) Wants(p string, _ fs.FileInfo) bool {
 	base := path.Base(p)
 	dir := path.Base(path.Dir(p))

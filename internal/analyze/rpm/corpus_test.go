@@ -17,6 +17,7 @@ import (
 	"github.com/lading-dev/lading/internal/corpustest"
 	"github.com/lading-dev/lading/internal/image"
 	"github.com/lading-dev/lading/internal/layer"
+	"github.com/lading-dev/lading/internal/testenv"
 )
 
 // fileFromImage returns the content of a file of a one-layer corpus image.
@@ -61,11 +62,8 @@ func fileFromImage(t *testing.T, name, path string) []byte {
 // Berkeley DB, but has no NDB backend; the real Berkeley DB file of the
 // corpus is checked against rpm in internal/analyze's accuracy test.)
 func TestRealHeadersInEveryFormat(t *testing.T) {
-	for _, tool := range []string{"rpm", "rpmdb"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed: %v", tool, err)
-		}
-	}
+	testenv.Tool(t, "rpm", "Debian's rpm")
+	testenv.Tool(t, "rpmdb", "Debian's rpm")
 	db := fileFromImage(t, "mariner-2.0-rpmdb.oci.tar", "var/lib/rpm/rpmdb.sqlite")
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "var/lib/rpm"), 0o755)

@@ -31,7 +31,20 @@ type Analyzer struct{}
 func New() Analyzer { return Analyzer{} }
 
 func (Analyzer) Name() string { return "rpm" }
-func (Analyzer) Version() int { return 1 }
+func (Analyzer) Version() int { return 2 }
+
+// Anchors are the directories rpm keeps its database in.
+func (Analyzer) Anchors() []string { return []string{"var/lib/rpm", "usr/lib/sysimage/rpm"} }
+
+// WantsMoved takes the database files wherever they are, for a database
+// directory reached through a symlink.
+func (Analyzer) WantsMoved(p string, _ fs.FileInfo) bool {
+	_, file, ok := cutLast(p)
+	if !ok {
+		file = p
+	}
+	return file == "Packages" || file == "Packages.db" || file == "rpmdb.sqlite"
+}
 
 func (Analyzer) Wants(path string, _ fs.FileInfo) bool {
 	dir, file, ok := cutLast(path)
@@ -52,7 +65,18 @@ func cutLast(p string) (dir, file string, ok bool) {
 // MaxSize bounds the database file.
 const MaxSize = 2 << 30
 
-func (Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Result, error) {
+func (a Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Result, error) {
+	if !a.Wants(f.Path, f.Info) {
+		// A file of a database's name elsewhere: not buffered unless it
+		// looks like one.
+		head, err := f.Peek(512)
+		if err != nil {
+			return nil, err
+		}
+		if !isSQLite(head) && !isNDB(head) && !isBDB(head) {
+			return nil, nil
+		}
+	}
 	r, err := f.ReaderAt(MaxSize)
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lading-dev/lading/internal/analyze/analyzer"
 	"github.com/lading-dev/lading/internal/pkg"
+	"github.com/lading-dev/lading/internal/testenv"
 )
 
 func TestParseHeader(t *testing.T) {
@@ -146,10 +147,7 @@ func TestFormats(t *testing.T) {
 // The SQLite fixture writer makes files that SQLite itself reads, checked
 // with Python's sqlite3 module when there is one.
 func TestSQLiteFixtureIsSQLite(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not found: ", err)
-	}
+	py := testenv.Tool(t, "python3", "python3")
 	blobs, _ := sample(40)
 	p := filepath.Join(t.TempDir(), "rpmdb.sqlite")
 	os.WriteFile(p, sqliteFile(512, blobs), 0o644)
@@ -160,7 +158,7 @@ print(sum(len(b) for (b,) in c.execute("select blob from Packages")))`
 	out, err := exec.Command(py, "-c", script, p).CombinedOutput()
 	if err != nil {
 		if strings.Contains(string(out), "No module named") {
-			t.Skip("python3 has no sqlite3 module")
+			testenv.Skip(t, "python3 has no sqlite3 module")
 		}
 		t.Fatalf("%v\n%s", err, out)
 	}

@@ -32,6 +32,9 @@ func (Analyzer) Version() int { return 1 }
 
 const maxSize = 16 << 20
 
+// Declares: Gemfile.lock declares; specifications are installed gems.
+func (Analyzer) Declares(p string) bool { return path.Base(p) == "Gemfile.lock" }
+
 func (Analyzer) Wants(p string, _ fs.FileInfo) bool {
 	if path.Base(p) == "Gemfile.lock" {
 		return true

@@ -39,6 +39,9 @@ const (
 	minBinary   = 1 << 10
 )
 
+// Declares: Cargo.lock declares; cargo-auditable binaries are built.
+func (Analyzer) Declares(p string) bool { return path.Base(p) == "Cargo.lock" }
+
 func (Analyzer) Wants(p string, info fs.FileInfo) bool {
 	if path.Base(p) == "Cargo.lock" {
 		return true

@@ -316,6 +316,20 @@ func (l *imageLayer) DiffID() (v1.Hash, error) {
 	return v1.Hash{}, errdefs.NotFound(fmt.Errorf("%s: layer %s: the config gives no diffID", l.img.src.Name(), l.desc.Digest))
 }
 
+// Present reports, without reading the blob, whether the source has it: an
+// error of class ErrNotFound when it is missing. A blob the source finds
+// may still not match its digest; only reading it tells.
+func (l *imageLayer) Present() error {
+	rc, err := l.img.src.OpenBlob(l.desc)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return errdefs.NotFound(fmt.Errorf("%s: blob %s is missing", l.img.src.Name(), l.desc.Digest))
+		}
+		return err
+	}
+	return rc.Close()
+}
+
 func (l *imageLayer) Compressed() (io.ReadCloser, error) {
 	rc, err := Open(l.img.src, l.desc)
 	if err != nil {

@@ -169,7 +169,9 @@ func (a *Archive) layerDescriptor(lp string, diffID v1.Hash, sources map[v1.Hash
 	if c == layer.Uncompressed {
 		mt := types.OCIUncompressedLayer
 		if ls, ok := sources[diffID]; ok {
-			mt = ls.MediaType
+			// The archive holds the layer uncompressed; its media type
+			// (a foreign layer's, usually) says so.
+			mt = types.MediaType(layer.UncompressedMediaType(string(ls.MediaType)))
 		}
 		return v1.Descriptor{MediaType: mt, Digest: diffID, Size: fi.Size()}, p, nil
 	}

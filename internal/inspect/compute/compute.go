@@ -125,20 +125,9 @@ func (a *Analyzer) SBOM(ctx context.Context, t inspect.Target, format inspect.SB
 	}
 	switch format {
 	case inspect.CycloneDX:
-		bom := sbom.CycloneDXBOM(e.img, e.inv, sbom.Options{})
-		if e.rep != nil {
-			sbom.AddCycloneDXVulnerabilities(bom, e.inv, e.rep)
-		}
-		return sbom.EncodeCycloneDX(w, bom)
+		return sbom.WriteCycloneDX(w, e.img, e.inv, e.rep, sbom.Options{})
 	default:
-		doc, err := sbom.SPDXDocument(e.img, e.inv, sbom.Options{})
-		if err != nil {
-			return err
-		}
-		if e.rep != nil {
-			sbom.AddSPDXVulnerabilities(doc, e.inv, e.rep)
-		}
-		return sbom.EncodeSPDX(w, doc)
+		return sbom.WriteSPDX(w, e.img, e.inv, e.rep, sbom.Options{})
 	}
 }
 

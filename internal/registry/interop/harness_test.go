@@ -30,6 +30,7 @@ import (
 	"github.com/lading-dev/lading/internal/identity"
 	"github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/registry/server"
+	"github.com/lading-dev/lading/internal/testenv"
 )
 
 // tool finds a client in $PATH, $GOBIN, $GOPATH/bin or ~/go/bin, or skips.
@@ -54,7 +55,7 @@ func tool(t testing.TB, name string) string {
 			return p
 		}
 	}
-	t.Skipf("%s not found in $PATH or $GOPATH/bin; .ci/setup.d/60-registry.sh installs it", name)
+	testenv.Skip(t, "%s not found in $PATH or $GOPATH/bin; .ci/setup.d/60-registry.sh installs it", name)
 	return ""
 }
 

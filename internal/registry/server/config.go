@@ -22,6 +22,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/outbound"
 	"github.com/lading-dev/lading/internal/registry"
 )
 
@@ -69,6 +70,14 @@ import (
 //	metrics:
 //	  enabled: true                        # /metrics
 //	  address: 127.0.0.1:9090              # serve /metrics here only
+//	external_url: https://registry.example.com  # how clients name the registry (webhook payloads)
+//	outbound:                              # targets lading connects to (webhooks...)
+//	  allow: [10.0.0.0/8, fd00::/8]        # loopback, private, link-local, metadata: refused unless listed
+//	jobs:
+//	  workers: 10                          # jobs this process runs at once
+//	  lease: 30s                           # how long a dead process holds its jobs
+//	  poll: 1s                             # how often to look for other replicas' jobs
+//	  retention: 168h                      # finished jobs kept this long
 type Config struct {
 	Address string `yaml:"address"`
 	// ShutdownTimeout bounds how long a shutdown waits for requests in
@@ -85,6 +94,11 @@ type Config struct {
 	GC       GCConfig       `yaml:"gc"`
 	Log      LogConfig      `yaml:"log"`
 	Metrics  MetricsConfig  `yaml:"metrics"`
+	// ExternalURL is how clients name the registry (Harbor's
+	// ext_endpoint), for webhook payloads; default from address.
+	ExternalURL string         `yaml:"external_url"`
+	Outbound    OutboundConfig `yaml:"outbound"`
+	Jobs        JobsConfig     `yaml:"jobs"`
 
 	// Root is the lading root (where a generated admin password goes);
 	// set by Defaults.
@@ -376,6 +390,17 @@ func (c *Config) Validate() error {
 	if c.Metrics.Address != "" && c.Metrics.Enabled != nil && !*c.Metrics.Enabled {
 		return errdefs.InvalidArgument(errors.New("config: metrics.address with metrics.enabled false"))
 	}
+	if _, err := outbound.Parse(c.Outbound.Allow); err != nil {
+		return err
+	}
+	if c.Jobs.Workers < 0 || c.Jobs.Workers > 1000 || c.Jobs.Lease < 0 || (c.Jobs.Lease > 0 && c.Jobs.Lease < 3*time.Second) || c.Jobs.Poll < 0 || c.Jobs.Retention < 0 {
+		return errdefs.InvalidArgument(errors.New("config: jobs: workers 0 to 1000, lease at least 3s, poll and retention not negative"))
+	}
+	if c.ExternalURL != "" {
+		if u, err := url.Parse(c.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return errdefs.InvalidArgument(fmt.Errorf("config: external_url %q: want http(s)://host[:port]", c.ExternalURL))
+		}
+	}
 	if c.Database.URL != "" {
 		u, err := url.Parse(c.Database.URL)
 		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
@@ -408,6 +433,21 @@ func (c *Config) validateDurations() error {
 		}
 	}
 	return nil
+}
+
+// OutboundConfig is the one switch for every outbound target: CIDR
+// prefixes that may be reached although they are loopback, private,
+// link-local or cloud metadata addresses (package outbound).
+type OutboundConfig struct {
+	Allow []string `yaml:"allow"`
+}
+
+// JobsConfig configures the job service (package jobs).
+type JobsConfig struct {
+	Workers   int           `yaml:"workers"`
+	Lease     time.Duration `yaml:"lease"`
+	Poll      time.Duration `yaml:"poll"`
+	Retention time.Duration `yaml:"retention"`
 }
 
 // ParseStorageFlag reads the --storage flag: a directory, or

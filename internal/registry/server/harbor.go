@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/lading-dev/lading/internal/access"
+	"github.com/lading-dev/lading/internal/actor"
 	"github.com/lading-dev/lading/internal/artifact"
 	"github.com/lading-dev/lading/internal/core"
 	"github.com/lading-dev/lading/internal/errdefs"
@@ -17,6 +18,7 @@ import (
 	"github.com/lading-dev/lading/internal/registry/meta"
 	"github.com/lading-dev/lading/internal/sqldb"
 	"github.com/lading-dev/lading/internal/token"
+	"github.com/lading-dev/lading/internal/webhook"
 )
 
 // The adapters here are the whole contact between the registry and
@@ -164,17 +166,22 @@ type quota struct {
 	core *core.Core
 }
 
-func (p quota) CheckBlob(ctx context.Context, _ registry.Subject, repo string, size int64) error {
-	return p.core.Projects.QuotaAllows(ctx, repo, size)
+func (p quota) CheckBlob(ctx context.Context, s registry.Subject, repo string, size int64) error {
+	err := p.core.Projects.QuotaAllows(ctx, repo, size)
+	quotaExceeded(ctx, p.core, repo, s.Name, err, false)
+	return err
 }
 
 // events implements registry.Events.
 type events struct {
 	core *core.Core
 	also registry.Events
+	host string // how clients name the registry, for webhook payloads
 }
 
 func (e events) Pushed(ctx context.Context, ev registry.Event) {
+	e.notify(ctx, webhook.PushArtifact, ev)
+	e.quotaWarning(ctx, ev)
 	if e.also != nil {
 		e.also.Pushed(ctx, ev)
 	}
@@ -186,12 +193,14 @@ func (e events) Pulled(ctx context.Context, ev registry.Event) {
 		tag = ev.Tags[0]
 	}
 	e.core.Artifacts.Pulled(ctx, ev.Repository, ev.Digest, tag)
+	e.notify(ctx, webhook.PullArtifact, ev)
 	if e.also != nil {
 		e.also.Pulled(ctx, ev)
 	}
 }
 
 func (e events) Deleted(ctx context.Context, ev registry.Event) {
+	e.notify(ctx, webhook.DeleteArtifact, ev)
 	if e.also != nil {
 		e.also.Deleted(ctx, ev)
 	}
@@ -205,7 +214,9 @@ type hooks struct {
 var _ meta.Hooks = (*hooks)(nil)
 
 func (h *hooks) BlobLinked(ctx context.Context, tx *sqldb.Tx, repo, dgst string, size int64) error {
-	return h.core.Projects.Linked(ctx, tx, repo, dgst, size)
+	err := h.core.Projects.Linked(ctx, tx, repo, dgst, size)
+	quotaExceeded(ctx, h.core, repo, actor.From(ctx).Name, err, true)
+	return err
 }
 
 func (h *hooks) BlobUnlinked(ctx context.Context, tx *sqldb.Tx, repo, dgst string) error {

@@ -20,6 +20,8 @@ import (
 	"github.com/lading-dev/lading/internal/core"
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/inspect"
+	"github.com/lading-dev/lading/internal/jobs"
+	"github.com/lading-dev/lading/internal/outbound"
 	"github.com/lading-dev/lading/internal/registry"
 	"github.com/lading-dev/lading/internal/registry/meta"
 	metapostgres "github.com/lading-dev/lading/internal/registry/meta/postgres"
@@ -166,9 +168,14 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 	}
 	hooks := &hooks{}
 	s.Meta = meta.New(s.DB, meta.WithHooks(hooks), meta.WithCollectionLocks(locks))
+	allow, err := outbound.Parse(cfg.Outbound.Allow)
+	if err != nil {
+		return err
+	}
 	c, err := core.New(ctx, s.DB, core.Options{
 		Log: s.log, AccessLog: accessLog, Version: o.Version, TokenService: cfg.Auth.Token.Service,
 		StorageProvider: s.Driver.Name(), NoAuth: noAuth, Health: s.health,
+		Outbound: allow, Jobs: jobs.Options{Workers: cfg.Jobs.Workers, Lease: cfg.Jobs.Lease, Poll: cfg.Jobs.Poll, Retention: cfg.Jobs.Retention},
 	})
 	if err != nil {
 		return err
@@ -185,7 +192,7 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 			MaxManifestSize: cfg.Limits.MaxManifestSize,
 			IdleTimeout:     deref(cfg.Limits.IdleTimeout),
 		}),
-		registry.WithEvents(events{core: c, also: o.Events}),
+		registry.WithEvents(events{core: c, also: o.Events, host: externalHost(cfg)}),
 	}
 	if !noAuth {
 		opts = append(opts, registry.WithGate(&gate{Policies: policies(c, o.Policies), core: c, realm: cfg.Auth.Token.Realm}))

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+
+	"github.com/lading-dev/lading/internal/testenv"
 )
 
 // Server is a running PostgreSQL server.
@@ -65,17 +67,17 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := Binaries()
 	if bin == "" {
-		t.Skip("PostgreSQL not found (initdb and postgres in $PATH or /usr/lib/postgresql/*/bin); install Debian's postgresql package (see .ci/setup.d/60-registry.sh)")
+		testenv.Skip(t, "PostgreSQL not found (initdb and postgres in $PATH or /usr/lib/postgresql/*/bin); install Debian's postgresql package (see .ci/setup.d/60-registry.sh)")
 	}
 	asRoot := os.Geteuid() == 0
 	var uid, gid int
 	if asRoot {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			t.Skipf("running as root and there is no postgres user to run PostgreSQL as: %v", err)
+			testenv.Skip(t, "running as root and there is no postgres user to run PostgreSQL as: %v", err)
 		}
 		if _, err := exec.LookPath("runuser"); err != nil {
-			t.Skip("running as root and runuser is missing; cannot start PostgreSQL as the postgres user")
+			testenv.Skip(t, "running as root and runuser is missing; cannot start PostgreSQL as the postgres user")
 		}
 		uid, _ = strconv.Atoi(u.Uid)
 		gid, _ = strconv.Atoi(u.Gid)

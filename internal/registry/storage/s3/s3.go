@@ -183,11 +183,14 @@ func (d *Driver) Stat(ctx context.Context, p string) (storage.FileInfo, error) {
 		return storage.FileInfo{}, cerr
 	}
 	// A directory: some key below p/.
-	for oi := range d.client.ListObjects(ctx, d.bucket, minio.ListObjectsOptions{Prefix: k + "/", Recursive: true, MaxKeys: 1}) {
+	for oi := range d.client.ListObjectsIter(ctx, d.bucket, minio.ListObjectsOptions{Prefix: k + "/", Recursive: true, MaxKeys: 1}) {
 		if oi.Err != nil {
 			return storage.FileInfo{}, d.classify(p, oi.Err)
 		}
 		return storage.FileInfo{Path: p, IsDir: true, ModTime: oi.LastModified}, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return storage.FileInfo{}, fmt.Errorf("s3 %s: %w", p, err)
 	}
 	return storage.FileInfo{}, cerr
 }
@@ -203,29 +206,38 @@ func (d *Driver) Delete(ctx context.Context, p string) error {
 			return cerr
 		}
 	}
-	keys := make(chan minio.ObjectInfo)
+	// The listing feeds the bulk delete; both are iterators run in this
+	// goroutine, so that nothing outlives the call however it ends.
 	var listErr error
-	go func() {
-		defer close(keys)
-		for oi := range d.client.ListObjects(ctx, d.bucket, minio.ListObjectsOptions{Prefix: k + "/", Recursive: true}) {
+	keys := func(yield func(minio.ObjectInfo) bool) {
+		for oi := range d.client.ListObjectsIter(ctx, d.bucket, minio.ListObjectsOptions{Prefix: k + "/", Recursive: true}) {
 			if oi.Err != nil {
 				listErr = oi.Err
 				return
 			}
-			keys <- oi
+			if !yield(oi) {
+				return
+			}
 		}
-	}()
+	}
+	results, err := d.client.RemoveObjectsWithIter(ctx, d.bucket, keys, minio.RemoveObjectsOptions{})
+	if err != nil {
+		return d.classify(p, err)
+	}
 	var rmErr error
-	for e := range d.client.RemoveObjects(ctx, d.bucket, keys, minio.RemoveObjectsOptions{}) {
-		if e.Err != nil && rmErr == nil {
-			rmErr = e.Err
+	for r := range results {
+		if r.Err != nil && rmErr == nil {
+			rmErr = r.Err
 		}
 	}
-	if listErr != nil {
+	switch {
+	case listErr != nil:
 		return d.classify(p, listErr)
-	}
-	if rmErr != nil {
+	case rmErr != nil:
 		return d.classify(p, rmErr)
+	case ctx.Err() != nil:
+		// The iterators stop quietly when the context ends.
+		return fmt.Errorf("s3 %s: %w", p, ctx.Err())
 	}
 	return nil
 }
@@ -252,7 +264,7 @@ func (d *Driver) Walk(ctx context.Context, p string, fn storage.WalkFunc) error 
 		}
 		k += "/"
 	}
-	for oi := range d.client.ListObjects(ctx, d.bucket, minio.ListObjectsOptions{Prefix: k, Recursive: true}) {
+	for oi := range d.client.ListObjectsIter(ctx, d.bucket, minio.ListObjectsOptions{Prefix: k, Recursive: true}) {
 		if oi.Err != nil {
 			return d.classify(p, oi.Err)
 		}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lading-dev/lading/internal/registry/storage/s3"
+	"github.com/lading-dev/lading/internal/testenv"
 )
 
 // Server is a running S3 server.
@@ -57,7 +58,7 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := Binary()
 	if bin == "" {
-		t.Skip("versitygw not found in $PATH or $GOPATH/bin; install it with: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0 (see .ci/setup.d/60-registry.sh)")
+		testenv.Skip(t, "versitygw not found in $PATH or $GOPATH/bin; install it with: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0 (see .ci/setup.d/60-registry.sh)")
 	}
 	dir := t.TempDir()
 	port, err := freePort()

@@ -28,8 +28,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
@@ -88,7 +90,11 @@ func Parse(ctx context.Context, r io.Reader, name string, sink vulndb.Sink) erro
 			sink.Skip(Source, "malformed record", fmt.Errorf("%s: package %d has no name", name, i))
 			continue
 		}
-		for fixed, entries := range p.Pkg.Secfixes {
+		// In the file's order would be best; a YAML map has none, so in
+		// a fixed one: the records, and the advisories merged from them,
+		// come out the same on every build.
+		for _, fixed := range slices.Sorted(maps.Keys(p.Pkg.Secfixes)) {
+			entries := p.Pkg.Secfixes[fixed]
 			fixed = strings.TrimSpace(fixed)
 			for _, e := range entries {
 				recs := records(e)

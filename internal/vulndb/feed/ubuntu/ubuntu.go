@@ -16,13 +16,17 @@
 // Releases are codenames ("bionic" → "ubuntu:18.04"); ESM releases
 // ("trusty/esm", "esm-infra/xenial") go to "ubuntu-pro:14.04" and the like;
 // upstream, devel, snap and other tracks are left out, counted. Statuses:
-// released (version) is fixed in the version; needed, needs-triage, pending
-// and active are affected (pending (version) only below the version, which
-// has the fix but is not published yet); deferred is fix deferred; ignored is end of life
-// when its note says so ("reached end-of-life", "out of standard support"),
-// will not fix otherwise; not-affected is not affected; DNE (the package is
-// not in the release) is skipped. The priority (per package when given as
-// Priority_pkg) is the severity.
+// released (version) is fixed in the version; needed, pending and active are
+// affected (pending (version) only below the version, which has the fix but
+// is not published yet); needs-triage is under investigation (Ubuntu has not
+// evaluated the package; scans leave it out unless asked, as Trivy does);
+// deferred is fix deferred; ignored is end of life when its note says so
+// ("reached end-of-life", "out of standard support"), will not fix
+// otherwise; not-affected is not affected; DNE (the package is not in the
+// release) is skipped. The priority (per package when given as
+// Priority_pkg) is the severity of each package's advisory; the CVE's own
+// priority is also a rating of the vulnerability, for findings in other
+// feeds under an alias of it (a Go module with the CVE, say).
 package ubuntu
 
 import (
@@ -131,6 +135,9 @@ func Parse(ctx context.Context, r io.Reader, name string, sink vulndb.Sink) erro
 	priority := ""
 	if f := get("Priority"); f != nil {
 		priority = strings.TrimSpace(f.value)
+	}
+	if sev := vulndb.Vendor(Source, priority); sev.Rating != vulndb.RatingUnknown {
+		rec.Severities = append(rec.Severities, sev)
 	}
 
 	for _, f := range fields {
@@ -302,11 +309,11 @@ func packageLine(release, pkg, value string) (vulndb.Affected, string, error) {
 		}
 		a.Status, a.Note = vulndb.StatusAffected, ""
 		a.Ranges = []vulndb.Range{{Events: []vulndb.Event{{Kind: vulndb.Introduced, Version: "0"}, {Kind: vulndb.Fixed, Version: v}}}}
-	case "needed", "needs-triage", "active":
+	case "needed", "active":
 		a.Status = vulndb.StatusAffected
-		if note == "" && status == "needs-triage" {
-			a.Note = "needs triage"
-		}
+	case "needs-triage":
+		// Ubuntu has not evaluated the package: not a verdict either way.
+		a.Status = vulndb.StatusUnderInvestigation
 	case "pending":
 		// The tracker's README: vulnerable, and an update is pending; the
 		// version is the one that will contain the fix. Versions at or

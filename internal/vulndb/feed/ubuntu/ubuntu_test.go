@@ -46,7 +46,7 @@ func TestTrackerFile(t *testing.T) {
 		got = append(got, strings.Join([]string{a.Namespace, a.Package, a.Status.String(), fix, a.Severity.Vector, a.Note}, "|"))
 	}
 	want := []string{
-		"ubuntu-pro:12.04|openssl|affected||low|needs triage",
+		"ubuntu-pro:12.04|openssl|under investigation||low|",
 		"ubuntu:14.04|openssl|end of life||low|out of standard support",
 		"ubuntu-pro:14.04|openssl|affected||low|",
 		"ubuntu:16.04|openssl|affected|1.0.2g-1ubuntu4.16|low|",
@@ -70,7 +70,10 @@ func TestTrackerFile(t *testing.T) {
 	if diff := cmp.Diff(wantRefs, r.References); diff != "" {
 		t.Errorf("references (-want +got):\n%s", diff)
 	}
-	if len(r.Severities) != 1 || r.Severities[0].Source != "nvd" || r.Severities[0].Score != 4.7 {
+	// NVD's score, and the CVE's priority: a rating of the vulnerability
+	// for findings under its aliases in other feeds.
+	if len(r.Severities) != 2 || r.Severities[0].Source != "nvd" || r.Severities[0].Score != 4.7 ||
+		r.Severities[1] != vulndb.Vendor("ubuntu-cve-tracker", "low") {
 		t.Errorf("severities %+v", r.Severities)
 	}
 	// pending (version): affected below the version, with no fix to
