@@ -68,8 +68,18 @@ type view struct {
 	Data any
 }
 
-// render writes page with data. An htmx request that targets an element
-// the page defines a template for (HX-Target) gets that fragment only.
+// FragmentHeader names, in a request from the UI's script (assets/ui.js),
+// the element of the page it will replace. When the page has a fragment
+// of that name (see fragments) the answer is that fragment alone, else the
+// whole page, from which the script picks the element.
+const FragmentHeader = "X-Lading-Fragment"
+
+// fragments are the templates that render one element of a page on
+// their own, named after the element's id.
+var fragments = map[string]bool{"analysis": true, "artifact-list": true, "project-list": true}
+
+// render writes page with data, or only the fragment a script asked for
+// (FragmentHeader).
 func (c *call) render(status int, page, title string, data any) error {
 	t, ok := c.s.pages.byName[page]
 	if !ok {
@@ -83,7 +93,7 @@ func (c *call) render(status int, page, title string, data any) error {
 		m["CSRF"] = c.csrf
 	}
 	name := "layout"
-	if target := c.r.Header.Get("HX-Target"); c.r.Header.Get("HX-Request") == "true" && c.r.Header.Get("HX-Boosted") == "" && target != "" && t.Lookup(target) != nil {
+	if target := c.r.Header.Get(FragmentHeader); fragments[target] && t.Lookup(target) != nil {
 		name = target
 	} else {
 		name = "layout"

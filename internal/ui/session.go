@@ -155,8 +155,8 @@ func safeNext(next string) string {
 	return next
 }
 
-// redirect answers a POST or GET with "see other"; for htmx requests, which
-// follow redirects themselves, the same.
+// redirect answers a POST or GET with "see other" (the UI's script
+// follows redirects as a browser does).
 func (c *call) redirect(to string) error {
 	http.Redirect(c.w, c.r, to, http.StatusSeeOther)
 	return nil

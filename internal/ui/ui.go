@@ -1,8 +1,9 @@
 // Package ui is lading's web UI: the registry's portal, served by lading
 // serve at / on the registry's port. Pages are rendered on the server
-// with html/template; htmx (vendored, see assets/NOTICE.md) enhances them
-// where JavaScript runs (live filters, partial updates, lazy panels), and
-// every page and form works without it.
+// with html/template; a small script of the UI's own (assets/ui.js, no
+// library) enhances them where JavaScript runs (live filters, partial
+// updates, lazy panels, confirmations, copy buttons), and every page and
+// form works without it.
 //
 // # Authorization
 //
@@ -19,8 +20,8 @@
 // The UI shares the Harbor core's session: the cookie "sid" (HttpOnly,
 // SameSite=Lax, Secure under TLS) that identity.Service.StartSession
 // opens, ended on the server at logout. Every unsafe request carries the
-// session's CSRF token, in the form field "_csrf" or, for htmx requests,
-// in the X-Harbor-CSRF-Token header the API also reads; before login a
+// session's CSRF token, in the form field "_csrf" or, for scripts, in
+// the X-Harbor-CSRF-Token header the API also reads; before login a
 // double-submit cookie stands in. Every response forbids inline scripts
 // and styles (Content-Security-Policy), framing and MIME sniffing;
 // html/template escapes everything users typed or pushed.

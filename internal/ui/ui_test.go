@@ -1,17 +1,18 @@
 package ui_test
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -313,10 +314,14 @@ func TestSessionsAndCSRF(t *testing.T) {
 	}
 	b.get("/projects")
 	good := b.csrf
+	wrong := "x" + good[1:]
+	if good[0] == 'x' {
+		wrong = "y" + good[1:]
+	}
 	for _, tt := range []struct {
 		name  string
 		token string
-	}{{"no token", ""}, {"wrong token", "x" + good[1:]}, {"pre-login token", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}} {
+	}{{"no token", ""}, {"wrong token", wrong}, {"pre-login token", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}} {
 		st, _ := b.post("/projects", url.Values{"_csrf": {tt.token}, "name": {"csrf-" + strings.ReplaceAll(tt.name, " ", "-")}})
 		if st != http.StatusForbidden {
 			t.Errorf("%s: %d, want 403", tt.name, st)
@@ -347,11 +352,10 @@ func TestSessionsAndCSRF(t *testing.T) {
 			t.Errorf("project %s was created by a refused post", p.Name)
 		}
 	}
-	// htmx sends the token in the API's header.
-	req, _ = http.NewRequest(http.MethodPost, w.s.URL+"/projects", strings.NewReader(url.Values{"name": {"by-htmx"}}.Encode()))
+	// A script may send the token in the API's header instead.
+	req, _ = http.NewRequest(http.MethodPost, w.s.URL+"/projects", strings.NewReader(url.Values{"name": {"by-header"}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set(ui.CSRFHeader, good)
-	req.Header.Set("HX-Request", "true")
 	if resp, err := b.c.Do(req); err != nil {
 		t.Fatal(err)
 	} else if resp.Body.Close(); resp.StatusCode != http.StatusSeeOther {
@@ -481,32 +485,35 @@ func TestNoRulesOfItsOwn(t *testing.T) {
 	}
 }
 
-// TestAssetsPinned checks the vendored htmx against the digest its NOTICE
-// records, and that the NOTICE names version and source.
-func TestAssetsPinned(t *testing.T) {
-	b, err := os.ReadFile("assets/htmx.min.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(b)
-	const want = "d6fdc75f204e6bdefa99b69bf1e6d4ac69b8a364f77929f45c13476b4000f717"
-	if got := hex.EncodeToString(sum[:]); got != want {
-		t.Errorf("htmx.min.js sha256 %s, want %s (update assets/NOTICE.md with the file)", got, want)
-	}
+// TestAssetsOwn: every asset the UI serves is one of its own, listed in
+// assets/NOTICE.md, and the NOTICE lists no file that is not there.
+func TestAssetsOwn(t *testing.T) {
 	notice, err := os.ReadFile("assets/NOTICE.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"2.0.11", want, "github.com/bigskysoftware/htmx", "Zero-Clause BSD"} {
-		if !strings.Contains(string(notice), s) {
-			t.Errorf("NOTICE.md does not say %q", s)
+	listed := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `([^`]+)` \\|").FindAllSubmatch(notice, -1) {
+		listed[string(m[1])] = true
+	}
+	entries, err := os.ReadDir("assets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, e := range entries {
+		if e.Name() == "NOTICE.md" {
+			continue
+		}
+		files = append(files, e.Name())
+		if !listed[e.Name()] {
+			t.Errorf("assets/%s is not listed in assets/NOTICE.md", e.Name())
 		}
 	}
-	if _, err := os.Stat("assets/htmx.LICENSE"); err != nil {
-		t.Error(err)
-	}
-	if !regexp.MustCompile(`2\.0\.11`).Match(b) {
-		t.Error("htmx.min.js does not carry its version 2.0.11")
+	for name := range listed {
+		if !slices.Contains(files, name) {
+			t.Errorf("assets/NOTICE.md lists %s, which is not in assets/", name)
+		}
 	}
 }
 
@@ -524,5 +531,53 @@ func TestNoAuth(t *testing.T) {
 	}
 	if st, loc := b.post("/projects", url.Values{"name": {"open"}}); st != http.StatusSeeOther || loc != "/projects/open" {
 		t.Errorf("post with the token: %d %s", st, loc)
+	}
+}
+
+// TestFragments: a request from the UI's script naming a fragment the
+// page has (ui.FragmentHeader) gets that element alone; a name the page
+// has no fragment for, or a template that is not a fragment, gets the
+// whole page, from which the script picks the element.
+func TestFragments(t *testing.T) {
+	w := newWorld(t)
+	b := newBrowser(t, w.s.URL)
+	b.login("admin", "Harbor12345")
+	for _, tc := range []struct {
+		path, fragment string
+		alone          bool
+	}{
+		{"/projects/acme/r/app?tag=v", "artifact-list", true},
+		{"/projects?q=ac", "project-list", true},
+		{"/projects/acme/repositories?q=app", "repo-list", false},
+		{"/admin/users?q=dev", "user-list", false},
+		{"/projects/acme/r/app", "layout", false},
+		{"/projects/acme/r/app", "csrf", false},
+		{"/projects/acme/r/app", "", false},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, w.s.URL+tc.path, nil)
+		if tc.fragment != "" {
+			req.Header.Set(ui.FragmentHeader, tc.fragment)
+		}
+		resp, err := b.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s as %q: %d", tc.path, tc.fragment, resp.StatusCode)
+			continue
+		}
+		page := bytes.HasPrefix(body, []byte("<!doctype html>"))
+		if page == tc.alone {
+			t.Errorf("%s as %q: whole page %v, want %v: %.200s", tc.path, tc.fragment, page, !tc.alone, body)
+		}
+		if tc.alone && !bytes.HasPrefix(body, []byte(`<div id="`+tc.fragment+`">`)) {
+			t.Errorf("%s as %q: the fragment is not the element: %.200s", tc.path, tc.fragment, body)
+		}
+		if id := tc.fragment; id != "" && id != "layout" && id != "csrf" && !bytes.Contains(body, []byte(`id="`+id+`"`)) {
+			t.Errorf("%s as %q: no element with that id", tc.path, tc.fragment)
+		}
+		checkNoInline(t, tc.path, string(body))
 	}
 }
