@@ -3,6 +3,7 @@ package ui_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -580,4 +582,125 @@ func TestFragments(t *testing.T) {
 		}
 		checkNoInline(t, tc.path, string(body))
 	}
+}
+
+// TestRepositoryTags: an artifact with many tags shows its first tags by
+// name and a count of the others in the repository's list (the list stays
+// one row per artifact however many tags there are); a tag filter finds an
+// artifact by a tag not shown; the artifact's page lists every tag, paged.
+func TestRepositoryTags(t *testing.T) {
+	s := start(t, nil)
+	if _, err := s.Core.Projects.Create(context.Background(), s.admin(t), project.Create{Name: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	many := labeled(t, map[string]string{"n": "many"})
+	var want []string
+	var d v1.Hash
+	for i := range 30 {
+		tag := fmt.Sprintf("t%02d", i)
+		want = append(want, tag)
+		d = s.push(t, many, "acme/app", tag, "admin", "Harbor12345")
+	}
+	solo := s.push(t, labeled(t, map[string]string{"n": "solo"}), "acme/app", "solo", "admin", "Harbor12345")
+	b := newBrowser(t, s.URL)
+	b.login("admin", "Harbor12345")
+
+	type row struct {
+		Tags []string
+		More string
+	}
+	for _, tc := range []struct {
+		path string
+		want map[string]row
+	}{
+		{"/projects/acme/r/app", map[string]row{d.String(): {want[:5], "+25 more"}, solo.String(): {[]string{"solo"}, ""}}},
+		{"/projects/acme/r/app?tag=t17", map[string]row{d.String(): {want[:5], "+25 more"}}},
+		{"/projects/acme/r/app?tag=solo", map[string]row{solo.String(): {[]string{"solo"}, ""}}},
+	} {
+		st, body := b.get(tc.path)
+		if st != http.StatusOK {
+			t.Fatalf("%s: %d", tc.path, st)
+		}
+		got := map[string]row{}
+		for _, tr := range findAll(parseHTML(t, body), func(n *html.Node) bool { return n.Data == "tr" && find(n, "a", "digest") != nil }) {
+			var r row
+			for _, sp := range findAll(tr, func(n *html.Node) bool { return n.Data == "span" && attr(n, "class") == "tag" }) {
+				r.Tags = append(r.Tags, text(sp))
+			}
+			for _, a := range findAll(tr, func(n *html.Node) bool { return n.Data == "a" && strings.HasSuffix(text(n), " more") }) {
+				r.More = text(a)
+			}
+			href := attr(find(tr, "a", "digest"), "href")
+			got[href[strings.LastIndex(href, "/")+1:]] = r
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%s: rows (-want +got):\n%s", tc.path, diff)
+		}
+	}
+
+	var all []string
+	for page := 1; page <= 2; page++ {
+		st, body := b.get(fmt.Sprintf("/projects/acme/r/app/-/%s?page=%d", d, page))
+		if st != http.StatusOK {
+			t.Fatalf("artifact page %d: %d", page, st)
+		}
+		list := find(parseHTML(t, body), "ul", "taglist")
+		if list == nil {
+			t.Fatalf("artifact page %d: no tag list", page)
+		}
+		for _, sp := range findAll(list, func(n *html.Node) bool { return n.Data == "span" && attr(n, "class") == "tag" }) {
+			all = append(all, text(sp))
+		}
+	}
+	slices.Sort(all)
+	if diff := cmp.Diff(want, all); diff != "" {
+		t.Errorf("the artifact's pages list (-want +got):\n%s", diff)
+	}
+}
+
+func parseHTML(t *testing.T, body string) *html.Node {
+	t.Helper()
+	doc, err := html.Parse(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+// findAll returns the elements under n that match, in document order.
+func findAll(n *html.Node, match func(*html.Node) bool) []*html.Node {
+	var out []*html.Node
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if c.Type == html.ElementNode && match(c) {
+			out = append(out, c)
+		}
+		out = append(out, findAll(c, match)...)
+	}
+	return out
+}
+
+// find returns the first element under n named tag with class cls.
+func find(n *html.Node, tag, cls string) *html.Node {
+	all := findAll(n, func(c *html.Node) bool {
+		return c.Data == tag && slices.Contains(strings.Fields(attr(c, "class")), cls)
+	})
+	if len(all) == 0 {
+		return nil
+	}
+	return all[0]
+}
+
+func text(n *html.Node) string {
+	var sb strings.Builder
+	var walk func(*html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.TextNode {
+			sb.WriteString(n.Data)
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(n)
+	return strings.TrimSpace(sb.String())
 }
