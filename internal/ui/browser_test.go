@@ -438,7 +438,7 @@ func TestBrowser(t *testing.T) {
 	}
 
 	for _, p := range []struct{ path, name string }{{"/admin/configuration", "admin-configuration"}, {"/admin/audit", "admin-audit"},
-		{"/admin/robots", "admin-robots"}, {"/projects/demo/logs", "project-logs"}, {"/projects/demo/robots", "project-robots"}, {"/profile", "profile"}} {
+		{"/admin/robots", "admin-robots"}, {"/projects/demo/logs", "project-logs"}, {"/projects/demo/robots", "project-robots"}, {"/projects/demo/webhooks", "project-webhooks"}, {"/profile", "profile"}} {
 		s.open(p.path)
 		s.page(p.name)
 	}

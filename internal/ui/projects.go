@@ -14,6 +14,7 @@ import (
 	"github.com/lading-dev/lading/internal/identity"
 	"github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/query"
+	"github.com/lading-dev/lading/internal/webhook"
 )
 
 func (s *Server) projectList(c *call) error {
@@ -98,6 +99,7 @@ var projectTabs = []struct {
 	{tab{"members", "Members"}, access.Member, access.List},
 	{tab{"robots", "Robot accounts"}, access.Robot, access.List},
 	{tab{"policies", "Policies"}, access.Self, access.Read},
+	{tab{"webhooks", "Webhooks"}, access.NotificationPolicy, access.List},
 	{tab{"logs", "Logs"}, access.Log, access.List},
 }
 
@@ -109,6 +111,9 @@ func (s *Server) project(c *call) (projectView, error) {
 	}
 	pv := projectView{Project: p, Perms: c.projectPerms(p.ID), CSRF: c.csrf}
 	for _, t := range projectTabs {
+		if t.Name == "webhooks" && s.svc.Webhooks == nil {
+			continue
+		}
 		if pv.Perms.Can(string(t.resource), string(t.action)) {
 			pv.Tabs = append(pv.Tabs, t.tab)
 		}
@@ -160,6 +165,8 @@ func (s *Server) projectTab(c *call) error {
 		pv.Data = map[string]any{"Robots": rs, "Pager": newPager(c.r.URL, page, total), "Secret": ""}
 	case "policies":
 		pv.Data = map[string]any{"Meta": pv.Project.Metadata, "Severities": []string{"none", "low", "medium", "high", "critical"}}
+	case "webhooks":
+		return s.webhookTab(c, &pv, "", webhook.Policy{})
 	case "logs":
 		q, err := auditQuery(c.r.URL.Query())
 		if err != nil {

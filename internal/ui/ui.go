@@ -31,7 +31,7 @@
 //	/login, /logout, /profile
 //	/projects                                  list, search, create
 //	/projects/{project}[/{tab}]                summary, repositories, members, robots,
-//	                                           policies, logs
+//	                                           policies, webhooks, logs
 //	/projects/{project}/r/{repository...}      a repository and its artifacts
 //	/projects/{project}/r/{repository...}/-/{digest}[/{panel}]
 //	                                           an artifact; panels: packages,
@@ -59,6 +59,7 @@ import (
 	"github.com/lading-dev/lading/internal/identity"
 	"github.com/lading-dev/lading/internal/inspect"
 	"github.com/lading-dev/lading/internal/project"
+	"github.com/lading-dev/lading/internal/webhook"
 )
 
 // Permissions tells what a subject may do; the UI asks it only to choose
@@ -77,6 +78,8 @@ type Services struct {
 	Audit       *audit.Log
 	Settings    *config.Store
 	Inspect     *inspect.Service
+	// Webhooks, when set, gives projects a webhooks tab.
+	Webhooks *webhook.Service
 }
 
 // Options configure the UI.
@@ -240,6 +243,8 @@ func (s *Server) routes() {
 	s.handle("POST /projects/{project}/members/{mid}", s.changeMember)
 	s.handle("POST /projects/{project}/robots", s.createProjectRobot)
 	s.handle("POST /projects/{project}/robots/{rid}/delete", s.deleteRobot)
+	s.handle("POST /projects/{project}/webhooks", s.createWebhook)
+	s.handle("POST /projects/{project}/webhooks/{wid}/delete", s.deleteWebhook)
 	s.handle("GET /projects/{project}/r/{rest...}", s.repositoryOrArtifact)
 	s.handle("POST /projects/{project}/r/{rest...}", s.repositoryOrArtifactPost)
 
