@@ -17,17 +17,22 @@ import (
 
 // adminPages are the Administration menu's entries. Pages of features
 // still to come (groups, registries and replication, proxy caches,
-// scanners, interrogation services, garbage collection, the job service)
-// are added here when their services exist.
+// scanners, interrogation services, garbage collection) are added here
+// when their services exist.
 var adminPages = []tab{
 	{"users", "Users"},
 	{"robots", "Robot accounts"},
 	{"configuration", "Configuration"},
 	{"audit", "Audit log"},
+	{"jobs", "Job service"},
 }
 
 func (s *Server) renderAdmin(c *call, st int, page, title string, data map[string]any) error {
-	data["Page"], data["Pages"] = page, adminPages
+	pages := adminPages
+	if s.svc.Jobs == nil {
+		pages = slices.DeleteFunc(slices.Clone(pages), func(t tab) bool { return t.Name == "jobs" })
+	}
+	data["Page"], data["Pages"] = page, pages
 	return c.render(st, "admin", title, data)
 }
 

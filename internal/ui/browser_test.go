@@ -437,7 +437,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("post without the CSRF token: %d, want 403", status)
 	}
 
-	for _, p := range []struct{ path, name string }{{"/admin/configuration", "admin-configuration"}, {"/admin/audit", "admin-audit"},
+	for _, p := range []struct{ path, name string }{{"/admin/configuration", "admin-configuration"}, {"/admin/audit", "admin-audit"}, {"/admin/jobs", "admin-jobs"},
 		{"/admin/robots", "admin-robots"}, {"/projects/demo/logs", "project-logs"}, {"/projects/demo/robots", "project-robots"}, {"/projects/demo/webhooks", "project-webhooks"}, {"/profile", "profile"}} {
 		s.open(p.path)
 		s.page(p.name)

@@ -36,7 +36,7 @@
 //	/projects/{project}/r/{repository...}/-/{digest}[/{panel}]
 //	                                           an artifact; panels: packages,
 //	                                           vulnerabilities, sbom
-//	/admin/{page}                              users, robots, configuration, audit
+//	/admin/{page}                              users, robots, configuration, audit, jobs
 //	/static/{file}                             embedded assets
 package ui
 
@@ -58,6 +58,7 @@ import (
 	"github.com/lading-dev/lading/internal/config"
 	"github.com/lading-dev/lading/internal/identity"
 	"github.com/lading-dev/lading/internal/inspect"
+	"github.com/lading-dev/lading/internal/jobs"
 	"github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/webhook"
 )
@@ -80,6 +81,9 @@ type Services struct {
 	Inspect     *inspect.Service
 	// Webhooks, when set, gives projects a webhooks tab.
 	Webhooks *webhook.Service
+	// Jobs, when set, gives the Administration menu the job service
+	// dashboard.
+	Jobs *jobs.Monitor
 }
 
 // Options configure the UI.
@@ -258,6 +262,8 @@ func (s *Server) routes() {
 	s.handle("GET /admin/configuration", s.adminConfig)
 	s.handle("POST /admin/configuration", s.adminUpdateConfig)
 	s.handle("GET /admin/audit", s.adminAudit)
+	s.handle("GET /admin/jobs", s.adminJobs)
+	s.handle("POST /admin/jobs", s.adminJobQueue)
 
 	s.handle("/", func(c *call) error { return notFound("no page at " + c.r.URL.Path) })
 }

@@ -409,8 +409,8 @@ func TestSecurityHeaders(t *testing.T) {
 	b := newBrowser(t, w.s.URL)
 	b.login("admin", "Harbor12345")
 	for _, p := range []string{"/login", "/projects", "/projects/acme", "/projects/acme/repositories", "/projects/acme/members",
-		"/projects/acme/robots", "/projects/acme/policies", "/projects/acme/logs", "/projects/acme/r/app",
-		"/projects/acme/r/app/-/" + w.digest.String(), "/admin/users", "/admin/robots", "/admin/configuration", "/admin/audit", "/profile", "/projects/acme/no-such-tab/x"} {
+		"/projects/acme/robots", "/projects/acme/policies", "/projects/acme/webhooks", "/projects/acme/logs", "/projects/acme/r/app",
+		"/projects/acme/r/app/-/" + w.digest.String(), "/admin/users", "/admin/robots", "/admin/configuration", "/admin/audit", "/admin/jobs", "/profile", "/projects/acme/no-such-tab/x"} {
 		resp, err := b.c.Get(w.s.URL + p)
 		if err != nil {
 			t.Fatal(err)
