@@ -2,6 +2,9 @@ package artifact
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/lading-dev/lading/internal/access"
 	"github.com/lading-dev/lading/internal/project"
@@ -40,9 +43,19 @@ func (s *Service) ArtifactsSomeTags(ctx context.Context, who access.Subject, ref
 	if err := rows.Err(); err != nil {
 		return nil, nil, 0, s.db.Wrap("tags", err)
 	}
-	rows, err = s.db.Query(ctx, `SELECT id, repository_id, artifact_id, name, push_time, pull_time FROM (
-		SELECT t.*, ROW_NUMBER() OVER (PARTITION BY t.artifact_id ORDER BY t.name) AS n FROM artifact_tags t
-		WHERE t.artifact_id IN (`+marks(len(args))+`)) x WHERE n <= ? ORDER BY artifact_id, name`, append(args, limit)...)
+	// One indexed range scan per artifact (artifact_tags_artifact), each
+	// stopping after limit rows, in one statement: the cost follows the
+	// rows shown, not the artifacts' tag counts.
+	var sb strings.Builder
+	targs := make([]any, 0, 2*len(arts))
+	for i, a := range arts {
+		if i > 0 {
+			sb.WriteString(" UNION ALL ")
+		}
+		fmt.Fprintf(&sb, `SELECT * FROM (SELECT id, repository_id, artifact_id, name, push_time, pull_time FROM artifact_tags WHERE artifact_id = ? ORDER BY name LIMIT ?) t%d`, i)
+		targs = append(targs, a.ID, limit)
+	}
+	rows, err = s.db.Query(ctx, sb.String(), targs...)
 	if err != nil {
 		return nil, nil, 0, s.db.Wrap("tags", err)
 	}
@@ -55,5 +68,11 @@ func (s *Service) ArtifactsSomeTags(ctx context.Context, who access.Subject, ref
 		i := idx[t.ArtifactID]
 		arts[i].Tags = append(arts[i].Tags, t)
 	}
-	return arts, counts, total, s.db.Wrap("tags", rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, nil, 0, s.db.Wrap("tags", err)
+	}
+	for i := range arts {
+		slices.SortFunc(arts[i].Tags, func(a, b Tag) int { return strings.Compare(a.Name, b.Name) })
+	}
+	return arts, counts, total, nil
 }
