@@ -10,6 +10,7 @@ import (
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/query"
+	"github.com/lading-dev/lading/internal/task"
 	"github.com/lading-dev/lading/internal/webhook"
 )
 
@@ -24,10 +25,21 @@ func (s *Server) webhookTab(c *call, pv *projectView, formErr string, form webho
 	if err != nil {
 		return err
 	}
+	// Each policy's last delivery (executions are listed newest first).
+	last := map[int64]*task.Execution{}
+	for _, p := range pols {
+		ex, _, err := s.svc.Webhooks.Executions(c.ctx, c.who, project.Ref{ID: pv.Project.ID}, p.ID, query.Query{}, query.Page{Number: 1, Size: 1})
+		if err != nil {
+			return err
+		}
+		if len(ex) > 0 {
+			last[p.ID] = &ex[0]
+		}
+	}
 	if form.EventTypes == nil {
 		form.EventTypes = webhook.EventTypes
 	}
-	pv.Data = map[string]any{"Policies": pols, "Pager": newPager(c.r.URL, page, total), "EventTypes": webhook.EventTypes,
+	pv.Data = map[string]any{"Policies": pols, "Last": last, "Pager": newPager(c.r.URL, page, total), "EventTypes": webhook.EventTypes,
 		"Formats": webhook.PayloadFormats, "FormError": formErr, "Form": form}
 	st := http.StatusOK
 	if formErr != "" {

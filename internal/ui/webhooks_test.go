@@ -121,6 +121,17 @@ func TestWebhooks(t *testing.T) {
 		t.Errorf("delivery: auth %q, type %q, body %.300s", d.auth, d.ctype, d.body)
 	}
 
+	// The tab shows the delivery.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, body = owner.get("/projects/acme/webhooks")
+		if strings.Contains(body, "<td>Success, ") || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !strings.Contains(body, "<td>Success, ") {
+		t.Errorf("the tab does not show the last delivery as a success: %.1500s", body)
+	}
+
 	maint := newBrowser(t, s.URL)
 	maint.login("maint", userPassword)
 	_, body = maint.get("/projects/acme/webhooks")
