@@ -396,7 +396,10 @@ func TestBrowser(t *testing.T) {
 	}
 	s.page("artifact-vulnerabilities")
 	s.mark()
-	s.run("filter critical", chromedp.SetValue(chromedp.CSS("#f-sev"), "CRITICAL"), chromedp.Click(chromedp.CSS(`#analysis form button[type=submit]`)))
+	// Set the severity and submit the form as its button would (a submit
+	// event), in one step: the panel is replaced under the test's feet.
+	s.run("filter critical", chromedp.Evaluate[chromedp.Void](`(() => { const f = document.querySelector("#analysis form");
+		f.querySelector("#f-sev").value = "CRITICAL"; f.requestSubmit(f.querySelector("button[type=submit]")); })()`))
 	s.until("the critical findings alone", `(document.querySelector("#analysis:not(.loading) #f-sev") || {}).value === "CRITICAL" &&
 		document.querySelectorAll("table.vulns tbody tr").length + document.querySelectorAll("#analysis p.empty").length > 0 &&
 		document.querySelectorAll("table.vulns tbody .sev:not(.sev-critical)").length === 0`)
