@@ -7,9 +7,10 @@
 // computed on demand, at most Parallel at once (others wait), one per
 // image however many ask together, and the last MaxCached are kept in
 // memory (the per-layer cache, when given, keeps the expensive part on
-// disk across restarts). A layer that cannot be read (its bytes do not
-// match its digest, it does not decompress) is a warning of the analysis,
-// which is then not remembered.
+// disk across restarts). A layer whose bytes do not match its digest
+// fails the analysis with an error naming it, and a layer that cannot be
+// read otherwise is a warning of an analysis that is then not remembered:
+// either way the next view tries again.
 package compute
 
 import (

@@ -108,25 +108,32 @@ func TestOncePerImage(t *testing.T) {
 	}
 }
 
-// TestCorruptBlob: a layer whose bytes do not match its digest is a
-// warning naming the layer, and the analysis is not remembered.
+// TestCorruptBlob: a layer whose bytes do not match its digest fails the
+// analysis with an error naming the layer (lading's analyzer verifies
+// every layer before it reads or caches it), and nothing is remembered:
+// the next view tries again.
 func TestCorruptBlob(t *testing.T) {
 	img, err := random.Image(2048, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, err := layers[0].Digest()
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := &blobs{img: img, bad: true}
 	a := compute.New()
 	tg := target(t, b)
-	an, err := a.Analyze(context.Background(), tg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(an.Warnings) != 1 || !strings.HasPrefix(an.Warnings[0], "layer 0: ") {
-		t.Errorf("warnings %q, want one about layer 0", an.Warnings)
+	_, err = a.Analyze(context.Background(), tg)
+	if err == nil || !strings.Contains(err.Error(), ld.String()) || !strings.Contains(err.Error(), "layer 1/1") {
+		t.Errorf("analysis of a corrupt layer: %v, want an error naming layer 1/1 %s", err, ld)
 	}
 	known, _ := a.Known(context.Background(), "p/r", []string{tg.Digest})
 	if len(known) != 0 {
-		t.Errorf("a partial analysis is remembered: %v", known)
+		t.Errorf("a failed analysis is remembered: %v", known)
 	}
 }
