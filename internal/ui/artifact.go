@@ -50,10 +50,16 @@ func (s *Server) artifactPage(c *call, t target) error {
 	}
 	if t.Panel != "" && d.Image != nil {
 		an, err := s.svc.Inspect.Analyze(c.ctx, c.who, t.ref(), t.Repo, d.Digest)
-		if err != nil && !errors.Is(err, errdefs.ErrUnsupported) {
+		switch {
+		case errors.Is(err, errdefs.ErrCorrupt):
+			// The stored content is damaged: the page says which layer,
+			// in the panel, and the rest of the page stays.
+			data["AnalysisError"] = err.Error()
+		case err != nil && !errors.Is(err, errdefs.ErrUnsupported):
 			return err
+		default:
+			data["Analysis"] = analysisView(an, d.Image, c.r.URL.Query(), t.Panel)
 		}
-		data["Analysis"] = analysisView(an, d.Image, c.r.URL.Query(), t.Panel)
 	}
 	title := t.Project + "/" + t.Repo + "@" + shortDigest(d.Digest)
 	return c.render(http.StatusOK, "artifact", title, data)
