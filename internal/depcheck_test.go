@@ -70,6 +70,15 @@ var rules = []struct {
 	{"internal/jobs", []string{"internal/task", "internal/webhook", "internal/api", "internal/core", "internal/registry", "internal/cli", "internal/scan"}, "the job service runs functions it is given; it knows no kind of job", nil},
 	{"internal/task", []string{"internal/webhook", "internal/api", "internal/core", "internal/registry", "internal/cli"}, "executions and tasks know no vendor", nil},
 	{"internal/webhook", []string{"internal/api", "internal/core", "internal/registry", "internal/cli", "internal/scan"}, "webhooks are told of events; they do not reach into who raises them", nil},
+	// The registry's lifecycle (immutable tags, labels, retention, GC,
+	// purge): services under core, above artifact and the job service.
+	{"internal/selector", []string{"internal/access", "internal/sqldb", "internal/registry", "internal/project", "internal/artifact", "internal/api", "internal/core", "internal/cli"}, "selectors match names; they know no service", nil},
+	{"internal/immutable", []string{"internal/registry", "internal/artifact", "internal/retention", "internal/api", "internal/core", "internal/cli"}, "immutable rules are asked by the Gate, the artifact view and retention; they ask none of them", nil},
+	{"internal/label", []string{"internal/registry", "internal/retention", "internal/api", "internal/core", "internal/cli"}, "labels mark the artifact view's artifacts; the registry knows nothing of them", nil},
+	{"internal/retention", []string{"internal/registry", "internal/api", "internal/core", "internal/cli", "internal/scan"}, "retention deletes through the artifact view, never the registry directly", nil},
+	{"internal/sysjob", []string{"internal/registry", "internal/api", "internal/core", "internal/cli", "internal/gc", "internal/purge"}, "system jobs run the functions their vendors give", nil},
+	{"internal/gc", []string{"internal/registry", "internal/api", "internal/core", "internal/cli"}, "garbage collection reaches the registry's collector through an interface the wiring fills", nil},
+	{"internal/purge", []string{"internal/registry", "internal/api", "internal/core", "internal/cli"}, "the audit log purge is a system job over the audit log", nil},
 }
 
 // testSupport are the packages made for tests: they skip or fail tests,

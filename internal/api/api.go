@@ -44,10 +44,15 @@ import (
 	"github.com/lading-dev/lading/internal/audit"
 	"github.com/lading-dev/lading/internal/config"
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/gc"
 	"github.com/lading-dev/lading/internal/identity"
+	"github.com/lading-dev/lading/internal/immutable"
 	"github.com/lading-dev/lading/internal/jobs"
+	"github.com/lading-dev/lading/internal/label"
 	"github.com/lading-dev/lading/internal/project"
+	"github.com/lading-dev/lading/internal/purge"
 	"github.com/lading-dev/lading/internal/query"
+	"github.com/lading-dev/lading/internal/retention"
 	"github.com/lading-dev/lading/internal/webhook"
 )
 
@@ -64,6 +69,11 @@ type Services struct {
 	Settings  *config.Store
 	Jobs      *jobs.Monitor
 	Webhooks  *webhook.Service
+	Immutable *immutable.Service
+	Labels    *label.Service
+	Retention *retention.Service
+	GC        *gc.Service
+	Purge     *purge.Service
 }
 
 // Component is one part of lading as /health reports it.

@@ -163,6 +163,9 @@ func (s *Server) listArtifacts(c *call) error {
 	for i, a := range list {
 		out[i] = toArtifact(a)
 	}
+	if err := s.decorate(c, list, out); err != nil {
+		return err
+	}
 	return c.list(page, total, out)
 }
 
@@ -171,7 +174,11 @@ func (s *Server) getArtifact(c *call) error {
 	if err != nil {
 		return err
 	}
-	return c.json(http.StatusOK, toArtifact(a))
+	out := []artifactJSON{toArtifact(a)}
+	if err := s.decorate(c, []artifact.Artifact{a}, out); err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, out[0])
 }
 
 func (s *Server) deleteArtifact(c *call) error {
@@ -205,6 +212,11 @@ func (s *Server) listTags(c *call) error {
 	out := make([]tagJSON, len(list))
 	for i, t := range list {
 		out[i] = toTag(t)
+	}
+	if c.r.URL.Query().Get("with_immutable_status") == "true" && s.svc.Immutable != nil {
+		if err := s.markImmutable(c, c.r.PathValue("project_name")+"/"+c.repoName(), out); err != nil {
+			return err
+		}
 	}
 	return c.list(page, total, out)
 }

@@ -103,6 +103,8 @@ func (s *Server) routes() {
 	s.handle("PUT "+p+"/jobservice/queues/{job_type}", s.jobQueueAction)
 	s.handle("GET "+p+"/schedules", s.listSchedules)
 	s.handle("GET "+p+"/schedules/{job_type}/paused", s.schedulePaused)
+	// Immutable tags, labels, retention, GC, purge (lifecycle.go).
+	s.lifecycleRoutes()
 	// The login form.
 	s.handle("POST /c/login", s.login)
 	s.handle("GET /c/log_out", s.logout)

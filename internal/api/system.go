@@ -148,6 +148,8 @@ func (s *Server) statistics(c *call) error {
 		PublicRepoCount     int64 `json:"public_repo_count"`
 		TotalProjectCount   int64 `json:"total_project_count"`
 		TotalRepoCount      int64 `json:"total_repo_count"`
+		// TotalStorage is shown to system administrators, as in Harbor.
+		TotalStorage int64 `json:"total_storage_consumption"`
 	}
 	for _, public := range []bool{true, false} {
 		ps, n, err := s.svc.Projects.List(c.ctx, c.who, query.Query{}.With("public", public), query.Page{})
@@ -166,6 +168,13 @@ func (s *Server) statistics(c *call) error {
 	}
 	out.TotalProjectCount = out.PublicProjectCount + out.PrivateProjectCount
 	out.TotalRepoCount = out.PublicRepoCount + out.PrivateRepoCount
+	if c.who.SysAdmin {
+		n, err := s.svc.Projects.TotalStorage(c.ctx)
+		if err != nil {
+			return err
+		}
+		out.TotalStorage = n
+	}
 	return c.json(http.StatusOK, out)
 }
 

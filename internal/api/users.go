@@ -177,7 +177,7 @@ func (s *Server) login(c *call) error {
 	if err := c.r.ParseForm(); err != nil {
 		return errdefsTooLargeOr(err)
 	}
-	who, err := s.svc.Identity.Login(c.ctx, c.r.PostForm.Get("principal"), c.r.PostForm.Get("password"), c.r.RemoteAddr, true)
+	who, err := s.svc.Identity.UserLogin(c.ctx, c.r.PostForm.Get("principal"), c.r.PostForm.Get("password"), c.r.RemoteAddr)
 	if err != nil {
 		return err
 	}

@@ -31,11 +31,13 @@ package artifact
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"sync"
 
 	"github.com/lading-dev/lading/internal/access"
 	"github.com/lading-dev/lading/internal/audit"
 	"github.com/lading-dev/lading/internal/project"
+	"github.com/lading-dev/lading/internal/query"
 	"github.com/lading-dev/lading/internal/sqldb"
 )
 
@@ -99,6 +101,13 @@ type Registry interface {
 	Forget(ctx context.Context, tx *sqldb.Tx, prefix string) error
 }
 
+// Guard protects tags from the view's changes (immutable tags): Check
+// refuses, with an error of class errdefs.ErrFailedPrecondition naming
+// what protects it, a change to one of tags of repo ("project/name").
+type Guard interface {
+	Check(ctx context.Context, repo string, tags []string) error
+}
+
 // Service is the artifact view.
 type Service struct {
 	db       *sqldb.DB
@@ -106,6 +115,8 @@ type Service struct {
 	audit    *audit.Log
 	projects *project.Service
 	registry Registry
+	guard    Guard
+	fields   query.Fields
 	log      *slog.Logger
 
 	pullMu  sync.Mutex
@@ -120,7 +131,7 @@ func New(db *sqldb.DB, checker *access.Checker, log *audit.Log, projects *projec
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{db: db, access: checker, audit: log, projects: projects, registry: reg, log: logger,
+	s := &Service{db: db, access: checker, audit: log, projects: projects, registry: reg, log: logger, fields: maps.Clone(ArtifactFields),
 		pullSig: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go s.flushPulls()
 	return s
@@ -128,6 +139,21 @@ func New(db *sqldb.DB, checker *access.Checker, log *audit.Log, projects *projec
 
 // SetRegistry sets the registry (built after the view).
 func (s *Service) SetRegistry(r Registry) { s.registry = r }
+
+// SetGuard sets what protects tags from deletion and moves (at wiring).
+func (s *Service) SetGuard(g Guard) { s.guard = g }
+
+// AddField adds a key artifact listings may filter by, owned by another
+// service (labels), at wiring.
+func (s *Service) AddField(key string, f query.Field) { s.fields[key] = f }
+
+// check asks the guard, if any, about a change to tags of repo.
+func (s *Service) check(ctx context.Context, repo string, tags []string) error {
+	if s.guard == nil || len(tags) == 0 {
+		return nil
+	}
+	return s.guard.Check(ctx, repo, tags)
+}
 
 // Close records the pulls still pending.
 func (s *Service) Close() {

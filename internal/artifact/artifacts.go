@@ -119,7 +119,7 @@ func (s *Service) Artifacts(ctx context.Context, who access.Subject, ref project
 		return nil, 0, err
 	}
 	q, extra := tagsFilter(q)
-	c, err := q.SQL(s.db.Dialect(), ArtifactFields, "a.push_time DESC", "a.id DESC")
+	c, err := q.SQL(s.db.Dialect(), s.fields, "a.push_time DESC", "a.id DESC")
 	if err != nil {
 		return nil, 0, err
 	}
@@ -263,6 +263,9 @@ func (s *Service) DeleteArtifact(ctx context.Context, who access.Subject, ref pr
 	if err != nil {
 		return err
 	}
+	if err := s.checkArtifact(ctx, repo, a.ID); err != nil {
+		return err
+	}
 	if err := s.registry.DeleteManifest(ctx, repo.Name, a.Digest); err != nil {
 		if errors.Is(err, errdefs.ErrConflict) {
 			// %v: the class is FailedPrecondition (412), not Conflict.
@@ -306,15 +309,58 @@ func (s *Service) CopyArtifact(ctx context.Context, who access.Subject, ref proj
 	if err != nil {
 		return Artifact{}, err
 	}
-	if _, err := s.lookup(ctx, src, srcRef); err != nil {
+	found, err := s.lookup(ctx, src, srcRef)
+	if err != nil {
 		return Artifact{}, err
 	}
 	dst := p.Name + "/" + repoName
+	if !strings.Contains(srcRef, ":") {
+		// The copy tags dst: an immutable tag there may not move.
+		var cur string
+		err := s.db.QueryRow(ctx, `SELECT a.digest FROM artifact_tags t JOIN artifact_repos r ON r.id = t.repository_id JOIN artifacts a ON a.id = t.artifact_id WHERE r.name = ? AND t.name = ?`, dst, srcRef).Scan(&cur)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return Artifact{}, s.db.Wrap("copy", err)
+		}
+		if err == nil && cur != found.Digest {
+			if err := s.check(ctx, dst, []string{srcRef}); err != nil {
+				return Artifact{}, err
+			}
+		}
+	}
 	dgst, err := s.registry.Copy(ctx, src.Name, srcRef, dst)
 	if err != nil {
 		return Artifact{}, err
 	}
 	return s.Artifact(ctx, who, project.Ref{ID: p.ID}, repoName, dgst)
+}
+
+// checkArtifact asks the guard whether the tags of an artifact may go.
+func (s *Service) checkArtifact(ctx context.Context, repo Repository, id int64) error {
+	if s.guard == nil {
+		return nil
+	}
+	tags, err := s.tagNames(ctx, `SELECT name FROM artifact_tags WHERE artifact_id = ? ORDER BY name`, id)
+	if err != nil {
+		return err
+	}
+	return s.check(ctx, repo.Name, tags)
+}
+
+func (s *Service) tagNames(ctx context.Context, stmt string, args ...any) ([]string, error) {
+	rows, err := s.db.Query(ctx, stmt, args...)
+	if err != nil {
+		return nil, s.db.Wrap("tags", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, s.db.Wrap("tags", err)
+		}
+		out = append(out, t)
+	}
+	return out, s.db.Wrap("tags", rows.Err())
 }
 
 // parseFrom reads "project/repo@digest" or "project/repo:tag".
@@ -407,6 +453,9 @@ func (s *Service) DeleteTag(ctx context.Context, who access.Subject, ref project
 	}
 	if n == 0 {
 		return errdefs.NotFound(fmt.Errorf("tag %s of %s@%s not found", tag, repo.Name, a.Digest))
+	}
+	if err := s.check(ctx, repo.Name, []string{tag}); err != nil {
+		return err
 	}
 	return s.registry.DeleteTag(ctx, repo.Name, tag)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lading-dev/lading/internal/access"
+	"github.com/lading-dev/lading/internal/audit"
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/query"
@@ -130,17 +131,26 @@ func (s *Service) Repository(ctx context.Context, who access.Subject, ref projec
 	return r, err
 }
 
-// UpdateRepository changes a repository's description.
+// UpdateRepository changes a repository's description. The change is
+// audited (update_repository) in its transaction, as lading audits every
+// update of the resources it serves; Harbor (2.13 and later) records
+// none for it: its audit resolvers match a project's own URL, not its
+// repositories'.
 func (s *Service) UpdateRepository(ctx context.Context, who access.Subject, ref project.Ref, name, description string) error {
-	_, r, err := s.repo(ctx, who, ref, name, access.Update, access.Repository)
+	p, r, err := s.repo(ctx, who, ref, name, access.Update, access.Repository)
 	if err != nil {
 		return err
 	}
 	if len(description) > 64<<10 {
 		return errdefs.InvalidArgument(errors.New("description longer than 64 KiB"))
 	}
-	_, err = s.db.Exec(ctx, `UPDATE artifact_repos SET description = ?, updated = ? WHERE id = ?`, description, sqldb.Nanos(s.db.Now()), r.ID)
-	return s.db.Wrap("update repository", err)
+	return s.db.Tx(ctx, "update repository", func(tx *sqldb.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE artifact_repos SET description = ?, updated = ? WHERE id = ?`, description, sqldb.Nanos(s.db.Now()), r.ID); err != nil {
+			return err
+		}
+		return s.audit.Record(ctx, tx, audit.Event{ProjectID: p.ID, Operation: "update", ResourceType: "repository", Resource: r.Name,
+			Description: "update repository: " + r.Name})
+	})
 }
 
 // DeleteRepository deletes a repository with its artifacts and tags.
@@ -148,6 +158,15 @@ func (s *Service) DeleteRepository(ctx context.Context, who access.Subject, ref 
 	_, r, err := s.repo(ctx, who, ref, name, access.Delete, access.Repository)
 	if err != nil {
 		return err
+	}
+	if s.guard != nil {
+		tags, err := s.tagNames(ctx, `SELECT name FROM artifact_tags WHERE repository_id = ? ORDER BY name`, r.ID)
+		if err != nil {
+			return err
+		}
+		if err := s.check(ctx, r.Name, tags); err != nil {
+			return err
+		}
 	}
 	return s.registry.DeleteRepository(ctx, r.Name)
 }

@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -318,6 +319,62 @@ func (l *Log) Purge(ctx context.Context, before time.Time) (int64, error) {
 		return nil
 	})
 	return n, err
+}
+
+// PurgeEvents deletes the entries older than before whose type
+// (operation_resourcetype) is one of types, "other" standing for every
+// type not in EventTypes, in batches of a transaction each (Harbor's
+// PURGE_AUDIT_LOG). With dryRun it only counts them. It returns how many
+// went (or would); what it deleted stays deleted when ctx ends midway.
+func (l *Log) PurgeEvents(ctx context.Context, before time.Time, types []string, dryRun bool) (int64, error) {
+	var in []string
+	other := false
+	for _, t := range types {
+		if t == "other" {
+			other = true
+		} else if t != "" {
+			in = append(in, t)
+		}
+	}
+	var conds []string
+	args := []any{sqldb.Nanos(before)}
+	if len(in) > 0 {
+		conds = append(conds, `(operation || '_' || resource_type) IN (`+marks(len(in))+`)`)
+		for _, t := range in {
+			args = append(args, t)
+		}
+	}
+	if other {
+		conds = append(conds, `(operation || '_' || resource_type) NOT IN (`+marks(len(EventTypes))+`)`)
+		for _, t := range EventTypes {
+			args = append(args, t)
+		}
+	}
+	if len(conds) == 0 {
+		return 0, nil
+	}
+	where := ` WHERE op_time < ? AND (` + strings.Join(conds, " OR ") + `)`
+	if dryRun {
+		var n int64
+		err := l.db.QueryRow(ctx, `SELECT COUNT(*) FROM audit_log`+where, args...).Scan(&n)
+		return n, l.db.Wrap("audit log", err)
+	}
+	var total int64
+	for {
+		var n int64
+		err := l.db.Tx(ctx, "purge audit log", func(tx *sqldb.Tx) error {
+			res, err := tx.Exec(ctx, `DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log`+where+` ORDER BY id LIMIT 5000)`, args...)
+			if err != nil {
+				return err
+			}
+			n, _ = res.RowsAffected()
+			return nil
+		})
+		total += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
 }
 
 func marks(n int) string {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/layer"
 	"github.com/lading-dev/lading/internal/store"
+	"github.com/lading-dev/lading/internal/testenv"
 )
 
 // writeFiles writes a context: name -> content ("->target" makes a
@@ -522,3 +524,47 @@ COPY --from=tools /tool /tool
 
 var _ = v1.Hash{}
 var _ = errors.New
+
+// TestAddArchives: ADD unpacks a local tar archive compressed by each tool
+// Docker's ADD recognizes (gzip, bzip2, xz, zstd, or none), as the real
+// tools write them, and copies a compressed file that is not a tar as it is.
+func TestAddArchives(t *testing.T) {
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{"top.txt": "top\n", "sub/inner.txt": "inner\n", "sub/link": "->inner.txt"})
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "a.tar")
+	if out, err := exec.Command("tar", "--sort=name", "-cf", plain, "-C", src, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+	tools := []struct{ tool, pkg, ext string }{
+		{"gzip", "gzip", "gz"}, {"bzip2", "bzip2", "bz2"}, {"xz", "xz-utils", "xz"}, {"zstd", "zstd", "zst"},
+	}
+	dockerfile := "FROM scratch\nADD a.tar /plain/\n"
+	for _, c := range tools {
+		testenv.Tool(t, c.tool, c.pkg)
+		cmd := exec.Command(c.tool, "-c", plain)
+		out, err := cmd.Output()
+		must(t, err)
+		must(t, os.WriteFile(filepath.Join(dir, "a.tar."+c.ext), out, 0o644))
+		dockerfile += "ADD a.tar." + c.ext + " /" + c.tool + "/\n"
+	}
+	// A compressed file that is not a tar archive is copied unchanged.
+	gz, err := exec.Command("sh", "-c", "printf 'not a tar\\n' | gzip -c").Output()
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(dir, "note.gz"), gz, 0o644))
+	dockerfile += "ADD note.gz /copied/\n"
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile), 0o644))
+	res, err := testBuild(t, nil, dir)
+	must(t, err)
+	tree := exportTree(t, res)
+	for _, d := range []string{"plain", "gzip", "bzip2", "xz", "zstd"} {
+		for name, want := range map[string]string{"top.txt": "top\n", "sub/inner.txt": "inner\n", "sub/link": ""} {
+			if got, ok := tree[d+"/"+name]; !ok || got != want {
+				t.Errorf("ADD of the %s archive: %s/%s is %q (present %v), want %q", d, d, name, got, ok, want)
+			}
+		}
+	}
+	if got := tree["copied/note.gz"]; got != string(gz) {
+		t.Errorf("a gzip file that is not a tar: copied as %q", got)
+	}
+}

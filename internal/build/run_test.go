@@ -15,6 +15,7 @@ import (
 	"github.com/lading-dev/lading/internal/build"
 	"github.com/lading-dev/lading/internal/corpustest"
 	"github.com/lading-dev/lading/internal/layer"
+	"github.com/lading-dev/lading/internal/sandbox"
 	"github.com/lading-dev/lading/internal/store"
 	"github.com/lading-dev/lading/internal/testenv"
 )
@@ -212,5 +213,53 @@ func TestRunReproducible(t *testing.T) {
 	}
 	if ids[0] != ids[1] {
 		t.Errorf("two builds with RUN differ: %v", ids)
+	}
+}
+
+// TestRunLimits runs RUN steps under --pids-limit and --memory with each
+// runtime: a step that starts more processes than the limit fails, one
+// that grows past the memory limit is killed, and the host keeps neither.
+func TestRunLimits(t *testing.T) {
+	base := corpustest.Image(t, "alpine-3.9.oci.tar")
+	args := map[string]string{"BASE": "oci-archive:" + base}
+	root := filepath.Join(t.TempDir(), "root")
+	layers := filepath.Join(root, "layers")
+	testenv.Root(t, "resource limits are cgroups, which need root here")
+	for _, rt := range []string{"native", "runc"} {
+		if rt == "runc" {
+			testenv.Tool(t, "runc", "runc")
+		}
+		r, err := build.NewRunner(rt, layers, nil, build.WithLimits(sandbox.Limits{Pids: 16, Memory: 64 << 20}))
+		must(t, err)
+		for _, tc := range []struct{ name, run string }{
+			// The loop stops at the first fork the limit refuses; the
+			// step fails with the number started.
+			{"pids", `RUN i=0; while [ $i -lt 64 ]; do sleep 30 & i=$((i+1)); done; echo "$i started"`},
+			// ulimit -v is a safety net should the cgroup not hold.
+			{"memory", `RUN ulimit -v 1048576; awk 'BEGIN { s = "x"; while (1) s = s s }'`},
+			{"within the limits", `RUN i=0; while [ $i -lt 4 ]; do sleep 0 & i=$((i+1)); done; wait; head -c 8m /dev/zero | wc -c > /n`},
+		} {
+			t.Run(rt+"/"+tc.name, func(t *testing.T) {
+				dir := t.TempDir()
+				writeFiles(t, dir, map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\n" + tc.run + "\n"})
+				st, err := store.Open(root)
+				must(t, err)
+				defer st.Close()
+				var out bytes.Buffer
+				_, err = testBuild(t, st, dir, build.WithRunner(r), build.WithOutput(&out), build.WithBuildArgs(args), build.WithNoCache(true))
+				var ee *build.ExitError
+				switch {
+				case tc.name == "within the limits" && err != nil:
+					t.Fatalf("a step within the limits failed: %v\n%s", err, out.String())
+				case tc.name != "within the limits" && !errors.As(err, &ee):
+					t.Fatalf("the step was not stopped by the %s limit: %v\n%s", tc.name, err, out.String())
+				case tc.name == "memory" && ee.Code != 137:
+					t.Errorf("exit code %d, want 137 (killed by the memory limit)\n%s", ee.Code, out.String())
+				}
+				if m := mountsUnder(t, root); len(m) > 0 {
+					t.Errorf("mounts left: %v", m)
+				}
+			})
+		}
 	}
 }

@@ -20,7 +20,7 @@ import (
 // (lading's own sandbox) or "runc" (a runc from PATH), over root file
 // systems made by internal/rootfs with unpacked layers cached in
 // layerCache.
-func NewRunner(runtime, layerCache string, log *slog.Logger) (Runner, error) {
+func NewRunner(runtime, layerCache string, log *slog.Logger, opts ...RunnerOption) (Runner, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -33,13 +33,30 @@ func NewRunner(runtime, layerCache string, log *slog.Logger) (Runner, error) {
 	default:
 		return nil, errdefs.InvalidArgument(fmt.Errorf("--runtime %q: want native or runc", runtime))
 	}
-	return &sandboxRunner{r: r, cache: layerCache, log: log}, nil
+	sr := &sandboxRunner{r: r, cache: layerCache, log: log}
+	for _, o := range opts {
+		o(sr)
+	}
+	return sr, nil
+}
+
+// RunnerOption configures the runner NewRunner returns.
+type RunnerOption func(*sandboxRunner)
+
+// WithLimits sets the resource limits of every RUN step: a cgroup (v2
+// where its controllers are available, else v1) limiting the step's
+// processes and memory, as `docker build --memory` and `buildah
+// --pids-limit` do. Zero values mean no limit. Without root, limits make a
+// RUN step fail saying so.
+func WithLimits(l sandbox.Limits) RunnerOption {
+	return func(s *sandboxRunner) { s.limits = l }
 }
 
 type sandboxRunner struct {
-	r     sandbox.Runner
-	cache string
-	log   *slog.Logger
+	r      sandbox.Runner
+	cache  string
+	log    *slog.Logger
+	limits sandbox.Limits
 }
 
 // Run makes a writable root file system over the layers, runs the step in
@@ -54,6 +71,7 @@ func (s *sandboxRunner) Run(ctx context.Context, req *RunRequest, diff io.Writer
 	spec := sandbox.Spec{
 		Root: fsys.Dir(), Args: req.Args, Env: req.Env, Dir: req.Dir, User: req.User,
 		Network: req.Network, Hostname: req.Hostname, Stdout: req.Stdout, Stderr: req.Stderr,
+		Limits: s.limits,
 	}
 	if spec.Hostname == "" {
 		spec.Hostname = "buildkitsandbox"

@@ -14,6 +14,7 @@ import (
 	"github.com/lading-dev/lading/internal/build"
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/image"
+	"github.com/lading-dev/lading/internal/sandbox"
 )
 
 func newBuildCommand(e *env) *cobra.Command {
@@ -26,6 +27,8 @@ func newBuildCommand(e *env) *cobra.Command {
 		noCache    bool
 		network    string
 		runtime    string
+		memory     string
+		pids       int64
 		output     string
 		sourceDate string
 	)
@@ -124,7 +127,15 @@ the same image digest anywhere.`,
 				}
 				opts = append(opts, build.WithSourceDateEpoch(time.Unix(sec, 0)))
 			}
-			runner, err := build.NewRunner(runtime, filepath.Join(e.root, "layers"), e.log)
+			mem, err := parseBytes(memory)
+			if err != nil {
+				return usageError{err}
+			}
+			if pids < 0 {
+				return usageError{errdefs.InvalidArgument(fmt.Errorf("--pids-limit %d: want a positive number (0: no limit)", pids))}
+			}
+			limits := build.WithLimits(sandbox.Limits{Memory: mem, Pids: pids})
+			runner, err := build.NewRunner(runtime, filepath.Join(e.root, "layers"), e.log, limits)
 			if err != nil {
 				return usageError{err}
 			}
@@ -170,6 +181,8 @@ the same image digest anywhere.`,
 	fl.BoolVar(&noCache, "no-cache", false, "run every step again")
 	fl.StringVar(&network, "network", "none", "network of RUN steps: none or host")
 	fl.StringVar(&runtime, "runtime", "native", "what runs RUN steps: native (lading's own sandbox) or runc")
+	fl.StringVarP(&memory, "memory", "m", "", "memory limit of each RUN step, such as 256m")
+	fl.Int64Var(&pids, "pids-limit", 0, "maximum number of processes of each RUN step")
 	fl.StringVarP(&output, "output", "o", "", "write the image to this destination (oci:DIR, oci-archive:FILE, docker-archive:FILE, a registry)")
 	fl.StringVar(&sourceDate, "source-date-epoch", "", "clamp times to these seconds since 1970 (default $SOURCE_DATE_EPOCH)")
 	f.register(fl, "compress")

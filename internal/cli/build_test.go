@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/lading-dev/lading/internal/layer"
+	"github.com/lading-dev/lading/internal/registrytest"
 	"github.com/lading-dev/lading/internal/testenv"
 )
 
@@ -80,6 +81,30 @@ func TestBuildCommand(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(cfg.Config.Env, " "), "GREETING=hi") {
 		t.Errorf("skopeo reads env %v", cfg.Config.Env)
+	}
+
+	// --output to each other kind of destination, read back by skopeo.
+	reg := registrytest.Start(t, registrytest.None)
+	outs := map[string]string{
+		"oci:" + filepath.Join(t.TempDir(), "layout") + ":v1":                     "",
+		"docker-archive:" + filepath.Join(t.TempDir(), "hello.tar") + ":hello:v1": "",
+		reg.Host + "/build/hello:v1":                                              "docker://",
+	}
+	for dest, skopeoPrefix := range outs {
+		l2.ok("build", "--output", dest, dir)
+		ref := skopeoPrefix + dest
+		args := []string{"inspect", "--config", ref}
+		if skopeoPrefix != "" {
+			args = []string{"inspect", "--tls-verify=false", "--config", ref}
+		}
+		raw, err := exec.Command(skopeo, args...).Output()
+		if err != nil {
+			t.Fatalf("skopeo inspect %s: %v", ref, err)
+		}
+		cfg.Config.Env = nil
+		if err := json.Unmarshal(raw, &cfg); err != nil || !strings.Contains(strings.Join(cfg.Config.Env, " "), "GREETING=hi") {
+			t.Errorf("--output %s: skopeo reads env %v (%v)", dest, cfg.Config.Env, err)
+		}
 	}
 
 	// A tar on standard input.

@@ -21,11 +21,17 @@ import (
 	"github.com/lading-dev/lading/internal/artifact"
 	"github.com/lading-dev/lading/internal/audit"
 	"github.com/lading-dev/lading/internal/config"
+	"github.com/lading-dev/lading/internal/gc"
 	"github.com/lading-dev/lading/internal/identity"
+	"github.com/lading-dev/lading/internal/immutable"
 	"github.com/lading-dev/lading/internal/jobs"
+	"github.com/lading-dev/lading/internal/label"
 	"github.com/lading-dev/lading/internal/outbound"
 	"github.com/lading-dev/lading/internal/project"
+	"github.com/lading-dev/lading/internal/purge"
+	"github.com/lading-dev/lading/internal/retention"
 	"github.com/lading-dev/lading/internal/sqldb"
+	"github.com/lading-dev/lading/internal/sysjob"
 	"github.com/lading-dev/lading/internal/task"
 	"github.com/lading-dev/lading/internal/token"
 	"github.com/lading-dev/lading/internal/webhook"
@@ -46,6 +52,10 @@ func Migrations() []sqldb.Migration {
 		jobs.Migrations,
 		task.Migrations,
 		webhook.Migrations,
+		immutable.Migrations,
+		label.Migrations,
+		sysjob.Migrations,
+		retention.Migrations,
 	} {
 		out = append(out, m...)
 	}
@@ -80,6 +90,8 @@ type Options struct {
 	// Webhooks configure deliveries (Log, Outbound and UserAgent default
 	// to the core's).
 	Webhooks webhook.Options
+	// Hostname is how clients name the registry (event payloads).
+	Hostname string
 }
 
 // Core is Harbor's layer, assembled.
@@ -96,6 +108,14 @@ type Core struct {
 	Jobs     *jobs.Queue
 	Tasks    *task.Manager
 	Webhooks *webhook.Service
+	// The registry's lifecycle: immutable tags, labels, tag retention,
+	// garbage collection (its collector set with SetCollector) and the
+	// audit log purge.
+	Immutable *immutable.Service
+	Labels    *label.Service
+	Retention *retention.Service
+	GC        *gc.Service
+	Purge     *purge.Service
 	// API serves /api/v2.0/ and /c/.
 	API http.Handler
 	// TokenService serves /service/token.
@@ -157,8 +177,10 @@ func New(ctx context.Context, db *sqldb.DB, o Options) (*Core, error) {
 	}
 	c.Webhooks = webhook.New(db, c.Access, c.Audit, c.Projects, c.Jobs, c.Tasks, c.notificationsOn, wo)
 	c.Jobs.Register(c.Webhooks.Definition())
+	c.lifecycle(o)
 	c.API = api.New(api.Services{Access: c.Access, Identity: c.Identity, Projects: c.Projects, Artifacts: c.Artifacts, Audit: c.Audit, Settings: c.Settings,
-		Jobs: jobs.NewMonitor(c.Jobs, c.Access), Webhooks: c.Webhooks},
+		Jobs: jobs.NewMonitor(c.Jobs, c.Access), Webhooks: c.Webhooks,
+		Immutable: c.Immutable, Labels: c.Labels, Retention: c.Retention, GC: c.GC, Purge: c.Purge},
 		api.Options{Log: o.Log, AccessLog: o.AccessLog, Version: o.Version, StorageProvider: o.StorageProvider, Health: o.Health, NoAuth: o.NoAuth})
 	c.TokenService = token.NewService(c.Tokens, c.Identity, c.Access, func(ctx context.Context) time.Duration {
 		st, err := c.Settings.Get(ctx)
@@ -169,6 +191,29 @@ func New(ctx context.Context, db *sqldb.DB, o Options) (*Core, error) {
 	}, o.Log)
 	return c, nil
 }
+
+// lifecycle assembles immutable tags, labels, retention, garbage
+// collection and the audit log purge, and registers their jobs.
+func (c *Core) lifecycle(o Options) {
+	c.Immutable = immutable.New(c.DB, c.Audit, c.Projects)
+	c.Artifacts.SetGuard(c.Immutable)
+	c.Labels = label.New(c.DB, c.Access, c.Audit, c.Projects, c.Artifacts)
+	c.Artifacts.AddField("labels", label.ArtifactField)
+	c.Retention = retention.New(retention.Deps{DB: c.DB, Access: c.Access, Audit: c.Audit, Projects: c.Projects, Artifacts: c.Artifacts,
+		Immutable: c.Immutable, Jobs: c.Jobs, Tasks: c.Tasks, Webhooks: c.Webhooks}, retention.Options{Log: o.Log, Hostname: o.Hostname})
+	c.GC = gc.New(c.DB, c.Access, c.Jobs, c.Tasks, o.Log)
+	c.Purge = purge.New(c.DB, c.Access, c.Jobs, c.Tasks, c.Audit, o.Log)
+	var defs []jobs.Definition
+	defs = append(defs, c.Retention.Definitions()...)
+	defs = append(defs, c.GC.Definitions()...)
+	defs = append(defs, c.Purge.Definitions()...)
+	for _, d := range defs {
+		c.Jobs.Register(d)
+	}
+}
+
+// SetCollector gives garbage collection the registry's collector.
+func (c *Core) SetCollector(col gc.Collector) { c.GC.SetCollector(col) }
 
 // system is lading acting on its own behalf.
 var system = access.Subject{Kind: access.KindUser, Name: "lading", SysAdmin: true}
@@ -268,6 +313,14 @@ func (c *Core) Housekeep(ctx context.Context) {
 	}
 	if err := c.Tasks.Sweep(ctx, webhook.VendorType, 50); err != nil && ctx.Err() == nil {
 		c.log.Warn("sweeping old webhook executions", "error", err)
+	}
+	for _, v := range []string{gc.VendorType, purge.VendorType} {
+		if err := c.Tasks.Sweep(ctx, v, 50); err != nil && ctx.Err() == nil {
+			c.log.Warn("sweeping old executions", "vendor", v, "error", err)
+		}
+	}
+	if err := c.Retention.Sweep(ctx); err != nil && ctx.Err() == nil {
+		c.log.Warn("sweeping old retention runs", "error", err)
 	}
 	st, err := c.Settings.Get(ctx)
 	if err != nil || st.AuditRetentionHours <= 0 {

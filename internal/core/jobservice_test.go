@@ -29,7 +29,6 @@ func TestJobServiceAPI(t *testing.T) {
 				return ctx.Err()
 			}
 		}})
-		q.Register(jobs.Definition{Kind: "GARBAGE_COLLECTION", Run: func(context.Context, *jobs.Job) error { return nil }})
 	}})
 	defer close(release)
 	ctx := context.Background()

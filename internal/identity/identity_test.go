@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/lading-dev/lading/internal/access"
 	"github.com/lading-dev/lading/internal/core"
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/identity"
@@ -195,5 +196,32 @@ func TestExternalSource(t *testing.T) {
 	c.Settings.SetOverrides(map[string]any{"auth_mode": "db_auth"})
 	if _, err := c.Identity.Login(ctx, "frank", "ext-pw", "", true); !errdefs.IsUnauthorized(err) {
 		t.Errorf("ldap user under db_auth: %v", err)
+	}
+}
+
+// TestUserLogin: the login form's login is for users; a robot's correct
+// secret fails there as bad credentials (and is recorded as a failure),
+// and still works on the registry's and the API's basic authentication.
+func TestUserLogin(t *testing.T) {
+	ctx := context.Background()
+	c := open(t, core.Options{})
+	adm, err := c.Identity.UserLogin(ctx, "admin", "Harbor12345", "192.0.2.1:1000")
+	if err != nil || !adm.SysAdmin {
+		t.Fatalf("admin at the form: %+v %v", adm, err)
+	}
+	bot, secret, err := c.Identity.CreateRobot(ctx, adm, identity.RobotCreate{Name: "ci", Level: access.LevelSystem, Duration: -1,
+		Permissions: []access.Permission{{Kind: "project", Namespace: "*", Access: []access.Policy{{Resource: access.Repository, Action: access.Pull}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Identity.UserLogin(ctx, bot.Name, secret, "192.0.2.1:1000"); !errdefs.IsUnauthorized(err) {
+		t.Errorf("a robot at the form: %v, want unauthorized", err)
+	}
+	var failed int
+	if err := c.DB.QueryRow(ctx, `SELECT COUNT(*) FROM audit_log WHERE operation = 'login' AND resource = ? AND NOT success`, bot.Name).Scan(&failed); err != nil || failed != 1 {
+		t.Errorf("failed robot logins at the form recorded: %d %v", failed, err)
+	}
+	if s, err := c.Identity.Login(ctx, bot.Name, secret, "192.0.2.1:1000", false); err != nil || s.Kind != access.KindRobot {
+		t.Errorf("the robot with basic credentials: %+v %v", s, err)
 	}
 }

@@ -67,6 +67,18 @@ var errBadCredentials = errdefs.Unauthorized(errors.New("invalid username or pas
 // audit says so (interactive logins; the registry's per-request basic
 // authentication passes audited=false).
 func (s *Service) Login(ctx context.Context, name, password, address string, audited bool) (access.Subject, error) {
+	return s.login(ctx, name, password, address, audited, true)
+}
+
+// UserLogin is an interactive Login of a user, the login form's
+// (/c/login): robots authenticate with basic credentials only, so a
+// robot's name fails here as an unknown user's does (Harbor's form checks
+// users only).
+func (s *Service) UserLogin(ctx context.Context, name, password, address string) (access.Subject, error) {
+	return s.login(ctx, name, password, address, true, false)
+}
+
+func (s *Service) login(ctx context.Context, name, password, address string, audited, robots bool) (access.Subject, error) {
 	if name == "" || len(name) > 255 || len(password) > 1024 {
 		return access.Subject{}, errBadCredentials
 	}
@@ -79,8 +91,11 @@ func (s *Service) Login(ctx context.Context, name, password, address string, aud
 		return access.Subject{}, err
 	}
 	var subj access.Subject
-	if rest, ok := strings.CutPrefix(name, st.RobotNamePrefix); ok {
+	if rest, ok := strings.CutPrefix(name, st.RobotNamePrefix); ok && robots {
 		subj, err = s.robotLogin(ctx, rest, password)
+	} else if ok {
+		CheckPassword(dummyHash, password)
+		err = errBadCredentials
 	} else {
 		subj, err = s.userLogin(ctx, name, password, st.AuthMode)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/lading-dev/lading/internal/dockertest"
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/testenv"
 )
 
 // TestDaemon writes an image into a real Docker Engine and reads it back,
@@ -35,16 +36,15 @@ func TestDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := img.ConfigName()
-	if docker, err := exec.LookPath("docker"); err == nil {
-		cmd := exec.Command(docker, "image", "inspect", "--format", "{{.Id}}", "lading/daemon-test:1")
-		cmd.Env = append(cmd.Environ(), "DOCKER_HOST="+host)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("docker image inspect: %v\n%s", err, out)
-		}
-		if got := strings.TrimSpace(string(out)); got != want.String() {
-			t.Errorf("docker sees image ID %s, want %s", got, want)
-		}
+	docker := testenv.Tool(t, "docker", "docker.io")
+	cmd := exec.Command(docker, "image", "inspect", "--format", "{{.Id}}", "lading/daemon-test:1")
+	cmd.Env = append(cmd.Environ(), "DOCKER_HOST="+host)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker image inspect: %v\n%s", err, out)
+	}
+	if got := strings.TrimSpace(string(out)); got != want.String() {
+		t.Errorf("docker sees image ID %s, want %s", got, want)
 	}
 	src, err := Open(ctx, ref, WithDaemonHost(host), WithTempDir(t.TempDir()))
 	if err != nil {

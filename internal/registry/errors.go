@@ -27,8 +27,9 @@ const (
 	codeDenied              = "DENIED"
 	codeUnsupported         = "UNSUPPORTED"
 	codeTooManyRequests     = "TOOMANYREQUESTS"
-	codeUnavailable         = "UNAVAILABLE" // 503: storage or database unreachable
-	codeUnknown             = "UNKNOWN"     // 500: a bug or an unclassified failure
+	codeUnavailable         = "UNAVAILABLE"            // 503: storage or database unreachable
+	codeUnknown             = "UNKNOWN"                // 500: a bug or an unclassified failure
+	codePolicyViolation     = "PROJECTPOLICYVIOLATION" // 412: a project policy refuses a pull, as Harbor answers
 )
 
 // apiError is an error with the OCI code and HTTP status it is answered
@@ -100,6 +101,8 @@ func toAPI(err error, c codes) *apiError {
 		return &apiError{status: http.StatusForbidden, code: codeDenied, err: err}
 	case errors.Is(err, errdefs.ErrConflict):
 		return &apiError{status: http.StatusConflict, code: codeDenied, err: err}
+	case errors.Is(err, errdefs.ErrFailedPrecondition):
+		return &apiError{status: http.StatusPreconditionFailed, code: codePolicyViolation, err: err}
 	case errors.Is(err, errdefs.ErrUnsupported):
 		return &apiError{status: http.StatusBadRequest, code: codeUnsupported, err: err}
 	case errors.Is(err, errdefs.ErrUnavailable):

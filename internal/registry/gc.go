@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/registry/meta"
@@ -34,6 +36,11 @@ type GCOptions struct {
 	UploadTTL time.Duration
 	// DryRun reports what would be deleted, and deletes nothing.
 	DryRun bool
+	// Workers bounds the blob deletions at once; 0 or 1 is one at a time.
+	Workers int
+	// Log, when set, receives the collection's messages instead of the
+	// collector's logger (a job's log).
+	Log *slog.Logger
 }
 
 // GCReport says what a collection deleted (or, in a dry run, would).
@@ -94,7 +101,11 @@ func (c *Collector) Collect(ctx context.Context, o GCOptions) (GCReport, error) 
 	start := time.Now()
 	rep := GCReport{DryRun: o.DryRun}
 	cutoff := start.Add(-o.Grace)
-	log := c.log.With("gc_dry_run", o.DryRun)
+	log := c.log
+	if o.Log != nil {
+		log = o.Log
+	}
+	log = log.With("gc_dry_run", o.DryRun)
 	log.Info("garbage collection started", "grace", o.Grace.String(), "upload_ttl", o.UploadTTL.String())
 
 	steps := []struct {
@@ -213,6 +224,7 @@ func (c *Collector) gcChunkDirs(ctx context.Context, o GCOptions, before time.Ti
 
 func (c *Collector) gcBlobs(ctx context.Context, lock *meta.Lock, o GCOptions, cutoff time.Time, rep *GCReport) error {
 	after := ""
+	var mu sync.Mutex
 	for {
 		cands, err := c.meta.GCCandidates(ctx, cutoff, after, 500)
 		if err != nil {
@@ -222,22 +234,32 @@ func (c *Collector) gcBlobs(ctx context.Context, lock *meta.Lock, o GCOptions, c
 			return nil
 		}
 		after = cands[len(cands)-1].Digest
+		if o.DryRun {
+			for _, b := range cands {
+				rep.BlobsDeleted++
+				rep.BytesDeleted += b.Size
+				rep.note(b.Digest)
+			}
+			continue
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(max(1, o.Workers))
 		for _, b := range cands {
-			if o.DryRun {
+			g.Go(func() error {
+				ok, err := c.deleteBlobContent(gctx, lock, b.Digest, cutoff)
+				if err != nil || !ok {
+					return err
+				}
+				mu.Lock()
 				rep.BlobsDeleted++
 				rep.BytesDeleted += b.Size
 				rep.note(b.Digest)
-				continue
-			}
-			ok, err := c.deleteBlobContent(ctx, lock, b.Digest, cutoff)
-			if err != nil {
-				return err
-			}
-			if ok {
-				rep.BlobsDeleted++
-				rep.BytesDeleted += b.Size
-				rep.note(b.Digest)
-			}
+				mu.Unlock()
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
 		}
 	}
 }

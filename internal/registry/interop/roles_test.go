@@ -8,8 +8,10 @@ import (
 	"testing"
 
 	"github.com/lading-dev/lading/internal/access"
+	"github.com/lading-dev/lading/internal/dockertest"
 	"github.com/lading-dev/lading/internal/identity"
 	"github.com/lading-dev/lading/internal/project"
+	"github.com/lading-dev/lading/internal/testenv"
 )
 
 // rolePassword is the role users' password.
@@ -17,9 +19,9 @@ const rolePassword = "Role-Passw0rd"
 
 // TestRoles: real clients log in (through the token service) and push or
 // pull as their roles allow, in a private and a public project: skopeo,
-// podman, crane and oras, as developers, maintainers, guests, limited
-// guests, outsiders, robots and anonymous callers. (docker's CLI needs a
-// daemon, which CI has not; podman speaks the same protocol.)
+// podman, crane, oras and docker (a real Docker Engine, started by
+// dockertest), as developers, maintainers, guests, limited guests,
+// outsiders, robots and anonymous callers.
 func TestRoles(t *testing.T) {
 	skopeo, podman, crane, oras := tool(t, "skopeo"), tool(t, "podman"), tool(t, "crane"), tool(t, "oras")
 	reg := start(t)
@@ -145,4 +147,80 @@ func TestRoles(t *testing.T) {
 	if out, err := orasAs("guest", "push", "--artifact-type", "application/vnd.lading.test", reg.host+"/team/art:v2", "data.json:application/json"); err == nil {
 		t.Errorf("oras: a guest pushed: %s", out)
 	}
+
+	t.Run("docker", func(t *testing.T) { dockerRoles(t, reg, bot.Name, secret) })
+}
+
+// dockerRoles: the docker CLI, through a real Docker Engine, logs in and
+// pulls and pushes as each role may, and is refused what it may not. The
+// engine reaches the registry over plain HTTP: dockerd treats registries
+// on 127.0.0.0/8 as insecure (HTTP allowed) by default, and dockertest
+// leaves that default alone. team/app:v1 is in the registry already.
+func dockerRoles(t *testing.T, reg *registry, robot, secret string) {
+	docker := testenv.Tool(t, "docker", "Debian's docker.io")
+	host := dockertest.Start(t)
+	env := []string{"DOCKER_HOST=" + host, "DOCKER_CONFIG=" + t.TempDir()}
+	dk := func(args ...string) (string, error) { return try(env, docker, args...) }
+	login := func(user, pass string) {
+		t.Helper()
+		if out, err := dk("login", "-u", user, "-p", pass, reg.host); err != nil {
+			t.Fatalf("docker login as %s: %v\n%s", user, err, out)
+		}
+	}
+	app, mine := reg.host+"/team/app:v1", reg.host+"/team/bydocker:v1"
+
+	// A wrong password is refused at login.
+	if out, err := dk("login", "-u", "dev", "-p", "wrong", reg.host); err == nil || !strings.Contains(out, "unauthorized") {
+		t.Errorf("docker login with a wrong password: %v\n%s", err, out)
+	}
+	for _, tc := range []struct {
+		user, pass, what string
+		args             []string
+		wantFail         bool
+	}{
+		{"outsider", rolePassword, "an outsider pulls a private repository", []string{"pull", app}, true},
+		{"guest", rolePassword, "a guest pulls", []string{"pull", app}, false},
+		{"guest", rolePassword, "tag", []string{"tag", app, mine}, false},
+		{"guest", rolePassword, "a guest pushes", []string{"push", mine}, true},
+		{"lguest", rolePassword, "a limited guest pulls", []string{"pull", app}, false},
+		{"dev", rolePassword, "a developer pushes", []string{"push", mine}, false},
+		{robot, secret, "a robot with push only in team pushes", []string{"push", mine}, false},
+		{robot, secret, "tag for another project", []string{"tag", app, reg.host + "/open/bydocker:v1"}, false},
+		{robot, secret, "the robot pushes to another project", []string{"push", reg.host + "/open/bydocker:v1"}, true},
+	} {
+		login(tc.user, tc.pass)
+		out, err := dk(tc.args...)
+		switch {
+		case (err != nil) != tc.wantFail:
+			t.Errorf("docker %s (%s as %s): %v (want failure %v)\n%s", strings.Join(tc.args, " "), tc.what, tc.user, err, tc.wantFail, out)
+		case tc.wantFail && !strings.Contains(out, "denied"):
+			t.Errorf("docker %s (%s as %s) failed, but not as refused:\n%s", strings.Join(tc.args, " "), tc.what, tc.user, out)
+		}
+	}
+	// The registry holds the repository docker pushed.
+	d, err := reg.srv.Core.Artifacts.Repository(context.Background(), adminOf(t, reg), project.Ref{Name: "team"}, "bydocker")
+	if err != nil || d.Name != "team/bydocker" {
+		t.Errorf("the repository docker pushed: %+v %v", d, err)
+	}
+	// Logged out, docker is anonymous: a private pull is refused, a public
+	// one allowed.
+	if out, err := dk("logout", reg.host); err != nil {
+		t.Fatalf("docker logout: %v\n%s", err, out)
+	}
+	if out, err := dk("pull", app); err == nil || !strings.Contains(out, "denied") {
+		t.Errorf("docker: an anonymous pull of a private repository: %v\n%s", err, out)
+	}
+	if out, err := dk("pull", reg.host+"/open/app:v1"); err != nil {
+		t.Errorf("docker: an anonymous pull of a public repository: %v\n%s", err, out)
+	}
+}
+
+// adminOf logs the administrator in.
+func adminOf(t *testing.T, reg *registry) access.Subject {
+	t.Helper()
+	adm, err := reg.srv.Core.Identity.Login(context.Background(), "admin", admin, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return adm
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/configure"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/member"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/project"
+	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/repository"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/user"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/models"
 
@@ -134,6 +135,15 @@ func TestAuditLog(t *testing.T) {
 	if _, err := srv.Pull(ctx, "aud/app:v1", "bob", password); err != nil {
 		t.Fatal(err)
 	}
+	// A repository's description changed, and a refused change (anonymous)
+	// that must not be recorded.
+	upd := repository.NewUpdateRepositoryParams().WithProjectName("aud").WithRepositoryName("app").WithRepository(&models.Repository{Description: "the app"})
+	if _, err := srv.API("bob", password).Repository.UpdateRepository(ctx, upd); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.API("", "").Repository.UpdateRepository(ctx, upd); statusOf(err) != 401 {
+		t.Fatalf("anonymous description change: %v", err)
+	}
 	d, _ := img.Digest()
 	if _, err := srv.API("bob", password).Artifact.DeleteArtifact(ctx, artifact.NewDeleteArtifactParams().WithProjectName("aud").WithRepositoryName("app").WithReference(d.String())); err != nil {
 		t.Fatal(err)
@@ -141,7 +151,7 @@ func TestAuditLog(t *testing.T) {
 	want := []struct{ op, typ, user string }{
 		{"update", "configuration", admin}, {"login", "user", admin}, {"create", "project", admin},
 		{"create", "user", admin}, {"create", "member", admin}, {"create", "artifact", "bob"},
-		{"pull", "artifact", "bob"}, {"delete", "artifact", "bob"},
+		{"pull", "artifact", "bob"}, {"update", "repository", "bob"}, {"delete", "artifact", "bob"},
 	}
 	var logs []*models.AuditLogExt
 	deadline := time.Now().Add(10 * time.Second)
@@ -173,6 +183,12 @@ func TestAuditLog(t *testing.T) {
 		if e.Operation == "create" && e.ResourceType == "project" && strings.Count(e.Resource, "aud") > 0 && e.ID == 0 {
 			t.Error("zero id")
 		}
+	}
+	if e := findLog(logs, "update", "repository", "bob"); e != nil && (e.Resource != "aud/app" || e.OperationDescription != "update repository: aud/app") {
+		t.Errorf("repository update recorded as %+v", e)
+	}
+	if n := countLogs(logs, "update", "repository"); n != 1 {
+		t.Errorf("%d repository updates recorded, want 1 (the refused one is not)", n)
 	}
 	if n := countLogs(logs, "create", "project"); n != 1 {
 		t.Errorf("%d project creations recorded; the refused duplicate must not be", n)

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"net/url"
 	"strconv"
 
 	v2 "github.com/goharbor/go-client/pkg/sdk/v2.0/client"
@@ -54,6 +55,18 @@ func authzRows() []row {
 		{name: "GET /search", scope: public, call: func(ctx context.Context, c *v2.HarborAPI, _ *env, _ proj, _ subject, _ any) error {
 			return ignore(c.Search.Search(ctx, search.NewSearchParams().WithQ("app")))
 		}},
+		// The login form: users log in with their password (robots only
+		// with basic credentials, as on Harbor); anyone may log out.
+		{name: "POST /c/login", scope: loginForm, call: func(_ context.Context, _ *v2.HarborAPI, e *env, _ proj, s subject, _ any) error {
+			form := url.Values{"principal": {s.user}, "password": {s.password}}
+			return httpCall(e, "", "", "POST", "/c/login", "application/x-www-form-urlencoded", form.Encode())
+		}},
+		{name: "GET /c/log_out", scope: public, call: func(_ context.Context, _ *v2.HarborAPI, e *env, _ proj, s subject, _ any) error {
+			return httpCall(e, s.user, s.password, "GET", "/c/log_out", "", "")
+		}},
+		{name: "POST /c/log_out", scope: public, call: func(_ context.Context, _ *v2.HarborAPI, e *env, _ proj, s subject, _ any) error {
+			return httpCall(e, s.user, s.password, "POST", "/c/log_out", "", "")
+		}},
 		{name: "GET /statistics", scope: authenticated, call: func(ctx context.Context, c *v2.HarborAPI, _ *env, _ proj, _ subject, _ any) error {
 			return ignore(c.Statistic.GetStatistic(ctx, statistic.NewGetStatisticParams()))
 		}},
@@ -67,6 +80,9 @@ func authzRows() []row {
 		}},
 		{name: "GET /users/current", scope: usersOnly, call: func(ctx context.Context, c *v2.HarborAPI, _ *env, _ proj, _ subject, _ any) error {
 			return ignore(c.User.GetCurrentUserInfo(ctx, user.NewGetCurrentUserInfoParams()))
+		}},
+		{name: "GET /users/current/permissions", scope: authenticated, call: func(ctx context.Context, c *v2.HarborAPI, _ *env, p proj, _ subject, _ any) error {
+			return ignore(c.User.GetCurrentUserPermissions(ctx, user.NewGetCurrentUserPermissionsParams().WithScope(ptr("/project/"+p.name))))
 		}},
 		{name: "GET /users/search", scope: authenticated, call: func(ctx context.Context, c *v2.HarborAPI, _ *env, _ proj, _ subject, _ any) error {
 			return ignore(c.User.SearchUsers(ctx, user.NewSearchUsersParams().WithUsername("u-")))
@@ -191,11 +207,19 @@ func authzRows() []row {
 			return ignore(c.Member.DeleteProjectMember(ctx, member.NewDeleteProjectMemberParams().WithProjectNameOrID(p.name).WithMid(e.otherID["member"])))
 		}},
 		// Metadata.
-		{name: "GET /projects/{p}/metadatas", scope: inProject, res: access.Metadata, act: access.List, call: func(ctx context.Context, c *v2.HarborAPI, _ *env, p proj, _ subject, _ any) error {
+		// Harbor's paths end in a slash (as its client calls them); lading
+		// also routes them without.
+		{name: "GET /projects/{p}/metadatas/", scope: inProject, res: access.Metadata, act: access.List, call: func(ctx context.Context, c *v2.HarborAPI, _ *env, p proj, _ subject, _ any) error {
 			return ignore(c.ProjectMetadata.ListProjectMetadatas(ctx, project_metadata.NewListProjectMetadatasParams().WithProjectNameOrID(p.name)))
 		}},
-		{name: "POST /projects/{p}/metadatas", scope: inProject, res: access.Metadata, act: access.Create, call: func(ctx context.Context, c *v2.HarborAPI, _ *env, p proj, _ subject, _ any) error {
+		{name: "POST /projects/{p}/metadatas/", scope: inProject, res: access.Metadata, act: access.Create, call: func(ctx context.Context, c *v2.HarborAPI, _ *env, p proj, _ subject, _ any) error {
 			return ignore(c.ProjectMetadata.AddProjectMetadatas(ctx, project_metadata.NewAddProjectMetadatasParams().WithProjectNameOrID(p.name).WithMetadata(map[string]string{"auto_scan": "false"})))
+		}},
+		{name: "GET /projects/{p}/metadatas", scope: inProject, res: access.Metadata, act: access.List, call: func(_ context.Context, _ *v2.HarborAPI, e *env, p proj, s subject, _ any) error {
+			return httpCall(e, s.user, s.password, "GET", "/api/v2.0/projects/"+p.name+"/metadatas", "", "")
+		}},
+		{name: "POST /projects/{p}/metadatas", scope: inProject, res: access.Metadata, act: access.Create, call: func(_ context.Context, _ *v2.HarborAPI, e *env, p proj, s subject, _ any) error {
+			return httpCall(e, s.user, s.password, "POST", "/api/v2.0/projects/"+p.name+"/metadatas", "application/json", `{"auto_scan": "false"}`)
 		}},
 		{name: "GET /projects/{p}/metadatas/{name}", scope: inProject, res: access.Metadata, act: access.Read, call: func(ctx context.Context, c *v2.HarborAPI, _ *env, p proj, _ subject, _ any) error {
 			return ignore(c.ProjectMetadata.GetProjectMetadata(ctx, project_metadata.NewGetProjectMetadataParams().WithProjectNameOrID(p.name).WithMetaName("public")))
@@ -234,6 +258,32 @@ func authzRows() []row {
 			return ignore(c.Robot.RefreshSec(ctx, robot.NewRefreshSecParams().WithRobotID(id.(int64)).WithRobotSec(&models.RobotSec{})))
 		}},
 		{name: "DELETE /robots/{project id}", scope: inProject, res: access.Robot, act: access.Delete, setup: freshRobot, call: func(ctx context.Context, c *v2.HarborAPI, _ *env, _ proj, _ subject, id any) error {
+			return ignore(c.Robot.DeleteRobot(ctx, robot.NewDeleteRobotParams().WithRobotID(id.(int64))))
+		}},
+		// Project robots addressed by the id of a robot of another project
+		// (no project in the path): the rights in that project decide.
+		{name: "GET /robots?q=Level=project,ProjectID={another project's id}", scope: inProject, res: access.Robot, act: access.List, inOther: true, call: func(ctx context.Context, c *v2.HarborAPI, e *env, _ proj, _ subject, _ any) error {
+			return ignore(c.Robot.ListRobot(ctx, robot.NewListRobotParams().WithQ(ptr("Level=project,ProjectID="+strconv.FormatInt(e.otherID["project"], 10)))))
+		}},
+		{name: "POST /robots (another project)", scope: inProject, res: access.Robot, act: access.Create, inOther: true, call: func(ctx context.Context, c *v2.HarborAPI, e *env, _ proj, _ subject, _ any) error {
+			perms := []*models.RobotPermission{{Kind: "project", Namespace: "other", Access: []*models.Access{{Resource: "repository", Action: "pull"}}}}
+			return ignore(c.Robot.CreateRobot(ctx, robot.NewCreateRobotParams().WithRobot(&models.RobotCreate{Name: e.fresh("or"), Level: "project", Duration: -1, Permissions: perms})))
+		}},
+		{name: "GET /robots/{another project's robot id}", scope: inProject, res: access.Robot, act: access.Read, inOther: true, call: func(ctx context.Context, c *v2.HarborAPI, e *env, _ proj, _ subject, _ any) error {
+			return ignore(c.Robot.GetRobotByID(ctx, robot.NewGetRobotByIDParams().WithRobotID(e.otherID["robot"])))
+		}},
+		{name: "PUT /robots/{another project's robot id}", scope: inProject, res: access.Robot, act: access.Update, inOther: true, setup: otherRobot, call: func(ctx context.Context, c *v2.HarborAPI, e *env, _ proj, _ subject, id any) error {
+			r, err := e.srv.Core.Identity.GetRobot(ctx, e.admin, id.(int64))
+			if err != nil {
+				return err
+			}
+			perms := []*models.RobotPermission{{Kind: "project", Namespace: "other", Access: []*models.Access{{Resource: "repository", Action: "push"}}}}
+			return ignore(c.Robot.UpdateRobot(ctx, robot.NewUpdateRobotParams().WithRobotID(id.(int64)).WithRobot(&models.Robot{Name: r.Name, Level: "project", Duration: ptr(int64(-1)), Permissions: perms})))
+		}},
+		{name: "PATCH /robots/{another project's robot id}", scope: inProject, res: access.Robot, act: access.Update, inOther: true, setup: otherRobot, call: func(ctx context.Context, c *v2.HarborAPI, _ *env, _ proj, _ subject, id any) error {
+			return ignore(c.Robot.RefreshSec(ctx, robot.NewRefreshSecParams().WithRobotID(id.(int64)).WithRobotSec(&models.RobotSec{})))
+		}},
+		{name: "DELETE /robots/{another project's robot id}", scope: inProject, res: access.Robot, act: access.Delete, inOther: true, setup: otherRobot, call: func(ctx context.Context, c *v2.HarborAPI, _ *env, _ proj, _ subject, id any) error {
 			return ignore(c.Robot.DeleteRobot(ctx, robot.NewDeleteRobotParams().WithRobotID(id.(int64))))
 		}},
 		// Repositories, artifacts, tags.
@@ -295,5 +345,5 @@ func authzRows() []row {
 		{name: "registry push (basic)", scope: registryBasic, res: access.Repository, act: access.Push, call: func(_ context.Context, _ *v2.HarborAPI, e *env, p proj, s subject, _ any) error {
 			return registryCall(e, s.user, s.password, "POST", "/v2/"+p.name+"/app/blobs/uploads/", "", false)
 		}},
-	}, jobsRows()...)
+	}, append(jobsRows(), lifecycleRows()...)...)
 }

@@ -41,6 +41,7 @@ const (
 	createProject              // any user (creation restriction "everyone"); robots need the system permission
 	registryToken              // a repository action through the token service: refused with 401
 	registryBasic              // a repository action with basic credentials: refused with 403
+	loginForm                  // users with their password (the login form); robots and anonymous callers get 401
 )
 
 // env is the world of the test: two projects (private and public) where
@@ -71,6 +72,11 @@ type row struct {
 	// other: the target belongs to another project, so that subjects
 	// allowed in this project must still not reach it (404).
 	other bool
+	// inOther: the target is in the project "other" and the path names
+	// no project (/robots/{id}), so the subject's rights there decide:
+	// only the administrator and the non-member (a guest there) are
+	// members of "other". The row runs once.
+	inOther bool
 	// always, when set, is every subject's status (what nobody may do).
 	always int
 	// setup prepares a fresh target for one call, as the administrator.
@@ -93,6 +99,10 @@ var subjects = []subject{
 	{name: "anonymous"},
 }
 
+// otherRoles are the members of the project "other" besides the
+// administrator: the non-member of the test projects is a guest there.
+var otherRoles = map[string]access.Role{"u-outsider": access.Guest}
+
 // allPolicies is every permission of a kind robots may be given.
 func allPolicies(p access.Policies) []access.Policy {
 	var out []access.Policy
@@ -113,6 +123,9 @@ func expected(r row, s subject, p proj) (allowed bool, status int) {
 		return false, r.always
 	}
 	anon := s.user == ""
+	if r.inOther {
+		p, s.role = proj{name: "other"}, otherRoles[s.user]
+	}
 	switch r.scope {
 	case public:
 		allowed = true
@@ -127,6 +140,11 @@ func expected(r row, s subject, p proj) (allowed bool, status int) {
 		allowed = s.admin || (s.robot == 1 && access.RobotSystemPolicies.Has(r.res, r.act))
 	case createProject:
 		allowed = !anon && (s.robot == 0 || s.robot == 1)
+	case loginForm:
+		if anon || s.robot != 0 {
+			return false, http.StatusUnauthorized
+		}
+		allowed = true
 	case inProject, registryToken, registryBasic:
 		res := r.res
 		robotRes := res
@@ -205,7 +223,7 @@ func setupEnv(t *testing.T) (*env, []proj) {
 		e.digests[spec.name] = d.String()
 		if spec.name == "other" {
 			e.otherID["project"] = p.ID
-			m, err := c.Projects.AddMember(ctx, e.admin, lproject.Ref{Name: "other"}, lproject.MemberCreate{Role: access.Guest, Username: "u-outsider"})
+			m, err := c.Projects.AddMember(ctx, e.admin, lproject.Ref{Name: "other"}, lproject.MemberCreate{Role: otherRoles["u-outsider"], Username: "u-outsider"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -267,7 +285,7 @@ func TestAuthorization(t *testing.T) {
 	cells := 0
 	for _, r := range rows {
 		ps := projects
-		if r.scope != inProject && r.scope != registryToken && r.scope != registryBasic {
+		if r.inOther || (r.scope != inProject && r.scope != registryToken && r.scope != registryBasic) {
 			ps = projects[:1]
 		}
 		for _, p := range ps {
@@ -331,6 +349,9 @@ func freshRobot(t *testing.T, e *env, p proj) any {
 	return r.ID
 }
 
+// otherRobot creates a robot in the project "other".
+func otherRobot(t *testing.T, e *env, _ proj) any { return freshRobot(t, e, proj{name: "other"}) }
+
 // freshRepo copies p/app:v1 into a new repository of p.
 func freshRepo(t *testing.T, e *env, p proj) any {
 	name := e.fresh("copy")
@@ -357,6 +378,29 @@ func freshProject(t *testing.T, e *env, p proj) any {
 	}
 	e.addMembers(t, name)
 	return name
+}
+
+// httpCall calls a path of the server with basic credentials (none when
+// user is ""), for what Harbor's client has no operation for; a status
+// of 300 or more is returned as an API error.
+func httpCall(e *env, user, pass, method, path, contentType, body string) error {
+	req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return &runtime.APIError{Code: resp.StatusCode, OperationName: method + " " + path}
+	}
+	return nil
 }
 
 // registry calls the registry the way a client does: through the token

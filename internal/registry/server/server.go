@@ -176,6 +176,7 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 		Log: s.log, AccessLog: accessLog, Version: o.Version, TokenService: cfg.Auth.Token.Service,
 		StorageProvider: s.Driver.Name(), NoAuth: noAuth, Health: s.health,
 		Outbound: allow, Jobs: jobs.Options{Workers: cfg.Jobs.Workers, Lease: cfg.Jobs.Lease, Poll: cfg.Jobs.Poll, Retention: cfg.Jobs.Retention},
+		Hostname: externalHost(cfg),
 	})
 	if err != nil {
 		return err
@@ -195,7 +196,8 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 		registry.WithEvents(events{core: c, also: o.Events, host: externalHost(cfg)}),
 	}
 	if !noAuth {
-		opts = append(opts, registry.WithGate(&gate{Policies: policies(c, o.Policies), core: c, realm: cfg.Auth.Token.Realm}))
+		checks := append([]registry.Policy{immutableTags{core: c, meta: s.Meta}}, o.Policies...)
+		opts = append(opts, registry.WithGate(&gate{Policies: policies(c, checks), core: c, realm: cfg.Auth.Token.Realm}))
 	}
 	if cfg.Metrics.Enabled == nil || *cfg.Metrics.Enabled {
 		s.metrics = registry.NewMetrics()
@@ -210,6 +212,7 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 	s.Registry = registry.New(s.Driver, s.Meta, opts...)
 	s.Collector = registry.NewCollector(s.Driver, s.Meta, opts...)
 	c.SetRegistry(content{meta: s.Meta, reg: s.Registry})
+	c.SetCollector(collector{s})
 	if err := s.bootstrap(ctx); err != nil {
 		c.Close()
 		return err

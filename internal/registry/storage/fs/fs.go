@@ -107,17 +107,19 @@ func (d *Driver) Writer(ctx context.Context, p string) (storage.Writer, error) {
 	}
 	dir := filepath.Dir(full)
 	var f *os.File
-	// A concurrent Delete may prune the directory between its creation
-	// and the open; try again a few times.
+	// A concurrent Delete may prune a directory between its creation
+	// and the creation of its child or the open (two uploads of one
+	// image: one ends and prunes uploads/ as the other starts); try
+	// again a few times.
 	for try := 0; ; try++ {
-		if err := d.mkdirAll(dir); err != nil {
-			return nil, classify(p, err)
-		}
-		f, err = os.OpenFile(filepath.Join(dir, "."+filepath.Base(full)+".tmp-"+randomSuffix()), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		err := d.mkdirAll(dir)
 		if err == nil {
-			break
+			f, err = os.OpenFile(filepath.Join(dir, "."+filepath.Base(full)+".tmp-"+randomSuffix()), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			if err == nil {
+				break
+			}
 		}
-		if !errors.Is(err, iofs.ErrNotExist) || try == 3 {
+		if !errors.Is(err, iofs.ErrNotExist) || try == 7 {
 			return nil, classify(p, err)
 		}
 	}
