@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/lading-dev/lading/internal/inspect/compute"
+	"github.com/lading-dev/lading/internal/label"
 	"github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/registry/server"
 	"github.com/lading-dev/lading/internal/ui"
@@ -73,4 +74,32 @@ func readAll(t *testing.T, resp *http.Response) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestLabels: an artifact's labels (Harbor's, attached through the label
+// service) are shown in the repository's list, names and descriptions
+// escaped.
+func TestLabels(t *testing.T) {
+	s := start(t, nil)
+	ctx := context.Background()
+	admin := s.admin(t)
+	if _, err := s.Core.Projects.Create(ctx, admin, project.Create{Name: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	d := s.push(t, labeled(t, map[string]string{"n": "l"}), "acme/app", "v1", "admin", "Harbor12345")
+	id, err := s.Core.Labels.Create(ctx, admin, label.Label{Name: "qa<b>ok</b>", Description: xss})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Core.Labels.Attach(ctx, admin, project.Ref{Name: "acme"}, "app", d.String(), id); err != nil {
+		t.Fatal(err)
+	}
+	br := newBrowser(t, s.URL)
+	br.login("admin", "Harbor12345")
+	st, body := br.get("/projects/acme/r/app")
+	if st != http.StatusOK || !strings.Contains(body, `<span class="label" title="&lt;script&gt;alert(&#34;xss&#34;)&lt;/script&gt;`) ||
+		!strings.Contains(body, `>qa&lt;b&gt;ok&lt;/b&gt;</span>`) {
+		t.Errorf("repository page: %d, label not shown escaped: %.3000s", st, body)
+	}
+	checkNoInline(t, "labels", body)
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/lading-dev/lading/internal/artifact"
 	"github.com/lading-dev/lading/internal/inspect"
+	"github.com/lading-dev/lading/internal/label"
 	"github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/query"
 )
@@ -97,6 +98,7 @@ type artifactRow struct {
 	// PullRef is "project/repo:tag", or "@digest" without a tag.
 	PullRef string
 	Summary *inspect.Summary
+	Labels  []label.Label
 }
 
 // sortOptions are the repository page's orders.
@@ -142,6 +144,19 @@ func (s *Server) repositoryPage(c *call, t target) error {
 		rows[i] = artifactRow{Artifact: a, PullRef: a.RepositoryName + "@" + a.Digest, MoreTags: int(tagCounts[a.ID]) - len(a.Tags)}
 		if len(a.Tags) > 0 {
 			rows[i].PullRef = a.RepositoryName + ":" + a.Tags[0].Name
+		}
+	}
+	if s.svc.Labels != nil {
+		ids := make([]int64, len(arts))
+		for i, a := range arts {
+			ids[i] = a.ID
+		}
+		labels, err := s.svc.Labels.Of(c.ctx, ids)
+		if err != nil {
+			return err
+		}
+		for i := range rows {
+			rows[i].Labels = labels[rows[i].ID]
 		}
 	}
 	if s.svc.Inspect != nil {

@@ -59,6 +59,7 @@ import (
 	"github.com/lading-dev/lading/internal/identity"
 	"github.com/lading-dev/lading/internal/inspect"
 	"github.com/lading-dev/lading/internal/jobs"
+	"github.com/lading-dev/lading/internal/label"
 	"github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/webhook"
 )
@@ -81,6 +82,8 @@ type Services struct {
 	Inspect     *inspect.Service
 	// Webhooks, when set, gives projects a webhooks tab.
 	Webhooks *webhook.Service
+	// Labels, when set, shows artifacts' labels in repository pages.
+	Labels *label.Service
 	// Jobs, when set, gives the Administration menu the job service
 	// dashboard.
 	Jobs *jobs.Monitor

@@ -220,7 +220,7 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 	s.Inspect = inspect.New(c.Artifacts, c.Projects, stored{meta: s.Meta, driver: s.Driver}, o.Analyzer)
 	if !o.NoUI {
 		s.UI, err = ui.New(ui.Services{Permissions: c.Access, Identity: c.Identity, Projects: c.Projects, Artifacts: c.Artifacts,
-			Audit: c.Audit, Settings: c.Settings, Inspect: s.Inspect, Webhooks: c.Webhooks, Jobs: jobs.NewMonitor(c.Jobs, c.Access)}, ui.Options{Log: s.log, Version: o.Version, NoAuth: noAuth})
+			Audit: c.Audit, Settings: c.Settings, Inspect: s.Inspect, Webhooks: c.Webhooks, Jobs: jobs.NewMonitor(c.Jobs, c.Access), Labels: c.Labels}, ui.Options{Log: s.log, Version: o.Version, NoAuth: noAuth})
 		if err != nil {
 			c.Close()
 			return err
