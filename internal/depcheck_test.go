@@ -69,6 +69,9 @@ var rules = []struct {
 	{"internal/outbound", []string{"internal/access", "internal/sqldb", "internal/registry", "internal/api", "internal/core", "internal/cli"}, "the outbound gate is a dialer and a policy, below every service", nil},
 	{"internal/jobs", []string{"internal/task", "internal/webhook", "internal/api", "internal/core", "internal/registry", "internal/cli", "internal/scan"}, "the job service runs functions it is given; it knows no kind of job", nil},
 	{"internal/task", []string{"internal/webhook", "internal/api", "internal/core", "internal/registry", "internal/cli"}, "executions and tasks know no vendor", nil},
+	{"internal/scanning/adapter", []string{"internal/access", "internal/registry", "internal/core", "internal/api", "internal/cli", "internal/analyze", "internal/match", "internal/vulndb", "internal/jobs"}, "the Pluggable Scanner API's wire knows neither side of it", nil},
+	{"internal/scanning/scanapi", []string{"internal/registry", "internal/core", "internal/api", "internal/cli", "internal/analyze", "internal/scan", "internal/match", "internal/vulndb", "internal/jobs"}, "what the API asks of scanning holds no scanner", nil},
+	{"internal/scanning", []string{"internal/cli"}, "scanning is plugged into lading serve; the CLI plugs it in, not the other way", nil},
 	{"internal/webhook", []string{"internal/api", "internal/core", "internal/registry", "internal/cli", "internal/scan"}, "webhooks are told of events; they do not reach into who raises them", nil},
 	// The registry's lifecycle (immutable tags, labels, retention, GC,
 	// purge): services under core, above artifact and the job service.
@@ -79,6 +82,7 @@ var rules = []struct {
 	{"internal/sysjob", []string{"internal/registry", "internal/api", "internal/core", "internal/cli", "internal/gc", "internal/purge"}, "system jobs run the functions their vendors give", nil},
 	{"internal/gc", []string{"internal/registry", "internal/api", "internal/core", "internal/cli"}, "garbage collection reaches the registry's collector through an interface the wiring fills", nil},
 	{"internal/purge", []string{"internal/registry", "internal/api", "internal/core", "internal/cli"}, "the audit log purge is a system job over the audit log", nil},
+	{"internal/contenttrust", []string{"internal/registry", "internal/api", "internal/core", "internal/token", "internal/cli", "internal/image", "internal/store"}, "the signature policy reads the registry's content through its Content interface; trust verifies", nil},
 }
 
 // testSupport are the packages made for tests: they skip or fail tests,

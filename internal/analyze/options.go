@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"context"
 	"log/slog"
 	"runtime"
 
@@ -12,7 +13,7 @@ import (
 type Option func(*options)
 
 type options struct {
-	cache     *cache.Cache
+	cache     Cache
 	analyzers []analyzer.Analyzer
 	log       *slog.Logger
 	scratch   analyzer.Scratch
@@ -41,9 +42,32 @@ func makeOptions(opts []Option) *options {
 // CPU, at most four (decompression is CPU-bound; more only costs memory).
 func defaultParallel() int { return min(runtime.GOMAXPROCS(0), 4) }
 
+// Cache keeps per-layer results between analyses: package cache on disk
+// (lading's commands), or the registry's metadata database (lading serve,
+// where every replica shares it). Entries are keyed as package cache
+// describes; what an entry holds for a key never changes meaning.
+type Cache interface {
+	// Get returns the entry for k; ok is false when there is none.
+	Get(ctx context.Context, k cache.Key) (data []byte, ok bool, err error)
+	// PutAll stores several parts of one layer's results.
+	PutAll(ctx context.Context, layer string, parts map[string][]byte) error
+	// MaybeTrim keeps the cache within its bounds; it is called after
+	// results were stored and may do nothing.
+	MaybeTrim(ctx context.Context) (int64, error)
+}
+
+var _ Cache = (*cache.Cache)(nil)
+
 // WithCache keeps per-layer results in c and reuses them (default: no
-// cache).
-func WithCache(c *cache.Cache) Option { return func(o *options) { o.cache = c } }
+// cache). A nil c means no cache.
+func WithCache(c Cache) Option {
+	return func(o *options) {
+		if dc, ok := c.(*cache.Cache); ok && dc == nil {
+			c = nil
+		}
+		o.cache = c
+	}
+}
 
 // WithAnalyzers sets the analyzers to run (default: [Default]()).
 func WithAnalyzers(as ...analyzer.Analyzer) Option {

@@ -43,6 +43,7 @@ import (
 	"github.com/lading-dev/lading/internal/artifact"
 	"github.com/lading-dev/lading/internal/audit"
 	"github.com/lading-dev/lading/internal/config"
+	"github.com/lading-dev/lading/internal/contenttrust"
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/gc"
 	"github.com/lading-dev/lading/internal/identity"
@@ -53,6 +54,7 @@ import (
 	"github.com/lading-dev/lading/internal/purge"
 	"github.com/lading-dev/lading/internal/query"
 	"github.com/lading-dev/lading/internal/retention"
+	"github.com/lading-dev/lading/internal/scanning/scanapi"
 	"github.com/lading-dev/lading/internal/webhook"
 )
 
@@ -74,6 +76,7 @@ type Services struct {
 	Retention *retention.Service
 	GC        *gc.Service
 	Purge     *purge.Service
+	Trust     *contenttrust.Service
 }
 
 // Component is one part of lading as /health reports it.
@@ -107,6 +110,8 @@ type Server struct {
 	opt Options
 	log *slog.Logger
 	mux *http.ServeMux
+	// scans is registry-side scanning, when plugged in (SetScanning).
+	scans scanapi.Service
 }
 
 // New returns the API handler.

@@ -29,15 +29,7 @@ type projectJSON struct {
 	CurrentUserRoleIDs []int             `json:"current_user_role_ids"`
 	RepoCount          int64             `json:"repo_count"`
 	Metadata           map[string]string `json:"metadata"`
-	CVEAllowlist       cveAllowlistJSON  `json:"cve_allowlist"`
-}
-
-type cveAllowlistJSON struct {
-	ID        int64     `json:"id"`
-	ProjectID int64     `json:"project_id"`
-	Items     []any     `json:"items"`
-	Created   time.Time `json:"creation_time"`
-	Updated   time.Time `json:"update_time"`
+	CVEAllowlist       allowlistJSON     `json:"cve_allowlist"`
 }
 
 // highest is Harbor's current_user_role_id: the most powerful role.
@@ -60,8 +52,37 @@ func toProject(p project.Project) projectJSON {
 	return projectJSON{
 		ProjectID: p.ID, OwnerID: p.OwnerID, Name: p.Name, CreationTime: p.Created.UTC(), UpdateTime: p.Updated.UTC(),
 		OwnerName: p.OwnerName, CurrentUserRoleID: highest(p.Roles), CurrentUserRoleIDs: roles, RepoCount: p.RepoCount,
-		Metadata: p.Metadata, CVEAllowlist: cveAllowlistJSON{ProjectID: p.ID, Items: []any{}, Created: p.Created.UTC(), Updated: p.Updated.UTC()},
+		Metadata: p.Metadata, CVEAllowlist: allowlistJSON{ProjectID: p.ID, Items: []allowlistItemJSON{}, CreationTime: p.Created.UTC(), UpdateTime: p.Updated.UTC()},
 	}
+}
+
+// withAllowlist fills a project's CVE allowlist, which scanning keeps.
+func (s *Server) withAllowlist(c *call, p *projectJSON) error {
+	if s.scans == nil {
+		return nil
+	}
+	l, err := s.scans.ProjectAllowlist(c.ctx, p.ProjectID)
+	if err != nil {
+		return err
+	}
+	l.ProjectID = p.ProjectID
+	if l.ID == 0 {
+		l.Created, l.Updated = p.CreationTime, p.UpdateTime
+	}
+	p.CVEAllowlist = toAllowlist(l)
+	return nil
+}
+
+// setAllowlist sets a project's CVE allowlist when the request has one.
+func (s *Server) setAllowlist(c *call, id int64, l *allowlistJSON) error {
+	if l == nil {
+		return nil
+	}
+	sc, err := s.scanning()
+	if err != nil {
+		return err
+	}
+	return sc.SetProjectAllowlist(c.ctx, c.who, id, fromAllowlist(*l))
 }
 
 // projectReq is Harbor's ProjectReq.
@@ -71,6 +92,7 @@ type projectReq struct {
 	Metadata     map[string]string `json:"metadata"`
 	StorageLimit *int64            `json:"storage_limit"`
 	RegistryID   *int64            `json:"registry_id"`
+	CVEAllowlist *allowlistJSON    `json:"cve_allowlist"`
 }
 
 func (s *Server) listProjects(c *call) error {
@@ -99,6 +121,9 @@ func (s *Server) listProjects(c *call) error {
 	out := make([]projectJSON, len(list))
 	for i, p := range list {
 		out[i] = toProject(p)
+		if err := s.withAllowlist(c, &out[i]); err != nil {
+			return err
+		}
 	}
 	return c.list(page, total, out)
 }
@@ -126,6 +151,9 @@ func (s *Server) createProject(c *call) error {
 	if err != nil {
 		return err
 	}
+	if err := s.setAllowlist(c, p.ID, req.CVEAllowlist); err != nil {
+		return err
+	}
 	if c.r.Header.Get("X-Resource-Name-In-Location") == "true" {
 		return c.created(p.Name)
 	}
@@ -137,7 +165,11 @@ func (s *Server) getProject(c *call) error {
 	if err != nil {
 		return err
 	}
-	return c.json(http.StatusOK, toProject(p))
+	out := toProject(p)
+	if err := s.withAllowlist(c, &out); err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, out)
 }
 
 func (s *Server) updateProject(c *call) error {
@@ -145,8 +177,18 @@ func (s *Server) updateProject(c *call) error {
 	if err := c.decode(&req); err != nil {
 		return err
 	}
-	if err := s.svc.Projects.Update(c.ctx, c.who, c.projectRef("project_name_or_id"), project.Update{Public: req.Public, Metadata: req.Metadata}); err != nil {
+	ref := c.projectRef("project_name_or_id")
+	if err := s.svc.Projects.Update(c.ctx, c.who, ref, project.Update{Public: req.Public, Metadata: req.Metadata}); err != nil {
 		return err
+	}
+	if req.CVEAllowlist != nil {
+		p, err := s.svc.Projects.Get(c.ctx, c.who, ref)
+		if err != nil {
+			return err
+		}
+		if err := s.setAllowlist(c, p.ID, req.CVEAllowlist); err != nil {
+			return err
+		}
 	}
 	return c.ok()
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/lading-dev/lading/internal/artifact"
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/project"
+	"github.com/lading-dev/lading/internal/scanning/scanapi"
 )
 
 // repositoryJSON is Harbor's Repository.
@@ -71,13 +72,18 @@ type artifactJSON struct {
 	Tags              []tagJSON         `json:"tags"`
 	AdditionLinks     map[string]any    `json:"addition_links"`
 	Labels            []any             `json:"labels"`
+	Accessories       []accessoryJSON   `json:"accessories"`
+	// ScanOverview and SBOMOverview are filled when asked for
+	// (with_scan_overview, with_sbom_overview).
+	ScanOverview map[string]scanapi.ReportSummary `json:"scan_overview,omitempty"`
+	SBOMOverview *scanapi.SBOMOverview            `json:"sbom_overview,omitempty"`
 }
 
 func toArtifact(a artifact.Artifact) artifactJSON {
 	out := artifactJSON{ID: a.ID, Type: a.Type, MediaType: a.MediaType, ManifestMediaType: a.ManifestMediaType, ArtifactType: a.ArtifactType,
 		ProjectID: a.ProjectID, RepositoryID: a.RepositoryID, RepositoryName: a.RepositoryName, Digest: a.Digest, Size: a.Size,
 		PushTime: a.PushTime.UTC(), PullTime: a.PullTime.UTC(), ExtraAttrs: map[string]any{}, Annotations: a.Annotations,
-		References: []referenceJSON{}, Tags: []tagJSON{}, AdditionLinks: map[string]any{}, Labels: []any{}}
+		References: []referenceJSON{}, Tags: []tagJSON{}, AdditionLinks: map[string]any{}, Labels: []any{}, Accessories: accessories(a.Accessories)}
 	for _, r := range a.References {
 		out.References = append(out.References, referenceJSON{ParentID: a.ID, ChildID: r.ChildID, ChildDigest: r.ChildDigest, Platform: r.Platform, Annotations: r.Annotations, URLs: r.URLs})
 	}
@@ -155,7 +161,7 @@ func (s *Server) listArtifacts(c *call) error {
 		return err
 	}
 	withTag := c.r.URL.Query().Get("with_tag") != "false"
-	list, total, err := s.svc.Artifacts.Artifacts(c.ctx, c.who, c.project(), c.repoName(), q, page, withTag)
+	list, total, err := s.svc.Artifacts.Artifacts(c.ctx, c.who, c.project(), c.repoName(), q, page, withTag, c.includes()...)
 	if err != nil {
 		return err
 	}
@@ -166,16 +172,22 @@ func (s *Server) listArtifacts(c *call) error {
 	if err := s.decorate(c, list, out); err != nil {
 		return err
 	}
+	if err := s.overviews(c, list, out); err != nil {
+		return err
+	}
 	return c.list(page, total, out)
 }
 
 func (s *Server) getArtifact(c *call) error {
-	a, err := s.svc.Artifacts.Artifact(c.ctx, c.who, c.project(), c.repoName(), c.r.PathValue("reference"))
+	a, err := s.svc.Artifacts.Artifact(c.ctx, c.who, c.project(), c.repoName(), c.r.PathValue("reference"), c.includes()...)
 	if err != nil {
 		return err
 	}
 	out := []artifactJSON{toArtifact(a)}
 	if err := s.decorate(c, []artifact.Artifact{a}, out); err != nil {
+		return err
+	}
+	if err := s.overviews(c, []artifact.Artifact{a}, out); err != nil {
 		return err
 	}
 	return c.json(http.StatusOK, out[0])

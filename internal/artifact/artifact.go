@@ -26,6 +26,7 @@
 //	                 refs (an index's children, JSON)
 //	artifact_tags    id, repository_id, artifact_id, name, push_time,
 //	                 pull_time
+//	artifact_accessories  see accessories.go
 package artifact
 
 import (
@@ -79,7 +80,7 @@ var Migrations = []sqldb.Migration{{Owner: "artifact", Name: "repositories, arti
 		UNIQUE (repository_id, name))`,
 	`CREATE INDEX artifact_tags_artifact ON artifact_tags (artifact_id, name)`,
 	`CREATE INDEX artifact_tags_name ON artifact_tags (name)`,
-}}}
+}}, accessoriesMigration}
 
 // Registry is what the view asks of the registry to change content.
 type Registry interface {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,7 +35,22 @@ type Artifact struct {
 	Annotations       map[string]string
 	References        []Reference
 	Tags              []Tag
+	// Accessories are filled when asked for (WithAccessories).
+	Accessories []Accessory
 }
+
+// Include asks a listing for more than the artifacts' own fields.
+type Include int
+
+// What a listing may include.
+const (
+	// WithAccessories fills each artifact's accessories.
+	WithAccessories Include = iota + 1
+)
+
+// notAccessory leaves accessories out of listings, as Harbor does: they
+// are shown with their subject.
+const notAccessory = "NOT EXISTS (SELECT 1 FROM artifact_accessories x WHERE x.artifact_id = a.id)"
 
 // Tag is a tag of an artifact.
 type Tag struct {
@@ -112,8 +128,9 @@ func tagsFilter(q query.Query) (query.Query, []string) {
 }
 
 // Artifacts lists a repository's artifacts, newest first, with their tags
-// when withTags.
-func (s *Service) Artifacts(ctx context.Context, who access.Subject, ref project.Ref, repoName string, q query.Query, page query.Page, withTags bool) ([]Artifact, int64, error) {
+// when withTags (and their accessories when asked); accessories are not
+// listed among the artifacts.
+func (s *Service) Artifacts(ctx context.Context, who access.Subject, ref project.Ref, repoName string, q query.Query, page query.Page, withTags bool, include ...Include) ([]Artifact, int64, error) {
 	_, repo, err := s.repo(ctx, who, ref, repoName, access.List, access.Artifact)
 	if err != nil {
 		return nil, 0, err
@@ -123,7 +140,7 @@ func (s *Service) Artifacts(ctx context.Context, who access.Subject, ref project
 	if err != nil {
 		return nil, 0, err
 	}
-	where := c.WhereSQL(append([]string{"a.repository_id = ?"}, extra...)...)
+	where := c.WhereSQL(append([]string{"a.repository_id = ?", notAccessory}, extra...)...)
 	args := append([]any{repo.ID}, c.Args...)
 	var total int64
 	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM artifacts a`+where, args...).Scan(&total); err != nil {
@@ -153,6 +170,11 @@ func (s *Service) Artifacts(ctx context.Context, who access.Subject, ref project
 	}
 	if err := s.fillChildIDs(ctx, repo.ID, out); err != nil {
 		return nil, 0, err
+	}
+	if slices.Contains(include, WithAccessories) {
+		if err := s.fillAccessories(ctx, repo.ID, out); err != nil {
+			return nil, 0, err
+		}
 	}
 	return out, total, nil
 }
@@ -231,8 +253,9 @@ func (s *Service) lookup(ctx context.Context, repo Repository, ref string) (Arti
 	return a, s.db.Wrap("artifact", err)
 }
 
-// Artifact returns one artifact, with its tags.
-func (s *Service) Artifact(ctx context.Context, who access.Subject, ref project.Ref, repoName, reference string) (Artifact, error) {
+// Artifact returns one artifact, with its tags (and its accessories when
+// asked).
+func (s *Service) Artifact(ctx context.Context, who access.Subject, ref project.Ref, repoName, reference string, include ...Include) (Artifact, error) {
 	_, repo, err := s.repo(ctx, who, ref, repoName, access.Read, access.Artifact)
 	if err != nil {
 		return Artifact{}, err
@@ -248,12 +271,18 @@ func (s *Service) Artifact(ctx context.Context, who access.Subject, ref project.
 	if err := s.fillChildIDs(ctx, repo.ID, list); err != nil {
 		return Artifact{}, err
 	}
+	if slices.Contains(include, WithAccessories) {
+		if err := s.fillAccessories(ctx, repo.ID, list); err != nil {
+			return Artifact{}, err
+		}
+	}
 	return list[0], nil
 }
 
-// DeleteArtifact deletes an artifact with its tags and, for an index, the
-// children no other artifact references and no tag names. An artifact
-// referenced by an index cannot go (412).
+// DeleteArtifact deletes an artifact with its tags and its accessories
+// (signatures, SBOMs, other referrers, and theirs) and, for an index, the
+// children no other artifact references and no tag names, with theirs. An
+// artifact referenced by an index cannot go (412).
 func (s *Service) DeleteArtifact(ctx context.Context, who access.Subject, ref project.Ref, repoName, reference string) error {
 	_, repo, err := s.repo(ctx, who, ref, repoName, access.Delete, access.Artifact)
 	if err != nil {
@@ -264,6 +293,17 @@ func (s *Service) DeleteArtifact(ctx context.Context, who access.Subject, ref pr
 		return err
 	}
 	if err := s.checkArtifact(ctx, repo, a.ID); err != nil {
+		return err
+	}
+	var parent string
+	err = s.db.QueryRow(ctx, `SELECT p.digest FROM artifacts p WHERE p.repository_id = ? AND p.refs LIKE ? LIMIT 1`, repo.ID, "%\""+a.Digest+"\"%").Scan(&parent)
+	if err == nil {
+		return errdefs.FailedPrecondition(fmt.Errorf("the artifact is referenced by other artifacts: index %s lists it", parent))
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return s.db.Wrap("delete artifact", err)
+	}
+	if err := s.deleteAccessories(ctx, repo, a.Digest); err != nil {
 		return err
 	}
 	if err := s.registry.DeleteManifest(ctx, repo.Name, a.Digest); err != nil {
@@ -281,6 +321,9 @@ func (s *Service) DeleteArtifact(ctx context.Context, who access.Subject, ref pr
 		if tagged > 0 {
 			continue
 		}
+		if err := s.deleteAccessories(ctx, repo, c.ChildDigest); err != nil {
+			return err
+		}
 		err := s.registry.DeleteManifest(ctx, repo.Name, c.ChildDigest)
 		if err != nil && !errors.Is(err, errdefs.ErrConflict) && !errdefs.IsNotFound(err) {
 			return err
@@ -290,8 +333,9 @@ func (s *Service) DeleteArtifact(ctx context.Context, who access.Subject, ref pr
 }
 
 // CopyArtifact copies an artifact named "project/repo@digest" or
-// "project/repo:tag" into a repository; the subject must be allowed to
-// read it there and to create artifacts here.
+// "project/repo:tag" into a repository, with its accessories (its
+// signatures keep verifying there); the subject must be allowed to read
+// it there and to create artifacts here.
 func (s *Service) CopyArtifact(ctx context.Context, who access.Subject, ref project.Ref, repoName, from string) (Artifact, error) {
 	p, err := s.projects.Authorize(ctx, who, ref, access.Create, access.Artifact)
 	if err != nil {
@@ -331,6 +375,9 @@ func (s *Service) CopyArtifact(ctx context.Context, who access.Subject, ref proj
 	if err != nil {
 		return Artifact{}, err
 	}
+	if err := s.copyAccessories(ctx, src, dgst, dst); err != nil {
+		return Artifact{}, err
+	}
 	return s.Artifact(ctx, who, project.Ref{ID: p.ID}, repoName, dgst)
 }
 
@@ -339,14 +386,14 @@ func (s *Service) checkArtifact(ctx context.Context, repo Repository, id int64) 
 	if s.guard == nil {
 		return nil
 	}
-	tags, err := s.tagNames(ctx, `SELECT name FROM artifact_tags WHERE artifact_id = ? ORDER BY name`, id)
+	tags, err := s.tagsWhere(ctx, `SELECT name FROM artifact_tags WHERE artifact_id = ? ORDER BY name`, id)
 	if err != nil {
 		return err
 	}
 	return s.check(ctx, repo.Name, tags)
 }
 
-func (s *Service) tagNames(ctx context.Context, stmt string, args ...any) ([]string, error) {
+func (s *Service) tagsWhere(ctx context.Context, stmt string, args ...any) ([]string, error) {
 	rows, err := s.db.Query(ctx, stmt, args...)
 	if err != nil {
 		return nil, s.db.Wrap("tags", err)

@@ -147,10 +147,12 @@ func (s *Service) Current(ctx context.Context, repo, dgst string) (c Candidate, 
 	return c, true, s.db.Wrap("artifact", rows.Err())
 }
 
-// Accessories returns the digests of the artifacts of repo whose subject
-// is dgst (signatures, SBOMs), which go with their subject.
-func (s *Service) Accessories(ctx context.Context, repo, dgst string) ([]string, error) {
-	rows, err := s.db.Query(ctx, `SELECT a.digest FROM artifacts a JOIN artifact_repos r ON r.id = a.repository_id WHERE r.name = ? AND a.subject = ? ORDER BY a.id`, repo, dgst)
+// AccessoryDigests returns the digests of the accessories of the artifact
+// dgst of repo (signatures, SBOMs: OCI referrers and cosign's tag-named
+// signatures alike), which go with their subject.
+func (s *Service) AccessoryDigests(ctx context.Context, repo, dgst string) ([]string, error) {
+	rows, err := s.db.Query(ctx, `SELECT a.digest FROM artifact_accessories x JOIN artifacts a ON a.id = x.artifact_id JOIN artifact_repos r ON r.id = x.repository_id
+		WHERE r.name = ? AND x.subject_digest = ? ORDER BY a.id`, repo, dgst)
 	if err != nil {
 		return nil, s.db.Wrap("accessories", err)
 	}
@@ -187,7 +189,7 @@ func (s *Service) RepositoryNames(ctx context.Context, projectID int64) ([]strin
 
 // TagsOf returns the tags of the artifact dgst of repo.
 func (s *Service) TagsOf(ctx context.Context, repo, dgst string) ([]string, error) {
-	tags, err := s.tagNames(ctx, `SELECT t.name FROM artifact_tags t JOIN artifacts a ON a.id = t.artifact_id JOIN artifact_repos r ON r.id = a.repository_id
+	tags, err := s.tagsWhere(ctx, `SELECT t.name FROM artifact_tags t JOIN artifacts a ON a.id = t.artifact_id JOIN artifact_repos r ON r.id = a.repository_id
 		WHERE r.name = ? AND a.digest = ? ORDER BY t.name`, repo, dgst)
 	if err != nil {
 		return nil, fmt.Errorf("tags of %s@%s: %w", repo, dgst, err)

@@ -160,7 +160,7 @@ func (s *Service) DeleteRepository(ctx context.Context, who access.Subject, ref 
 		return err
 	}
 	if s.guard != nil {
-		tags, err := s.tagNames(ctx, `SELECT name FROM artifact_tags WHERE repository_id = ? ORDER BY name`, r.ID)
+		tags, err := s.tagsWhere(ctx, `SELECT name FROM artifact_tags WHERE repository_id = ? ORDER BY name`, r.ID)
 		if err != nil {
 			return err
 		}

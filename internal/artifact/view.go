@@ -54,7 +54,9 @@ type manifest struct {
 		Size      int64  `json:"size"`
 	} `json:"config"`
 	Layers []struct {
-		Size int64 `json:"size"`
+		MediaType   string            `json:"mediaType"`
+		Size        int64             `json:"size"`
+		Annotations map[string]string `json:"annotations"`
 	} `json:"layers"`
 	Manifests []struct {
 		Digest      string            `json:"digest"`
@@ -166,6 +168,18 @@ func (s *Service) ManifestPut(ctx context.Context, tx *sqldb.Tx, p Pushed) error
 	if _, err := tx.Exec(ctx, `UPDATE artifact_repos SET updated = ? WHERE id = ?`, now, repoID); err != nil {
 		return err
 	}
+	if subject != "" {
+		if err := s.recordAccessory(ctx, tx, p.Repo, repoID, artID, p.Digest, subject, accessoryType(&m)); err != nil {
+			return err
+		}
+	}
+	for _, t := range p.Tags {
+		if sub := LegacySubject(t); sub != "" && sub != p.Digest {
+			if err := s.recordAccessory(ctx, tx, p.Repo, repoID, artID, p.Digest, sub, AccessoryCosign); err != nil {
+				return err
+			}
+		}
+	}
 	pid, _, _ := project.ProjectOf(ctx, tx, p.Repo)
 	resource := p.Repo + "@" + p.Digest
 	if len(p.Tags) > 0 {
@@ -208,6 +222,15 @@ func (s *Service) TagPut(ctx context.Context, tx *sqldb.Tx, repo, tag, dgst stri
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return nil
+	}
+	if sub := LegacySubject(tag); sub != "" && sub != dgst {
+		var artID int64
+		if err := tx.QueryRow(ctx, `SELECT id FROM artifacts WHERE repository_id = ? AND digest = ?`, repoID, dgst).Scan(&artID); err != nil {
+			return err
+		}
+		if err := s.recordAccessory(ctx, tx, repo, repoID, artID, dgst, sub, AccessoryCosign); err != nil {
+			return err
+		}
 	}
 	pid, _, _ := project.ProjectOf(ctx, tx, repo)
 	return s.audit.Record(ctx, tx, audit.Event{ProjectID: pid, Operation: "create", ResourceType: "tag", Resource: repo + ":" + tag})

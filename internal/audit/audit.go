@@ -300,7 +300,7 @@ func (l *Log) List(ctx context.Context, who access.Subject, project int64, q que
 
 // EventTypes are the types of event the log records (Harbor's list).
 var EventTypes = []string{
-	"create_artifact", "delete_artifact", "pull_artifact",
+	"create_artifact", "delete_artifact", "pull_artifact", "create_signature",
 	"create_project", "delete_project", "delete_repository",
 	"login_user", "logout_user", "create_user", "delete_user", "update_user",
 	"create_robot", "delete_robot", "update_configuration",

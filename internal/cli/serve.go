@@ -17,6 +17,7 @@ import (
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/inspect/compute"
 	"github.com/lading-dev/lading/internal/registry/server"
+	"github.com/lading-dev/lading/internal/scanning"
 )
 
 // serveFlags are the flags of "lading serve" and its subcommands; each one
@@ -35,6 +36,7 @@ type serveFlags struct {
 	gcInterval    time.Duration
 	metricsAddr   string
 	allowOutbound []string
+	vulnDB        string
 }
 
 func newServeCommand(e *env) *cobra.Command {
@@ -117,6 +119,14 @@ import. See the Registry section of README.md.`,
 				l.Close()
 				return err
 			}
+			// Registry-side scanning: the scanner reaches the registry
+			// only through the interfaces server.Scanning names.
+			sc, err := scanning.Attach(ctx, srv, scanning.Options{Log: log, Version: ladingVersion(), RegistryURL: registryURL(cfg, scheme, l.Addr())})
+			if err != nil {
+				l.Close()
+				return err
+			}
+			defer sc.Close()
 			fmt.Fprintf(e.stderr, "lading: registry serving on %s://%s (storage %s, auth %s)\n", scheme, l.Addr(), srv.Driver.Name(), cfg.Auth.Mode)
 			if maddr != nil {
 				fmt.Fprintf(e.stderr, "lading: metrics on http://%s/metrics\n", maddr)
@@ -140,9 +150,22 @@ import. See the Registry section of README.md.`,
 	f.DurationVar(&sf.gcInterval, "gc-interval", 0, "run garbage collection this often (0: never)")
 	f.StringVar(&sf.metricsAddr, "metrics-address", "", "serve /metrics on this address only, not on the registry's")
 	f.StringArrayVar(&sf.allowOutbound, "allow-outbound", nil, "let outbound targets (webhooks...) reach this CIDR although it is loopback, private, link-local or cloud metadata (repeatable; config outbound.allow)")
+	f.StringVar(&sf.vulnDB, "vuln-db", "", "vulnerability database file for scanning, as lading db build writes it (config scan.db; default <root>/registry/vuln.db)")
 
 	cmd.AddCommand(newServeGCCommand(e, sf))
 	return cmd
+}
+
+// registryURL is how external scanners reach the registry: external_url,
+// else the address it listens on.
+func registryURL(cfg server.Config, scheme string, addr net.Addr) string {
+	if cfg.ExternalURL != "" {
+		return cfg.ExternalURL
+	}
+	if ta, ok := addr.(*net.TCPAddr); ok && !ta.IP.IsUnspecified() {
+		return scheme + "://" + addr.String()
+	}
+	return ""
 }
 
 // load reads the configuration file, applies the flags set, and fills the
@@ -190,6 +213,9 @@ func (sf *serveFlags) load(cmd *cobra.Command, e *env) (server.Config, error) {
 	}
 	if set("allow-outbound") {
 		cfg.Outbound.Allow = append(cfg.Outbound.Allow, sf.allowOutbound...)
+	}
+	if set("vuln-db") {
+		cfg.Scan.DB = sf.vulnDB
 	}
 	cfg.Defaults(e.root)
 	if err := cfg.Validate(); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/lading-dev/lading/internal/artifact"
 	"github.com/lading-dev/lading/internal/audit"
 	"github.com/lading-dev/lading/internal/config"
+	"github.com/lading-dev/lading/internal/contenttrust"
 	"github.com/lading-dev/lading/internal/gc"
 	"github.com/lading-dev/lading/internal/identity"
 	"github.com/lading-dev/lading/internal/immutable"
@@ -30,6 +31,7 @@ import (
 	"github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/purge"
 	"github.com/lading-dev/lading/internal/retention"
+	"github.com/lading-dev/lading/internal/scanning/scanapi"
 	"github.com/lading-dev/lading/internal/sqldb"
 	"github.com/lading-dev/lading/internal/sysjob"
 	"github.com/lading-dev/lading/internal/task"
@@ -48,6 +50,7 @@ func Migrations() []sqldb.Migration {
 		identity.Migrations,
 		project.Migrations,
 		artifact.Migrations,
+		contenttrust.Migrations,
 		token.Migrations,
 		jobs.Migrations,
 		task.Migrations,
@@ -56,6 +59,7 @@ func Migrations() []sqldb.Migration {
 		label.Migrations,
 		sysjob.Migrations,
 		retention.Migrations,
+		scanapi.Migrations,
 	} {
 		out = append(out, m...)
 	}
@@ -92,6 +96,9 @@ type Options struct {
 	Webhooks webhook.Options
 	// Hostname is how clients name the registry (event payloads).
 	Hostname string
+	// Trust configures the signature policy (Log and Outbound default to
+	// the core's).
+	Trust contenttrust.Options
 }
 
 // Core is Harbor's layer, assembled.
@@ -116,12 +123,16 @@ type Core struct {
 	Retention *retention.Service
 	GC        *gc.Service
 	Purge     *purge.Service
+	// Trust is the signature policy: the projects' trusted signers, the
+	// registry's pull check.
+	Trust *contenttrust.Service
 	// API serves /api/v2.0/ and /c/.
 	API http.Handler
 	// TokenService serves /service/token.
 	TokenService http.Handler
 
-	log *slog.Logger
+	log       *slog.Logger
+	apiServer *api.Server
 }
 
 // New assembles the core over a migrated database.
@@ -177,11 +188,20 @@ func New(ctx context.Context, db *sqldb.DB, o Options) (*Core, error) {
 	}
 	c.Webhooks = webhook.New(db, c.Access, c.Audit, c.Projects, c.Jobs, c.Tasks, c.notificationsOn, wo)
 	c.Jobs.Register(c.Webhooks.Definition())
+	to := o.Trust
+	if to.Log == nil {
+		to.Log = o.Log
+	}
+	if to.Outbound == nil {
+		to.Outbound = o.Outbound
+	}
+	c.Trust = contenttrust.New(db, c.Access, c.Audit, c.Projects, c.Artifacts, to)
 	c.lifecycle(o)
-	c.API = api.New(api.Services{Access: c.Access, Identity: c.Identity, Projects: c.Projects, Artifacts: c.Artifacts, Audit: c.Audit, Settings: c.Settings,
-		Jobs: jobs.NewMonitor(c.Jobs, c.Access), Webhooks: c.Webhooks,
+	c.apiServer = api.New(api.Services{Access: c.Access, Identity: c.Identity, Projects: c.Projects, Artifacts: c.Artifacts, Audit: c.Audit, Settings: c.Settings,
+		Jobs: jobs.NewMonitor(c.Jobs, c.Access), Webhooks: c.Webhooks, Trust: c.Trust,
 		Immutable: c.Immutable, Labels: c.Labels, Retention: c.Retention, GC: c.GC, Purge: c.Purge},
 		api.Options{Log: o.Log, AccessLog: o.AccessLog, Version: o.Version, StorageProvider: o.StorageProvider, Health: o.Health, NoAuth: o.NoAuth})
+	c.API = c.apiServer
 	c.TokenService = token.NewService(c.Tokens, c.Identity, c.Access, func(ctx context.Context) time.Duration {
 		st, err := c.Settings.Get(ctx)
 		if err != nil || st.TokenExpiration <= 0 {
@@ -241,11 +261,15 @@ func (c *Core) notificationsOn(ctx context.Context) (bool, error) {
 	return on || !ok, nil
 }
 
+// SetScanning plugs registry-side scanning into the API (before serving).
+func (c *Core) SetScanning(sc scanapi.Service) { c.apiServer.SetScanning(sc) }
+
 // SetRegistry tells the artifact view about the registry.
 func (c *Core) SetRegistry(r artifact.Registry) { c.Artifacts.SetRegistry(r) }
 
 // Close flushes pending pull records and the audit forwarder.
 func (c *Core) Close() {
+	c.Trust.Close()
 	c.Artifacts.Close()
 	c.Audit.Close()
 }

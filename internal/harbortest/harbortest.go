@@ -27,6 +27,7 @@ import (
 
 	"github.com/lading-dev/lading/internal/access"
 	"github.com/lading-dev/lading/internal/registry/server"
+	"github.com/lading-dev/lading/internal/scanning"
 )
 
 // AdminPassword is the administrator's password in servers started here.
@@ -39,6 +40,8 @@ type Server struct {
 	URL, Host string
 	// Logs holds the server's operational and access logs.
 	Logs *Buffer
+	// Scanning is registry-side scanning, as lading serve attaches it.
+	Scanning *scanning.Service
 }
 
 // Buffer is a bytes.Buffer safe for concurrent writes.
@@ -61,36 +64,42 @@ func (b *Buffer) String() string {
 
 // Option changes the configuration or the options before the server
 // opens.
-type Option func(*server.Config, *server.Options)
+type Option func(*settings)
+
+type settings struct {
+	cfg  server.Config
+	opts server.Options
+	scan scanning.Options
+}
 
 // WithDatabase uses a PostgreSQL database (a URL) instead of SQLite.
-func WithDatabase(url string) Option {
-	return func(c *server.Config, _ *server.Options) { c.Database.URL = url }
-}
+func WithDatabase(url string) Option { return func(s *settings) { s.cfg.Database.URL = url } }
 
 // WithConfig changes the configuration with fn.
-func WithConfig(fn func(*server.Config)) Option {
-	return func(c *server.Config, _ *server.Options) { fn(c) }
-}
+func WithConfig(fn func(*server.Config)) Option { return func(s *settings) { fn(&s.cfg) } }
 
 // WithOptions changes the server's options with fn (events, policies).
-func WithOptions(fn func(*server.Options)) Option {
-	return func(_ *server.Config, o *server.Options) { fn(o) }
-}
+func WithOptions(fn func(*server.Options)) Option { return func(s *settings) { fn(&s.opts) } }
 
 // WithRoot uses a given lading root (two servers sharing storage).
-func WithRoot(root string) Option { return func(c *server.Config, _ *server.Options) { c.Root = root } }
+func WithRoot(root string) Option { return func(s *settings) { s.cfg.Root = root } }
+
+// WithScanning changes scanning's options with fn (the vulnerability
+// database is scan.db of the configuration).
+func WithScanning(fn func(*scanning.Options)) Option { return func(s *settings) { fn(&s.scan) } }
 
 // Start starts a server that lives until the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	var cfg server.Config
-	cfg.Auth.AdminPassword = AdminPassword
+	var st settings
+	st.cfg.Auth.AdminPassword = AdminPassword
 	logs := &Buffer{}
-	sopts := server.Options{Log: slog.New(slog.NewJSONHandler(logs, nil)), AccessLog: logs, Version: "test"}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	st.opts = server.Options{Log: log, AccessLog: logs, Version: "test"}
 	for _, o := range opts {
-		o(&cfg, &sopts)
+		o(&st)
 	}
+	cfg, sopts := st.cfg, st.opts
 	root := cfg.Root
 	if root == "" {
 		root = t.TempDir()
@@ -105,6 +114,18 @@ func Start(t testing.TB, opts ...Option) *Server {
 		srv.Close()
 		t.Fatal(err)
 	}
+	url := "http://" + l.Addr().String()
+	so := st.scan
+	so.Log, so.Version = log, "test"
+	if so.RegistryURL == "" {
+		so.RegistryURL = url
+	}
+	sc, err := scanning.Attach(context.Background(), srv, so)
+	if err != nil {
+		l.Close()
+		srv.Close()
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, l) }()
@@ -113,9 +134,10 @@ func Start(t testing.TB, opts ...Option) *Server {
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
+		sc.Close()
 		srv.Close()
 	})
-	return &Server{Server: srv, URL: "http://" + l.Addr().String(), Host: l.Addr().String(), Logs: logs}
+	return &Server{Server: srv, URL: url, Host: l.Addr().String(), Logs: logs, Scanning: sc}
 }
 
 // API returns Harbor's client for the server as user (anonymous when user

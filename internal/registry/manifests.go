@@ -49,6 +49,19 @@ func (r *Registry) getManifest(c *call) error {
 	if err != nil {
 		return err
 	}
+	// The pull policies (vulnerability prevention, ...) answer HEAD as
+	// they answer GET: a client that learns a digest by HEAD must not
+	// take it for one it may pull.
+	if r.gate != nil {
+		if err := r.gate.CheckPull(c.req.Context(), c.who, c.rt.repo, m.Digest, m.MediaType); err != nil {
+			if errdefs.IsUnauthorized(err) {
+				// A policy that serves more to some: let a client that
+				// came without credentials present them.
+				r.challenge(c.w, c.req, []Scope{{Type: "repository", Name: c.rt.repo, Actions: []string{"pull"}}}, "")
+			}
+			return err
+		}
+	}
 	h := c.w.Header()
 	h.Set("Content-Type", m.MediaType)
 	h.Set("Content-Length", strconv.FormatInt(m.Size, 10))
@@ -57,14 +70,6 @@ func (r *Registry) getManifest(c *call) error {
 	if c.req.Method == http.MethodHead {
 		c.w.WriteHeader(http.StatusOK)
 		return nil
-	}
-	if r.gate != nil {
-		if err := r.gate.CheckPull(c.req.Context(), c.who, c.rt.repo, m.Digest, m.MediaType); err != nil {
-			for _, k := range []string{"Content-Type", "Content-Length", "Docker-Content-Digest", "ETag"} {
-				h.Del(k)
-			}
-			return err
-		}
 	}
 	rc, err := r.driver.Reader(c.req.Context(), blobPath(dgst), 0)
 	if err != nil {

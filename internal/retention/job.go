@@ -236,7 +236,7 @@ func (s *Service) deleteOne(ctx context.Context, a runArgs, name string, p plann
 	ref := project.Ref{ID: a.Project}
 	// Accessories (signatures, SBOMs) go with their subject, first: a
 	// subject deleted before them would leave them behind on a crash.
-	accs, err := s.artifacts.Accessories(ctx, a.Repository, p.Digest)
+	accs, err := s.artifacts.AccessoryDigests(ctx, a.Repository, p.Digest)
 	if err != nil {
 		return "", "", err
 	}

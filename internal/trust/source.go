@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 
@@ -94,6 +95,9 @@ func readAll(ctx context.Context, src Source, d v1.Descriptor, max int64, what s
 		return nil, errdefs.TooLarge(fmt.Errorf("%s %s: %d bytes, limit %d", what, d.Digest, d.Size, max))
 	}
 	rc, err := src.Fetch(ctx, d)
+	if errors.Is(err, errdefs.ErrTooLarge) {
+		return nil, fail(ReasonTooLarge, "%s %s: %w", what, d.Digest, err)
+	}
 	if err != nil {
 		return nil, fail(ReasonUnavailable, "%s %s: %w", what, d.Digest, err)
 	}

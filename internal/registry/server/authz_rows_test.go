@@ -345,5 +345,5 @@ func authzRows() []row {
 		{name: "registry push (basic)", scope: registryBasic, res: access.Repository, act: access.Push, call: func(_ context.Context, _ *v2.HarborAPI, e *env, p proj, s subject, _ any) error {
 			return registryCall(e, s.user, s.password, "POST", "/v2/"+p.name+"/app/blobs/uploads/", "", false)
 		}},
-	}, append(jobsRows(), lifecycleRows()...)...)
+	}, append(jobsRows(), append(lifecycleRows(), append(trustRows(), scanRows()...)...)...)...)
 }

@@ -78,6 +78,23 @@ import (
 //	  lease: 30s                           # how long a dead process holds its jobs
 //	  poll: 1s                             # how often to look for other replicas' jobs
 //	  retention: 168h                      # finished jobs kept this long
+//	trust:                                 # signers projects trust (fixed: the API cannot change them)
+//	  projects:
+//	    prod:
+//	      cosign_keys: [/etc/lading/keys/release.pub]
+//	      notation:
+//	        trust_policy: /etc/lading/notation/trustpolicy.json
+//	        trust_store: /etc/lading/notation/truststore
+//	scan:
+//	  db: /var/lib/lading/vuln.db          # --vuln-db: a lading db build file, used as is
+//	  db_source:                           # where to update it from (else never updated)
+//	    repository: security/lading-db:1  # lading db push'ed, here (project/repo:tag) or host/repo:tag
+//	    feeds: [/srv/feeds]                # or feed files and directories (db build --from)
+//	    schedule: "@daily"                 # or six cron fields
+//	    offline: true                      # never the network
+//	  max_layer_size: 8589934592           # a layer expanding beyond fails its scan
+//	  concurrency: 4                       # scans at once, across replicas
+//	  adapter: {auth: X-ScannerAdapter-API-Key, credential: secret}  # /api/v1 for Harbor
 type Config struct {
 	Address string `yaml:"address"`
 	// ShutdownTimeout bounds how long a shutdown waits for requests in
@@ -99,6 +116,10 @@ type Config struct {
 	ExternalURL string         `yaml:"external_url"`
 	Outbound    OutboundConfig `yaml:"outbound"`
 	Jobs        JobsConfig     `yaml:"jobs"`
+	// Trust names the signers projects trust (see TrustConfig).
+	Trust TrustConfig `yaml:"trust"`
+	// Scan configures registry-side scanning (package scanning).
+	Scan ScanConfig `yaml:"scan"`
 
 	// Root is the lading root (where a generated admin password goes);
 	// set by Defaults.
@@ -346,6 +367,9 @@ func (c *Config) Defaults(root string) {
 	setDefault(&c.GC.Grace, registry.DefaultGrace)
 	setDefault(&c.GC.UploadTTL, registry.DefaultUploadTTL)
 	setDefault(&c.Limits.IdleTimeout, 60*time.Second)
+	if c.Scan.DB == "" {
+		c.Scan.DB = filepath.Join(root, "registry", "vuln.db")
+	}
 }
 
 // setDefault points an unset duration at its default.
@@ -386,6 +410,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Auth.Token.Enabled != nil || c.Auth.Token.KeyFile != "" || c.Auth.Token.TTL != nil {
 		return errdefs.InvalidArgument(errors.New("config: auth.token.enabled, key_file and ttl are replaced: the token service is always on at /service/token, its key is in the database, and the setting token_expiration is its tokens' lifetime"))
+	}
+	if c.Scan.MaxLayerSize < 0 || c.Scan.Parallel < 0 || c.Scan.Concurrency < 0 || c.Scan.Timeout < 0 || c.Scan.CacheSize < 0 {
+		return errdefs.InvalidArgument(errors.New("config: scan: sizes, counts and the timeout cannot be negative"))
 	}
 	if c.Metrics.Address != "" && c.Metrics.Enabled != nil && !*c.Metrics.Enabled {
 		return errdefs.InvalidArgument(errors.New("config: metrics.address with metrics.enabled false"))
@@ -433,6 +460,52 @@ func (c *Config) validateDurations() error {
 		}
 	}
 	return nil
+}
+
+// ScanConfig configures registry-side scanning.
+type ScanConfig struct {
+	// DB is the vulnerability database file (lading db build's, used as
+	// is; --vuln-db); updates replace it. Default <root>/registry/vuln.db.
+	DB string `yaml:"db"`
+	// DBSource is where the database is updated from, on a schedule.
+	DBSource DBSourceConfig `yaml:"db_source"`
+	// MaxLayerSize bounds a layer's uncompressed size (default 8 GiB).
+	MaxLayerSize int64 `yaml:"max_layer_size"`
+	// Parallel is how many layers one scan reads at once (default 2).
+	Parallel int `yaml:"parallel"`
+	// Concurrency bounds the scans at once across replicas (default 4).
+	Concurrency int `yaml:"concurrency"`
+	// Timeout bounds one scan (default 30m).
+	Timeout time.Duration `yaml:"timeout"`
+	// CacheSize bounds the layer results kept, in bytes (default 1 GiB).
+	CacheSize int64 `yaml:"cache_size"`
+	// Adapter is the Pluggable Scanner API's own credential (besides the
+	// registry's users and robots): auth Basic ("user:password"),
+	// Bearer or X-ScannerAdapter-API-Key.
+	Adapter ScanAdapterConfig `yaml:"adapter"`
+}
+
+// DBSourceConfig is where the vulnerability database comes from.
+type DBSourceConfig struct {
+	// Repository is a lading db push'ed database: "project/repo:tag" in
+	// this registry, or "host/repo:tag" in another.
+	Repository string `yaml:"repository"`
+	// Feeds are feed files and directories to build it from.
+	Feeds []string `yaml:"feeds"`
+	// Schedule is a cron expression (six fields) or @hourly, @daily,
+	// @weekly; default @daily.
+	Schedule string `yaml:"schedule"`
+	// Offline: never reach the network (repository must be this
+	// registry's).
+	Offline bool `yaml:"offline"`
+	// Insecure: plain HTTP or unverified TLS to a remote registry.
+	Insecure bool `yaml:"insecure"`
+}
+
+// ScanAdapterConfig is the scanner adapter API's credential.
+type ScanAdapterConfig struct {
+	Auth       string `yaml:"auth"`
+	Credential string `yaml:"credential"`
 }
 
 // OutboundConfig is the one switch for every outbound target: CIDR

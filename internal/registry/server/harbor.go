@@ -16,6 +16,7 @@ import (
 	"github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/registry"
 	"github.com/lading-dev/lading/internal/registry/meta"
+	"github.com/lading-dev/lading/internal/scanning/scanapi"
 	"github.com/lading-dev/lading/internal/sqldb"
 	"github.com/lading-dev/lading/internal/token"
 	"github.com/lading-dev/lading/internal/webhook"
@@ -32,8 +33,9 @@ import (
 // checks in its Policies (see policies).
 type gate struct {
 	registry.Policies
-	core  *core.Core
-	realm string
+	core     *core.Core
+	realm    string
+	scanning scanapi.Registry // nil until scanning is plugged in
 }
 
 // policies are the checks pushes, pulls and deletions pass, in order:
@@ -172,6 +174,33 @@ func (p quota) CheckBlob(ctx context.Context, s registry.Subject, repo string, s
 	return err
 }
 
+// scanPolicy is scanning's vulnerability prevention policy (package
+// scanning, plugged in with Server.SetScanning; until then it lets every
+// pull through). A pull with a token that grants scanner-pull on the
+// repository (an external scanner's) is exempt.
+type scanPolicy struct {
+	registry.AllowAll
+	g *gate
+}
+
+func (p scanPolicy) CheckPull(ctx context.Context, s registry.Subject, repo, dgst, _ string) error {
+	sc := p.g.scanning
+	if sc == nil {
+		return nil
+	}
+	scannerPull := false
+	for _, a := range s.Access {
+		if s.Token && a.Type == "repository" && a.Name == repo && slices.Contains(a.Actions, string(access.ScannerPull)) {
+			scannerPull = true
+		}
+	}
+	who, err := p.g.subject(ctx, s)
+	if err != nil {
+		return err
+	}
+	return sc.CheckPull(ctx, who, scannerPull, repo, dgst)
+}
+
 // events implements registry.Events.
 type events struct {
 	core *core.Core
@@ -208,7 +237,8 @@ func (e events) Deleted(ctx context.Context, ev registry.Event) {
 
 // hooks implements meta.Hooks.
 type hooks struct {
-	core *core.Core
+	core     *core.Core
+	scanning scanapi.Registry // nil without scanning
 }
 
 var _ meta.Hooks = (*hooks)(nil)
@@ -224,25 +254,52 @@ func (h *hooks) BlobUnlinked(ctx context.Context, tx *sqldb.Tx, repo, dgst strin
 }
 
 func (h *hooks) ManifestPut(ctx context.Context, tx *sqldb.Tx, repo string, m meta.Manifest, tags []string) error {
+	if trustChanged(m, tags) {
+		if err := h.core.Trust.Changed(ctx, tx, repo); err != nil {
+			return err
+		}
+	}
 	if m.Content == nil {
 		return nil
 	}
-	return h.core.Artifacts.ManifestPut(ctx, tx, artifact.Pushed{Repo: repo, Digest: m.Digest, MediaType: m.MediaType, Size: m.Size, Content: m.Content, Tags: tags})
+	if err := h.core.Artifacts.ManifestPut(ctx, tx, artifact.Pushed{Repo: repo, Digest: m.Digest, MediaType: m.MediaType, Size: m.Size, Content: m.Content, Tags: tags}); err != nil {
+		return err
+	}
+	if h.scanning != nil {
+		return h.scanning.ManifestPut(ctx, tx, repo, m.Digest, m.MediaType, m.Content)
+	}
+	return nil
 }
 
 func (h *hooks) ManifestDeleted(ctx context.Context, tx *sqldb.Tx, repo, dgst string) error {
+	if err := h.core.Trust.Changed(ctx, tx, repo); err != nil {
+		return err
+	}
 	return h.core.Artifacts.ManifestDeleted(ctx, tx, repo, dgst)
 }
 
 func (h *hooks) TagPut(ctx context.Context, tx *sqldb.Tx, repo, tag, dgst string) error {
+	if artifact.LegacySubject(tag) != "" {
+		if err := h.core.Trust.Changed(ctx, tx, repo); err != nil {
+			return err
+		}
+	}
 	return h.core.Artifacts.TagPut(ctx, tx, repo, tag, dgst)
 }
 
 func (h *hooks) TagDeleted(ctx context.Context, tx *sqldb.Tx, repo, tag string) error {
+	if artifact.LegacySubject(tag) != "" {
+		if err := h.core.Trust.Changed(ctx, tx, repo); err != nil {
+			return err
+		}
+	}
 	return h.core.Artifacts.TagDeleted(ctx, tx, repo, tag)
 }
 
 func (h *hooks) RepositoryDeleted(ctx context.Context, tx *sqldb.Tx, repo string) error {
+	if err := h.core.Trust.Changed(ctx, tx, repo); err != nil {
+		return err
+	}
 	return h.core.Artifacts.RepositoryDeleted(ctx, tx, repo)
 }
 

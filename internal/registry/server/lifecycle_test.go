@@ -141,7 +141,7 @@ func TestImmutableTags(t *testing.T) {
 		t.Errorf("deleting the artifact of v1 through the API: %v (status %d), want 412", err, statusOf(err))
 	}
 	ref, _ := name.ParseReference(srv.Host+"/imm/app@"+v1, name.Insecure)
-	if err := remote.Delete(ref, adminAuth); err == nil {
+	if err := remote.Delete(ref, adminRemote); err == nil {
 		t.Errorf("deleting v1's manifest through the registry succeeded")
 	}
 	if got := tagsOf(t, a, "imm", "app")[v1]; !cmp.Equal(got, []string{"v1"}) {
@@ -200,7 +200,7 @@ func asTransport(err error, target **transport.Error) bool {
 	return false
 }
 
-var adminAuth = remote.WithAuth(&authn.Basic{Username: admin, Password: harbortest.AdminPassword})
+var adminRemote = remote.WithAuth(&authn.Basic{Username: admin, Password: harbortest.AdminPassword})
 
 // waitExecution polls until a retention execution ends.
 func waitRetention(t *testing.T, a *v2.HarborAPI, policy, exec int64) *models.RetentionExecution {
@@ -473,7 +473,7 @@ func TestGarbageCollectionAPI(t *testing.T) {
 		t.Errorf("the tagged artifact is gone: %v", err)
 	}
 	blob, _ := name.NewDigest(srv.Host+"/gc/app@"+layer.String(), name.Insecure)
-	if l, err := remote.Layer(blob, adminAuth); err == nil {
+	if l, err := remote.Layer(blob, adminRemote); err == nil {
 		if rc, err := l.Compressed(); err == nil {
 			rc.Close()
 			t.Errorf("the untagged artifact's layer %s is still served", layer)

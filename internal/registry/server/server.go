@@ -17,6 +17,7 @@ import (
 
 	"github.com/lading-dev/lading/internal/actor"
 	"github.com/lading-dev/lading/internal/api"
+	"github.com/lading-dev/lading/internal/contenttrust"
 	"github.com/lading-dev/lading/internal/core"
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/inspect"
@@ -29,6 +30,7 @@ import (
 	"github.com/lading-dev/lading/internal/registry/storage"
 	"github.com/lading-dev/lading/internal/registry/storage/fs"
 	"github.com/lading-dev/lading/internal/registry/storage/s3"
+	"github.com/lading-dev/lading/internal/scanning/scanapi"
 	"github.com/lading-dev/lading/internal/sqldb"
 	"github.com/lading-dev/lading/internal/sqldb/postgres"
 	"github.com/lading-dev/lading/internal/sqldb/sqlite"
@@ -67,6 +69,49 @@ type Server struct {
 	cert     atomic.Pointer[tls.Certificate]
 	forward  *syslog.Switch
 	handler  http.Handler
+	// Outbound is the policy for every target lading connects to.
+	Outbound *outbound.Policy
+	gate     *gate
+	hooks    *hooks
+	// scanning is registry-side scanning, when plugged in.
+	scanning Scanning
+	adapter  http.Handler
+}
+
+// Scanning is registry-side scanning (package scanning) as the server
+// runs it: the registry asks it about pulls and tells it of pushes, the
+// API serves its endpoints, /api/v1/ is its scanner adapter API, and Run
+// works in the background while the server serves. It reaches the
+// registry only through these interfaces, so that the registry does not
+// depend on the scanner.
+type Scanning interface {
+	scanapi.Registry
+	scanapi.Service
+	Run(ctx context.Context)
+}
+
+// SetScanning plugs registry-side scanning in; call it before Serve.
+func (s *Server) SetScanning(sc Scanning) {
+	s.scanning = sc
+	s.adapter = sc.Adapter()
+	s.hooks.scanning = sc
+	if s.gate != nil {
+		s.gate.scanning = sc
+	}
+	s.Core.SetScanning(sc)
+}
+
+// ExternalURL is how clients (and external scanners) name the registry:
+// external_url, else derived from the listen address.
+func (s *Server) ExternalURL() string {
+	if s.Config.ExternalURL != "" {
+		return s.Config.ExternalURL
+	}
+	scheme := "http"
+	if s.Config.TLS.Certificate != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + externalHost(s.Config)
 }
 
 // Options are what a Server needs besides its configuration.
@@ -167,18 +212,25 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 		accessLog = slog.New(syslog.Tee{slog.NewJSONHandler(o.AccessLog, nil), syslog.NewHandler(s.forwardTarget, "access", slog.LevelInfo)})
 	}
 	hooks := &hooks{}
+	s.hooks = hooks
 	s.Meta = meta.New(s.DB, meta.WithHooks(hooks), meta.WithCollectionLocks(locks))
 	allow, err := outbound.Parse(cfg.Outbound.Allow)
 	if err != nil {
 		return err
 	}
+	s.Outbound = allow
 	c, err := core.New(ctx, s.DB, core.Options{
 		Log: s.log, AccessLog: accessLog, Version: o.Version, TokenService: cfg.Auth.Token.Service,
 		StorageProvider: s.Driver.Name(), NoAuth: noAuth, Health: s.health,
 		Outbound: allow, Jobs: jobs.Options{Workers: cfg.Jobs.Workers, Lease: cfg.Jobs.Lease, Poll: cfg.Jobs.Poll, Retention: cfg.Jobs.Retention},
 		Hostname: externalHost(cfg),
+		Trust:    contenttrust.Options{Host: externalHost(cfg)},
 	})
 	if err != nil {
+		return err
+	}
+	if err := setTrust(c, cfg.Trust); err != nil {
+		c.Close()
 		return err
 	}
 	hooks.core = c
@@ -196,8 +248,11 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 		registry.WithEvents(events{core: c, also: o.Events, host: externalHost(cfg)}),
 	}
 	if !noAuth {
-		checks := append([]registry.Policy{immutableTags{core: c, meta: s.Meta}}, o.Policies...)
-		opts = append(opts, registry.WithGate(&gate{Policies: policies(c, checks), core: c, realm: cfg.Auth.Token.Realm}))
+		s.gate = &gate{core: c, realm: cfg.Auth.Token.Realm}
+		checks := []registry.Policy{immutableTags{core: c, meta: s.Meta}, signatures{gate: s.gate}}
+		checks = append(append(checks, o.Policies...), scanPolicy{g: s.gate})
+		s.gate.Policies = policies(c, checks)
+		opts = append(opts, registry.WithGate(s.gate))
 	}
 	if cfg.Metrics.Enabled == nil || *cfg.Metrics.Enabled {
 		s.metrics = registry.NewMetrics()
@@ -213,6 +268,7 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 	s.Collector = registry.NewCollector(s.Driver, s.Meta, opts...)
 	c.SetRegistry(content{meta: s.Meta, reg: s.Registry})
 	c.SetCollector(collector{s})
+	c.Trust.SetContent(trustContent{meta: s.Meta, reg: s.Registry})
 	if err := s.bootstrap(ctx); err != nil {
 		c.Close()
 		return err
@@ -270,6 +326,9 @@ func (s *Server) route() http.Handler {
 			s.Core.TokenService.ServeHTTP(w, r)
 		case strings.HasPrefix(p, api.Prefix+"/"), p == api.Prefix, strings.HasPrefix(p, "/c/"):
 			s.Core.API.ServeHTTP(w, r)
+		case strings.HasPrefix(p, "/api/v1/") && s.adapter != nil:
+			w.Header().Set("X-Request-Id", api.RequestID(r))
+			s.adapter.ServeHTTP(w, r)
 		case s.UI != nil && ui.Owns(p):
 			s.UI.ServeHTTP(w, r)
 		default:
@@ -342,6 +401,13 @@ func (s *Server) Reload(cfg *Config) error {
 			s.log.Info(fmt.Sprintf("settings reloaded: %d fixed by the configuration", len(cfg.Settings)))
 		}
 		s.Config.Auth.Htpasswd = cfg.Auth.Htpasswd
+		if err := setTrust(s.Core, cfg.Trust); err != nil {
+			s.log.Error("trust reload failed, keeping the trusted signers in force", "error", err)
+			errs = append(errs, err)
+		} else {
+			s.Config.Trust = cfg.Trust
+			s.log.Info(fmt.Sprintf("trusted signers reloaded: %d projects fixed by the configuration", len(cfg.Trust.Projects)))
+		}
 	}
 	if err := s.importHtpasswd(ctx); err != nil {
 		s.log.Error("htpasswd import failed", "file", s.Config.Auth.Htpasswd, "error", err)
@@ -486,6 +552,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		wg.Go(func() { s.periodicGC(gcCtx, iv) })
 	}
 	wg.Go(func() { s.Core.Run(actor.System(gcCtx, "housekeeping")) })
+	if s.scanning != nil {
+		wg.Go(func() { s.scanning.Run(actor.System(gcCtx, "scanning")) })
+	}
 	// Metrics are served until the registry has shut down.
 	metricsCtx, stopMetrics := context.WithCancel(context.WithoutCancel(ctx))
 	metricsErr := make(chan error, 1)

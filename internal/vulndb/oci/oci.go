@@ -253,20 +253,58 @@ func Pull(ctx context.Context, ref name.Reference, dest string, opts ...Option) 
 	if err != nil {
 		return vulndb.Metadata{}, classify(fmt.Errorf("pull %s: %w", ref, err))
 	}
+	return pull(ctx, remoteBlobs{repo: ref.Context(), o: o}, ref.String(), desc.Manifest, string(desc.MediaType), dest, o)
+}
+
+// Blobs opens the blobs of the repository a database was pushed to.
+type Blobs interface {
+	// OpenBlob returns the bytes of the blob d names; the caller verifies
+	// them against d.
+	OpenBlob(ctx context.Context, d v1.Descriptor) (io.ReadCloser, error)
+}
+
+// PullFrom is Pull from a manifest already read (and verified against its
+// digest) and blobs opened by src: a registry reading a database pushed
+// into its own storage pulls it without an HTTP round trip. name names
+// the database in messages.
+func PullFrom(ctx context.Context, src Blobs, name string, manifest []byte, dest string, opts ...Option) (vulndb.Metadata, error) {
+	return pull(ctx, src, name, manifest, "", dest, newOptions(ctx, opts))
+}
+
+// remoteBlobs opens blobs of a repository over the registry API.
+type remoteBlobs struct {
+	repo name.Repository
+	o    *options
+}
+
+func (r remoteBlobs) OpenBlob(_ context.Context, d v1.Descriptor) (io.ReadCloser, error) {
+	l, err := remote.Layer(r.repo.Digest(d.Digest.String()), r.o.remote...)
+	if err != nil {
+		return nil, classify(err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, classify(err)
+	}
+	return rc, nil
+}
+
+func pull(ctx context.Context, src Blobs, ref string, rawManifest []byte, mediaType string, dest string, o *options) (vulndb.Metadata, error) {
 	var m manifest
-	if err := json.Unmarshal(desc.Manifest, &m); err != nil {
+	if err := json.Unmarshal(rawManifest, &m); err != nil {
 		return vulndb.Metadata{}, errdefs.InvalidArgument(fmt.Errorf("pull %s: manifest: %v", ref, err))
 	}
 	if m.ArtifactType != ArtifactType && m.Config.MediaType != ConfigMediaType {
 		what := m.ArtifactType
 		if what == "" {
-			what = string(desc.MediaType)
+			what = mediaType
+		}
+		if what == "" {
+			what = string(m.MediaType)
 		}
 		return vulndb.Metadata{}, errdefs.InvalidArgument(fmt.Errorf("%s is not a lading vulnerability database (it is %s)", ref, what))
 	}
-	repo := ref.Context()
-
-	rawCfg, err := fetch(repo, m.Config, 1<<20, o)
+	rawCfg, err := fetch(ctx, src, m.Config, 1<<20)
 	if err != nil {
 		return vulndb.Metadata{}, fmt.Errorf("pull %s: config: %w", ref, err)
 	}
@@ -300,13 +338,9 @@ func Pull(ctx context.Context, ref name.Reference, dest string, opts ...Option) 
 	if err := verify.CheckHash(layer.Digest); err != nil {
 		return vulndb.Metadata{}, err
 	}
-	rl, err := remote.Layer(repo.Digest(layer.Digest.String()), o.remote...)
+	rc, err := src.OpenBlob(ctx, *layer)
 	if err != nil {
-		return vulndb.Metadata{}, classify(fmt.Errorf("pull %s: %w", ref, err))
-	}
-	rc, err := rl.Compressed()
-	if err != nil {
-		return vulndb.Metadata{}, classify(fmt.Errorf("pull %s: layer %s: %w", ref, layer.Digest, err))
+		return vulndb.Metadata{}, fmt.Errorf("pull %s: layer %s: %w", ref, layer.Digest, err)
 	}
 	defer rc.Close()
 	var in io.Reader = &endAt{r: rc, size: layer.Size}
@@ -385,20 +419,16 @@ func (e *endAt) Read(p []byte) (int, error) {
 }
 
 // fetch reads a small blob and checks it against its descriptor.
-func fetch(repo name.Repository, d v1.Descriptor, max int64, o *options) ([]byte, error) {
+func fetch(ctx context.Context, src Blobs, d v1.Descriptor, max int64) ([]byte, error) {
 	if d.Size > max || d.Size < 0 {
 		return nil, errdefs.TooLarge(fmt.Errorf("blob %s: %d bytes", d.Digest, d.Size))
 	}
 	if err := verify.CheckHash(d.Digest); err != nil {
 		return nil, err
 	}
-	l, err := remote.Layer(repo.Digest(d.Digest.String()), o.remote...)
+	rc, err := src.OpenBlob(ctx, d)
 	if err != nil {
-		return nil, classify(err)
-	}
-	rc, err := l.Compressed()
-	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	defer rc.Close()
 	vr, err := verify.NewReader(&endAt{r: rc, size: d.Size}, d.Digest, d.Size)

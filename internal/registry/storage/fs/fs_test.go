@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -72,5 +73,46 @@ func TestStaysInsideRoot(t *testing.T) {
 	ents, _ := os.ReadDir(parent)
 	if len(ents) != 1 {
 		t.Errorf("files appeared beside the root: %v", ents)
+	}
+}
+
+// Upload sessions come and go at once (a client pushes layers in
+// parallel): a session's Delete prunes the emptied uploads/ directory
+// while another session creates its own under it. Every Writer must
+// succeed.
+func TestWriterRacesPruningDelete(t *testing.T) {
+	ctx := context.Background()
+	d, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, rounds = 4, 300
+	errs := make(chan error, workers)
+	for g := range workers {
+		go func() {
+			for i := range rounds {
+				dir := fmt.Sprintf("uploads/%d-%d", g, i)
+				w, err := d.Writer(ctx, dir+"/chunk")
+				if err != nil {
+					errs <- err
+					return
+				}
+				w.Write([]byte("x"))
+				if err := w.Commit(ctx); err != nil {
+					errs <- err
+					return
+				}
+				if err := d.Delete(ctx, dir); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
