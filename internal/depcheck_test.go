@@ -65,6 +65,13 @@ var rules = []struct {
 	{"internal/ui", []string{"internal/registry", "internal/api", "internal/core", "internal/token", "internal/cli", "internal/analyze", "internal/scan", "internal/match", "internal/vulndb", "internal/report", "internal/sbom"}, "the web UI calls the services, as the API does; what is inside images comes through inspect's Analyzer", nil},
 	{"internal/inspect", []string{"internal/registry", "internal/api", "internal/core", "internal/ui", "internal/cli", "internal/analyze", "internal/scan", "internal/match", "internal/vulndb", "internal/report"}, "inspect reads the registry's content through an interface and asks an Analyzer what is inside", []string{"internal/inspect/compute"}},
 	{"internal/inspect/compute", []string{"internal/registry", "internal/api", "internal/core", "internal/ui", "internal/cli"}, "the analyzer behind inspect knows images, not the server", nil},
+	// External identities: each source stands alone; the test servers
+	// know nothing of lading's clients, so what they answer is the truth.
+	{"internal/identity/ldap", []string{"internal/identity/oidc"}, "an identity source knows no other source", nil},
+	{"internal/identity/oidc", []string{"internal/identity/ldap"}, "an identity source knows no other source", nil},
+	{"internal/ldaptest", []string{"internal/identity", "internal/registry", "internal/core", "internal/api", "internal/harbortest"}, "the test directory is filled with OpenLDAP's tools, not lading's client", nil},
+	{"internal/oidctest", []string{"internal/identity", "internal/registry", "internal/core", "internal/api", "internal/harbortest"}, "the test provider is zitadel's, not lading's relying party", nil},
+	{"internal/testca", []string{"internal/"}, "a test CA knows nothing of lading", nil},
 	{"internal/trust", []string{"internal/cli", "internal/registry", "internal/image", "internal/store", "internal/analyze", "internal/scan"}, "signatures are verified over any Source: the registry feeds trust its own storage", nil},
 	{"internal/outbound", []string{"internal/access", "internal/sqldb", "internal/registry", "internal/api", "internal/core", "internal/cli"}, "the outbound gate is a dialer and a policy, below every service", nil},
 	{"internal/jobs", []string{"internal/task", "internal/webhook", "internal/api", "internal/core", "internal/registry", "internal/cli", "internal/scan"}, "the job service runs functions it is given; it knows no kind of job", nil},
@@ -104,6 +111,9 @@ var testSupport = []string{
 	"internal/treetest",
 	"internal/harbortest",
 	"internal/sqldb/sqldbtest",
+	"internal/ldaptest",
+	"internal/oidctest",
+	"internal/testca",
 }
 
 // importLine is one import of one Go file.

@@ -47,6 +47,8 @@ import (
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/gc"
 	"github.com/lading-dev/lading/internal/identity"
+	"github.com/lading-dev/lading/internal/identity/ldap"
+	"github.com/lading-dev/lading/internal/identity/oidc"
 	"github.com/lading-dev/lading/internal/immutable"
 	"github.com/lading-dev/lading/internal/jobs"
 	"github.com/lading-dev/lading/internal/label"
@@ -77,6 +79,10 @@ type Services struct {
 	GC        *gc.Service
 	Purge     *purge.Service
 	Trust     *contenttrust.Service
+	// LDAP and OIDC serve the external identities' endpoints; nil
+	// answers that they are not available.
+	LDAP *ldap.Admin
+	OIDC *oidc.Service
 }
 
 // Component is one part of lading as /health reports it.

@@ -21,7 +21,16 @@ const (
 	codePrecondition     = "PRECONDITION"
 	codeUnknown          = "UNKNOWN"
 	codeTooLarge         = "REQUEST_ENTITY_TOO_LARGE"
+	codeUnavailable      = "SERVICE_UNAVAILABLE"
 )
+
+// public reports an error whose message is meant for the client even
+// though the server cannot serve (an identity source that is down says
+// so: identity.UnavailableError).
+func public(err error) bool {
+	var p interface{ Public() bool }
+	return errors.As(err, &p) && p.Public()
+}
 
 // status maps an error's class to Harbor's status and code. This is the
 // one place where the API's errors get their shape.
@@ -45,6 +54,8 @@ func status(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, codeTooLarge
 	case errors.Is(err, errdefs.ErrUnsupported):
 		return http.StatusBadRequest, codeBadRequest
+	case errors.Is(err, errdefs.ErrUnavailable) && public(err):
+		return http.StatusServiceUnavailable, codeUnavailable
 	}
 	return http.StatusInternalServerError, codeUnknown
 }
@@ -64,7 +75,7 @@ type errorItem struct {
 func (s *Server) writeError(c *call, err error) {
 	st, code := status(err)
 	msg := err.Error()
-	if st >= 500 {
+	if st >= 500 && !public(err) {
 		s.log.Error("API request failed", "request_id", c.w.Header().Get("X-Request-Id"), "method", c.r.Method, "path", c.r.URL.Path, "error", err)
 		msg = "internal server error"
 	}

@@ -31,6 +31,19 @@ func (s *Server) routes() {
 	s.handle("DELETE "+p+"/users/{user_id}", s.deleteUser)
 	s.handle("PUT "+p+"/users/{user_id}/sysadmin", s.setSysAdmin)
 	s.handle("PUT "+p+"/users/{user_id}/password", s.setPassword)
+	s.handle("PUT "+p+"/users/{user_id}/cli_secret", s.setCLISecret)
+	// User groups and the identity sources.
+	s.handle("GET "+p+"/usergroups", s.listGroups)
+	s.handle("POST "+p+"/usergroups", s.createGroup)
+	s.handle("GET "+p+"/usergroups/search", s.searchGroups)
+	s.handle("GET "+p+"/usergroups/{group_id}", s.getGroup)
+	s.handle("PUT "+p+"/usergroups/{group_id}", s.updateGroup)
+	s.handle("DELETE "+p+"/usergroups/{group_id}", s.deleteGroup)
+	s.handle("POST "+p+"/ldap/ping", s.ldapPing)
+	s.handle("GET "+p+"/ldap/users/search", s.ldapSearchUsers)
+	s.handle("POST "+p+"/ldap/users/import", s.ldapImportUsers)
+	s.handle("GET "+p+"/ldap/groups/search", s.ldapSearchGroups)
+	s.handle("POST "+p+"/system/oidc/ping", s.oidcPing)
 	// Robots.
 	s.handle("GET "+p+"/robots", s.listRobots)
 	s.handle("POST "+p+"/robots", s.createRobot)
@@ -138,6 +151,9 @@ func (s *Server) routes() {
 	s.lifecycleRoutes()
 	// The login form.
 	s.handle("POST /c/login", s.login)
+	s.handle("GET /c/oidc/login", s.oidcLogin)
+	s.handle("GET /c/oidc/callback", s.oidcCallback)
+	s.handle("POST /c/oidc/onboard", s.oidcOnboard)
 	s.handle("GET /c/log_out", s.logout)
 	s.handle("POST /c/log_out", s.logout)
 

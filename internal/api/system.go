@@ -57,7 +57,7 @@ func (s *Server) systemInfo(c *call) error {
 		"harbor_version":     s.opt.Version,
 		"banner_message":     st.BannerMessage,
 		"current_time":       time.Now().UTC(),
-		"oidc_provider_name": "",
+		"oidc_provider_name": oidcName(st.AuthMode, st.Values),
 		"authproxy_settings": nil,
 	}
 	if c.who.Authenticated() {
@@ -232,4 +232,13 @@ func (s *Server) currentPermissions(c *call) error {
 		}
 	}
 	return c.json(http.StatusOK, out)
+}
+
+// oidcName is the provider's name the login page shows under oidc_auth.
+func oidcName(mode string, v map[string]any) string {
+	if mode != "oidc_auth" {
+		return ""
+	}
+	name, _ := v["oidc_name"].(string)
+	return name
 }

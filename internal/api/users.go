@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lading-dev/lading/internal/identity"
+	"github.com/lading-dev/lading/internal/identity/oidc"
 )
 
 // userJSON is Harbor's UserResp.
@@ -19,6 +20,30 @@ type userJSON struct {
 	AdminRoleInAuth bool      `json:"admin_role_in_auth"`
 	CreationTime    time.Time `json:"creation_time"`
 	UpdateTime      time.Time `json:"update_time"`
+	OIDCUserMeta    *oidcMeta `json:"oidc_user_meta,omitempty"`
+}
+
+// oidcMeta is Harbor's OIDCUserInfo.
+type oidcMeta struct {
+	ID           int64     `json:"id"`
+	UserID       int64     `json:"user_id"`
+	SubIss       string    `json:"subiss"`
+	Secret       string    `json:"secret,omitempty"`
+	CreationTime time.Time `json:"creation_time"`
+	UpdateTime   time.Time `json:"update_time"`
+}
+
+// withOIDC adds an OIDC user's record (the CLI secret for its owner only).
+func (s *Server) withOIDC(c *call, j userJSON, u identity.User) (userJSON, error) {
+	if s.svc.OIDC == nil || u.Source != oidc.Source {
+		return j, nil
+	}
+	m, ok, err := s.svc.OIDC.MetaOf(c.ctx, c.who, u.ID)
+	if err != nil || !ok {
+		return j, err
+	}
+	j.OIDCUserMeta = &oidcMeta{ID: m.ID, UserID: m.UserID, SubIss: m.SubIss, Secret: m.Secret, CreationTime: m.Created.UTC(), UpdateTime: m.Updated.UTC()}
+	return j, nil
 }
 
 func toUser(u identity.User) userJSON {
@@ -91,7 +116,12 @@ func (s *Server) currentUser(c *call) error {
 	if err != nil {
 		return err
 	}
-	return c.json(http.StatusOK, toUser(u))
+	j := toUser(u)
+	j.AdminRoleInAuth = u.AdminInAuth
+	if j, err = s.withOIDC(c, j, u); err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, j)
 }
 
 func (s *Server) getUser(c *call) error {
@@ -103,7 +133,11 @@ func (s *Server) getUser(c *call) error {
 	if err != nil {
 		return err
 	}
-	return c.json(http.StatusOK, toUser(u))
+	j, err := s.withOIDC(c, toUser(u), u)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, j)
 }
 
 func (s *Server) updateUser(c *call) error {

@@ -305,6 +305,8 @@ var EventTypes = []string{
 	"login_user", "logout_user", "create_user", "delete_user", "update_user",
 	"create_robot", "delete_robot", "update_configuration",
 	"create_member", "delete_member", "update_member", "update_project",
+	// lading's own: user groups (LDAP, HTTP, OIDC).
+	"create_user_group", "update_user_group", "delete_user_group",
 }
 
 // Purge deletes entries older than before; it returns how many went.

@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -83,33 +85,39 @@ var Keys = []Key{
 	// pull_artifact is among disabled_audit_log_event_types.
 	{Name: "audit_log_retention_hour", Kind: Int, Default: int64(0), Check: nonNegative},
 	// LDAP and OIDC, for the identity sources.
-	{Name: "ldap_url", Default: ""},
+	{Name: "ldap_url", Default: "", Check: ldapURL},
 	{Name: "ldap_base_dn", Default: ""},
 	{Name: "ldap_filter", Default: ""},
-	{Name: "ldap_scope", Kind: Int, Default: int64(2)},
+	{Name: "ldap_scope", Kind: Int, Default: int64(2), Check: ldapScope},
 	{Name: "ldap_search_dn", Default: ""},
 	{Name: "ldap_search_password", Default: "", Secret: true},
-	{Name: "ldap_timeout", Kind: Int, Default: int64(5)},
+	{Name: "ldap_timeout", Kind: Int, Default: int64(5), Check: between(1, 300)},
 	{Name: "ldap_uid", Default: "cn"},
 	{Name: "ldap_verify_cert", Kind: Bool, Default: true},
 	{Name: "ldap_group_base_dn", Default: ""},
 	{Name: "ldap_group_search_filter", Default: ""},
 	{Name: "ldap_group_attribute_name", Default: ""},
-	{Name: "ldap_group_search_scope", Kind: Int, Default: int64(2)},
+	{Name: "ldap_group_search_scope", Kind: Int, Default: int64(2), Check: ldapScope},
 	{Name: "ldap_group_admin_dn", Default: ""},
 	{Name: "ldap_group_membership_attribute", Default: "memberof"},
+	{Name: "ldap_group_attach_parallel", Kind: Bool, Default: false},
+	// lading's own: StartTLS on an ldap:// URL, and the schedule (six
+	// cron fields, "" for none) of the job that refreshes LDAP users'
+	// groups between their logins.
+	{Name: "ldap_start_tls", Kind: Bool, Default: false},
+	{Name: "ldap_group_sync_cron", Default: "0 0 * * * *"},
 	{Name: "oidc_name", Default: ""},
-	{Name: "oidc_endpoint", Default: ""},
+	{Name: "oidc_endpoint", Default: "", Check: oidcEndpoint},
 	{Name: "oidc_client_id", Default: ""},
 	{Name: "oidc_client_secret", Default: "", Secret: true},
 	{Name: "oidc_groups_claim", Default: ""},
 	{Name: "oidc_admin_group", Default: ""},
-	{Name: "oidc_group_filter", Default: ""},
-	{Name: "oidc_scope", Default: ""},
+	{Name: "oidc_group_filter", Default: "", Check: regexpOK},
+	{Name: "oidc_scope", Default: "openid,offline_access", Check: oidcScope},
 	{Name: "oidc_user_claim", Default: ""},
 	{Name: "oidc_verify_cert", Kind: Bool, Default: true},
 	{Name: "oidc_auto_onboard", Kind: Bool, Default: false},
-	{Name: "oidc_extra_redirect_parms", Default: ""},
+	{Name: "oidc_extra_redirect_parms", Default: "", Check: jsonStrings},
 	{Name: "oidc_logout", Kind: Bool, Default: false},
 }
 
@@ -163,6 +171,11 @@ type Store struct {
 	access *access.Checker
 	audit  *audit.Log
 
+	// check vets an update against the current settings; changed hears
+	// of committed ones (see SetCheck, OnChange).
+	check   func(ctx context.Context, current Settings, changes map[string]any) error
+	changed []func(ctx context.Context, names []string)
+
 	mu         sync.Mutex
 	overrides  map[string]any
 	guards     map[string]func(context.Context) error
@@ -170,6 +183,9 @@ type Store struct {
 	cached     *Settings
 	until      time.Time
 	refreshing bool
+	// loads numbers the loads from the database as they start; loaded
+	// is the number of the one cached.
+	loads, loaded uint64
 }
 
 // New returns the settings store. overrides are settings fixed by the
@@ -190,6 +206,20 @@ func (s *Store) Guard(name string, check func(context.Context) error) {
 		s.guards = map[string]func(context.Context) error{}
 	}
 	s.guards[name] = check
+}
+
+// SetCheck installs a check of updates that needs more than a value and
+// more than Guard's yes or no (a cron expression the job service must
+// parse). It runs before anything is written; its error refuses the whole
+// update.
+func (s *Store) SetCheck(fn func(ctx context.Context, current Settings, changes map[string]any) error) {
+	s.check = fn
+}
+
+// OnChange registers fn to hear of the names of settings an update
+// changed, after it committed (a schedule to re-arm).
+func (s *Store) OnChange(fn func(ctx context.Context, names []string)) {
+	s.changed = append(s.changed, fn)
 }
 
 // SetOverrides fixes settings from the configuration file (on start and on
@@ -243,8 +273,15 @@ func (s *Store) Get(ctx context.Context) (Settings, error) {
 	return s.refresh(ctx)
 }
 
-// refresh loads the settings and caches them.
+// refresh loads the settings and caches them. A load that started
+// before another one already cached (a background refresh that read the
+// database before an update committed, finishing after the update's own
+// refresh) is stale: the newer copy stays.
 func (s *Store) refresh(ctx context.Context) (Settings, error) {
+	s.mu.Lock()
+	s.loads++
+	ticket := s.loads
+	s.mu.Unlock()
 	values, err := s.load(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -252,6 +289,10 @@ func (s *Store) refresh(ctx context.Context) (Settings, error) {
 	if err != nil {
 		return Settings{}, err
 	}
+	if ticket < s.loaded && s.cached != nil {
+		return *s.cached, nil
+	}
+	s.loaded = ticket
 	s.stored = values
 	st := merge(values, s.overrides)
 	s.cached, s.until = &st, time.Now().Add(cacheFor)
@@ -389,6 +430,15 @@ func (s *Store) Update(ctx context.Context, who access.Subject, changes map[stri
 	if len(norm) == 0 {
 		return nil
 	}
+	if s.check != nil {
+		cur, err := s.refresh(ctx)
+		if err != nil {
+			return err
+		}
+		if err := s.check(ctx, cur, norm); err != nil {
+			return err
+		}
+	}
 	names := slices.Sorted(maps.Keys(norm))
 	err = s.db.Tx(ctx, "update configuration", func(tx *sqldb.Tx) error {
 		now := sqldb.Nanos(s.db.Now())
@@ -405,8 +455,13 @@ func (s *Store) Update(ctx context.Context, who access.Subject, changes map[stri
 	if err != nil {
 		return err
 	}
-	_, err = s.refresh(ctx)
-	return err
+	if _, err = s.refresh(ctx); err != nil {
+		return err
+	}
+	for _, fn := range s.changed {
+		fn(ctx, names)
+	}
+	return nil
 }
 
 // normalize checks v (as JSON decodes it) against k and returns it as the
@@ -518,6 +573,72 @@ func endpoint(v any) error {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
 		return fmt.Errorf("%q: bad port", s)
+	}
+	return nil
+}
+
+func between(lo, hi int64) func(any) error {
+	return func(v any) error {
+		if n := v.(int64); n < lo || n > hi {
+			return fmt.Errorf("%d: want %d to %d", n, lo, hi)
+		}
+		return nil
+	}
+}
+
+// ldapScope is 0 (base), 1 (one level) or 2 (subtree).
+func ldapScope(v any) error {
+	if n := v.(int64); n < 0 || n > 2 {
+		return fmt.Errorf("%d: want 0 (base), 1 (one level) or 2 (subtree)", n)
+	}
+	return nil
+}
+
+func ldapURL(v any) error {
+	s := strings.TrimSpace(v.(string))
+	if s == "" {
+		return nil
+	}
+	if scheme, _, ok := strings.Cut(s, "://"); ok && scheme != "ldap" && scheme != "ldaps" {
+		return fmt.Errorf("%q: the scheme must be ldap or ldaps", s)
+	}
+	return nil
+}
+
+func oidcEndpoint(v any) error {
+	s := v.(string)
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q: want the provider's issuer URL, https://host[/path]", s)
+	}
+	return nil
+}
+
+func oidcScope(v any) error {
+	s := v.(string)
+	if s != "" && !slices.Contains(strings.Split(strings.ReplaceAll(s, " ", ""), ","), "openid") {
+		return fmt.Errorf("%q: the scopes must include openid", s)
+	}
+	return nil
+}
+
+func regexpOK(v any) error {
+	_, err := regexp.Compile(v.(string))
+	return err
+}
+
+// jsonStrings is "" or a JSON object of strings.
+func jsonStrings(v any) error {
+	s := v.(string)
+	if s == "" {
+		return nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return fmt.Errorf("want a JSON object of strings: %v", err)
 	}
 	return nil
 }

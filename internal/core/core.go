@@ -8,6 +8,7 @@ package core
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -24,6 +25,8 @@ import (
 	"github.com/lading-dev/lading/internal/contenttrust"
 	"github.com/lading-dev/lading/internal/gc"
 	"github.com/lading-dev/lading/internal/identity"
+	"github.com/lading-dev/lading/internal/identity/ldap"
+	"github.com/lading-dev/lading/internal/identity/oidc"
 	"github.com/lading-dev/lading/internal/immutable"
 	"github.com/lading-dev/lading/internal/jobs"
 	"github.com/lading-dev/lading/internal/label"
@@ -60,6 +63,7 @@ func Migrations() []sqldb.Migration {
 		sysjob.Migrations,
 		retention.Migrations,
 		scanapi.Migrations,
+		oidc.Migrations,
 	} {
 		out = append(out, m...)
 	}
@@ -84,8 +88,12 @@ type Options struct {
 	StorageProvider string
 	// NoAuth: the open, throwaway registry (--no-auth).
 	NoAuth bool
-	// Sources are external identity sources by auth mode.
+	// Sources are external identity sources by auth mode; LDAP
+	// (ldap_auth) and OIDC (oidc_auth) are built in.
 	Sources map[string]identity.Source
+	// RootCAs verify the certificates of the LDAP directory and the OIDC
+	// provider; nil: the system's.
+	RootCAs *x509.CertPool
 	// Jobs configure the job service (its Log defaults to Log).
 	Jobs jobs.Options
 	// Outbound decides which addresses webhooks (and every other
@@ -126,6 +134,10 @@ type Core struct {
 	// Trust is the signature policy: the projects' trusted signers, the
 	// registry's pull check.
 	Trust *contenttrust.Service
+	// LDAP serves Harbor's LDAP endpoints and the group sync; OIDC is the
+	// OpenID relying party and the CLI secrets.
+	LDAP *ldap.Admin
+	OIDC *oidc.Service
 	// API serves /api/v2.0/ and /c/.
 	API http.Handler
 	// TokenService serves /service/token.
@@ -156,11 +168,15 @@ func New(ctx context.Context, db *sqldb.DB, o Options) (*Core, error) {
 	}
 	var idOpts []identity.Option
 	idOpts = append(idOpts, identity.WithLogger(o.Log))
+	dir := c.newSources(o)
+	idOpts = append(idOpts, identity.WithSource("ldap_auth", dir), identity.WithSource("oidc_auth", c.OIDC))
 	for mode, src := range o.Sources {
 		idOpts = append(idOpts, identity.WithSource(mode, src))
 	}
 	c.Identity = identity.New(db, c.Access, c.Audit, c.Settings, store, idOpts...)
 	c.Settings.Guard("auth_mode", c.Identity.CanChangeAuthMode)
+	c.OIDC.Attach(c.Identity)
+	c.LDAP = ldap.NewAdmin(dir, c.Identity, c.Access, o.Log)
 	c.Projects = project.New(db, store, c.Access, c.Audit, c.Settings, c.Identity, o.Log)
 	c.Artifacts = artifact.New(db, c.Access, c.Audit, c.Projects, o.Registry, o.Log)
 	c.Projects.SetContents(c.Artifacts)
@@ -188,6 +204,9 @@ func New(ctx context.Context, db *sqldb.DB, o Options) (*Core, error) {
 	}
 	c.Webhooks = webhook.New(db, c.Access, c.Audit, c.Projects, c.Jobs, c.Tasks, c.notificationsOn, wo)
 	c.Jobs.Register(c.Webhooks.Definition())
+	if err := c.watchIdentitySettings(); err != nil {
+		return nil, err
+	}
 	to := o.Trust
 	if to.Log == nil {
 		to.Log = o.Log
@@ -198,7 +217,7 @@ func New(ctx context.Context, db *sqldb.DB, o Options) (*Core, error) {
 	c.Trust = contenttrust.New(db, c.Access, c.Audit, c.Projects, c.Artifacts, to)
 	c.lifecycle(o)
 	c.apiServer = api.New(api.Services{Access: c.Access, Identity: c.Identity, Projects: c.Projects, Artifacts: c.Artifacts, Audit: c.Audit, Settings: c.Settings,
-		Jobs: jobs.NewMonitor(c.Jobs, c.Access), Webhooks: c.Webhooks, Trust: c.Trust,
+		Jobs: jobs.NewMonitor(c.Jobs, c.Access), Webhooks: c.Webhooks, Trust: c.Trust, LDAP: c.LDAP, OIDC: c.OIDC,
 		Immutable: c.Immutable, Labels: c.Labels, Retention: c.Retention, GC: c.GC, Purge: c.Purge},
 		api.Options{Log: o.Log, AccessLog: o.AccessLog, Version: o.Version, StorageProvider: o.StorageProvider, Health: o.Health, NoAuth: o.NoAuth})
 	c.API = c.apiServer
@@ -307,6 +326,10 @@ func (c *Core) Bootstrap(ctx context.Context, password, root string) error {
 // executions and, when audit_log_retention_hour is set, old audit
 // entries. Every replica may run it; the work is idempotent.
 func (c *Core) Run(ctx context.Context) {
+	// The settings the configuration file fixes are known by now.
+	if err := c.armLDAPSync(ctx); err != nil {
+		c.log.Warn("cannot schedule the LDAP group sync", "error", err)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -334,6 +357,9 @@ func (c *Core) Housekeep(ctx context.Context) {
 	}
 	if err := c.Identity.PurgeThrottle(ctx); err != nil && ctx.Err() == nil {
 		c.log.Warn("purging login failures", "error", err)
+	}
+	if err := c.OIDC.Purge(ctx); err != nil && ctx.Err() == nil {
+		c.log.Warn("purging OIDC logins in progress", "error", err)
 	}
 	if err := c.Tasks.Sweep(ctx, webhook.VendorType, 50); err != nil && ctx.Err() == nil {
 		c.log.Warn("sweeping old webhook executions", "error", err)

@@ -88,6 +88,12 @@ func WithRoot(root string) Option { return func(s *settings) { s.cfg.Root = root
 // database is scan.db of the configuration).
 func WithScanning(fn func(*scanning.Options)) Option { return func(s *settings) { fn(&s.scan) } }
 
+// WithCAFile trusts the PEM certificates of file for the LDAP directory
+// and the OIDC provider (auth.ca_file).
+func WithCAFile(file string) Option {
+	return func(s *settings) { s.cfg.Auth.CAFile = file }
+}
+
 // Start starts a server that lives until the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()

@@ -18,7 +18,8 @@
 //
 //	users         id, username, email, realname, comment, password (PHC
 //	              hash, "" for external users), source, external_id,
-//	              sysadmin, created, updated
+//	              sysadmin, admin_in_auth (granted by the source at the
+//	              last login), created, updated
 //	usergroups    id, name, type, external_id (LDAP DN, OIDC claim value)
 //	user_usergroups user_id, group_id: memberships learned from a source
 //	robots        id, name (without the prefix: "ci" or "project+ci"),
@@ -33,6 +34,7 @@ package identity
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 
@@ -99,10 +101,22 @@ var Migrations = []sqldb.Migration{{Owner: "identity", Name: "users, groups, rob
 		failures {{int}} NOT NULL,
 		last {{int}} NOT NULL,
 		blocked_until {{int}} NOT NULL)`,
+}}, {Owner: "identity", Name: "admin role granted by the identity source", SQL: []string{
+	// Kept apart from the sysadmin flag an administrator sets, so that
+	// neither overwrites the other (ldap_group_admin_dn,
+	// oidc_admin_group).
+	`ALTER TABLE users ADD COLUMN admin_in_auth {{bool}} NOT NULL DEFAULT FALSE`,
+	`CREATE INDEX usergroups_external ON usergroups (type, external_id)`,
 }}}
 
 // DB is the name of the database source.
 const DB = "db"
+
+// ErrGone is what a Source wraps (in an errdefs.ErrUnauthorized or
+// ErrNotFound) when the user no longer exists there or is disabled: the
+// user's groups and sessions are then forgotten at once, so that nothing
+// they held through the source outlives the source's word.
+var ErrGone = errors.New("the identity source no longer has this user")
 
 // Source authenticates the users of an external identity provider (LDAP,
 // OIDC). Sources are plugged in with WithSource under the auth_mode that
@@ -126,6 +140,18 @@ type External struct {
 	// Admin is true when the source says the user administers lading
 	// (ldap_group_admin_dn, oidc_admin_group).
 	Admin bool
+	// AdoptByName lets a source whose names are authoritative (LDAP: the
+	// directory's uid) take over a user of the same source and name whose
+	// external id changed (an entry moved or renamed in the directory).
+	AdoptByName bool
+}
+
+// GroupSource is a Source that knows groups by their external id: an
+// LDAP directory checks a DN and names the group. Groups of a type whose
+// source is not plugged in are taken by name (OIDC groups are whatever
+// the provider says they are).
+type GroupSource interface {
+	LookupGroup(ctx context.Context, id string) (ExternalGroup, error)
 }
 
 // ExternalGroup is a group as a source knows it.

@@ -24,6 +24,9 @@ type User struct {
 	Realname string
 	Comment  string
 	SysAdmin bool
+	// AdminInAuth: the identity source makes the user an administrator
+	// (ldap_group_admin_dn, oidc_admin_group), as of their last login.
+	AdminInAuth bool
 	// Source authenticates the user: "db", "ldap", "oidc".
 	Source  string
 	Created time.Time
@@ -44,12 +47,12 @@ type Profile struct {
 // authenticated elsewhere than in the database.
 const AdminID = 1
 
-const userCols = `id, username, email, realname, comment, sysadmin, source, created, updated`
+const userCols = `id, username, email, realname, comment, sysadmin, admin_in_auth, source, created, updated`
 
 func scanUser(row sqldb.Row, extra ...any) (User, error) {
 	var u User
 	var created, updated int64
-	err := row.Scan(append([]any{&u.ID, &u.Username, &u.Email, &u.Realname, &u.Comment, &u.SysAdmin, &u.Source, &created, &updated}, extra...)...)
+	err := row.Scan(append([]any{&u.ID, &u.Username, &u.Email, &u.Realname, &u.Comment, &u.SysAdmin, &u.AdminInAuth, &u.Source, &created, &updated}, extra...)...)
 	u.Created, u.Updated = sqldb.Time(created), sqldb.Time(updated)
 	return u, err
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/lading-dev/lading/internal/access"
 	"github.com/lading-dev/lading/internal/audit"
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/identity"
 	"github.com/lading-dev/lading/internal/query"
 	"github.com/lading-dev/lading/internal/sqldb"
 )
@@ -156,14 +157,17 @@ func (s *Service) entity(ctx context.Context, c MemberCreate) (userID, groupID i
 		u, err := s.identity.UserByID(ctx, c.UserID)
 		return u.ID, 0, u.Username, err
 	case c.Username != "":
-		u, err := s.identity.UserByName(ctx, c.Username)
+		u, err := s.identity.UserOrOnboard(ctx, c.Username)
 		return u.ID, 0, u.Username, err
 	case c.GroupID > 0:
 		err = s.db.QueryRow(ctx, `SELECT id, name FROM usergroups WHERE id = ?`, c.GroupID).Scan(&groupID, &name)
 	case c.LdapGroupDN != "":
-		err = s.db.QueryRow(ctx, `SELECT id, name FROM usergroups WHERE type = 1 AND external_id = ?`, c.LdapGroupDN).Scan(&groupID, &name)
+		// Onboarded from the directory the first time, as in Harbor.
+		g, err := s.identity.EnsureGroup(ctx, identity.GroupLDAP, c.LdapGroupDN)
+		return 0, g.ID, g.Name, err
 	case c.GroupName != "":
-		err = s.db.QueryRow(ctx, `SELECT id, name FROM usergroups WHERE name = ? AND (type = ? OR ? = 0)`, c.GroupName, c.GroupType, c.GroupType).Scan(&groupID, &name)
+		g, err := s.identity.EnsureGroup(ctx, c.GroupType, c.GroupName)
+		return 0, g.ID, g.Name, err
 	default:
 		return 0, 0, "", errdefs.InvalidArgument(errors.New("a member needs member_user or member_group"))
 	}

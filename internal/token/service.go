@@ -212,9 +212,12 @@ func (s *Service) fail(w http.ResponseWriter, err error) {
 		status, code = http.StatusBadRequest, "BAD_REQUEST"
 	case errors.Is(err, errdefs.ErrUnsupported):
 		status, code = http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED"
+	case errors.Is(err, errdefs.ErrUnavailable) && public(err):
+		// An identity source that is down says so (503), not a 500.
+		status, code = http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE"
 	}
 	msg := err.Error()
-	if status >= 500 {
+	if status >= 500 && !public(err) {
 		s.log.Error("token service", "error", err)
 		msg = "internal server error"
 	}
@@ -222,4 +225,11 @@ func (s *Service) fail(w http.ResponseWriter, err error) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	w.Write(b)
+}
+
+// public reports an error whose message is meant for the client
+// (identity.UnavailableError).
+func public(err error) bool {
+	var p interface{ Public() bool }
+	return errors.As(err, &p) && p.Public()
 }

@@ -35,7 +35,7 @@ var pullOnly = []*models.RobotPermission{{Kind: "project", Namespace: "*", Acces
 // authzRows lists every endpoint with the permission it needs.
 func authzRows() []row {
 	sysRobot := func(t *testingT, e *env, p proj) any { return freshRobot(t, e, proj{}) }
-	return append([]row{
+	rows := append(identityRows(), []row{
 		// System.
 		{name: "GET /ping", scope: public, call: func(ctx context.Context, c *v2.HarborAPI, _ *env, _ proj, _ subject, _ any) error {
 			return ignore(c.Ping.GetPing(ctx, ping.NewGetPingParams()))
@@ -345,5 +345,6 @@ func authzRows() []row {
 		{name: "registry push (basic)", scope: registryBasic, res: access.Repository, act: access.Push, call: func(_ context.Context, _ *v2.HarborAPI, e *env, p proj, s subject, _ any) error {
 			return registryCall(e, s.user, s.password, "POST", "/v2/"+p.name+"/app/blobs/uploads/", "", false)
 		}},
-	}, append(jobsRows(), append(lifecycleRows(), append(trustRows(), scanRows()...)...)...)...)
+	}...)
+	return append(rows, append(jobsRows(), append(lifecycleRows(), append(trustRows(), scanRows()...)...)...)...)
 }

@@ -53,6 +53,13 @@ type env struct {
 	digests map[string]string // of each project's app:v1
 	otherID map[string]int64
 	n       atomic.Int64
+	subs    []subject // the subjects of the test
+	// newUser, when set, makes the users of setups (freshUser) where
+	// the database cannot (an external auth mode).
+	newUser func(t *testing.T, name string) int64
+	// memberOf, when set, is how a role subject is a project member
+	// (through a group).
+	memberOf func(s subject) lproject.MemberCreate
 }
 
 type proj struct {
@@ -79,6 +86,10 @@ type row struct {
 	inOther bool
 	// always, when set, is every subject's status (what nobody may do).
 	always int
+	// allowed, when set, is the status of the subjects the permission
+	// lets through, where the test's world cannot serve them (an
+	// external identity source it does not have).
+	allowed int
 	// setup prepares a fresh target for one call, as the administrator.
 	setup func(t *testing.T, e *env, p proj) any
 	call  func(ctx context.Context, c *v2.HarborAPI, e *env, p proj, s subject, target any) error
@@ -159,6 +170,8 @@ func expected(r row, s subject, p proj) (allowed bool, status int) {
 	switch {
 	case allowed && r.other:
 		return true, http.StatusNotFound
+	case allowed && r.allowed != 0:
+		return true, r.allowed
 	case allowed:
 		return true, 0
 	case anon || r.scope == registryToken:
@@ -194,15 +207,24 @@ func setupEnv(t *testing.T) (*env, []proj) {
 	ctx := context.Background()
 	srv := harbortest.Start(t)
 	e := &env{srv: srv, admin: srv.AdminSubject(t), otherID: map[string]int64{}, digests: map[string]string{}}
-	c := srv.Core
 	for _, s := range subjects {
 		if s.user == "" || s.admin || s.robot != 0 {
 			continue
 		}
-		if _, err := c.Identity.CreateUser(ctx, e.admin, identity.UserCreate{Username: s.user, Email: s.user + "@example.com", Realname: s.user, Password: password}); err != nil {
+		if _, err := srv.Core.Identity.CreateUser(ctx, e.admin, identity.UserCreate{Username: s.user, Email: s.user + "@example.com", Realname: s.user, Password: password}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return e, e.populate(t, subjects, "u-outsider")
+}
+
+// populate makes the projects (with the role subjects of subs as
+// members, through e.addMember), their images, the other project's
+// resources (outsider a guest there) and the robots of subs.
+func (e *env) populate(t *testing.T, subs []subject, outsider string) []proj {
+	ctx := context.Background()
+	srv, c := e.srv, e.srv.Core
+	e.subs = subs
 	var projects []proj
 	for _, spec := range []proj{{name: "priv"}, {name: "pub", public: true}, {name: "other"}} {
 		pub := spec.public
@@ -223,7 +245,7 @@ func setupEnv(t *testing.T) (*env, []proj) {
 		e.digests[spec.name] = d.String()
 		if spec.name == "other" {
 			e.otherID["project"] = p.ID
-			m, err := c.Projects.AddMember(ctx, e.admin, lproject.Ref{Name: "other"}, lproject.MemberCreate{Role: otherRoles["u-outsider"], Username: "u-outsider"})
+			m, err := c.Projects.AddMember(ctx, e.admin, lproject.Ref{Name: "other"}, lproject.MemberCreate{Role: access.Guest, Username: outsider})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -252,22 +274,27 @@ func setupEnv(t *testing.T) (*env, []proj) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for j := range subjects {
-			if subjects[j].user == "robot$"+name {
-				subjects[j].password = secret
+		for j := range subs {
+			if subs[j].user == "robot$"+name {
+				subs[j].password = secret
 			}
 		}
 	}
-	return e, projects
+	return projects
 }
 
-// addMembers gives every role user their role in a project.
+// addMembers gives every role subject of e.subs their role in a project:
+// the user, or with e.memberOf their group.
 func (e *env) addMembers(t *testing.T, project string) {
-	for _, s := range subjects {
+	for _, s := range e.subs {
 		if s.role == 0 {
 			continue
 		}
-		if _, err := e.srv.Core.Projects.AddMember(context.Background(), e.admin, lproject.Ref{Name: project}, lproject.MemberCreate{Role: s.role, Username: s.user}); err != nil {
+		m := lproject.MemberCreate{Role: s.role, Username: s.user}
+		if e.memberOf != nil {
+			m = e.memberOf(s)
+		}
+		if _, err := e.srv.Core.Projects.AddMember(context.Background(), e.admin, lproject.Ref{Name: project}, m); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -317,6 +344,9 @@ func projectRef(p proj) lproject.Ref { return lproject.Ref{Name: p.name} }
 // freshUser creates a user for one call.
 func freshUser(t *testing.T, e *env, _ proj) any {
 	name := e.fresh("fresh")
+	if e.newUser != nil {
+		return e.newUser(t, name)
+	}
 	u, err := e.srv.Core.Identity.CreateUser(context.Background(), e.admin, identity.UserCreate{Username: name, Email: name + "@example.com", Realname: name, Password: password})
 	if err != nil {
 		t.Fatal(err)

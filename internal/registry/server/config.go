@@ -52,6 +52,7 @@ import (
 //	  mode: db_auth                        # or none: open to everyone
 //	  admin_password: ...                  # first start; or $LADING_ADMIN_PASSWORD
 //	  htpasswd: /etc/lading/htpasswd       # imported as database users
+//	  ca_file: /etc/lading/ldap-ca.pem     # trusted for LDAP and OIDC too
 //	  token:
 //	    service: harbor-registry
 //	    realm: https://registry.example.com/service/token
@@ -177,6 +178,10 @@ type AuthConfig struct {
 	// alone).
 	Htpasswd string      `yaml:"htpasswd"`
 	Token    TokenConfig `yaml:"token"`
+	// CAFile names PEM certificates trusted, besides the system's, for
+	// the LDAP directory and the OIDC provider (ldap_verify_cert,
+	// oidc_verify_cert).
+	CAFile string `yaml:"ca_file"`
 
 	// Replaced settings of lading before Harbor's layer; set, they are
 	// refused with a message saying what replaced them.

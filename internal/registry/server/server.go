@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -214,6 +215,10 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 	hooks := &hooks{}
 	s.hooks = hooks
 	s.Meta = meta.New(s.DB, meta.WithHooks(hooks), meta.WithCollectionLocks(locks))
+	roots, err := rootCAs(cfg.Auth.CAFile)
+	if err != nil {
+		return err
+	}
 	allow, err := outbound.Parse(cfg.Outbound.Allow)
 	if err != nil {
 		return err
@@ -221,7 +226,7 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 	s.Outbound = allow
 	c, err := core.New(ctx, s.DB, core.Options{
 		Log: s.log, AccessLog: accessLog, Version: o.Version, TokenService: cfg.Auth.Token.Service,
-		StorageProvider: s.Driver.Name(), NoAuth: noAuth, Health: s.health,
+		StorageProvider: s.Driver.Name(), NoAuth: noAuth, Health: s.health, RootCAs: roots,
 		Outbound: allow, Jobs: jobs.Options{Workers: cfg.Jobs.Workers, Lease: cfg.Jobs.Lease, Poll: cfg.Jobs.Poll, Retention: cfg.Jobs.Retention},
 		Hostname: externalHost(cfg),
 		Trust:    contenttrust.Options{Host: externalHost(cfg)},
@@ -662,4 +667,24 @@ func durationOr(d *time.Duration, def time.Duration) time.Duration {
 		return def
 	}
 	return *d
+}
+
+// rootCAs is the system's roots plus those of file ("": nil, the
+// system's).
+func rootCAs(file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("auth.ca_file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("auth.ca_file %s: no PEM certificate in it", file)
+	}
+	return pool, nil
 }
