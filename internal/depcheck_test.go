@@ -62,6 +62,9 @@ var rules = []struct {
 	{"internal/token", []string{"internal/registry", "internal/identity", "internal/project", "internal/artifact", "internal/core", "internal/api"}, "the token service asks an Authenticator and access", nil},
 	{"internal/api", []string{"internal/registry", "internal/core", "internal/token", "internal/cli"}, "handlers translate HTTP to service calls; the registry and the token service are elsewhere", nil},
 	{"internal/core", []string{"internal/registry", "internal/cli"}, "Harbor's layer does not know the registry; registry/server composes them", nil},
+	{"internal/ui", []string{"internal/registry", "internal/api", "internal/core", "internal/token", "internal/cli", "internal/analyze", "internal/scan", "internal/match", "internal/vulndb", "internal/report", "internal/sbom"}, "the web UI calls the services, as the API does; what is inside images comes through inspect's Analyzer", nil},
+	{"internal/inspect", []string{"internal/registry", "internal/api", "internal/core", "internal/ui", "internal/cli", "internal/analyze", "internal/scan", "internal/match", "internal/vulndb", "internal/report"}, "inspect reads the registry's content through an interface and asks an Analyzer what is inside", []string{"internal/inspect/compute"}},
+	{"internal/inspect/compute", []string{"internal/registry", "internal/api", "internal/core", "internal/ui", "internal/cli"}, "the analyzer behind inspect knows images, not the server", nil},
 	// External identities: each source stands alone; the test servers
 	// know nothing of lading's clients, so what they answer is the truth.
 	{"internal/identity/ldap", []string{"internal/identity/oidc"}, "an identity source knows no other source", nil},

@@ -7,12 +7,15 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lading-dev/lading/internal/cache"
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/inspect/compute"
 	"github.com/lading-dev/lading/internal/registry/server"
 	"github.com/lading-dev/lading/internal/scanning"
 )
@@ -67,7 +70,14 @@ import. See the Registry section of README.md.`,
 				// shutting down) unless told to be quieter.
 				log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 			}
-			srv, err := server.Open(ctx, cfg, server.Options{Log: log, AccessLog: e.stderr, Version: ladingVersion()})
+			// The web UI's artifact pages analyze images with lading's own
+			// analyzer, sharing the per-layer cache of the CLI's root.
+			lc, err := cache.Open(filepath.Join(cfg.Root, "cache", "layers"))
+			if err != nil {
+				return err
+			}
+			srv, err := server.Open(ctx, cfg, server.Options{Log: log, AccessLog: e.stderr, Version: ladingVersion(),
+				Analyzer: compute.New(compute.WithCache(lc), compute.WithLogger(log))})
 			if err != nil {
 				return err
 			}

@@ -21,6 +21,7 @@ import (
 	"github.com/lading-dev/lading/internal/contenttrust"
 	"github.com/lading-dev/lading/internal/core"
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/inspect"
 	"github.com/lading-dev/lading/internal/jobs"
 	"github.com/lading-dev/lading/internal/outbound"
 	"github.com/lading-dev/lading/internal/proxycache"
@@ -39,6 +40,7 @@ import (
 	"github.com/lading-dev/lading/internal/sqldb/sqlite"
 	"github.com/lading-dev/lading/internal/syslog"
 	"github.com/lading-dev/lading/internal/token"
+	"github.com/lading-dev/lading/internal/ui"
 )
 
 // Migrations is the one ordered list of the metadata database's
@@ -61,12 +63,16 @@ type Server struct {
 	Driver    storage.Driver
 	Meta      *meta.SQL
 	DB        *sqldb.DB
-	log       *slog.Logger
-	metrics   *registry.Metrics // nil when off
-	metricsL  net.Listener      // metrics.address, once listening
-	cert      atomic.Pointer[tls.Certificate]
-	forward   *syslog.Switch
-	handler   http.Handler
+	// Inspect reads artifacts' content for the web UI.
+	Inspect *inspect.Service
+	// UI is the web UI, nil when turned off.
+	UI       *ui.Server
+	log      *slog.Logger
+	metrics  *registry.Metrics // nil when off
+	metricsL net.Listener      // metrics.address, once listening
+	cert     atomic.Pointer[tls.Certificate]
+	forward  *syslog.Switch
+	handler  http.Handler
 	// Outbound is the policy for every target lading connects to.
 	Outbound *outbound.Policy
 	gate     *gate
@@ -127,6 +133,11 @@ type Options struct {
 	Policies []registry.Policy
 	// Version is lading's version (systeminfo).
 	Version string
+	// Analyzer tells the web UI what is inside images (packages by
+	// layer, vulnerabilities); nil shows neither.
+	Analyzer inspect.Analyzer
+	// NoUI turns the web UI off.
+	NoUI bool
 }
 
 // Open opens the storage and the database the configuration names,
@@ -276,6 +287,15 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 		c.Close()
 		return err
 	}
+	s.Inspect = inspect.New(c.Artifacts, c.Projects, stored{meta: s.Meta, driver: s.Driver}, o.Analyzer)
+	if !o.NoUI {
+		s.UI, err = ui.New(ui.Services{Permissions: c.Access, Identity: c.Identity, Projects: c.Projects, Artifacts: c.Artifacts,
+			Audit: c.Audit, Settings: c.Settings, Inspect: s.Inspect, Webhooks: c.Webhooks, Jobs: jobs.NewMonitor(c.Jobs, c.Access), Labels: c.Labels}, ui.Options{Log: s.log, Version: o.Version, NoAuth: noAuth})
+		if err != nil {
+			c.Close()
+			return err
+		}
+	}
 	s.handler = s.route()
 	return nil
 }
@@ -309,8 +329,8 @@ func (s *Server) importHtpasswd(ctx context.Context) error {
 	return nil
 }
 
-// route sends Harbor's paths to the core and everything else to the
-// registry.
+// route sends Harbor's paths to the core, the web UI's to the UI and
+// everything else to the registry.
 func (s *Server) route() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
@@ -323,6 +343,8 @@ func (s *Server) route() http.Handler {
 		case strings.HasPrefix(p, "/api/v1/") && s.adapter != nil:
 			w.Header().Set("X-Request-Id", api.RequestID(r))
 			s.adapter.ServeHTTP(w, r)
+		case s.UI != nil && ui.Owns(p):
+			s.UI.ServeHTTP(w, r)
 		default:
 			s.Registry.ServeHTTP(w, r)
 		}
