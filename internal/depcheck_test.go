@@ -62,6 +62,9 @@ var rules = []struct {
 	{"internal/token", []string{"internal/registry", "internal/identity", "internal/project", "internal/artifact", "internal/core", "internal/api"}, "the token service asks an Authenticator and access", nil},
 	{"internal/api", []string{"internal/registry", "internal/core", "internal/token", "internal/cli"}, "handlers translate HTTP to service calls; the registry and the token service are elsewhere", nil},
 	{"internal/core", []string{"internal/registry", "internal/cli"}, "Harbor's layer does not know the registry; registry/server composes them", nil},
+	{"internal/ui", []string{"internal/registry", "internal/api", "internal/core", "internal/token", "internal/cli", "internal/analyze", "internal/scan", "internal/match", "internal/vulndb", "internal/report", "internal/sbom"}, "the web UI calls the services, as the API does; what is inside images comes through inspect's Analyzer", nil},
+	{"internal/inspect", []string{"internal/registry", "internal/api", "internal/core", "internal/ui", "internal/cli", "internal/analyze", "internal/scan", "internal/match", "internal/vulndb", "internal/report"}, "inspect reads the registry's content through an interface and asks an Analyzer what is inside", []string{"internal/inspect/compute"}},
+	{"internal/inspect/compute", []string{"internal/registry", "internal/api", "internal/core", "internal/ui", "internal/cli"}, "the analyzer behind inspect knows images, not the server", nil},
 	// External identities: each source stands alone; the test servers
 	// know nothing of lading's clients, so what they answer is the truth.
 	{"internal/identity/ldap", []string{"internal/identity/oidc"}, "an identity source knows no other source", nil},
@@ -77,6 +80,10 @@ var rules = []struct {
 	{"internal/scanning/scanapi", []string{"internal/registry", "internal/core", "internal/api", "internal/cli", "internal/analyze", "internal/scan", "internal/match", "internal/vulndb", "internal/jobs"}, "what the API asks of scanning holds no scanner", nil},
 	{"internal/scanning", []string{"internal/cli"}, "scanning is plugged into lading serve; the CLI plugs it in, not the other way", nil},
 	{"internal/webhook", []string{"internal/api", "internal/core", "internal/registry", "internal/cli", "internal/scan"}, "webhooks are told of events; they do not reach into who raises them", nil},
+	{"internal/secrets", []string{"internal/registry", "internal/access", "internal/identity", "internal/project", "internal/api", "internal/core", "internal/cli", "internal/replication", "internal/endpoint"}, "sealing secrets is below every service", nil},
+	{"internal/endpoint", []string{"internal/sqldb", "internal/registry", "internal/access", "internal/project", "internal/api", "internal/core", "internal/cli", "internal/replication", "internal/proxycache", "internal/jobs"}, "a client of other registries knows no service and no database", nil},
+	{"internal/replication", []string{"internal/registry", "internal/api", "internal/core", "internal/cli", "internal/proxycache", "internal/scan"}, "replication reaches lading's registry only through its Local interface; registry/server composes them", nil},
+	{"internal/proxycache", []string{"internal/registry", "internal/api", "internal/core", "internal/cli", "internal/scan"}, "the registry does the caching; proxycache answers its Upstreams interface", nil},
 	// The registry's lifecycle (immutable tags, labels, retention, GC,
 	// purge): services under core, above artifact and the job service.
 	{"internal/selector", []string{"internal/access", "internal/sqldb", "internal/registry", "internal/project", "internal/artifact", "internal/api", "internal/core", "internal/cli"}, "selectors match names; they know no service", nil},

@@ -55,6 +55,7 @@ import (
 	"github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/purge"
 	"github.com/lading-dev/lading/internal/query"
+	"github.com/lading-dev/lading/internal/replication"
 	"github.com/lading-dev/lading/internal/retention"
 	"github.com/lading-dev/lading/internal/scanning/scanapi"
 	"github.com/lading-dev/lading/internal/webhook"
@@ -81,8 +82,9 @@ type Services struct {
 	Trust     *contenttrust.Service
 	// LDAP and OIDC serve the external identities' endpoints; nil
 	// answers that they are not available.
-	LDAP *ldap.Admin
-	OIDC *oidc.Service
+	LDAP        *ldap.Admin
+	OIDC        *oidc.Service
+	Replication *replication.Service
 }
 
 // Component is one part of lading as /health reports it.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -30,6 +31,7 @@ type projectJSON struct {
 	RepoCount          int64             `json:"repo_count"`
 	Metadata           map[string]string `json:"metadata"`
 	CVEAllowlist       allowlistJSON     `json:"cve_allowlist"`
+	RegistryID         int64             `json:"registry_id,omitempty"`
 }
 
 // highest is Harbor's current_user_role_id: the most powerful role.
@@ -53,6 +55,7 @@ func toProject(p project.Project) projectJSON {
 		ProjectID: p.ID, OwnerID: p.OwnerID, Name: p.Name, CreationTime: p.Created.UTC(), UpdateTime: p.Updated.UTC(),
 		OwnerName: p.OwnerName, CurrentUserRoleID: highest(p.Roles), CurrentUserRoleIDs: roles, RepoCount: p.RepoCount,
 		Metadata: p.Metadata, CVEAllowlist: allowlistJSON{ProjectID: p.ID, Items: []allowlistItemJSON{}, CreationTime: p.Created.UTC(), UpdateTime: p.Updated.UTC()},
+		RegistryID: p.RegistryID,
 	}
 }
 
@@ -144,10 +147,14 @@ func (s *Server) createProject(c *call) error {
 	if err := c.decode(&req); err != nil {
 		return err
 	}
+	var registryID int64
 	if req.RegistryID != nil {
-		return errdefs.InvalidArgument(errdefsMsg("proxy cache projects (registry_id) are not supported yet"))
+		if *req.RegistryID <= 0 {
+			return errdefs.InvalidArgument(fmt.Errorf("%d is invalid value of registry_id, it should be geater than 0", *req.RegistryID))
+		}
+		registryID = *req.RegistryID
 	}
-	p, err := s.svc.Projects.Create(c.ctx, c.who, project.Create{Name: req.ProjectName, Public: req.Public, Metadata: req.Metadata, StorageLimit: req.StorageLimit})
+	p, err := s.svc.Projects.Create(c.ctx, c.who, project.Create{Name: req.ProjectName, Public: req.Public, Metadata: req.Metadata, StorageLimit: req.StorageLimit, RegistryID: registryID})
 	if err != nil {
 		return err
 	}

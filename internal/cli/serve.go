@@ -7,12 +7,15 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lading-dev/lading/internal/cache"
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/inspect/compute"
 	"github.com/lading-dev/lading/internal/registry/server"
 	"github.com/lading-dev/lading/internal/scanning"
 )
@@ -61,14 +64,22 @@ import. See the Registry section of README.md.`,
 				return err
 			}
 			ctx := cmd.Context()
-			srv, err := server.Open(ctx, cfg, server.Options{Log: serveLog(cmd, e), AccessLog: e.stderr, Version: ladingVersion()})
+			log := serveLog(cmd, e)
+			// The web UI's artifact pages analyze images with lading's own
+			// analyzer, sharing the per-layer cache of the CLI's root.
+			lc, err := cache.Open(filepath.Join(cfg.Root, "cache", "layers"))
+			if err != nil {
+				return err
+			}
+			srv, err := server.Open(ctx, cfg, server.Options{Log: log, AccessLog: e.stderr, Version: ladingVersion(),
+				Analyzer: compute.New(compute.WithCache(lc), compute.WithLogger(log))})
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
 			// The server's log: JSON on stderr, and the syslog
 			// collector when one is set.
-			log := srv.Log()
+			log = srv.Log()
 			// SIGHUP reloads credentials and the certificate, as nginx
 			// and Distribution do; it no longer ends the process.
 			hup := make(chan os.Signal, 1)

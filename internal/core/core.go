@@ -32,9 +32,12 @@ import (
 	"github.com/lading-dev/lading/internal/label"
 	"github.com/lading-dev/lading/internal/outbound"
 	"github.com/lading-dev/lading/internal/project"
+	"github.com/lading-dev/lading/internal/proxycache"
 	"github.com/lading-dev/lading/internal/purge"
+	"github.com/lading-dev/lading/internal/replication"
 	"github.com/lading-dev/lading/internal/retention"
 	"github.com/lading-dev/lading/internal/scanning/scanapi"
+	"github.com/lading-dev/lading/internal/secrets"
 	"github.com/lading-dev/lading/internal/sqldb"
 	"github.com/lading-dev/lading/internal/sysjob"
 	"github.com/lading-dev/lading/internal/task"
@@ -58,6 +61,8 @@ func Migrations() []sqldb.Migration {
 		jobs.Migrations,
 		task.Migrations,
 		webhook.Migrations,
+		secrets.Migrations,
+		replication.Migrations,
 		immutable.Migrations,
 		label.Migrations,
 		sysjob.Migrations,
@@ -102,6 +107,13 @@ type Options struct {
 	// Webhooks configure deliveries (Log, Outbound and UserAgent default
 	// to the core's).
 	Webhooks webhook.Options
+	// Secrets say where the keys sealing stored credentials are.
+	Secrets secrets.Options
+	// Replication configures replication (Log, Outbound and UserAgent
+	// default to the core's).
+	Replication replication.Options
+	// Proxy configures proxy-cache projects (likewise).
+	Proxy proxycache.Options
 	// Hostname is how clients name the registry (event payloads).
 	Hostname string
 	// Trust configures the signature policy (Log and Outbound default to
@@ -131,6 +143,12 @@ type Core struct {
 	Retention *retention.Service
 	GC        *gc.Service
 	Purge     *purge.Service
+	// Keys seal the credentials of registry endpoints.
+	Keys *secrets.Keyring
+	// Replication keeps registry endpoints and replication policies.
+	Replication *replication.Service
+	// Proxy answers the registry about proxy-cache projects.
+	Proxy *proxycache.Service
 	// Trust is the signature policy: the projects' trusted signers, the
 	// registry's pull check.
 	Trust *contenttrust.Service
@@ -204,6 +222,9 @@ func New(ctx context.Context, db *sqldb.DB, o Options) (*Core, error) {
 	}
 	c.Webhooks = webhook.New(db, c.Access, c.Audit, c.Projects, c.Jobs, c.Tasks, c.notificationsOn, wo)
 	c.Jobs.Register(c.Webhooks.Definition())
+	if err := c.replication(ctx, o); err != nil {
+		return nil, err
+	}
 	if err := c.watchIdentitySettings(); err != nil {
 		return nil, err
 	}
@@ -217,7 +238,7 @@ func New(ctx context.Context, db *sqldb.DB, o Options) (*Core, error) {
 	c.Trust = contenttrust.New(db, c.Access, c.Audit, c.Projects, c.Artifacts, to)
 	c.lifecycle(o)
 	c.apiServer = api.New(api.Services{Access: c.Access, Identity: c.Identity, Projects: c.Projects, Artifacts: c.Artifacts, Audit: c.Audit, Settings: c.Settings,
-		Jobs: jobs.NewMonitor(c.Jobs, c.Access), Webhooks: c.Webhooks, Trust: c.Trust, LDAP: c.LDAP, OIDC: c.OIDC,
+		Jobs: jobs.NewMonitor(c.Jobs, c.Access), Webhooks: c.Webhooks, Trust: c.Trust, LDAP: c.LDAP, OIDC: c.OIDC, Replication: c.Replication,
 		Immutable: c.Immutable, Labels: c.Labels, Retention: c.Retention, GC: c.GC, Purge: c.Purge},
 		api.Options{Log: o.Log, AccessLog: o.AccessLog, Version: o.Version, StorageProvider: o.StorageProvider, Health: o.Health, NoAuth: o.NoAuth})
 	c.API = c.apiServer
@@ -229,6 +250,46 @@ func New(ctx context.Context, db *sqldb.DB, o Options) (*Core, error) {
 		return st.TokenExpiration
 	}, o.Log)
 	return c, nil
+}
+
+// replication assembles the keyring, replication and proxy caches.
+func (c *Core) replication(ctx context.Context, o Options) error {
+	var err error
+	if c.Keys, err = secrets.Open(ctx, c.DB, o.Secrets); err != nil {
+		return err
+	}
+	ro := o.Replication
+	if ro.Log == nil {
+		ro.Log = o.Log
+	}
+	if ro.Outbound == nil {
+		ro.Outbound = o.Outbound
+	}
+	if ro.UserAgent == "" {
+		ro.UserAgent = "lading/" + o.Version
+	}
+	c.Replication = replication.New(c.DB, c.Access, c.Audit, c.Projects, c.Jobs, c.Tasks, c.Webhooks, c.Keys, ro)
+	for _, d := range c.Replication.Definitions() {
+		c.Jobs.Register(d)
+	}
+	c.Projects.SetUpstreams(c.Replication)
+	if n, err := c.Replication.ResealSecrets(ctx); err != nil {
+		return fmt.Errorf("resealing registry credentials with the configured key: %w", err)
+	} else if n > 0 {
+		c.log.Info("registry credentials resealed with the configured key", "count", n, "key", c.Keys.SealingKeyID())
+	}
+	po := o.Proxy
+	if po.Log == nil {
+		po.Log = o.Log
+	}
+	if po.Outbound == nil {
+		po.Outbound = o.Outbound
+	}
+	if po.UserAgent == "" {
+		po.UserAgent = ro.UserAgent
+	}
+	c.Proxy = proxycache.New(c.Projects.Store(), c.Replication, c.Jobs, po)
+	return nil
 }
 
 // lifecycle assembles immutable tags, labels, retention, garbage
@@ -364,6 +425,7 @@ func (c *Core) Housekeep(ctx context.Context) {
 	if err := c.Tasks.Sweep(ctx, webhook.VendorType, 50); err != nil && ctx.Err() == nil {
 		c.log.Warn("sweeping old webhook executions", "error", err)
 	}
+	c.Replication.Housekeep(ctx)
 	for _, v := range []string{gc.VendorType, purge.VendorType} {
 		if err := c.Tasks.Sweep(ctx, v, 50); err != nil && ctx.Err() == nil {
 			c.log.Warn("sweeping old executions", "vendor", v, "error", err)

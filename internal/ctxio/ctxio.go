@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"sync"
+	"time"
 )
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
@@ -50,3 +51,44 @@ func (c *reader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// Limit returns a reader of rc that reads at most rate bytes per second
+// on average (a bandwidth limit: replication's speed, a proxy cache's
+// proxy_speed_kb), waiting as needed and giving up with ctx.Err() once
+// ctx is done. A rate of 0 or less returns rc itself.
+func Limit(ctx context.Context, rc io.ReadCloser, rate int64) io.ReadCloser {
+	if rate <= 0 {
+		return rc
+	}
+	return &limited{ctx: ctx, r: rc, rate: rate, start: time.Now()}
+}
+
+type limited struct {
+	ctx   context.Context
+	r     io.ReadCloser
+	rate  int64
+	start time.Time
+	n     int64
+}
+
+func (l *limited) Read(p []byte) (int, error) {
+	// Small reads keep the rate smooth: a tenth of a second's worth.
+	if m := int(max(l.rate/10, 512)); len(p) > m {
+		p = p[:m]
+	}
+	n, err := l.r.Read(p)
+	l.n += int64(n)
+	due := time.Duration(float64(l.n) / float64(l.rate) * float64(time.Second))
+	if wait := due - time.Since(l.start); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-l.ctx.Done():
+			t.Stop()
+			return n, l.ctx.Err()
+		case <-t.C:
+		}
+	}
+	return n, err
+}
+
+func (l *limited) Close() error { return l.r.Close() }

@@ -42,7 +42,12 @@ type Server struct {
 	Logs *Buffer
 	// Scanning is registry-side scanning, as lading serve attaches it.
 	Scanning *scanning.Service
+	stop     func()
 }
+
+// Stop shuts the server down before the test ends (a restart on the
+// same root, a lading that went away).
+func (s *Server) Stop() { s.stop() }
 
 // Buffer is a bytes.Buffer safe for concurrent writes.
 type Buffer struct {
@@ -135,15 +140,19 @@ func Start(t testing.TB, opts ...Option) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, l) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		sc.Close()
-		srv.Close()
-	})
-	return &Server{Server: srv, URL: url, Host: l.Addr().String(), Logs: logs, Scanning: sc}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+			sc.Close()
+			srv.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return &Server{Server: srv, URL: url, Host: l.Addr().String(), Logs: logs, Scanning: sc, stop: stop}
 }
 
 // API returns Harbor's client for the server as user (anonymous when user

@@ -29,6 +29,7 @@ package outbound
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -204,6 +205,9 @@ type ClientOptions struct {
 	Timeout time.Duration
 	// InsecureSkipVerify skips verifying the server's certificate.
 	InsecureSkipVerify bool
+	// RootCAs verify the server's certificate instead of the system's
+	// roots (a private CA).
+	RootCAs *x509.CertPool
 	// NoRedirects makes a 3xx the response rather than followed.
 	NoRedirects bool
 }
@@ -219,7 +223,7 @@ func (p *Policy) Client(o ClientOptions) *http.Client {
 	tr := &http.Transport{
 		Proxy:                  nil,
 		DialContext:            dial.DialContext,
-		TLSClientConfig:        &tls.Config{InsecureSkipVerify: o.InsecureSkipVerify, MinVersion: tls.VersionTLS12}, //nolint:gosec // an administrator's choice per target
+		TLSClientConfig:        &tls.Config{InsecureSkipVerify: o.InsecureSkipVerify, RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12}, //nolint:gosec // an administrator's choice per target
 		TLSHandshakeTimeout:    min(o.Timeout, 10*time.Second),
 		ResponseHeaderTimeout:  o.Timeout,
 		ExpectContinueTimeout:  time.Second,

@@ -17,6 +17,9 @@
 //	                per project, refs = repositories of the project
 //	                linking it
 //
+// projects.registry_id (0: none) makes a project a proxy cache of that
+// registry endpoint (package replication owns the endpoints).
+//
 // # Quotas
 //
 // A project's usage is the size of the distinct blobs linked into its
@@ -83,6 +86,8 @@ var Migrations = []sqldb.Migration{{Owner: "project", Name: "projects, metadata,
 		size {{int}} NOT NULL,
 		refs {{int}} NOT NULL,
 		PRIMARY KEY (project_id, digest))`,
+}}, {Owner: "project", Name: "proxy cache projects (registry_id)", Func: func(ctx context.Context, tx *sqldb.Tx) error {
+	return sqldb.AddColumn(ctx, tx, "projects", "registry_id", "{{int}} NOT NULL DEFAULT 0")
 }}}
 
 // Project is a project.
@@ -99,6 +104,9 @@ type Project struct {
 	RepoCount int64
 	// Roles are the asking subject's roles in the project.
 	Roles []access.Role
+	// RegistryID, when not 0, makes the project a pull-through cache of
+	// that registry endpoint (a proxy-cache project).
+	RegistryID int64
 }
 
 // Contents is what the project layer asks of the artifact view about a
@@ -112,16 +120,26 @@ type Contents interface {
 	Forget(ctx context.Context, tx *sqldb.Tx, project string) error
 }
 
+// Upstreams tell the project layer about registry endpoints, which may be
+// the upstreams of proxy-cache projects (the replication service).
+type Upstreams interface {
+	// RegistryExists checks, in the transaction creating a project, that
+	// registry id exists and may be an upstream, locking it until tx
+	// ends.
+	RegistryExists(ctx context.Context, tx *sqldb.Tx, id int64) error
+}
+
 // Service is the project service.
 type Service struct {
-	db       *sqldb.DB
-	store    *Store
-	access   *access.Checker
-	audit    *audit.Log
-	settings *config.Store
-	identity *identity.Service
-	contents Contents
-	log      *slog.Logger
+	db        *sqldb.DB
+	store     *Store
+	access    *access.Checker
+	audit     *audit.Log
+	settings  *config.Store
+	identity  *identity.Service
+	contents  Contents
+	upstreams Upstreams
+	log       *slog.Logger
 }
 
 // New returns the project service. contents may be set later with
@@ -135,6 +153,9 @@ func New(db *sqldb.DB, store *Store, checker *access.Checker, log *audit.Log, se
 
 // SetContents tells the service about the artifact view.
 func (s *Service) SetContents(c Contents) { s.contents = c }
+
+// SetUpstreams tells the service about registry endpoints.
+func (s *Service) SetUpstreams(u Upstreams) { s.upstreams = u }
 
 // Store returns the low-level store (access's Directory).
 func (s *Service) Store() *Store { return s.store }

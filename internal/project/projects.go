@@ -93,6 +93,9 @@ type Create struct {
 	// StorageLimit in bytes (-1: unlimited); only sysadmins choose it,
 	// others get storage_per_project.
 	StorageLimit *int64
+	// RegistryID makes the project a proxy cache of that registry
+	// endpoint; only system administrators create those.
+	RegistryID int64
 }
 
 // metadataKeys are the project metadata Harbor knows, with their checks.
@@ -110,8 +113,13 @@ var metadataKeys = map[string]func(string) error{
 		}
 		return nil
 	},
-	"retention_id":   func(string) error { return nil },
-	"proxy_speed_kb": func(string) error { return nil },
+	"retention_id": func(string) error { return nil },
+	"proxy_speed_kb": func(v string) error {
+		if _, err := strconv.ParseInt(v, 10, 32); err != nil {
+			return fmt.Errorf("should by an int32, but got: '%.20s'", v)
+		}
+		return nil
+	},
 }
 
 func boolString(v string) error {
@@ -170,6 +178,15 @@ func (s *Service) Create(ctx context.Context, who access.Subject, c Create) (Pro
 	if err := CheckName(c.Name); err != nil {
 		return Project{}, err
 	}
+	if c.RegistryID < 0 {
+		return Project{}, errdefs.InvalidArgument(fmt.Errorf("%d is invalid value of registry_id, it should be geater than 0", c.RegistryID))
+	}
+	if c.RegistryID > 0 && (!admin || s.upstreams == nil) {
+		if !admin {
+			return Project{}, errdefs.Denied(errors.New("Only system admin can create proxy cache project"))
+		}
+		return Project{}, errdefs.Unsupported(errors.New("proxy cache projects are not available"))
+	}
 	md := maps.Clone(c.Metadata)
 	if md == nil {
 		md = map[string]string{}
@@ -181,6 +198,9 @@ func (s *Service) Create(ctx context.Context, who access.Subject, c Create) (Pro
 		md["public"] = "false"
 	}
 	delete(md, "retention_id")
+	if c.RegistryID == 0 {
+		delete(md, "proxy_speed_kb")
+	}
 	if err := CheckMetadata(md); err != nil {
 		return Project{}, err
 	}
@@ -202,9 +222,19 @@ func (s *Service) Create(ctx context.Context, who access.Subject, c Create) (Pro
 	var id int64
 	err = s.db.Tx(ctx, "create project "+c.Name, func(tx *sqldb.Tx) error {
 		var err error
+		if c.RegistryID > 0 {
+			if err := s.upstreams.RegistryExists(ctx, tx, c.RegistryID); err != nil {
+				return err
+			}
+		}
 		id, err = s.insert(ctx, tx, c.Name, owner, md, limit)
 		if err != nil {
 			return err
+		}
+		if c.RegistryID > 0 {
+			if _, err := tx.Exec(ctx, `UPDATE projects SET registry_id = ? WHERE id = ?`, c.RegistryID, id); err != nil {
+				return err
+			}
 		}
 		return s.audit.Record(ctx, tx, audit.Event{ProjectID: id, Operation: "create", ResourceType: "project", Resource: c.Name})
 	})
@@ -283,7 +313,7 @@ func (s *Service) Exists(ctx context.Context, who access.Subject, name string) e
 	return err
 }
 
-const projectCols = `p.id, p.name, COALESCE(p.owner_id, 0), COALESCE(u.username, ''), p.public, p.created, p.updated`
+const projectCols = `p.id, p.name, COALESCE(p.owner_id, 0), COALESCE(u.username, ''), p.public, p.created, p.updated, p.registry_id`
 
 func (s *Service) get(ctx context.Context, who access.Subject, id int64) (Project, error) {
 	list, err := s.scan(ctx, who, `SELECT `+projectCols+` FROM projects p LEFT JOIN users u ON u.id = p.owner_id WHERE p.id = ?`, id)
@@ -308,7 +338,7 @@ func (s *Service) scan(ctx context.Context, who access.Subject, stmt string, arg
 	for rows.Next() {
 		var p Project
 		var created, updated int64
-		if err := rows.Scan(&p.ID, &p.Name, &p.OwnerID, &p.OwnerName, &p.Public, &created, &updated); err != nil {
+		if err := rows.Scan(&p.ID, &p.Name, &p.OwnerID, &p.OwnerName, &p.Public, &created, &updated, &p.RegistryID); err != nil {
 			rows.Close()
 			return nil, s.db.Wrap("projects", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/lading-dev/lading/internal/access"
@@ -107,4 +108,39 @@ func ProjectOf(ctx context.Context, tx *sqldb.Tx, repo string) (id int64, ok boo
 		return 0, false, nil
 	}
 	return id, err == nil, err
+}
+
+// CountByRegistry counts, in tx, the proxy-cache projects of registry id.
+func (s *Service) CountByRegistry(ctx context.Context, tx *sqldb.Tx, id int64) (int64, error) {
+	var n int64
+	err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM projects WHERE registry_id = ?`, id).Scan(&n)
+	return n, err
+}
+
+// Proxy is what serving a proxy-cache project needs.
+type Proxy struct {
+	ProjectID  int64
+	RegistryID int64
+	// SpeedKB limits fetches from the upstream, in KB/s (0: none).
+	SpeedKB int64
+}
+
+// ProxyOf returns the proxy settings of a project by name; RegistryID is
+// 0 when the project is not a proxy cache (or does not exist).
+func (s *Store) ProxyOf(ctx context.Context, name string) (Proxy, error) {
+	var p Proxy
+	err := s.db.QueryRow(ctx, `SELECT id, registry_id FROM projects WHERE name = ?`, name).Scan(&p.ProjectID, &p.RegistryID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Proxy{}, nil
+	}
+	if err != nil || p.RegistryID == 0 {
+		return p, s.db.Wrap("project "+name, err)
+	}
+	var speed string
+	err = s.db.QueryRow(ctx, `SELECT value FROM project_metadata WHERE project_id = ? AND name = 'proxy_speed_kb'`, p.ProjectID).Scan(&speed)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return p, s.db.Wrap("project "+name, err)
+	}
+	p.SpeedKB, _ = strconv.ParseInt(speed, 10, 32)
+	return p, nil
 }

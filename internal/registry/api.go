@@ -112,6 +112,16 @@ func (r *Registry) serveAPI(w *recorder, req *http.Request, info *reqInfo) {
 		return
 	}
 	info.user = who.Name
+	if ep.action == "push" {
+		up, err := r.upstream(&call{req: req, rt: rt})
+		if err == nil && up != nil {
+			err = errProxyPush(rt.repo)
+		}
+		if err != nil {
+			fail(toAPI(err, ep.codes))
+			return
+		}
+	}
 	if r.gate != nil {
 		kind := "user"
 		if who.Anonymous() {

@@ -32,6 +32,19 @@ func (r *Registry) getBlob(c *call) error {
 		return err
 	}
 	b, err := r.blobs.Blob(ctx, c.rt.repo, dgst.String())
+	if errdefs.IsNotFound(err) {
+		up, uerr := r.upstream(c)
+		if uerr != nil {
+			return uerr
+		}
+		if up != nil {
+			served, perr := r.proxyBlob(c, up, dgst)
+			if served || perr != nil {
+				return perr
+			}
+			b, err = r.blobs.Blob(ctx, c.rt.repo, dgst.String())
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -105,6 +105,8 @@ func toAPI(err error, c codes) *apiError {
 		return &apiError{status: http.StatusPreconditionFailed, code: codePolicyViolation, err: err}
 	case errors.Is(err, errdefs.ErrUnsupported):
 		return &apiError{status: http.StatusBadRequest, code: codeUnsupported, err: err}
+	case errors.Is(err, errdefs.ErrThrottled):
+		return &apiError{status: http.StatusTooManyRequests, code: codeTooManyRequests, err: err}
 	case errors.Is(err, errdefs.ErrUnavailable):
 		return &apiError{status: http.StatusServiceUnavailable, code: codeUnavailable, err: err}
 	}

@@ -41,8 +41,25 @@ func (r *Registry) lookupManifest(c *call) (meta.Manifest, error) {
 // getManifest serves GET and HEAD. The stored bytes are served whatever the
 // Accept header says (or without one): the registry never converts.
 func (r *Registry) getManifest(c *call) error {
-	m, err := r.lookupManifest(c)
+	up, err := r.upstream(c)
 	if err != nil {
+		return err
+	}
+	var m meta.Manifest
+	if up != nil {
+		var body []byte
+		if m, body, err = r.proxyManifest(c, up); err != nil {
+			return err
+		}
+		if body != nil {
+			if r.gate != nil && c.req.Method != http.MethodHead {
+				if err := r.gate.CheckPull(c.req.Context(), c.who, c.rt.repo, m.Digest, m.MediaType); err != nil {
+					return err
+				}
+			}
+			return r.serveFetchedManifest(c, m, body)
+		}
+	} else if m, err = r.lookupManifest(c); err != nil {
 		return err
 	}
 	dgst, err := verify.ParseDigest(m.Digest)

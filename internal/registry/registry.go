@@ -74,6 +74,8 @@ type settings struct {
 	events  Events
 	metrics *Metrics
 	limits  Limits
+	// upstreams make repositories pull-through caches (proxy.go).
+	upstreams Upstreams
 
 	noMetricsRoute bool
 }

@@ -173,6 +173,21 @@ func (m *Manager) AddTask(ctx context.Context, tx *sqldb.Tx, execution int64, re
 	return id, err
 }
 
+// SetStatus sets, in tx, an execution's status and message if its status
+// is from ("" is the derived status, the tasks' say once it is set back
+// to ""), and reports whether it did: a vendor marks an execution Running
+// while it prepares its tasks, then hands it to its tasks, and a Stop
+// that came first wins.
+func (m *Manager) SetStatus(ctx context.Context, tx *sqldb.Tx, execution int64, from, to, message string) (bool, error) {
+	res, err := tx.Exec(ctx, `UPDATE executions SET status = ?, status_message = ?, updated = ? WHERE id = ? AND status = ?`,
+		to, message, sqldb.Nanos(m.db.Now()), execution, from)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
 // MarkError ends an execution as failed with a message (a vendor that
 // could not even create its tasks).
 func (m *Manager) MarkError(ctx context.Context, execution int64, message string) error {
@@ -220,8 +235,8 @@ func (m *Manager) Execution(ctx context.Context, id int64) (Execution, error) {
 	return list[0], nil
 }
 
-// Executions lists a vendor's executions, newest first unless sorted
-// otherwise.
+// Executions lists a vendor's executions (every vendor of the type when
+// vendorID < 0), newest first unless sorted otherwise.
 func (m *Manager) Executions(ctx context.Context, vendorType string, vendorID int64, q query.Query, page query.Page) ([]Execution, int64, error) {
 	c, err := q.SQL(m.db.Dialect(), ExecutionFields, "id DESC", "id")
 	if err != nil {
@@ -229,6 +244,9 @@ func (m *Manager) Executions(ctx context.Context, vendorType string, vendorID in
 	}
 	where := ` WHERE vendor_type = ? AND vendor_id = ?`
 	args := []any{vendorType, vendorID}
+	if vendorID < 0 {
+		where, args = ` WHERE vendor_type = ?`, []any{vendorType}
+	}
 	if w := c.WhereSQL(); w != "" {
 		where += " AND " + strings.TrimPrefix(w, " WHERE ")
 		args = append(args, c.Args...)
@@ -391,6 +409,16 @@ func (m *Manager) Task(ctx context.Context, id int64) (Task, error) {
 	}
 	list := []Task{t}
 	return list[0], m.fillTasks(ctx, list)
+}
+
+// TaskOfJob returns the id of the task whose job is job (0 when none).
+func (m *Manager) TaskOfJob(ctx context.Context, job int64) (int64, error) {
+	var id int64
+	err := m.db.QueryRow(ctx, `SELECT id FROM tasks WHERE job_id = ?`, job).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return id, m.db.Wrap("task of job", err)
 }
 
 // TaskLog returns a task's log: its job's.

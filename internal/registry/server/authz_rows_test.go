@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"net/url"
+	"slices"
 	"strconv"
 
 	v2 "github.com/goharbor/go-client/pkg/sdk/v2.0/client"
@@ -346,5 +347,5 @@ func authzRows() []row {
 			return registryCall(e, s.user, s.password, "POST", "/v2/"+p.name+"/app/blobs/uploads/", "", false)
 		}},
 	}...)
-	return append(rows, append(jobsRows(), append(lifecycleRows(), append(trustRows(), scanRows()...)...)...)...)
+	return append(rows, slices.Concat(jobsRows(), replicationRows(), lifecycleRows(), trustRows(), scanRows())...)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/lading-dev/lading/internal/harbortest"
 	"github.com/lading-dev/lading/internal/identity"
 	lproject "github.com/lading-dev/lading/internal/project"
+	"github.com/lading-dev/lading/internal/registry/server"
 )
 
 // subject is one kind of caller of the authorization test.
@@ -205,7 +206,8 @@ func statusOf(err error) int {
 
 func setupEnv(t *testing.T) (*env, []proj) {
 	ctx := context.Background()
-	srv := harbortest.Start(t)
+	// Registries point at the server itself, on loopback.
+	srv := harbortest.Start(t, harbortest.WithConfig(func(c *server.Config) { c.Outbound.Allow = []string{"127.0.0.0/8"} }))
 	e := &env{srv: srv, admin: srv.AdminSubject(t), otherID: map[string]int64{}, digests: map[string]string{}}
 	for _, s := range subjects {
 		if s.user == "" || s.admin || s.robot != 0 {

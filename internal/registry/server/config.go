@@ -79,6 +79,15 @@ import (
 //	  lease: 30s                           # how long a dead process holds its jobs
 //	  poll: 1s                             # how often to look for other replicas' jobs
 //	  retention: 168h                      # finished jobs kept this long
+//	secrets:
+//	  key_file: /etc/lading/secret.key     # 32 bytes sealing registry credentials (default: a key in the database)
+//	  previous_key_files: []               # older keys, to open what they sealed (rotation)
+//	replication:
+//	  concurrency: 4                       # replication tasks at once, across replicas
+//	  timeout: 30s                         # wait for a remote registry's answer
+//	proxy_cache:
+//	  freshness_timeout: 3s                # the upstream's HEAD of a tag; past it the cached copy is served
+//	  timeout: 30s                         # wait for the upstream's answer to a fetch
 //	trust:                                 # signers projects trust (fixed: the API cannot change them)
 //	  projects:
 //	    prod:
@@ -114,9 +123,12 @@ type Config struct {
 	Metrics  MetricsConfig  `yaml:"metrics"`
 	// ExternalURL is how clients name the registry (Harbor's
 	// ext_endpoint), for webhook payloads; default from address.
-	ExternalURL string         `yaml:"external_url"`
-	Outbound    OutboundConfig `yaml:"outbound"`
-	Jobs        JobsConfig     `yaml:"jobs"`
+	ExternalURL string            `yaml:"external_url"`
+	Outbound    OutboundConfig    `yaml:"outbound"`
+	Jobs        JobsConfig        `yaml:"jobs"`
+	Secrets     SecretsConfig     `yaml:"secrets"`
+	Replication ReplicationConfig `yaml:"replication"`
+	ProxyCache  ProxyCacheConfig  `yaml:"proxy_cache"`
 	// Trust names the signers projects trust (see TrustConfig).
 	Trust TrustConfig `yaml:"trust"`
 	// Scan configures registry-side scanning (package scanning).
@@ -428,6 +440,9 @@ func (c *Config) Validate() error {
 	if c.Jobs.Workers < 0 || c.Jobs.Workers > 1000 || c.Jobs.Lease < 0 || (c.Jobs.Lease > 0 && c.Jobs.Lease < 3*time.Second) || c.Jobs.Poll < 0 || c.Jobs.Retention < 0 {
 		return errdefs.InvalidArgument(errors.New("config: jobs: workers 0 to 1000, lease at least 3s, poll and retention not negative"))
 	}
+	if c.Replication.Concurrency < 0 || c.Replication.Concurrency > 1000 || c.Replication.Timeout < 0 || c.ProxyCache.FreshnessTimeout < 0 || c.ProxyCache.Timeout < 0 {
+		return errdefs.InvalidArgument(errors.New("config: replication.concurrency 0 to 1000; replication.timeout, proxy_cache.freshness_timeout and proxy_cache.timeout not negative"))
+	}
 	if c.ExternalURL != "" {
 		if u, err := url.Parse(c.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return errdefs.InvalidArgument(fmt.Errorf("config: external_url %q: want http(s)://host[:port]", c.ExternalURL))
@@ -526,6 +541,25 @@ type JobsConfig struct {
 	Lease     time.Duration `yaml:"lease"`
 	Poll      time.Duration `yaml:"poll"`
 	Retention time.Duration `yaml:"retention"`
+}
+
+// SecretsConfig says where the keys that seal stored credentials are
+// (package secrets): without a key file, a key kept in the database.
+type SecretsConfig struct {
+	KeyFile          string   `yaml:"key_file"`
+	PreviousKeyFiles []string `yaml:"previous_key_files"`
+}
+
+// ReplicationConfig configures replication (package replication).
+type ReplicationConfig struct {
+	Concurrency int           `yaml:"concurrency"`
+	Timeout     time.Duration `yaml:"timeout"`
+}
+
+// ProxyCacheConfig configures proxy-cache projects (package proxycache).
+type ProxyCacheConfig struct {
+	FreshnessTimeout time.Duration `yaml:"freshness_timeout"`
+	Timeout          time.Duration `yaml:"timeout"`
 }
 
 // ParseStorageFlag reads the --storage flag: a directory, or

@@ -211,6 +211,7 @@ type events struct {
 func (e events) Pushed(ctx context.Context, ev registry.Event) {
 	e.notify(ctx, webhook.PushArtifact, ev)
 	e.quotaWarning(ctx, ev)
+	e.replicate(ctx, ev, false)
 	if e.also != nil {
 		e.also.Pushed(ctx, ev)
 	}
@@ -230,6 +231,7 @@ func (e events) Pulled(ctx context.Context, ev registry.Event) {
 
 func (e events) Deleted(ctx context.Context, ev registry.Event) {
 	e.notify(ctx, webhook.DeleteArtifact, ev)
+	e.replicate(ctx, ev, true)
 	if e.also != nil {
 		e.also.Deleted(ctx, ev)
 	}

@@ -21,8 +21,10 @@ import (
 	"github.com/lading-dev/lading/internal/contenttrust"
 	"github.com/lading-dev/lading/internal/core"
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/inspect"
 	"github.com/lading-dev/lading/internal/jobs"
 	"github.com/lading-dev/lading/internal/outbound"
+	"github.com/lading-dev/lading/internal/proxycache"
 	"github.com/lading-dev/lading/internal/registry"
 	"github.com/lading-dev/lading/internal/registry/meta"
 	metapostgres "github.com/lading-dev/lading/internal/registry/meta/postgres"
@@ -30,12 +32,15 @@ import (
 	"github.com/lading-dev/lading/internal/registry/storage"
 	"github.com/lading-dev/lading/internal/registry/storage/fs"
 	"github.com/lading-dev/lading/internal/registry/storage/s3"
+	"github.com/lading-dev/lading/internal/replication"
 	"github.com/lading-dev/lading/internal/scanning/scanapi"
+	"github.com/lading-dev/lading/internal/secrets"
 	"github.com/lading-dev/lading/internal/sqldb"
 	"github.com/lading-dev/lading/internal/sqldb/postgres"
 	"github.com/lading-dev/lading/internal/sqldb/sqlite"
 	"github.com/lading-dev/lading/internal/syslog"
 	"github.com/lading-dev/lading/internal/token"
+	"github.com/lading-dev/lading/internal/ui"
 )
 
 // Migrations is the one ordered list of the metadata database's
@@ -58,13 +63,17 @@ type Server struct {
 	Driver    storage.Driver
 	Meta      *meta.SQL
 	DB        *sqldb.DB
-	log       *slog.Logger
-	jobLog    *slog.Logger      // every job's lines, besides the job's stored log
-	metrics   *registry.Metrics // nil when off
-	metricsL  net.Listener      // metrics.address, once listening
-	cert      atomic.Pointer[tls.Certificate]
-	forward   *syslog.Switch
-	handler   http.Handler
+	// Inspect reads artifacts' content for the web UI.
+	Inspect *inspect.Service
+	// UI is the web UI, nil when turned off.
+	UI       *ui.Server
+	log      *slog.Logger
+	jobLog   *slog.Logger      // every job's lines, besides the job's stored log
+	metrics  *registry.Metrics // nil when off
+	metricsL net.Listener      // metrics.address, once listening
+	cert     atomic.Pointer[tls.Certificate]
+	forward  *syslog.Switch
+	handler  http.Handler
 	// Outbound is the policy for every target lading connects to.
 	Outbound *outbound.Policy
 	gate     *gate
@@ -125,6 +134,11 @@ type Options struct {
 	Policies []registry.Policy
 	// Version is lading's version (systeminfo).
 	Version string
+	// Analyzer tells the web UI what is inside images (packages by
+	// layer, vulnerabilities); nil shows neither.
+	Analyzer inspect.Analyzer
+	// NoUI turns the web UI off.
+	NoUI bool
 }
 
 // Open opens the storage and the database the configuration names,
@@ -220,8 +234,11 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 		Log: s.log, AccessLog: accessLog, Version: o.Version, TokenService: cfg.Auth.Token.Service,
 		StorageProvider: s.Driver.Name(), NoAuth: noAuth, Health: s.health, RootCAs: roots,
 		Outbound: allow, Jobs: jobs.Options{Workers: cfg.Jobs.Workers, Lease: cfg.Jobs.Lease, Poll: cfg.Jobs.Poll, Retention: cfg.Jobs.Retention, JobLog: s.jobLog},
-		Hostname: externalHost(cfg),
-		Trust:    contenttrust.Options{Host: externalHost(cfg)},
+		Secrets:     secrets.Options{KeyFile: cfg.Secrets.KeyFile, PreviousKeyFiles: cfg.Secrets.PreviousKeyFiles},
+		Replication: replication.Options{Concurrency: cfg.Replication.Concurrency, Timeout: cfg.Replication.Timeout, Host: externalHost(cfg)},
+		Proxy:       proxycache.Options{FreshnessTimeout: cfg.ProxyCache.FreshnessTimeout, Timeout: cfg.ProxyCache.Timeout},
+		Hostname:    externalHost(cfg),
+		Trust:       contenttrust.Options{Host: externalHost(cfg)},
 	})
 	if err != nil {
 		return err
@@ -243,6 +260,7 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 			IdleTimeout:     deref(cfg.Limits.IdleTimeout),
 		}),
 		registry.WithEvents(events{core: c, also: o.Events, host: externalHost(cfg)}),
+		registry.WithUpstreams(upstreams{p: c.Proxy}),
 	}
 	if !noAuth {
 		s.gate = &gate{core: c, realm: cfg.Auth.Token.Realm}
@@ -264,11 +282,22 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 	s.Registry = registry.New(s.Driver, s.Meta, opts...)
 	s.Collector = registry.NewCollector(s.Driver, s.Meta, opts...)
 	c.SetRegistry(content{meta: s.Meta, reg: s.Registry})
+	c.Replication.SetLocal(local{reg: s.Registry, meta: s.Meta, core: c})
+	c.Jobs.Register(proxycache.Definition(completeCache(s.Registry)))
 	c.SetCollector(collector{s})
 	c.Trust.SetContent(trustContent{meta: s.Meta, reg: s.Registry})
 	if err := s.bootstrap(ctx); err != nil {
 		c.Close()
 		return err
+	}
+	s.Inspect = inspect.New(c.Artifacts, c.Projects, stored{meta: s.Meta, driver: s.Driver}, o.Analyzer)
+	if !o.NoUI {
+		s.UI, err = ui.New(ui.Services{Permissions: c.Access, Identity: c.Identity, Projects: c.Projects, Artifacts: c.Artifacts,
+			Audit: c.Audit, Settings: c.Settings, Inspect: s.Inspect, Webhooks: c.Webhooks, Jobs: jobs.NewMonitor(c.Jobs, c.Access), Labels: c.Labels}, ui.Options{Log: s.log, Version: o.Version, NoAuth: noAuth})
+		if err != nil {
+			c.Close()
+			return err
+		}
 	}
 	s.handler = s.route()
 	return nil
@@ -303,8 +332,8 @@ func (s *Server) importHtpasswd(ctx context.Context) error {
 	return nil
 }
 
-// route sends Harbor's paths to the core and everything else to the
-// registry.
+// route sends Harbor's paths to the core, the web UI's to the UI and
+// everything else to the registry.
 func (s *Server) route() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
@@ -317,6 +346,8 @@ func (s *Server) route() http.Handler {
 		case strings.HasPrefix(p, "/api/v1/") && s.adapter != nil:
 			w.Header().Set("X-Request-Id", api.RequestID(r))
 			s.adapter.ServeHTTP(w, r)
+		case s.UI != nil && ui.Owns(p):
+			s.UI.ServeHTTP(w, r)
 		default:
 			s.Registry.ServeHTTP(w, r)
 		}

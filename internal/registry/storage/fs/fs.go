@@ -127,7 +127,9 @@ func (d *Driver) Writer(ctx context.Context, p string) (storage.Writer, error) {
 }
 
 // mkdirAll creates dir and its missing parents, fsyncing the parent of every
-// directory it creates so the new entries survive a crash.
+// directory it creates so the new entries survive a crash. A concurrent
+// Delete may prune a parent it just made before dir is made in it: it
+// makes the parent again, a few times.
 func (d *Driver) mkdirAll(dir string) error {
 	if st, err := os.Stat(dir); err == nil {
 		if !st.IsDir() {
@@ -136,13 +138,19 @@ func (d *Driver) mkdirAll(dir string) error {
 		return nil
 	}
 	parent := filepath.Dir(dir)
-	if parent != dir {
-		if err := d.mkdirAll(parent); err != nil {
+	for try := 0; ; try++ {
+		if parent != dir {
+			if err := d.mkdirAll(parent); err != nil {
+				return err
+			}
+		}
+		err := os.Mkdir(dir, 0o755)
+		if err == nil || errors.Is(err, iofs.ErrExist) {
+			break
+		}
+		if !errors.Is(err, iofs.ErrNotExist) || try == 3 {
 			return err
 		}
-	}
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, iofs.ErrExist) {
-		return err
 	}
 	return syncDir(parent)
 }

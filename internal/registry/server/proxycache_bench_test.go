@@ -1,0 +1,92 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/project"
+	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/registry"
+	"github.com/goharbor/go-client/pkg/sdk/v2.0/models"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/lading-dev/lading/internal/harbortest"
+	"github.com/lading-dev/lading/internal/registrytest"
+)
+
+// BenchmarkProxyCachePull compares, in one run, pulls (manifest and every
+// layer) of an artifact cached by a proxy-cache project, whose tag is
+// checked upstream (docker-registry on loopback) each time, with pulls
+// of the same artifact pushed into an ordinary project. It reports both
+// latencies and their ratio (cached/local).
+func BenchmarkProxyCachePull(b *testing.B) {
+	ctx := context.Background()
+	dist := registrytest.Start(b, registrytest.None)
+	srv := loopbackServer(b)
+	img, err := random.Image(1<<20, 3)
+	if err != nil {
+		b.Fatal(err)
+	}
+	up, _ := name.ParseReference(dist.Host+"/team/app:v1", name.Insecure)
+	if err := remote.Write(up, img, remote.WithContext(ctx)); err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.Push(ctx, img, "library/app", "v1", "admin", harbortest.AdminPassword); err != nil {
+		b.Fatal(err)
+	}
+	res, err := srv.Admin().Registry.CreateRegistry(ctx, &registry.CreateRegistryParams{Registry: &models.Registry{Name: "up", Type: "docker-registry", URL: "http://" + dist.Host}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := lastID(b, res.Location)
+	if _, err := srv.Admin().Project.CreateProject(ctx, &project.CreateProjectParams{Project: &models.ProjectReq{ProjectName: "cache", RegistryID: &reg}}); err != nil {
+		b.Fatal(err)
+	}
+	auth := remote.WithAuth(&authn.Basic{Username: "admin", Password: harbortest.AdminPassword})
+	pull := func(repo string) time.Duration {
+		ref, _ := name.ParseReference(srv.Host+"/"+repo+":v1", name.Insecure)
+		start := time.Now()
+		got, err := remote.Image(ref, remote.WithContext(ctx), auth)
+		if err != nil {
+			b.Fatal(err)
+		}
+		readAll(b, got)
+		return time.Since(start)
+	}
+	pull("cache/team/app")      // fills the cache
+	time.Sleep(3 * time.Second) // the completion job stores the manifest
+	pull("cache/team/app")
+	b.ResetTimer()
+	var local, cached time.Duration
+	for i := 0; i < b.N; i++ {
+		local += pull("library/app")
+		cached += pull("cache/team/app")
+	}
+	b.StopTimer()
+	ms := func(d time.Duration) float64 { return float64(d) / float64(b.N) / 1e6 }
+	b.ReportMetric(ms(local), "local-ms/pull")
+	b.ReportMetric(ms(cached), "cached-ms/pull")
+	b.ReportMetric(float64(cached)/float64(local), "cached/local")
+}
+
+func readAll(b *testing.B, img v1.Image) {
+	layers, err := img.Layers()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, rc); err != nil {
+			b.Fatal(err)
+		}
+		rc.Close()
+	}
+}
