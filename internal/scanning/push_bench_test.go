@@ -13,8 +13,9 @@ import (
 // BenchmarkScanOnPush measures, per round, the time from the
 // acknowledgement of a push of the corpus's debian-12-app (remote.Write
 // returns) to its scan's Success, seen by reading the report's status in
-// the metadata database every 10 ms (polling the API instead would spend
-// a password hash per request, on the cores the scan runs on), against a standalone scan of the same image in the same process
+// the metadata database every 10 ms (polling the API instead would run a
+// request through authentication and the overview's queries, on the
+// cores the scan runs on), against a standalone scan of the same image in the same process
 // (internal/scan over the image read from its OCI archive, no layer
 // cache, the same database): what lading scan does. Each round starts a
 // fresh registry, so its layer cache is cold as the standalone scan's.
