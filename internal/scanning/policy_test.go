@@ -14,6 +14,7 @@ import (
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/system_cve_allowlist"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/models"
 
+	"github.com/lading-dev/lading/internal/dockertest"
 	"github.com/lading-dev/lading/internal/harbortest"
 	"github.com/lading-dev/lading/internal/scanning"
 	"github.com/lading-dev/lading/internal/testenv"
@@ -39,7 +40,23 @@ func pullers(t *testing.T) []puller {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(store) })
+	// docker, through a real Docker Engine, which reaches the registry
+	// over plain HTTP: dockerd treats registries on 127.0.0.0/8 as
+	// insecure by default.
+	docker := testenv.Tool(t, "docker", "Debian's docker.io")
+	dockerEnv := append(os.Environ(), "DOCKER_HOST="+dockertest.Start(t), "DOCKER_CONFIG="+t.TempDir())
 	return []puller{
+		{"docker", func(t *testing.T, srv *harbortest.Server, ref string) (string, bool) {
+			login := exec.Command(docker, "login", "-u", "admin", "--password-stdin", srv.Host)
+			login.Env, login.Stdin = dockerEnv, strings.NewReader(harbortest.AdminPassword)
+			if out, err := login.CombinedOutput(); err != nil {
+				t.Fatalf("docker login: %v: %s", err, out)
+			}
+			c := exec.Command(docker, "pull", srv.Host+"/"+ref)
+			c.Env = dockerEnv
+			out, err := c.CombinedOutput()
+			return string(out), err == nil
+		}},
 		{"podman", func(t *testing.T, srv *harbortest.Server, ref string) (string, bool) {
 			out, err := exec.Command(podman, "--root", filepath.Join(store, "root"), "--runroot", filepath.Join(store, "run"), "--storage-driver", "vfs",
 				"pull", "--tls-verify=false", "--creds", "admin:"+harbortest.AdminPassword, srv.Host+"/"+ref).CombinedOutput()

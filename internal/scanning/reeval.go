@@ -70,21 +70,34 @@ func (s *Service) runReevaluate(ctx context.Context, j *jobs.Job, a reevalArgs) 
 }
 
 // reevalBatch is how many reports a transaction re-evaluates.
-const reevalBatch = 500
+const reevalBatch = 1000
 
 type reevalRow struct {
 	id                 int64
 	uuid, digest, repo string
-	old                verdict
-	pkgs               []byte
+	severity           int
+	summary            string
+	findings, pkgs     []byte // packed
 }
 
-// reevaluate judges every report not yet judged with h again.
+// reevalChange is a report whose verdict changed.
+type reevalChange struct {
+	r        reevalRow
+	v        verdict
+	findings []byte // packed
+}
+
+// reevaluate judges every report not yet judged with h again. A page of
+// reports is read, judged, and written back in one transaction: one
+// UPDATE for the reports whose verdict stands, one per changed report.
+// A verdict stands when the findings' JSON is the stored one, so stored
+// findings are decompressed, never decoded.
 func (s *Service) reevaluate(ctx context.Context, h *handle, log *slog.Logger) (ReevalStats, error) {
 	start := time.Now()
-	mm := newMemo(match.New(h.db, s.log))
+	mm := newRawMemo(newMemo(match.New(h.db, s.log)))
 	var st ReevalStats
 	var after int64
+	var scratch []byte
 	for {
 		batch, err := s.reevalPage(ctx, h.digest, after)
 		if err != nil {
@@ -94,55 +107,30 @@ func (s *Service) reevaluate(ctx context.Context, h *handle, log *slog.Logger) (
 			break
 		}
 		after = batch[len(batch)-1].id
-		type changed struct {
-			r reevalRow
-			v verdict
-		}
 		var same []any
-		var diff []changed
+		var diff []reevalChange
 		for _, r := range batch {
-			var pkgs []match.Package
-			if err := unpack(r.pkgs, &pkgs); err != nil {
+			v, err := mm.computePacked(ctx, r.pkgs)
+			if err != nil {
+				if ctx.Err() != nil {
+					return st, ctx.Err()
+				}
 				log.Warn("report without readable inputs; scan it again to re-evaluate it", "report", r.uuid, "error", err)
 				continue
 			}
-			v, err := mm.compute(ctx, pkgs)
+			now, err := json.Marshal(v.Findings)
 			if err != nil {
 				return st, err
 			}
-			if v.same(r.old) {
+			var eq bool
+			eq, scratch = sameFindings(r.findings, now, scratch)
+			if eq && v.Severity == r.severity && v.sameSummary(r.summary) {
 				same = append(same, r.id)
 			} else {
-				diff = append(diff, changed{r, v})
+				diff = append(diff, reevalChange{r: r, v: v, findings: zenc.EncodeAll(now, nil)})
 			}
 		}
-		err = s.d.DB.Tx(ctx, "re-evaluate reports", func(tx *sqldb.Tx) error {
-			if len(same) > 0 {
-				args := append([]any{h.digest}, same...)
-				if _, err := tx.Exec(ctx, `UPDATE scan_reports SET db_digest = ? WHERE id IN (?`+strings.Repeat(", ?", len(same)-1)+`)`, args...); err != nil {
-					return err
-				}
-			}
-			for _, c := range diff {
-				summary, _ := json.Marshal(c.v.Summary)
-				findings, err := pack(c.v.Findings)
-				if err != nil {
-					return err
-				}
-				res, err := tx.Exec(ctx, `UPDATE scan_reports SET db_digest = ?, severity = ?, summary = ?, findings = ? WHERE id = ? AND uuid = ?`,
-					h.digest, c.v.Severity, string(summary), findings, c.r.id, c.r.uuid)
-				if err != nil {
-					return err
-				}
-				if n, _ := res.RowsAffected(); n == 1 {
-					if err := s.publishChanged(ctx, tx, c.r.uuid, c.r.digest); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
-		})
-		if err != nil {
+		if err := s.reevalStore(ctx, h.digest, same, diff); err != nil {
 			return st, err
 		}
 		st.Reports += len(batch)
@@ -151,6 +139,34 @@ func (s *Service) reevaluate(ctx context.Context, h *handle, log *slog.Logger) (
 	st.Packages = len(mm.known)
 	st.Took = time.Since(start)
 	return st, nil
+}
+
+// reevalStore writes one page's verdicts.
+func (s *Service) reevalStore(ctx context.Context, dbDigest string, same []any, diff []reevalChange) error {
+	return s.d.DB.Tx(ctx, "re-evaluate reports", func(tx *sqldb.Tx) error {
+		for len(same) > 0 {
+			n := min(len(same), 500) // within every database's limit of parameters
+			args := append([]any{dbDigest}, same[:n]...)
+			if _, err := tx.Exec(ctx, `UPDATE scan_reports SET db_digest = ? WHERE id IN (?`+strings.Repeat(", ?", n-1)+`)`, args...); err != nil {
+				return err
+			}
+			same = same[n:]
+		}
+		for _, c := range diff {
+			summary, _ := json.Marshal(c.v.Summary)
+			res, err := tx.Exec(ctx, `UPDATE scan_reports SET db_digest = ?, severity = ?, summary = ?, findings = ? WHERE id = ? AND uuid = ?`,
+				dbDigest, c.v.Severity, string(summary), c.findings, c.r.id, c.r.uuid)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				if err := s.publishChanged(ctx, tx, c.r.uuid, c.r.digest); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }
 
 func (s *Service) reevalPage(ctx context.Context, dbDigest string, after int64) ([]reevalRow, error) {
@@ -164,16 +180,8 @@ func (s *Service) reevalPage(ctx context.Context, dbDigest string, after int64) 
 	var out []reevalRow
 	for rows.Next() {
 		var r reevalRow
-		var summary string
-		var findings []byte
-		if err := rows.Scan(&r.id, &r.uuid, &r.digest, &r.repo, &r.old.Severity, &summary, &findings, &r.pkgs); err != nil {
+		if err := rows.Scan(&r.id, &r.uuid, &r.digest, &r.repo, &r.severity, &r.summary, &r.findings, &r.pkgs); err != nil {
 			return nil, s.d.DB.Wrap("reports", err)
-		}
-		json.Unmarshal([]byte(summary), &r.old.Summary)
-		if len(findings) > 0 {
-			if err := unpack(findings, &r.old.Findings); err != nil {
-				r.old.Findings = nil
-			}
 		}
 		out = append(out, r)
 	}

@@ -99,37 +99,40 @@ func (mm *memo) findings(ctx context.Context, p match.Package) ([]finding, error
 
 // compute is the verdict of the packages.
 func (mm *memo) compute(ctx context.Context, pkgs []match.Package) (verdict, error) {
-	v := verdict{Summary: scanapi.VulnerabilitySummary{Summary: map[string]int{}}}
+	v := newVerdict()
 	for _, p := range pkgs {
 		fs, err := mm.findings(ctx, p)
 		if err != nil {
 			return verdict{}, err
 		}
-		for _, f := range fs {
-			v.Findings = append(v.Findings, f)
-			v.Summary.Total++
-			if f.Fix {
-				v.Summary.Fixable++
-			}
-			v.Summary.Summary[rankName(f.Sev)]++
-			v.Severity = max(v.Severity, f.Sev)
-		}
+		v.add(fs)
 	}
 	return v, nil
 }
 
-// same reports whether two verdicts tell the same: the same findings
-// (a new advisory, a changed severity or a fix makes them differ).
-func (v verdict) same(o verdict) bool {
-	if v.Severity != o.Severity || v.Summary.Total != o.Summary.Total || v.Summary.Fixable != o.Summary.Fixable || len(v.Findings) != len(o.Findings) {
-		return false
-	}
-	for i := range v.Findings {
-		if v.Findings[i] != o.Findings[i] {
-			return false
+func newVerdict() verdict {
+	return verdict{Summary: scanapi.VulnerabilitySummary{Summary: map[string]int{}}}
+}
+
+// add counts a package's findings.
+func (v *verdict) add(fs []finding) {
+	for _, f := range fs {
+		v.Findings = append(v.Findings, f)
+		v.Summary.Total++
+		if f.Fix {
+			v.Summary.Fixable++
 		}
+		v.Summary.Summary[rankName(f.Sev)]++
+		v.Severity = max(v.Severity, f.Sev)
 	}
-	return true
+}
+
+// sameSummary reports whether the stored summary (JSON) counts as v's:
+// the same total and fixable.
+func (v verdict) sameSummary(stored string) bool {
+	var o scanapi.VulnerabilitySummary
+	json.Unmarshal([]byte(stored), &o)
+	return v.Summary.Total == o.Total && v.Summary.Fixable == o.Fixable
 }
 
 // blocking returns the findings at or above rank min that no allowlist
