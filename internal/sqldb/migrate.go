@@ -80,7 +80,7 @@ func Migrate(ctx context.Context, db *DB, list []Migration) error {
 					return err
 				}
 			}
-			_, err = tx.ExecDirect(ctx, `INSERT INTO schema_migrations (version, owner, name, applied) VALUES (?, ?, ?, ?)`, version, m.Owner, m.Name, Nanos(db.now()))
+			_, err = tx.ExecDirect(ctx, `INSERT INTO schema_migrations (version, owner, name, applied) VALUES (?, ?, ?, ?)`, version, m.Owner, m.Name, Nanos(db.Now()))
 			return err
 		})
 		if err != nil {

@@ -44,6 +44,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lading-dev/lading/internal/errdefs"
@@ -96,8 +97,8 @@ func (d Dialect) Expand(stmt string) string {
 type DB struct {
 	db      *sql.DB
 	d       Dialect
-	now     func() time.Time
-	writeMu sync.Mutex // with Dialect.OneWriter
+	now     atomic.Pointer[func() time.Time] // nil: time.Now
+	writeMu sync.Mutex                       // with Dialect.OneWriter
 
 	stmtMu    sync.Mutex
 	stmts     map[string]*sql.Stmt // by query text, before rewriting
@@ -106,7 +107,7 @@ type DB struct {
 
 // New wraps db. The DB owns db and closes it in Close.
 func New(db *sql.DB, d Dialect) *DB {
-	return &DB{db: db, d: d, now: time.Now}
+	return &DB{db: db, d: d}
 }
 
 // Dialect returns the database's dialect.
@@ -386,10 +387,16 @@ func Time(n int64) time.Time {
 }
 
 // Now returns the database's clock (time.Now unless a test set another).
-func (db *DB) Now() time.Time { return db.now() }
+func (db *DB) Now() time.Time {
+	if now := db.now.Load(); now != nil {
+		return (*now)()
+	}
+	return time.Now()
+}
 
-// SetClock replaces the clock (tests of expiry and throttling).
-func (db *DB) SetClock(now func() time.Time) { db.now = now }
+// SetClock replaces the clock (tests of expiry and throttling); it may be
+// called while the database is in use.
+func (db *DB) SetClock(now func() time.Time) { db.now.Store(&now) }
 
 // IsUniqueViolation reports whether err is a unique constraint violation,
 // which services turn into ErrAlreadyExists.
