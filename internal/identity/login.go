@@ -95,7 +95,7 @@ func (s *Service) login(ctx context.Context, name, password, address string, aud
 	if rest, ok := strings.CutPrefix(name, st.RobotNamePrefix); ok && robots {
 		subj, err = s.robotLogin(ctx, rest, password)
 	} else if ok {
-		CheckPassword(dummyHash, password)
+		CheckPassword(dummyHash(), password)
 		err = errBadCredentials
 	} else {
 		subj, err = s.userLogin(ctx, name, password, st.AuthMode)
@@ -131,7 +131,7 @@ func (s *Service) userLogin(ctx context.Context, name, password, mode string) (a
 		if src := s.sources[mode]; src != nil && mode != "db_auth" {
 			return s.sourceLogin(ctx, src, mode, name, password)
 		}
-		CheckPassword(dummyHash, password)
+		CheckPassword(dummyHash(), password)
 		return access.Subject{}, errBadCredentials
 	}
 	if err != nil {

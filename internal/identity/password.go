@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -72,8 +73,10 @@ func isBcrypt(hash string) bool {
 }
 
 // dummyHash is checked against when a user does not exist, so a probe
-// cannot tell existing users by the time an answer takes.
-var dummyHash = HashPassword("lading-no-such-user")
+// cannot tell existing users by the time an answer takes. It is made on
+// first use: an argon2id hash costs tens of milliseconds, which every
+// lading command would otherwise pay at start.
+var dummyHash = sync.OnceValue(func() string { return HashPassword("lading-no-such-user") })
 
 // CheckPasswordRule applies Harbor's password rule: 8 to 128 characters
 // with at least one uppercase letter, one lowercase letter and one digit.

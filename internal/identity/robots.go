@@ -103,7 +103,7 @@ func robotSubject(r Robot, prefix string) access.Subject {
 func (s *Service) robotLogin(ctx context.Context, name, secret string) (access.Subject, error) {
 	r, hash, err := s.robotByName(ctx, name)
 	if errdefs.IsNotFound(err) {
-		CheckPassword(dummyHash, secret)
+		CheckPassword(dummyHash(), secret)
 		return access.Subject{}, errBadCredentials
 	}
 	if err != nil {
