@@ -266,6 +266,36 @@ func (s *Server) Pause(t testing.TB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Resume() })
+	// The signal is delivered asynchronously: wait until every thread of
+	// slapd is stopped, so that no request sent after Pause is answered.
+	deadline := time.Now().Add(10 * time.Second)
+	for !allStopped(s.cmd.Process.Pid) {
+		if time.Now().After(deadline) {
+			t.Fatal("slapd did not stop within 10s of SIGSTOP")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// allStopped reports whether every thread of process pid is in the
+// stopped state (T in /proc/PID/task/TID/stat).
+func allStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			return false
+		}
+		// The state follows the command name, which is in parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+			return false
+		}
+	}
+	return true
 }
 
 // Resume thaws a paused slapd.
