@@ -338,4 +338,3 @@ func TestServeExternalScannerProcess(t *testing.T) {
 		t.Errorf("the external scanner's report misses lodash: %.300s", vulns)
 	}
 }
-
