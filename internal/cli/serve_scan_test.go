@@ -25,6 +25,7 @@ import (
 
 	"github.com/lading-dev/lading/internal/corpustest"
 	"github.com/lading-dev/lading/internal/registry/meta/pgtest"
+	"github.com/lading-dev/lading/internal/registrytest"
 )
 
 // Registry-side scanning across processes: replicas sharing the layer
@@ -336,5 +337,38 @@ func TestServeExternalScannerProcess(t *testing.T) {
 	_, vulns := serveAPI(t, reg.base, "GET", "/api/v2.0/projects/team/repositories/app/artifacts/"+dgst+"/additions/vulnerabilities", "")
 	if !strings.Contains(vulns, "lodash") {
 		t.Errorf("the external scanner's report misses lodash: %.300s", vulns)
+	}
+}
+
+// TestServeDBFromAnotherRegistry: lading db push puts a database in
+// another registry (Debian's docker-registry, on loopback); a lading serve
+// process that has no database and whose scan.db_source names it pulls it
+// at start, and scans on push with it: the corpus's alpine-3.20-app shows
+// the npm and Go findings that only the pulled database has.
+func TestServeDBFromAnotherRegistry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts docker-registry and a lading serve process; skipped with -short")
+	}
+	dist := registrytest.Start(t, registrytest.None)
+	ref := dist.Host + "/security/lading-db:1"
+	l := newLading(t)
+	l.ok("db", "push", "--db", testScanDB(t), "--insecure", ref)
+
+	root := t.TempDir()
+	srv := startServe(t, root, "--config", writeServeConfig(t, root, fmt.Sprintf(
+		"scan: {db: %q, db_source: {repository: %q, insecure: true, schedule: \"@weekly\"}}\noutbound: {allow: [127.0.0.1/32]}\n",
+		filepath.Join(root, "vuln.db"), ref)))
+	srv.waitLog(t, regexp.MustCompile(`vulnerability database updated`), 0)
+	mustAPI(t, http.StatusCreated, srv.base, "POST", "/api/v2.0/projects", `{"project_name":"team","metadata":{"auto_scan":"true"}}`)
+	dgst := pushTo(t, srv.base, "team/app:1", archiveImage(t, corpustest.Image(t, "alpine-3.20-app.oci.tar")))
+	s, log := waitScanned(t, srv.base, "team", "app", dgst)
+	if s.ScanStatus != "Success" || s.Summary == nil || s.Summary.Total == 0 {
+		t.Fatalf("scan with the pulled database: %+v\n%s", s, log)
+	}
+	_, vulns := serveAPI(t, srv.base, "GET", "/api/v2.0/projects/team/repositories/app/artifacts/"+dgst+"/additions/vulnerabilities", "")
+	for _, want := range []string{"lodash", "github.com/gin-gonic/gin"} {
+		if !strings.Contains(vulns, want) {
+			t.Errorf("the report misses %s: %.300s", want, vulns)
+		}
 	}
 }
