@@ -111,7 +111,13 @@ func (w *layerWrites) store(ctx context.Context, tx *sqldb.Tx) error {
 // flush writes the results in a transaction of their own, for analyses
 // that store no report; a failure is only logged (the cache is a cache).
 func (w *layerWrites) flush(ctx context.Context, log *slog.Logger) {
-	if w == nil || len(w.parts) == 0 {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	n := len(w.parts)
+	w.mu.Unlock()
+	if n == 0 {
 		return
 	}
 	if err := w.c.db.Tx(ctx, "cache layer results", func(tx *sqldb.Tx) error { return w.store(ctx, tx) }); err != nil {
