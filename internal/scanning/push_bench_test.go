@@ -44,7 +44,7 @@ import (
 // with its load, CPU times much less; cpu-ratio is the ratio of their
 // medians.
 //
-//	go test ./internal/scanning -run '^$' -bench ScanOnPush -benchtime 5x -v
+//	go test ./internal/scanning -run '^$' -bench ScanOnPush -benchtime 11x -v
 func BenchmarkScanOnPush(b *testing.B) {
 	ctx := context.Background()
 	dbPath := corpusDB(b)
