@@ -61,14 +61,14 @@ func TestBrowserAdministration(t *testing.T) {
 		t.Errorf("after the test the form holds %q, want what was typed", v)
 	}
 	s.page("admin-registries-tested")
-	s.run("create the registry", chromedp.Click(chromedp.CSS(`form[action="/admin/registries"] button.primary`)), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	s.run("create the registry", chromedp.Click(chromedp.CSS(`form[action="/admin/registries"] button.primary`)), chromedp.WaitVisible(chromedp.CSS("table.registries")))
 	s.page("admin-registries")
 
 	// Replication: a push policy, run now, to the end.
 	s.open("/admin/replication")
 	s.submit(map[string]string{"#rp-name": "to-dist", "#rp-nf": "lib/**", "#rp-ns": "mirror"}, `form[action="/admin/replication"] button.primary`, ".flash")
 	s.page("admin-replication")
-	s.run("replicate now", chromedp.Click(chromedp.CSS(`button[value=run]`)), chromedp.WaitVisible(chromedp.CSS("table.tasks, p.empty")))
+	s.run("replicate now", chromedp.Click(chromedp.CSS(`button[value=run]`)), chromedp.WaitVisible(chromedp.CSS("dl.facts")))
 	exec := mustLocation(s)
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
 		if got := s.text("dl.facts dd"); got != "Running" && got != "Pending" {

@@ -24,6 +24,7 @@ import (
 	"github.com/lading-dev/lading/internal/registry/server"
 	"github.com/lading-dev/lading/internal/registrytest"
 	"github.com/lading-dev/lading/internal/scanning"
+	"github.com/lading-dev/lading/internal/ui"
 	"github.com/lading-dev/lading/internal/vulndb"
 	"github.com/lading-dev/lading/internal/vulndb/feed"
 )
@@ -113,6 +114,15 @@ func TestSystemPagesByRole(t *testing.T) {
 					if !strings.Contains(body, `<form method="post"`) {
 						t.Errorf("%s: no form for the administrator", p)
 					}
+					checkNoInline(t, p, body)
+					resp, err := b.c.Get(srv.URL + p)
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+					if got := resp.Header.Get("Content-Security-Policy"); got != ui.CSP || resp.Header.Get("X-Frame-Options") != "DENY" {
+						t.Errorf("%s: CSP %q, X-Frame-Options %q", p, got, resp.Header.Get("X-Frame-Options"))
+					}
 					continue
 				}
 				if st != http.StatusForbidden {
@@ -123,6 +133,12 @@ func TestSystemPagesByRole(t *testing.T) {
 				}
 			}
 			if user == "admin" {
+				// Even the administrator's forms need the session's token.
+				for _, p := range posts {
+					if st, _ := b.post(p.path, withForm(p.form, "_csrf", "")); st != http.StatusForbidden {
+						t.Errorf("POST %s without the CSRF token: %d, want 403", p.path, st)
+					}
+				}
 				return
 			}
 			if strings.Contains(home, `id="admin-menu"`) || strings.Contains(home, "/admin/") {
@@ -420,7 +436,7 @@ func TestGarbageCollection(t *testing.T) {
 	if st, loc := b.post("/admin/gc", url.Values{"action": {"run"}, "dry_run": {"on"}, "delete_untagged": {"on"}, "workers": {"2"}}); st != http.StatusSeeOther {
 		t.Fatalf("run: %d %.1000s", st, loc)
 	}
-	m := waitFor(t, b, "/admin/gc", regexp.MustCompile(`<tr><td>(\d+)</td><td>MANUAL</td><td>yes</td><td>yes</td><td>(Success|Error|Stopped)`))
+	m := waitFor(t, b, "/admin/gc", regexp.MustCompile(`<tr><td>(\d+)</td><td>manual</td><td>yes</td><td>yes</td><td>(Success|Error|Stopped)`))
 	if m[2] != "Success" {
 		t.Fatalf("dry run ended %s", m[2])
 	}
@@ -446,6 +462,16 @@ func TestGarbageCollection(t *testing.T) {
 	if !strings.Contains(body, "Every Weekly") {
 		t.Errorf("the schedule is not shown")
 	}
+}
+
+// withForm is a copy of f with k set to v.
+func withForm(f url.Values, k, v string) url.Values {
+	out := url.Values{}
+	for key, vs := range f {
+		out[key] = vs
+	}
+	out.Set(k, v)
+	return out
 }
 
 // pingRe finds a test's result on a page.
