@@ -3,11 +3,14 @@ package ui_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -491,4 +494,76 @@ func mustInt(t *testing.T, s string) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestReplicationStop: an execution whose upload is held by the
+// destination is stopped from its page; it ends Stopped, and its task
+// too.
+func TestReplicationStop(t *testing.T) {
+	dist := registrytest.Start(t, registrytest.None)
+	u, _ := url.Parse("http://" + dist.Host)
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	release := make(chan struct{})
+	var once sync.Once
+	held := make(chan struct{}, 1)
+	hold := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && strings.Contains(r.URL.Path, "/blobs/uploads") {
+			select {
+			case held <- struct{}{}:
+			default:
+			}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { once.Do(func() { close(release) }); hold.Close() })
+	srv := startFull(t)
+	ctx := context.Background()
+	admin := srv.AdminSubject(t)
+	if err := srv.Push(ctx, harbortest.Image(t), "library/app", "v1", "admin", harbortest.AdminPassword); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, srv.URL)
+	b.login("admin", harbortest.AdminPassword)
+	b.get("/admin/registries")
+	if st, body := b.post("/admin/registries", url.Values{"name": {"slow"}, "type": {"docker-registry"}, "url": {hold.URL}}); st != http.StatusSeeOther {
+		t.Fatalf("create registry: %d %.1000s", st, body)
+	}
+	regs, _, err := srv.Core.Replication.Registries(ctx, admin, emptyQuery, firstPage)
+	if err != nil || len(regs) != 1 {
+		t.Fatal(regs, err)
+	}
+	b.get("/admin/replication")
+	if st, body := b.post("/admin/replication", url.Values{"name": {"held"}, "mode": {"push"}, "registry": {itoa(regs[0].ID)}, "flatten": {"0"},
+		"trigger": {"manual"}, "enabled": {"on"}, "override": {"on"}}); st != http.StatusSeeOther {
+		t.Fatalf("create policy: %d %.1000s", st, body)
+	}
+	pols, _, err := srv.Core.Replication.Policies(ctx, admin, emptyQuery, firstPage)
+	if err != nil || len(pols) != 1 {
+		t.Fatal(pols, err)
+	}
+	st, loc := b.post("/admin/replication/policies/"+itoa(pols[0].ID), url.Values{"action": {"run"}})
+	if st != http.StatusSeeOther {
+		t.Fatalf("run: %d %s", st, loc)
+	}
+	select {
+	case <-held:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the replication never reached the destination's upload")
+	}
+	if _, body := b.get(loc); !strings.Contains(body, `action="`+loc+`/stop"`) {
+		t.Fatalf("a running execution offers no Stop:\n%.3000s", body)
+	}
+	if st, _ := b.post(loc+"/stop", nil); st != http.StatusSeeOther {
+		t.Fatalf("stop: %d", st)
+	}
+	once.Do(func() { close(release) })
+	waitFor(t, b, loc, regexp.MustCompile(`<dt>Status</dt><dd>Stopped`))
+	if _, body := b.get(loc); strings.Contains(body, `/stop"`) {
+		t.Error("a stopped execution still offers Stop")
+	}
 }
