@@ -201,7 +201,7 @@ func TestRegistriesReplicationProxyCache(t *testing.T) {
 	b.login("admin", harbortest.AdminPassword)
 	b.get("/admin/registries")
 	distURL := "http://" + dist.Host
-	reg := url.Values{"name": {"dist"}, "type": {"docker-registry"}, "url": {distURL}, "access_key": {dist.User}, "access_secret": {dist.Password}, "insecure": {"on"}}
+	reg := url.Values{"name": {"dist"}, "type": {"docker-registry"}, "url": {distURL}, "access_key": {dist.User}, "access_secret": {dist.Password}, "insecure": {"on"}, "description": {xss}}
 
 	// Test before saving: a wrong password is refused by docker-registry.
 	bad := url.Values{}
@@ -221,6 +221,9 @@ func TestRegistriesReplicationProxyCache(t *testing.T) {
 	_, body := b.get("/admin/registries")
 	if !strings.Contains(body, distURL) || strings.Contains(body, dist.Password) {
 		t.Errorf("registries page: listed %v, secret shown %v", strings.Contains(body, distURL), strings.Contains(body, dist.Password))
+	}
+	if strings.Contains(body, xss) || !strings.Contains(body, "&lt;script&gt;alert(&#34;xss&#34;)&lt;/script&gt;") {
+		t.Error("the registry's description is not escaped")
 	}
 	id := regexp.MustCompile(`action="/admin/registries/(\d+)"`).FindStringSubmatch(body)
 	if id == nil {

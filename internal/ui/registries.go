@@ -3,7 +3,6 @@ package ui
 import (
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/lading-dev/lading/internal/endpoint"
@@ -82,12 +81,13 @@ func (s *Server) adminPingRegistry(c *call) error {
 	return s.renderRegistries(c, http.StatusOK, data)
 }
 
-// pingResult is a test's answer as the page shows it.
+// pingOutcome is a test's answer as the page shows it.
 type pingOutcome struct {
 	OK      bool
 	Message string
 }
 
+// pingResult words a test of what: it works, or why not.
 func pingResult(what string, err error) pingOutcome {
 	if err != nil {
 		return pingOutcome{Message: what + ": " + err.Error()}
@@ -140,6 +140,3 @@ func (s *Server) registryNames(c *call) ([]replication.Registry, map[int64]strin
 	}
 	return list, names, nil
 }
-
-// itoa64 is strconv.FormatInt for templates' values.
-func itoa64(n int64) string { return strconv.FormatInt(n, 10) }

@@ -97,8 +97,7 @@ type Services struct {
 	Replication *replication.Service
 	// GC, when set, gives the Administration menu garbage collection.
 	GC *gc.Service
-	// LDAP, when set, gives the configuration page its LDAP test and the
-	// Administration menu user groups.
+	// LDAP, when set, gives the configuration page its LDAP test.
 	LDAP *ldap.Admin
 	// OIDC, when set, shows OIDC users their CLI secret in their profile.
 	OIDC *oidc.Service
