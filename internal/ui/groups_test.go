@@ -76,7 +76,7 @@ func TestLDAPTestAndGroups(t *testing.T) {
 		{"stored password", nil, true, "The LDAP server answered"},
 		{"typed password", map[string]string{"ldap_search_password": ldaptest.SearchPassword}, true, "The LDAP server answered"},
 		{"wrong password", map[string]string{"ldap_search_password": "wrong"}, false, "error: "},
-		{"plain port refused", map[string]string{"ldap_url": dir.URL + "x", "ldap_search_password": ldaptest.SearchPassword}, false, "error: "},
+		{"a port that is not one", map[string]string{"ldap_url": dir.URL + "x", "ldap_search_password": ldaptest.SearchPassword}, false, "error: "},
 		{"wrong base", map[string]string{"ldap_base_dn": "dc=nowhere,dc=org"}, false, "error: "},
 	}
 	for _, tt := range tests {
