@@ -300,7 +300,7 @@ func TestRegistriesReplicationProxyCache(t *testing.T) {
 		t.Fatalf("create proxy cache: %d %.1000s", st, loc)
 	}
 	p, err := srv.Core.Projects.Get(ctx, admin, project.Ref{Name: "cache"})
-	if err != nil || strings.TrimSpace(id[1]) != itoa(p.RegistryID) {
+	if err != nil || strings.TrimSpace(id[1]) != idText(p.RegistryID) {
 		t.Errorf("project cache: %+v %v", p, err)
 	}
 	_, body = b.get("/projects/cache")
@@ -488,7 +488,7 @@ var (
 	firstPage  = query.Page{Number: 1, Size: 100}
 )
 
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+func idText(n int64) string { return strconv.FormatInt(n, 10) }
 
 func mustInt(t *testing.T, s string) int64 {
 	t.Helper()
@@ -541,7 +541,7 @@ func TestReplicationStop(t *testing.T) {
 		t.Fatal(regs, err)
 	}
 	b.get("/admin/replication")
-	if st, body := b.post("/admin/replication", url.Values{"name": {"held"}, "mode": {"push"}, "registry": {itoa(regs[0].ID)}, "flatten": {"0"},
+	if st, body := b.post("/admin/replication", url.Values{"name": {"held"}, "mode": {"push"}, "registry": {idText(regs[0].ID)}, "flatten": {"0"},
 		"trigger": {"manual"}, "enabled": {"on"}, "override": {"on"}}); st != http.StatusSeeOther {
 		t.Fatalf("create policy: %d %.1000s", st, body)
 	}
@@ -549,7 +549,7 @@ func TestReplicationStop(t *testing.T) {
 	if err != nil || len(pols) != 1 {
 		t.Fatal(pols, err)
 	}
-	st, loc := b.post("/admin/replication/policies/"+itoa(pols[0].ID), url.Values{"action": {"run"}})
+	st, loc := b.post("/admin/replication/policies/"+idText(pols[0].ID), url.Values{"action": {"run"}})
 	if st != http.StatusSeeOther {
 		t.Fatalf("run: %d %s", st, loc)
 	}
