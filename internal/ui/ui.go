@@ -36,7 +36,8 @@
 //	/projects/{project}/r/{repository...}/-/{digest}[/{panel}]
 //	                                           an artifact; panels: packages,
 //	                                           vulnerabilities, sbom
-//	/admin/{page}                              users, robots, configuration, audit, jobs
+//	/admin/{page}                              users, groups, robots, registries, replication,
+//	                                           interrogation, gc, configuration, audit, jobs
 //	/static/{file}                             embedded assets
 package ui
 
@@ -56,11 +57,15 @@ import (
 	"github.com/lading-dev/lading/internal/artifact"
 	"github.com/lading-dev/lading/internal/audit"
 	"github.com/lading-dev/lading/internal/config"
+	"github.com/lading-dev/lading/internal/gc"
 	"github.com/lading-dev/lading/internal/identity"
+	"github.com/lading-dev/lading/internal/identity/ldap"
+	"github.com/lading-dev/lading/internal/identity/oidc"
 	"github.com/lading-dev/lading/internal/inspect"
 	"github.com/lading-dev/lading/internal/jobs"
 	"github.com/lading-dev/lading/internal/label"
 	"github.com/lading-dev/lading/internal/project"
+	"github.com/lading-dev/lading/internal/replication"
 	"github.com/lading-dev/lading/internal/webhook"
 )
 
@@ -87,6 +92,15 @@ type Services struct {
 	// Jobs, when set, gives the Administration menu the job service
 	// dashboard.
 	Jobs *jobs.Monitor
+	// Replication, when set, gives the Administration menu registries
+	// and replication, and the project form proxy caches.
+	Replication *replication.Service
+	// GC, when set, gives the Administration menu garbage collection.
+	GC *gc.Service
+	// LDAP, when set, gives the configuration page its LDAP test.
+	LDAP *ldap.Admin
+	// OIDC, when set, shows OIDC users their CLI secret in their profile.
+	OIDC *oidc.Service
 }
 
 // Options configure the UI.
@@ -108,6 +122,9 @@ type Server struct {
 	mux    *http.ServeMux
 	pages  *pages
 	static *static
+	// scanners is registry-side scanning's administration, plugged in
+	// after the UI is built (SetScanners).
+	scanners Scanners
 }
 
 // New returns the UI's handler.
@@ -267,6 +284,8 @@ func (s *Server) routes() {
 	s.handle("GET /admin/audit", s.adminAudit)
 	s.handle("GET /admin/jobs", s.adminJobs)
 	s.handle("POST /admin/jobs", s.adminJobQueue)
+
+	s.adminRoutes()
 
 	s.handle("/", func(c *call) error { return notFound("no page at " + c.r.URL.Path) })
 }
