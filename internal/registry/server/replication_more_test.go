@@ -6,9 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/artifact"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/replication"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/models"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/lading-dev/lading/internal/harbortest"
@@ -193,4 +195,90 @@ func TestReplicationCosignAccessories(t *testing.T) {
 	ref := dist.Host + "/library/signed@" + dgst
 	cosignVerify(t, env, cosign, pub, ref, false)
 	cosignVerify(t, env, cosign, pub, ref, true)
+}
+
+// TestReplicationEventDeleteToDistribution: two event-based policies push
+// to docker-registry, one with replicate_deletion. Pushes replicate on
+// their own; deleting the artifacts through Harbor's API deletes, at the
+// destination, only the one whose policy says so.
+func TestReplicationEventDeleteToDistribution(t *testing.T) {
+	ctx := context.Background()
+	dist := registrytest.Start(t, registrytest.None)
+	srv := loopbackServer(t)
+	reg := createRegistry(t, srv, "distribution", "docker-registry", "http://"+dist.Host, "", "")
+	withDeletion := createPolicy(t, srv, &models.ReplicationPolicy{
+		Name: "mirror-deletions", DestRegistry: &models.Registry{ID: reg}, ReplicateDeletion: true,
+		Filters: []*models.ReplicationFilter{{Type: "name", Value: "library/gone"}},
+		Trigger: &models.ReplicationTrigger{Type: "event_based"},
+	})
+	withoutDeletion := createPolicy(t, srv, &models.ReplicationPolicy{
+		Name: "keep-deletions", DestRegistry: &models.Registry{ID: reg},
+		Filters: []*models.ReplicationFilter{{Type: "name", Value: "library/kept"}},
+		Trigger: &models.ReplicationTrigger{Type: "event_based"},
+	})
+	executions := func(policy int64) []*models.ReplicationExecution {
+		t.Helper()
+		res, err := srv.Admin().Replication.ListReplicationExecutions(ctx, &replication.ListReplicationExecutionsParams{PolicyID: &policy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Payload
+	}
+	// waitAll waits until a policy has n executions, all ended, and
+	// returns them newest first.
+	waitAll := func(policy int64, n int) []*models.ReplicationExecution {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			got := executions(policy)
+			if len(got) == n {
+				for i, e := range got {
+					got[i] = waitExecution(t, srv, e.ID)
+				}
+				return got
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("policy %d has %d executions after 60s, want %d", policy, len(got), n)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	gone, kept := harbortest.Image(t), harbortest.Image(t)
+	for _, c := range []struct {
+		repo   string
+		img    v1.Image
+		policy int64
+	}{{"library/gone", gone, withDeletion}, {"library/kept", kept, withoutDeletion}} {
+		if err := srv.Push(ctx, c.img, c.repo, "v1", "admin", harbortest.AdminPassword); err != nil {
+			t.Fatal(err)
+		}
+		if ex := waitAll(c.policy, 1)[0]; ex.Status != "Succeed" || ex.Trigger != "event_based" {
+			_, logs := taskLogs(t, srv, ex.ID)
+			t.Fatalf("the push of %s replicated as %+v\n%s", c.repo, ex, logs)
+		}
+		if got := skopeoDigest(t, dist.Host+"/"+c.repo+":v1", ""); got != digestOf(t, c.img) {
+			t.Fatalf("after the push the destination's %s:v1 is %q, want %s", c.repo, got, digestOf(t, c.img))
+		}
+	}
+
+	for _, repo := range []string{"kept", "gone"} {
+		if _, err := srv.Admin().Artifact.DeleteArtifact(ctx, &artifact.DeleteArtifactParams{ProjectName: "library", RepositoryName: repo, Reference: "v1"}); err != nil {
+			t.Fatalf("deleting library/%s:v1: %v", repo, err)
+		}
+	}
+	ex := waitAll(withDeletion, 2)[0]
+	tasks, logs := taskLogs(t, srv, ex.ID)
+	if ex.Status != "Succeed" || len(tasks) != 1 || tasks[0].Operation != "deletion" {
+		t.Fatalf("the deletion replicated as %+v, tasks %+v\n%s", ex, tasks, logs)
+	}
+	if got := skopeoDigest(t, dist.Host+"/library/gone@"+digestOf(t, gone), ""); got != "" {
+		t.Errorf("the destination still has library/gone@%s after its deletion was replicated:\n%s", digestOf(t, gone), logs)
+	}
+	if got := executions(withoutDeletion); len(got) != 1 {
+		t.Errorf("a policy without replicate_deletion ran on a deletion: %+v", got)
+	}
+	if got := skopeoDigest(t, dist.Host+"/library/kept:v1", ""); got != digestOf(t, kept) {
+		t.Errorf("the destination's library/kept:v1 is %q after a deletion its policy does not replicate, want %s", got, digestOf(t, kept))
+	}
 }
