@@ -147,15 +147,39 @@ func stderrText(err error) string {
 // complete fails the test unless skopeo can copy every tag docker-registry
 // lists, with all its platforms and blobs (each verified against its
 // digest): the destination holds no manifest whose content is missing.
-func complete(t *testing.T, skopeo, host string) map[string]string {
+func complete(t *testing.T, skopeo string, d destinationRegistry) map[string]string {
 	t.Helper()
+	host := d.host
+	creds := []string{"--src-no-creds"}
+	inspectCreds := []string{"--no-creds"}
+	if d.user != "" {
+		creds = []string{"--src-creds", d.user + ":" + d.password}
+		inspectCreds = []string{"--creds", d.user + ":" + d.password}
+	}
+	// get decodes the answer to GET path into v; a 404 leaves v alone
+	// (docker-registry lists in its catalog a repository that holds
+	// blobs but no tag yet, and answers 404 for its tags).
 	get := func(path string, v any) {
 		t.Helper()
-		resp, err := http.Get("http://" + host + path)
+		req, err := http.NewRequest(http.MethodGet, "http://"+host+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.user != "" {
+			req.SetBasicAuth(d.user, d.password)
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusNotFound {
+			return
+		}
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("GET %s: %s %s", path, resp.Status, b)
+		}
 		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 			t.Fatalf("GET %s: %v", path, err)
 		}
@@ -169,19 +193,26 @@ func complete(t *testing.T, skopeo, host string) map[string]string {
 		for _, tag := range tl.Tags {
 			ref := "docker://" + host + "/" + repo + ":" + tag
 			dir := t.TempDir()
-			cmd := exec.Command(skopeo, "copy", "--all", "--src-tls-verify=false", "--src-no-creds", ref, "dir:"+dir)
+			cmd := exec.Command(skopeo, append(append([]string{"copy", "--all", "--src-tls-verify=false"}, creds...), ref, "dir:"+dir)...)
 			if b, err := cmd.CombinedOutput(); err != nil {
 				t.Errorf("the destination's %s:%s cannot be read whole: %v\n%s", repo, tag, err, b)
 				continue
 			}
-			out[repo+":"+tag] = rawDigest(t, skopeo, "--tls-verify=false", "--no-creds", ref)
+			out[repo+":"+tag] = rawDigest(t, skopeo, append(append([]string{"--tls-verify=false"}, inspectCreds...), ref)...)
 		}
 	}
 	return out
 }
 
+// destinationRegistry is where a replication goes: its host and an
+// administrator's credentials ("" for none).
+type destinationRegistry struct {
+	typ, host, user, password string
+}
+
 // TestServeKillMidReplication replicates corpus images from a real
-// `lading serve` to Debian's docker-registry, kills lading with SIGKILL
+// `lading serve` to Debian's docker-registry and to a second `lading
+// serve`, kills lading with SIGKILL
 // while blob uploads are in flight, checks that the destination holds no
 // half-written artifact, starts lading again on the same root and checks
 // that the execution resumes and succeeds: every image arrived with the
@@ -190,8 +221,31 @@ func complete(t *testing.T, skopeo, host string) map[string]string {
 // what had arrived was found there and not sent again).
 func TestServeKillMidReplication(t *testing.T) {
 	if testing.Short() {
-		t.Skip("replicates the corpus through two lading serve processes; skipped with -short")
+		t.Skip("replicates the corpus through lading serve processes; skipped with -short")
 	}
+	t.Run("docker-registry", func(t *testing.T) {
+		dist := registrytest.Start(t, registrytest.None)
+		killMidReplication(t, destinationRegistry{typ: "docker-registry", host: dist.Host})
+	})
+	t.Run("lading", func(t *testing.T) {
+		dst := startServe(t, t.TempDir(), "--config", serveConfig(t))
+		killMidReplication(t, destinationRegistry{typ: "harbor", host: strings.TrimPrefix(dst.base, "http://"), user: "admin", password: serveAdminPassword})
+	})
+}
+
+const serveAdminPassword = "Harbor12345"
+
+// serveConfig writes a lading serve configuration for the replication
+// tests: outbound to loopback allowed, short job leases.
+func serveConfig(t *testing.T) string {
+	cfg := filepath.Join(t.TempDir(), "serve.yaml")
+	if err := os.WriteFile(cfg, []byte("auth: {admin_password: "+serveAdminPassword+"}\noutbound: {allow: [127.0.0.0/8]}\njobs: {lease: 3s, poll: 100ms}\nlog: {access: false}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func killMidReplication(t *testing.T, dst destinationRegistry) {
 	skopeo := testenv.Tool(t, "skopeo", "skopeo")
 	images := []corpusReplica{
 		{file: "alpine-3.10.oci.tar", tag: "3.10", repo: "library/alpine-3.10"},
@@ -204,15 +258,11 @@ func TestServeKillMidReplication(t *testing.T) {
 	for i := range images {
 		images[i].file = corpustest.Image(t, images[i].file)
 	}
-	dist := registrytest.Start(t, registrytest.None)
-	front := newArrivals(t, dist.Host, 2)
+	front := newArrivals(t, dst.host, 2)
 
-	const admin = "Harbor12345"
+	const admin = serveAdminPassword
 	root := t.TempDir()
-	cfg := filepath.Join(root, "serve.yaml")
-	if err := os.WriteFile(cfg, []byte("auth: {admin_password: "+admin+"}\noutbound: {allow: [127.0.0.0/8]}\njobs: {lease: 3s, poll: 100ms}\nlog: {access: false}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := serveConfig(t)
 	first := startServe(t, root, "--config", cfg)
 	host := strings.TrimPrefix(first.base, "http://")
 	for i, im := range images {
@@ -250,7 +300,11 @@ func TestServeKillMidReplication(t *testing.T) {
 		_, h := api(base, http.MethodPost, path, body, http.StatusCreated)
 		return filepath.Base(h.Get("Location"))
 	}
-	reg := created(first.base, "/registries", fmt.Sprintf(`{"name":"distribution","type":"docker-registry","url":%q,"insecure":true}`, front.URL))
+	credential := ""
+	if dst.user != "" {
+		credential = fmt.Sprintf(`,"credential":{"type":"basic","access_key":%q,"access_secret":%q}`, dst.user, dst.password)
+	}
+	reg := created(first.base, "/registries", fmt.Sprintf(`{"name":"destination","type":%q,"url":%q,"insecure":true%s}`, dst.typ, front.URL, credential))
 	policy := created(first.base, "/replication/policies", `{"name":"corpus","enabled":true,"dest_registry":{"id":`+reg+`},
 		"filters":[{"type":"name","value":"library/**"}],"trigger":{"type":"manual"}}`)
 	front.armed.Store(true)
@@ -269,7 +323,7 @@ func TestServeKillMidReplication(t *testing.T) {
 	<-first.done
 	blobs, manifests, _ := front.counts()
 	t.Logf("killed lading with %d blob commits in flight; %d blobs and %d manifests had arrived", front.held.Load(), blobs, manifests)
-	atKill := complete(t, skopeo, dist.Host)
+	atKill := complete(t, skopeo, dst)
 	t.Logf("the destination's tags at the kill, each whole: %v", atKill)
 	for _, im := range images {
 		if d, ok := atKill[im.repo+":"+im.tag]; ok && d != im.digest {
@@ -310,7 +364,7 @@ func TestServeKillMidReplication(t *testing.T) {
 		t.Errorf("no task ran a second attempt after the kill:\n%s", logs.String())
 	}
 
-	got := complete(t, skopeo, dist.Host)
+	got := complete(t, skopeo, dst)
 	for _, im := range images {
 		if d := got[im.repo+":"+im.tag]; d != im.digest {
 			t.Errorf("the destination's %s:%s is %q, want %s (the OCI tar's)", im.repo, im.tag, d, im.digest)
