@@ -95,7 +95,8 @@ type Registry interface {
 	// event-based replication) that user deleted, through the API, the
 	// artifact dgst of repo (tag "") or its tag: as a deletion through
 	// the registry API does. The accessories and index children that
-	// go with an artifact are not told apart, as Harbor does not.
+	// go with an artifact are not told apart, as Harbor does not; a
+	// repository's deletion is told as its artifacts' deletions.
 	Deleted(ctx context.Context, repo, dgst, mediaType, tag, user string)
 	// DeleteRepository deletes every manifest and tag of repo.
 	DeleteRepository(ctx context.Context, repo string) error

@@ -8,6 +8,7 @@ import (
 
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/artifact"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/replication"
+	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/repository"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/models"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -200,7 +201,8 @@ func TestReplicationCosignAccessories(t *testing.T) {
 // TestReplicationEventDeleteToDistribution: two event-based policies push
 // to docker-registry, one with replicate_deletion. Pushes replicate on
 // their own; deleting the artifacts through Harbor's API deletes, at the
-// destination, only the one whose policy says so.
+// destination, only the one whose policy says so; so does deleting a
+// repository.
 func TestReplicationEventDeleteToDistribution(t *testing.T) {
 	ctx := context.Background()
 	dist := registrytest.Start(t, registrytest.None)
@@ -208,7 +210,7 @@ func TestReplicationEventDeleteToDistribution(t *testing.T) {
 	reg := createRegistry(t, srv, "distribution", "docker-registry", "http://"+dist.Host, "", "")
 	withDeletion := createPolicy(t, srv, &models.ReplicationPolicy{
 		Name: "mirror-deletions", DestRegistry: &models.Registry{ID: reg}, ReplicateDeletion: true,
-		Filters: []*models.ReplicationFilter{{Type: "name", Value: "library/gone"}},
+		Filters: []*models.ReplicationFilter{{Type: "name", Value: "library/gone{,-repo}"}},
 		Trigger: &models.ReplicationTrigger{Type: "event_based"},
 	})
 	withoutDeletion := createPolicy(t, srv, &models.ReplicationPolicy{
@@ -244,16 +246,17 @@ func TestReplicationEventDeleteToDistribution(t *testing.T) {
 		}
 	}
 
-	gone, kept := harbortest.Image(t), harbortest.Image(t)
+	gone, kept, goneRepo := harbortest.Image(t), harbortest.Image(t), harbortest.Image(t)
 	for _, c := range []struct {
 		repo   string
 		img    v1.Image
 		policy int64
-	}{{"library/gone", gone, withDeletion}, {"library/kept", kept, withoutDeletion}} {
+		n      int
+	}{{"library/gone", gone, withDeletion, 1}, {"library/kept", kept, withoutDeletion, 1}, {"library/gone-repo", goneRepo, withDeletion, 2}} {
 		if err := srv.Push(ctx, c.img, c.repo, "v1", "admin", harbortest.AdminPassword); err != nil {
 			t.Fatal(err)
 		}
-		if ex := waitAll(c.policy, 1)[0]; ex.Status != "Succeed" || ex.Trigger != "event_based" {
+		if ex := waitAll(c.policy, c.n)[0]; ex.Status != "Succeed" || ex.Trigger != "event_based" {
 			_, logs := taskLogs(t, srv, ex.ID)
 			t.Fatalf("the push of %s replicated as %+v\n%s", c.repo, ex, logs)
 		}
@@ -267,13 +270,20 @@ func TestReplicationEventDeleteToDistribution(t *testing.T) {
 			t.Fatalf("deleting library/%s:v1: %v", repo, err)
 		}
 	}
-	ex := waitAll(withDeletion, 2)[0]
-	tasks, logs := taskLogs(t, srv, ex.ID)
-	if ex.Status != "Succeed" || len(tasks) != 1 || tasks[0].Operation != "deletion" {
-		t.Fatalf("the deletion replicated as %+v, tasks %+v\n%s", ex, tasks, logs)
+	// A repository's deletion is its artifacts' deletions.
+	if _, err := srv.Admin().Repository.DeleteRepository(ctx, &repository.DeleteRepositoryParams{ProjectName: "library", RepositoryName: "gone-repo"}); err != nil {
+		t.Fatalf("deleting library/gone-repo: %v", err)
 	}
-	if got := skopeoDigest(t, dist.Host+"/library/gone@"+digestOf(t, gone), ""); got != "" {
-		t.Errorf("the destination still has library/gone@%s after its deletion was replicated:\n%s", digestOf(t, gone), logs)
+	for _, ex := range waitAll(withDeletion, 4)[:2] {
+		tasks, logs := taskLogs(t, srv, ex.ID)
+		if ex.Status != "Succeed" || len(tasks) != 1 || tasks[0].Operation != "deletion" {
+			t.Fatalf("a deletion replicated as %+v, tasks %+v\n%s", ex, tasks, logs)
+		}
+	}
+	for _, c := range []struct{ repo, dgst string }{{"library/gone", digestOf(t, gone)}, {"library/gone-repo", digestOf(t, goneRepo)}} {
+		if got := skopeoDigest(t, dist.Host+"/"+c.repo+"@"+c.dgst, ""); got != "" {
+			t.Errorf("the destination still has %s@%s after its deletion was replicated", c.repo, c.dgst)
+		}
 	}
 	if got := executions(withoutDeletion); len(got) != 1 {
 		t.Errorf("a policy without replicate_deletion ran on a deletion: %+v", got)
