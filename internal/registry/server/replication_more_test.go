@@ -202,7 +202,8 @@ func TestReplicationCosignAccessories(t *testing.T) {
 // to docker-registry, one with replicate_deletion. Pushes replicate on
 // their own; deleting the artifacts through Harbor's API deletes, at the
 // destination, only the one whose policy says so; so does deleting a
-// repository.
+// repository, and deleting a tag (docker-registry cannot delete tags:
+// the manifest goes, as with Harbor).
 func TestReplicationEventDeleteToDistribution(t *testing.T) {
 	ctx := context.Background()
 	dist := registrytest.Start(t, registrytest.None)
@@ -210,7 +211,7 @@ func TestReplicationEventDeleteToDistribution(t *testing.T) {
 	reg := createRegistry(t, srv, "distribution", "docker-registry", "http://"+dist.Host, "", "")
 	withDeletion := createPolicy(t, srv, &models.ReplicationPolicy{
 		Name: "mirror-deletions", DestRegistry: &models.Registry{ID: reg}, ReplicateDeletion: true,
-		Filters: []*models.ReplicationFilter{{Type: "name", Value: "library/gone{,-repo}"}},
+		Filters: []*models.ReplicationFilter{{Type: "name", Value: "library/gone{,-repo,-tag}"}},
 		Trigger: &models.ReplicationTrigger{Type: "event_based"},
 	})
 	withoutDeletion := createPolicy(t, srv, &models.ReplicationPolicy{
@@ -246,13 +247,13 @@ func TestReplicationEventDeleteToDistribution(t *testing.T) {
 		}
 	}
 
-	gone, kept, goneRepo := harbortest.Image(t), harbortest.Image(t), harbortest.Image(t)
+	gone, kept, goneRepo, goneTag := harbortest.Image(t), harbortest.Image(t), harbortest.Image(t), harbortest.Image(t)
 	for _, c := range []struct {
 		repo   string
 		img    v1.Image
 		policy int64
 		n      int
-	}{{"library/gone", gone, withDeletion, 1}, {"library/kept", kept, withoutDeletion, 1}, {"library/gone-repo", goneRepo, withDeletion, 2}} {
+	}{{"library/gone", gone, withDeletion, 1}, {"library/kept", kept, withoutDeletion, 1}, {"library/gone-repo", goneRepo, withDeletion, 2}, {"library/gone-tag", goneTag, withDeletion, 3}} {
 		if err := srv.Push(ctx, c.img, c.repo, "v1", "admin", harbortest.AdminPassword); err != nil {
 			t.Fatal(err)
 		}
@@ -274,13 +275,22 @@ func TestReplicationEventDeleteToDistribution(t *testing.T) {
 	if _, err := srv.Admin().Repository.DeleteRepository(ctx, &repository.DeleteRepositoryParams{ProjectName: "library", RepositoryName: "gone-repo"}); err != nil {
 		t.Fatalf("deleting library/gone-repo: %v", err)
 	}
-	for _, ex := range waitAll(withDeletion, 4)[:2] {
+	// A tag's deletion: docker-registry cannot delete tags (it answers
+	// 400), so the manifest the tag names goes, as Harbor does.
+	if _, err := srv.Admin().Artifact.DeleteTag(ctx, &artifact.DeleteTagParams{ProjectName: "library", RepositoryName: "gone-tag", Reference: "v1", TagName: "v1"}); err != nil {
+		t.Fatalf("deleting the tag library/gone-tag:v1: %v", err)
+	}
+	deletions := waitAll(withDeletion, 6)[:3]
+	if _, logs := taskLogs(t, srv, deletions[0].ID); !strings.Contains(logs, "cannot delete a tag: deleting the manifest it names") {
+		t.Errorf("the tag deletion's log does not say the manifest was deleted instead:\n%s", logs)
+	}
+	for _, ex := range deletions {
 		tasks, logs := taskLogs(t, srv, ex.ID)
 		if ex.Status != "Succeed" || len(tasks) != 1 || tasks[0].Operation != "deletion" {
 			t.Fatalf("a deletion replicated as %+v, tasks %+v\n%s", ex, tasks, logs)
 		}
 	}
-	for _, c := range []struct{ repo, dgst string }{{"library/gone", digestOf(t, gone)}, {"library/gone-repo", digestOf(t, goneRepo)}} {
+	for _, c := range []struct{ repo, dgst string }{{"library/gone", digestOf(t, gone)}, {"library/gone-repo", digestOf(t, goneRepo)}, {"library/gone-tag", digestOf(t, goneTag)}} {
 		if got := skopeoDigest(t, dist.Host+"/"+c.repo+"@"+c.dgst, ""); got != "" {
 			t.Errorf("the destination still has %s@%s after its deletion was replicated", c.repo, c.dgst)
 		}
