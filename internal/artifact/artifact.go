@@ -91,6 +91,13 @@ type Registry interface {
 	PutTag(ctx context.Context, repo, tag, dgst string) error
 	// DeleteTag deletes a tag.
 	DeleteTag(ctx context.Context, repo, tag string) error
+	// Deleted tells those who follow the registry's changes (webhooks,
+	// event-based replication) that user deleted, through the API, the
+	// artifact dgst of repo (tag "") or its tag: as a deletion through
+	// the registry API does. The accessories and index children that
+	// go with an artifact are not told apart, as Harbor does not; a
+	// repository's deletion is told as its artifacts' deletions.
+	Deleted(ctx context.Context, repo, dgst, mediaType, tag, user string)
 	// DeleteRepository deletes every manifest and tag of repo.
 	DeleteRepository(ctx context.Context, repo string) error
 	// Copy copies the manifest ref (a digest or a tag) of src, and what

@@ -329,6 +329,7 @@ func (s *Service) DeleteArtifact(ctx context.Context, who access.Subject, ref pr
 			return err
 		}
 	}
+	s.registry.Deleted(ctx, repo.Name, a.Digest, a.ManifestMediaType, "", who.Name)
 	return nil
 }
 
@@ -504,5 +505,9 @@ func (s *Service) DeleteTag(ctx context.Context, who access.Subject, ref project
 	if err := s.check(ctx, repo.Name, []string{tag}); err != nil {
 		return err
 	}
-	return s.registry.DeleteTag(ctx, repo.Name, tag)
+	if err := s.registry.DeleteTag(ctx, repo.Name, tag); err != nil {
+		return err
+	}
+	s.registry.Deleted(ctx, repo.Name, a.Digest, a.ManifestMediaType, tag, who.Name)
+	return nil
 }

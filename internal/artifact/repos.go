@@ -168,7 +168,41 @@ func (s *Service) DeleteRepository(ctx context.Context, who access.Subject, ref 
 			return err
 		}
 	}
-	return s.registry.DeleteRepository(ctx, r.Name)
+	roots, err := s.roots(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	if err := s.registry.DeleteRepository(ctx, r.Name); err != nil {
+		return err
+	}
+	for _, a := range roots {
+		s.registry.Deleted(ctx, r.Name, a.Digest, a.ManifestMediaType, "", who.Name)
+	}
+	return nil
+}
+
+// roots lists a repository's artifacts that stand on their own: neither
+// the accessory of another (a subject or cosign's tag) nor the child of
+// an index. Deleting the repository is told as their deletions.
+func (s *Service) roots(ctx context.Context, repoID int64) ([]Artifact, error) {
+	rows, err := s.db.Query(ctx, `SELECT a.digest, a.manifest_media_type FROM artifacts a
+		WHERE a.repository_id = ? AND a.subject = ''
+		AND NOT EXISTS (SELECT 1 FROM artifact_accessories x WHERE x.artifact_id = a.id)
+		AND NOT EXISTS (SELECT 1 FROM artifacts p WHERE p.repository_id = a.repository_id AND p.refs LIKE '%"' || a.digest || '"%')
+		ORDER BY a.id`, repoID)
+	if err != nil {
+		return nil, s.db.Wrap("repository artifacts", err)
+	}
+	defer rows.Close()
+	var out []Artifact
+	for rows.Next() {
+		var a Artifact
+		if err := rows.Scan(&a.Digest, &a.ManifestMediaType); err != nil {
+			return nil, s.db.Wrap("repository artifacts", err)
+		}
+		out = append(out, a)
+	}
+	return out, s.db.Wrap("repository artifacts", rows.Err())
 }
 
 // RepositoryCounts implements project.Contents.

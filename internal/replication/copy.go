@@ -355,6 +355,9 @@ func (s *Service) deleteTask(ctx context.Context, j *jobs.Job, a taskArgs, dst s
 		}
 		for _, ref := range refs {
 			err := dst.delete(ctx, a.DstRepo, ref)
+			if ref != art.Digest && errdefs.IsInvalidArgument(err) {
+				err = s.deleteTagged(ctx, j, dst, a.DstRepo, ref, art.Digest, err)
+			}
 			switch {
 			case errdefs.IsNotFound(err):
 				j.Log.Info("already absent at the destination", "repository", a.DstRepo, "reference", ref)
@@ -366,6 +369,24 @@ func (s *Service) deleteTask(ctx context.Context, j *jobs.Job, a taskArgs, dst s
 		}
 	}
 	return nil
+}
+
+// deleteTagged is the deletion of a tag at a destination that refused
+// it (Distribution 2.x answers 400 DIGEST_INVALID: the distribution spec
+// made deleting tags optional). As Harbor does, the manifest the tag
+// names is deleted, with its other tags there, but only while the tag
+// still names the artifact deleted in lading; otherwise the refusal
+// stands.
+func (s *Service) deleteTagged(ctx context.Context, j *jobs.Job, dst side, repo, tag, dgst string, refused error) error {
+	d, err := dst.head(ctx, repo, tag)
+	if err != nil {
+		return err
+	}
+	if d != dgst {
+		return fmt.Errorf("%w (the tag names %s there, not %s: left alone)", refused, d, dgst)
+	}
+	j.Log.Warn("the destination cannot delete a tag: deleting the manifest it names, as Harbor does", "repository", repo, "tag", tag, "digest", dgst, "refusal", refused.Error())
+	return dst.delete(ctx, repo, dgst)
 }
 
 // mounter finds, for a push-based task, a destination repository that

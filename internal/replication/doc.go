@@ -41,7 +41,12 @@
 // A task runs at least once (package jobs): a lading killed mid-copy
 // loses its lease and the task runs again, finding what the first attempt
 // sent (HEAD) and sending only the rest, so nothing is sent twice that
-// arrived and nothing is half written. Stop ends an execution's pending
+// arrived and nothing is half written.
+//
+// A deletion task deletes by digest, or by tag for a tag deleted in
+// lading; a destination that refuses to delete tags (Distribution 2.x)
+// loses, as with Harbor, the manifest the tag names, but only while that
+// tag still names the artifact deleted in lading. Stop ends an execution's pending
 // and running tasks. When a task ends, a REPLICATION webhook event is
 // raised in the project it concerns.
 //

@@ -308,8 +308,9 @@ func (h *hooks) RepositoryDeleted(ctx context.Context, tx *sqldb.Tx, repo string
 // content implements artifact.Registry over the metadata store and the
 // registry.
 type content struct {
-	meta *meta.SQL
-	reg  *registry.Registry
+	meta   *meta.SQL
+	reg    *registry.Registry
+	events registry.Events
 }
 
 var _ artifact.Registry = content{}
@@ -324,6 +325,14 @@ func (c content) PutTag(ctx context.Context, repo, tag, dgst string) error {
 
 func (c content) DeleteTag(ctx context.Context, repo, tag string) error {
 	return c.meta.DeleteTag(ctx, repo, tag)
+}
+
+func (c content) Deleted(ctx context.Context, repo, dgst, mediaType, tag, user string) {
+	ev := registry.Event{Repository: repo, Digest: dgst, MediaType: mediaType, User: user}
+	if tag != "" {
+		ev.Tags = []string{tag}
+	}
+	c.events.Deleted(ctx, ev)
 }
 
 func (c content) DeleteRepository(ctx context.Context, repo string) error {

@@ -256,13 +256,14 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 		c.Close()
 		return err
 	}
+	ev := events{core: c, also: o.Events, host: externalHost(cfg)}
 	opts := []registry.Option{
 		registry.WithLogger(s.log),
 		registry.WithLimits(registry.Limits{
 			MaxManifestSize: cfg.Limits.MaxManifestSize,
 			IdleTimeout:     deref(cfg.Limits.IdleTimeout),
 		}),
-		registry.WithEvents(events{core: c, also: o.Events, host: externalHost(cfg)}),
+		registry.WithEvents(ev),
 		registry.WithUpstreams(upstreams{p: c.Proxy}),
 	}
 	if !noAuth {
@@ -284,7 +285,7 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 	}
 	s.Registry = registry.New(s.Driver, s.Meta, opts...)
 	s.Collector = registry.NewCollector(s.Driver, s.Meta, opts...)
-	c.SetRegistry(content{meta: s.Meta, reg: s.Registry})
+	c.SetRegistry(content{meta: s.Meta, reg: s.Registry, events: ev})
 	c.Replication.SetLocal(local{reg: s.Registry, meta: s.Meta, core: c})
 	c.Jobs.Register(proxycache.Definition(completeCache(s.Registry)))
 	c.SetCollector(collector{s})

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/artifact"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/quota"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/webhook"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/models"
@@ -122,6 +123,19 @@ func TestRegistryWebhooks(t *testing.T) {
 	resp.Body.Close()
 	if del := recv.next(t, "DELETE_ARTIFACT"); del.payload.EventData.Resources[0].Tag != dgst.String() {
 		t.Errorf("delete payload: %s", del.raw)
+	}
+	// So does a deletion through Harbor's API.
+	img2 := harbortest.Image(t)
+	if err := srv.Push(ctx, img2, "library/app", "v2", "admin", harbortest.AdminPassword); err != nil {
+		t.Fatal(err)
+	}
+	recv.next(t, "PUSH_ARTIFACT")
+	if _, err := srv.Admin().Artifact.DeleteArtifact(ctx, artifact.NewDeleteArtifactParams().WithProjectName("library").WithRepositoryName("app").WithReference("v2")); err != nil {
+		t.Fatal(err)
+	}
+	dgst2, _ := img2.Digest()
+	if del := recv.next(t, "DELETE_ARTIFACT"); del.payload.Operator != "admin" || del.payload.EventData.Resources[0].Digest != dgst2.String() {
+		t.Errorf("payload of a deletion through the API: %s", del.raw)
 	}
 
 	// A quota of a few bytes: the next push is refused (QUOTA_EXCEED).
