@@ -264,18 +264,24 @@ func (s *session) submit(fields map[string]string, button, waitFor string) {
 // alpineDB builds a vulnerability database from the corpus feeds the
 // alpine-3.20-app image needs (Alpine's secdb, npm, Go).
 func alpineDB(t *testing.T) *vulndb.DB {
+	db, err := vulndb.Open(alpineDBFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// alpineDBFile builds, in a file of the test's own, the vulnerability
+// database of alpineDB.
+func alpineDBFile(t *testing.T) string {
 	feeds := filepath.Join(corpustest.Dir(t), "feeds")
 	path := filepath.Join(t.TempDir(), vulndb.FileName)
 	if _, err := feed.Build(context.Background(), nil, path, []string{
 		filepath.Join(feeds, "alpine-secdb"), filepath.Join(feeds, "npm"), filepath.Join(feeds, "osv", "Go.zip")}); err != nil {
 		t.Fatal(err)
 	}
-	db, err := vulndb.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return path
 }
 
 // TestBrowser drives the UI in headless chromium as its users would: the

@@ -31,7 +31,8 @@
 //	/login, /logout, /profile
 //	/projects                                  list, search, create
 //	/projects/{project}[/{tab}]                summary, repositories, members, robots,
-//	                                           policies, webhooks, logs
+//	                                           policies, immutability, retention,
+//	                                           labels, webhooks, logs
 //	/projects/{project}/r/{repository...}      a repository and its artifacts
 //	/projects/{project}/r/{repository...}/-/{digest}[/{panel}]
 //	                                           an artifact; panels: packages,
@@ -57,10 +58,13 @@ import (
 	"github.com/lading-dev/lading/internal/audit"
 	"github.com/lading-dev/lading/internal/config"
 	"github.com/lading-dev/lading/internal/identity"
+	"github.com/lading-dev/lading/internal/immutable"
 	"github.com/lading-dev/lading/internal/inspect"
 	"github.com/lading-dev/lading/internal/jobs"
 	"github.com/lading-dev/lading/internal/label"
 	"github.com/lading-dev/lading/internal/project"
+	"github.com/lading-dev/lading/internal/retention"
+	"github.com/lading-dev/lading/internal/scanning/scanapi"
 	"github.com/lading-dev/lading/internal/webhook"
 )
 
@@ -87,6 +91,10 @@ type Services struct {
 	// Jobs, when set, gives the Administration menu the job service
 	// dashboard.
 	Jobs *jobs.Monitor
+	// Immutable and Retention, when set, give projects their
+	// immutability and retention tabs (lifecycle.go, retention.go).
+	Immutable *immutable.Service
+	Retention *retention.Service
 }
 
 // Options configure the UI.
@@ -108,6 +116,8 @@ type Server struct {
 	mux    *http.ServeMux
 	pages  *pages
 	static *static
+	// scans is registry-side scanning, once plugged in (SetScanning).
+	scans scanapi.Service
 }
 
 // New returns the UI's handler.
@@ -267,6 +277,8 @@ func (s *Server) routes() {
 	s.handle("GET /admin/audit", s.adminAudit)
 	s.handle("GET /admin/jobs", s.adminJobs)
 	s.handle("POST /admin/jobs", s.adminJobQueue)
+
+	s.projectRoutes()
 
 	s.handle("/", func(c *call) error { return notFound("no page at " + c.r.URL.Path) })
 }

@@ -104,6 +104,9 @@ func (s *Server) SetScanning(sc Scanning) {
 		s.gate.scanning = sc
 	}
 	s.Core.SetScanning(sc)
+	if s.UI != nil {
+		s.UI.SetScanning(sc)
+	}
 }
 
 // ExternalURL is how clients (and external scanners) name the registry:
@@ -293,7 +296,8 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 	s.Inspect = inspect.New(c.Artifacts, c.Projects, stored{meta: s.Meta, driver: s.Driver}, o.Analyzer)
 	if !o.NoUI {
 		s.UI, err = ui.New(ui.Services{Permissions: c.Access, Identity: c.Identity, Projects: c.Projects, Artifacts: c.Artifacts,
-			Audit: c.Audit, Settings: c.Settings, Inspect: s.Inspect, Webhooks: c.Webhooks, Jobs: jobs.NewMonitor(c.Jobs, c.Access), Labels: c.Labels}, ui.Options{Log: s.log, Version: o.Version, NoAuth: noAuth})
+			Audit: c.Audit, Settings: c.Settings, Inspect: s.Inspect, Webhooks: c.Webhooks, Jobs: jobs.NewMonitor(c.Jobs, c.Access), Labels: c.Labels,
+			Immutable: c.Immutable, Retention: c.Retention}, ui.Options{Log: s.log, Version: o.Version, NoAuth: noAuth})
 		if err != nil {
 			c.Close()
 			return err
