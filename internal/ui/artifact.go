@@ -62,6 +62,11 @@ func (s *Server) artifactPage(c *call, t target) error {
 		case err != nil && !errors.Is(err, errdefs.ErrUnsupported):
 			return err
 		default:
+			if !an.Scanned {
+				if err := s.registryFindings(c, t, d.Digest, &an); err != nil {
+					return err
+				}
+			}
 			data["Analysis"] = analysisView(an, d.Image, c.r.URL.Query(), t.Panel)
 		}
 	}

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -8,7 +9,9 @@ import (
 
 	"github.com/lading-dev/lading/internal/artifact"
 	"github.com/lading-dev/lading/internal/errdefs"
+	"github.com/lading-dev/lading/internal/inspect"
 	"github.com/lading-dev/lading/internal/project"
+	"github.com/lading-dev/lading/internal/scanning/adapter"
 	"github.com/lading-dev/lading/internal/scanning/scanapi"
 )
 
@@ -79,6 +82,68 @@ func (s *Server) scanAction(c *call, t target, action string) (string, error) {
 		return "Scan of " + shortDigest(a.Digest) + " started.", s.scans.Scan(c.ctx, c.who, a, scanapi.TypeVulnerability)
 	}
 	return "Scan of " + shortDigest(a.Digest) + " stopping.", s.scans.StopScan(c.ctx, c.who, a, scanapi.TypeVulnerability)
+}
+
+// registryFindings fills an analysis made without a vulnerability scan
+// with the findings of the artifact's registry-side scan (the Scan
+// button's), when it has one: each finding keeps the layer the scan
+// names, else that of its package in the analysis.
+func (s *Server) registryFindings(c *call, t target, dgst string, an *inspect.Analysis) error {
+	if s.scans == nil {
+		return nil
+	}
+	a, err := s.svc.Artifacts.Artifact(c.ctx, c.who, t.ref(), t.Repo, dgst)
+	if err != nil {
+		return err
+	}
+	reports, err := s.scans.Vulnerabilities(c.ctx, c.who, a, nil)
+	if errors.Is(err, errdefs.ErrDenied) || errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	layers := map[[2]string]int{}
+	for _, p := range an.Packages {
+		layers[[2]string{p.Name, p.Version}] = p.Layer
+	}
+	for _, raw := range reports {
+		var r adapter.VulnerabilityReport
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return fmt.Errorf("ui: reading the scan report of %s: %w", dgst, err)
+		}
+		an.Scanned, an.ScannedAt, an.Database = true, r.GeneratedAt, r.Scanner.Name+" "+r.Scanner.Version+" (registry scan)"
+		for _, v := range r.Vulnerabilities {
+			f := inspect.Vulnerability{ID: v.ID, Severity: strings.ToUpper(v.Severity), Package: v.Package, InstalledVersion: v.Version,
+				FixedVersion: v.FixVersion, Description: v.Description, Title: firstLine(v.Description), Layer: -1}
+			if l, ok := layers[[2]string{v.Package, v.Version}]; ok {
+				f.Layer = l
+			}
+			if v.Layer != nil {
+				f.Layer = v.Layer.Index
+			}
+			if len(v.Links) > 0 && (strings.HasPrefix(v.Links[0], "https://") || strings.HasPrefix(v.Links[0], "http://")) {
+				f.URL = v.Links[0]
+			}
+			if p := v.PreferredCVSS; p != nil && p.ScoreV3 != nil {
+				f.Score = *p.ScoreV3
+			}
+			if f.FixedVersion == "" {
+				f.Status = "affected"
+			}
+			an.Vulnerabilities = append(an.Vulnerabilities, f)
+		}
+	}
+	return nil
+}
+
+// firstLine is a description's first line, cut to a title's length.
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	if r := []rune(s); len(r) > 160 {
+		return string(r[:160]) + "…"
+	}
+	return s
 }
 
 // allowlistView is a project's CVE allowlist in the policies form.
