@@ -33,6 +33,12 @@
 //	/projects/{project}[/{tab}]                summary, repositories, members, robots,
 //	                                           policies, immutability, retention,
 //	                                           labels, webhooks, logs
+//	/projects/{project}/immutability[/{id}]     POST: create; enable, disable, delete
+//	/projects/{project}/labels[/{id}]           POST: create; update, delete
+//	/projects/{project}/retention[/rules/{n}]   POST: add a rule, the schedule; enable,
+//	                                           disable, delete a rule
+//	/projects/{project}/retention/run          POST: run now or dry run
+//	/projects/{project}/retention/runs/{exec}/stop, .../tasks/{task}/log
 //	/projects/{project}/r/{repository...}      a repository and its artifacts
 //	/projects/{project}/r/{repository...}/-/{digest}[/{panel}]
 //	                                           an artifact; panels: packages,
