@@ -26,6 +26,7 @@ import (
 	"github.com/lading-dev/lading/internal/corpustest"
 	"github.com/lading-dev/lading/internal/identity"
 	"github.com/lading-dev/lading/internal/project"
+	"github.com/lading-dev/lading/internal/scanning"
 	"github.com/lading-dev/lading/internal/testenv"
 )
 
@@ -66,6 +67,9 @@ func pullStatus(t *testing.T, s *testServer, ref string) (int, string) {
 	}
 	return 0, ""
 }
+
+// shortDigest is "sha256:" and twelve hex digits, as the UI shows digests.
+func shortDigest(d string) string { return d[:len("sha256:")+12] }
 
 // waitScan reloads the artifact page until its scan status is final.
 func waitScan(t *testing.T, b *browser, page string) string {
@@ -129,6 +133,38 @@ func TestScanAllowlistAccessories(t *testing.T) {
 	}
 	if st, _ := g.post(page, url.Values{"action": {"scan"}}); st != http.StatusForbidden {
 		t.Errorf("guest's scan: %d, want 403", st)
+	}
+
+	if _, rb := g.get("/projects/acme/r/app"); strings.Contains(rb, `aria-label="Scan sha256:`) {
+		t.Errorf("a guest is offered the Scan button in the artifact list")
+	}
+	if _, rb := b.get("/projects/acme/r/app"); !strings.Contains(rb, `aria-label="Scan `+shortDigest(art.Digest)+`"`) {
+		t.Errorf("the administrator is not offered the Scan button in the artifact list")
+	}
+
+	// With the scan queue paused, the scan waits: Stop is offered and
+	// stops it.
+	if err := s.Core.Jobs.SetPaused(ctx, scanning.KindScan, true); err != nil {
+		t.Fatal(err)
+	}
+	if st, loc := b.post(page, url.Values{"action": {"scan"}}); st != http.StatusSeeOther {
+		t.Fatalf("scan: %d %s", st, loc)
+	}
+	_, body = b.get(page)
+	if !strings.Contains(body, `<dd id="scan-status">Pending</dd>`) || !strings.Contains(body, `id="stop-scan-btn"`) {
+		t.Fatalf("artifact page with the scan queued: %.3000s", body)
+	}
+	if _, rb := b.get("/projects/acme/r/app"); !strings.Contains(rb, `<span class="badge scan-status">pending</span>`) {
+		t.Errorf("the artifact list does not show the pending scan")
+	}
+	if st, loc := b.post(page, url.Values{"action": {"stop-scan"}}); st != http.StatusSeeOther {
+		t.Fatalf("stop: %d %s", st, loc)
+	}
+	if body := waitScan(t, b, page); !strings.Contains(body, `<dd id="scan-status">Stopped</dd>`) {
+		t.Errorf("after Stop: %.3000s", body)
+	}
+	if err := s.Core.Jobs.SetPaused(ctx, scanning.KindScan, false); err != nil {
+		t.Fatal(err)
 	}
 
 	if st, loc := b.post(page, url.Values{"action": {"scan"}}); st != http.StatusSeeOther {
