@@ -22,6 +22,7 @@ import (
 	"github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/query"
 	"github.com/lading-dev/lading/internal/registry/server"
+	"github.com/lading-dev/lading/internal/retention"
 )
 
 // pushErr pushes a random image to repo:tag as user with
@@ -271,6 +272,40 @@ func TestRetentionTab(t *testing.T) {
 	if tags := listTags(t, s); len(tags) != 3 {
 		t.Errorf("after the dry run: tags %v, want all three", tags)
 	}
+	// With retention's queue paused, a run waits: Stop is offered and
+	// stops it, and nothing is deleted.
+	if err := s.Core.Jobs.SetPaused(ctx, retention.Kind, true); err != nil {
+		t.Fatal(err)
+	}
+	st, loc := b.post("/projects/acme/retention/run", url.Values{"dry_run": {"false"}})
+	if st != http.StatusSeeOther {
+		t.Fatalf("run with the queue paused: %d %s", st, loc)
+	}
+	_, body = b.get(loc)
+	stop := regexp.MustCompile(`action="(/projects/acme/retention/runs/\d+/stop)"`).FindStringSubmatch(body)
+	if stop == nil {
+		t.Fatalf("no Stop for the waiting run: %.4000s", body)
+	}
+	if st, _ := b.post(stop[1], nil); st != http.StatusSeeOther {
+		t.Fatalf("stop: %d", st)
+	}
+	if err := s.Core.Jobs.SetPaused(ctx, retention.Kind, false); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		_, body = b.get(loc)
+		if regexp.MustCompile(`<td>\d+</td><td>Stopped`).MatchString(body) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the run was not stopped: %.4000s", body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if tags := listTags(t, s); len(tags) != 3 {
+		t.Errorf("after the stopped run: tags %v, want all three", tags)
+	}
+
 	run("false")
 	if diff := cmp.Diff([]string{"v3"}, listTags(t, s)); diff != "" {
 		t.Errorf("after the run, tags (-want +got):\n%s", diff)
