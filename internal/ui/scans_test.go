@@ -228,6 +228,21 @@ func TestScanAllowlistAccessories(t *testing.T) {
 	if _, pb := b.get("/projects/acme/policies"); !strings.Contains(pb, ids[0]) || !strings.Contains(pb, `value="2099-12-31"`) {
 		t.Errorf("policies tab does not show the allowlist")
 	}
+	// The system's allowlist instead (empty): refused again.
+	policies.Set("reuse_sys_cve_allowlist", "on")
+	if st, _ := b.post("/projects/acme/policies", policies); st != http.StatusSeeOther {
+		t.Fatalf("policies with the system allowlist: %d", st)
+	}
+	if st, msg := pullStatus(t, s, "acme/app:1.0"); st != http.StatusPreconditionFailed {
+		t.Errorf("pull under the (empty) system allowlist: %d %s, want 412", st, msg)
+	}
+	if _, pb := b.get("/projects/acme/policies"); !strings.Contains(pb, `name="reuse_sys_cve_allowlist" checked`) {
+		t.Errorf("policies tab does not show the system allowlist in use")
+	}
+	policies.Del("reuse_sys_cve_allowlist")
+	if st, _ := b.post("/projects/acme/policies", policies); st != http.StatusSeeOther {
+		t.Fatalf("policies with the project's allowlist again: %d", st)
+	}
 
 	// A cosign signature: an accessory, and the artifact is signed.
 	home := t.TempDir()
