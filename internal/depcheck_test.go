@@ -117,6 +117,7 @@ var testSupport = []string{
 	"internal/sqldb/sqldbtest",
 	"internal/ldaptest",
 	"internal/oidctest",
+	"internal/syslog/syslogtest",
 	"internal/testca",
 }
 

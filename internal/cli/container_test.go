@@ -364,3 +364,28 @@ func hostPty(t *testing.T) (master, slave *os.File) {
 	t.Cleanup(func() { master.Close(); slave.Close() })
 	return master, slave
 }
+
+// TestRmiKeepsContainerImages: the last name of an image a container was
+// made from is not removed without --force, and prune keeps the image for
+// the container (commit still works) until the container is removed.
+func TestRmiKeepsContainerImages(t *testing.T) {
+	l := containerLading(t)
+	l.ok("run", "--name", "box", "alpine:3.9", "true")
+	l.ok("tag", "alpine:3.9", "other:1")
+	l.ok("rmi", "other:1") // another name stays
+	_, errs, code := l.run("rmi", "alpine:3.9")
+	if code == 0 || !strings.Contains(errs, "box") || !strings.Contains(errs, "--force") {
+		t.Fatalf("rmi of the image box uses: exit %d, %s", code, errs)
+	}
+	if out := l.ok("rmi", "--force", "alpine:3.9"); strings.Contains(out, "Deleted:") {
+		t.Errorf("rmi --force deleted blobs of the container's image:\n%s", out)
+	}
+	if out := l.ok("prune"); !strings.Contains(out, "Deleted 0 blobs") {
+		t.Errorf("prune deleted what the container uses:\n%s", out)
+	}
+	l.ok("commit", "box", "example/after:1") // reads the image's blobs
+	l.ok("rm", "box")
+	if out := l.ok("rmi", "example/after:1"); !strings.Contains(out, "Deleted:") {
+		t.Errorf("rmi after the container is gone kept the blobs:\n%s", out)
+	}
+}

@@ -110,3 +110,30 @@ func sourceDateEpoch() (*time.Time, error) {
 	t := time.Unix(n, 0).UTC()
 	return &t, nil
 }
+
+// containerImages returns the manifests of the containers' images, which
+// prune keeps though no name may be left on them.
+func (e *env) containerImages(context.Context) ([]v1.Descriptor, error) {
+	list, err := e.containers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]v1.Descriptor, 0, len(list))
+	for _, c := range list {
+		out = append(out, c.Manifest)
+	}
+	return out, nil
+}
+
+// containers lists the containers without creating the containers
+// directory.
+func (e *env) containers() ([]*container.Container, error) {
+	if _, err := os.Stat(filepath.Join(e.root, "containers")); err != nil {
+		return nil, nil
+	}
+	cs, err := e.openContainers()
+	if err != nil {
+		return nil, err
+	}
+	return cs.List()
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lading-dev/lading/internal/progress"
+	"github.com/lading-dev/lading/internal/store"
 )
 
 func newPruneCommand(e *env) *cobra.Command {
@@ -19,7 +20,7 @@ func newPruneCommand(e *env) *cobra.Command {
 		Use:   "prune",
 		Short: "Delete blobs no image in the local store uses",
 		Long: `Delete every blob of the local store that no image reaches, and the leftovers
-of interrupted writes. Prune needs the store to itself: it waits up to --wait
+of interrupted writes. The images containers were made from are kept. Prune needs the store to itself: it waits up to --wait
 for other lading processes to finish, then gives up without deleting anything.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -30,7 +31,7 @@ for other lading processes to finish, then gives up without deleting anything.`,
 			defer st.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), wait)
 			defer cancel()
-			rep, err := st.Prune(ctx, dryRun)
+			rep, err := st.Prune(ctx, dryRun, store.KeepAlso(e.containerImages))
 			if err != nil {
 				return err
 			}

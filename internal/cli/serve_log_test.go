@@ -1,100 +1,38 @@
 package cli
 
 import (
-	"bufio"
 	"encoding/json"
-	"io"
-	"net"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/lading-dev/lading/internal/syslog/syslogtest"
 )
 
-// syslogCollector is a syslog collector on loopback TCP reading RFC 5424
-// messages framed by octet counting (RFC 6587), as Harbor's log
-// collector and rsyslog receive them.
-type syslogCollector struct {
-	addr string
-	mu   sync.Mutex
-	msgs []string
-}
-
-func startSyslogCollector(t *testing.T) *syslogCollector {
+// syslogJSON waits for the first message tagged msgid from lading whose
+// JSON record has each of the fields given (key, value; "*": any value).
+func syslogJSON(t *testing.T, c *syslogtest.Collector, msgid string, fields ...string) map[string]any {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	c := &syslogCollector{addr: l.Addr().String()}
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go c.read(conn)
+	var rec map[string]any
+	c.Wait(t, 30*time.Second, fmt.Sprintf("%s with %q", msgid, fields), func(m string) bool {
+		// <PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG
+		f := strings.SplitN(m, " ", 8)
+		if len(f) < 8 || f[3] != "lading" || f[5] != msgid || f[6] != "-" {
+			return false
 		}
-	}()
-	return c
-}
-
-func (c *syslogCollector) read(conn net.Conn) {
-	defer conn.Close()
-	br := bufio.NewReader(conn)
-	for {
-		size, err := br.ReadString(' ')
-		if err != nil {
-			return
+		rec = nil
+		if err := json.Unmarshal([]byte(f[7]), &rec); err != nil {
+			t.Errorf("syslog message %q is not JSON: %v", m, err)
+			return false
 		}
-		n, err := strconv.Atoi(strings.TrimSpace(size))
-		if err != nil || n <= 0 || n > 1<<20 {
-			return
-		}
-		msg := make([]byte, n)
-		if _, err := io.ReadFull(br, msg); err != nil {
-			return
-		}
-		c.mu.Lock()
-		c.msgs = append(c.msgs, string(msg))
-		c.mu.Unlock()
-	}
-}
-
-// wait returns the JSON record of the first message tagged msgid whose
-// record has each of the fields given (key, value; "*": any value).
-func (c *syslogCollector) wait(t *testing.T, msgid string, fields ...string) map[string]any {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		c.mu.Lock()
-		msgs := append([]string(nil), c.msgs...)
-		c.mu.Unlock()
-		for _, m := range msgs {
-			// <PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG
-			f := strings.SplitN(m, " ", 8)
-			if len(f) < 8 || f[3] != "lading" || f[5] != msgid || f[6] != "-" {
-				continue
-			}
-			var rec map[string]any
-			if err := json.Unmarshal([]byte(f[7]), &rec); err != nil {
-				t.Errorf("syslog message %q is not JSON: %v", m, err)
-				continue
-			}
-			if hasFields(rec, fields) {
-				return rec
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s message with %q among %d:\n%s", msgid, fields, len(msgs), strings.Join(msgs, "\n"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return hasFields(rec, fields)
+	})
+	return rec
 }
 
 func hasFields(rec map[string]any, fields []string) bool {
@@ -124,12 +62,12 @@ func TestServeLogs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts lading serve; skipped with -short")
 	}
-	col := startSyslogCollector(t)
+	col := syslogtest.Start(t)
 	root := t.TempDir()
 	cfg := filepath.Join(root, "serve.yaml")
 	if err := os.WriteFile(cfg, []byte(`auth: {admin_password: Harbor12345}
 jobs: {poll: 100ms}
-settings: {audit_log_forward_endpoint: "`+col.addr+`"}
+settings: {audit_log_forward_endpoint: "`+col.Addr()+`"}
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -162,11 +100,11 @@ settings: {audit_log_forward_endpoint: "`+col.addr+`"}
 		t.Fatalf("manual gc: %s", resp.Status)
 	}
 
-	col.wait(t, "app", "msg", "login failed", "user", "admin", "request_id", "serve-logs-login", "level", "WARN")
-	col.wait(t, "app", "msg", "*", "level", "INFO") // the startup lines, at least
-	job := col.wait(t, "job", "msg", "succeeded", "kind", "GARBAGE_COLLECTION", "job", "*", "attempt", "1")
-	col.wait(t, "job", "msg", "*", "kind", "GARBAGE_COLLECTION", "job", jsonText(job["job"]))
-	col.wait(t, "access", "msg", "api request", "request_id", "serve-logs-gc", "path", "/api/v2.0/system/gc/schedule", "status", "201")
+	syslogJSON(t, col, "app", "msg", "login failed", "user", "admin", "request_id", "serve-logs-login", "level", "WARN")
+	syslogJSON(t, col, "app", "msg", "*", "level", "INFO") // the startup lines, at least
+	job := syslogJSON(t, col, "job", "msg", "succeeded", "kind", "GARBAGE_COLLECTION", "job", "*", "attempt", "1")
+	syslogJSON(t, col, "job", "msg", "*", "kind", "GARBAGE_COLLECTION", "job", jsonText(job["job"]))
+	syslogJSON(t, col, "access", "msg", "api request", "request_id", "serve-logs-gc", "path", "/api/v2.0/system/gc/schedule", "status", "201")
 
 	// stderr: every line one JSON record, the same lines.
 	p.waitLog(t, regexp.MustCompile(regexp.QuoteMeta(`"msg":"succeeded"`)), 0)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -397,5 +398,50 @@ func TestZstdLayers(t *testing.T) {
 	}
 	if diff := cmp.Diff(identityOf(t, img), identityOf(t, src.Image)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestConcurrentLayerReads reads every layer of an image from many
+// goroutines at once, as the scanner and the copy do: the config, read
+// once on first use, is shared safely (run under -race).
+func TestConcurrentLayerReads(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	ref, _ := Parse("oci:" + filepath.Join(dir, "l") + ":1")
+	if _, err := Write(ctx, ref, Artifact{Image: testImage(t, "c")}); err != nil {
+		t.Fatal(err)
+	}
+	src, err := Open(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	layers, err := src.Image.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8*len(layers))
+	for range 8 {
+		for _, l := range layers {
+			wg.Go(func() {
+				rc, err := l.Uncompressed()
+				if err == nil {
+					_, err = io.Copy(io.Discard, rc)
+					rc.Close()
+				}
+				if err == nil {
+					_, err = src.Image.ConfigFile()
+				}
+				errs <- err
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -141,8 +141,13 @@ func (r *Registry) serveAPI(w *recorder, req *http.Request, info *reqInfo) {
 	c := &call{w: w, req: req, rt: rt, who: who, info: info}
 	if err := ep.fn(r, c); err != nil {
 		ae := toAPI(err, ep.codes)
+		if ae.status >= 500 && req.Context().Err() != nil {
+			// The client went away (or the server is shutting down):
+			// the failure is theirs to see, not a server error to log.
+			ae = &apiError{status: statusClientGone, code: "CLIENT_GONE", err: err}
+		}
 		info.err = ae
-		if !w.wroteHeader {
+		if !w.wroteHeader && ae.status != statusClientGone {
 			writeError(w, req, ae)
 		}
 	}

@@ -2,11 +2,13 @@ package registry_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -767,4 +769,26 @@ func TestMetricsAndAccessLog(t *testing.T) {
 	if lines[1]["error_code"] != "DIGEST_INVALID" {
 		t.Errorf("error record %v", lines[1])
 	}
+}
+
+// A request whose client has gone (its context is cancelled) is logged as
+// 499, not as a server failure.
+func TestClientGoneIsNotAServerError(t *testing.T) {
+	tr := newRegistry(t)
+	loc := tr.do(t, "POST", "/v2/r/blobs/uploads/", nil).header.Get("Location")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	b := randomBytes(1000)
+	req := httptest.NewRequest("PATCH", loc, bytes.NewReader(b)).WithContext(ctx)
+	req.Header.Set("Content-Range", "0-999")
+	rec := httptest.NewRecorder()
+	tr.Registry.ServeHTTP(rec, req)
+	if rec.Code >= 500 {
+		t.Errorf("PATCH of a gone client answered %d", rec.Code)
+	}
+	if logs := tr.logs.String(); strings.Contains(logs, "request failed") {
+		t.Errorf("a gone client logged as a server failure:\n%s", logs)
+	}
+	// The session is still usable by a client that comes back.
+	want(t, "resume", tr.do(t, "PATCH", loc, b, "Content-Range", "0-999"), http.StatusAccepted, "")
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lading-dev/lading/internal/registry"
 	"github.com/lading-dev/lading/internal/registry/meta"
@@ -38,6 +39,9 @@ type testRegistry struct {
 	pass    string
 	bearer  string
 	notices *notices
+	// retries is how many times pushBlob tries again after a 503 (as
+	// clients do); 0 in tests where a 503 is a failure.
+	retries int
 }
 
 type syncBuffer struct {
@@ -219,6 +223,10 @@ func (tr *testRegistry) pushBlob(t testing.TB, repo string, b []byte) string {
 	t.Helper()
 	d := digestOf(b)
 	r := tr.do(t, "POST", "/v2/"+repo+"/blobs/uploads/?digest="+d, b, "Content-Type", "application/octet-stream")
+	for try := 0; try < tr.retries && r.status == http.StatusServiceUnavailable; try++ {
+		time.Sleep(10 * time.Millisecond)
+		r = tr.do(t, "POST", "/v2/"+repo+"/blobs/uploads/?digest="+d, b, "Content-Type", "application/octet-stream")
+	}
 	want(t, "push blob", r, http.StatusCreated, "")
 	return d
 }

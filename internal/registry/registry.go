@@ -228,7 +228,10 @@ func requestID(req *http.Request) string {
 func (r *Registry) finish(rec *recorder, req *http.Request, info *reqInfo, start time.Time) {
 	d := time.Since(start)
 	status := rec.status
-	if status == 0 {
+	switch {
+	case status == 0 && info.err != nil && info.err.status == statusClientGone:
+		status = statusClientGone
+	case status == 0:
 		status = http.StatusOK
 	}
 	if r.metrics != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -427,5 +428,80 @@ func TestExternalScanner(t *testing.T) {
 	}
 	if _, err := api.Scanner.GetScanner(ctx, scanner.NewGetScannerParams().WithRegistrationID(id)); statusOf(err) != 404 {
 		t.Errorf("after delete: %v, want 404", err)
+	}
+}
+
+// TestExternalScannerAuth registers a second lading serve as the external
+// scanner with each auth type Harbor's scanner registration offers
+// (Basic, Bearer, X-ScannerAdapter-API-Key), the adapter configured with
+// the credential. The adapter refuses no credentials and wrong ones (the
+// header a client written to the spec sends), the registry's ping with a
+// wrong credential fails, and with the right one a scan through the
+// registration succeeds.
+func TestExternalScannerAuth(t *testing.T) {
+	basic := func(s string) string { return "Basic " + base64.StdEncoding.EncodeToString([]byte(s)) }
+	for _, tc := range []struct {
+		auth, credential, wrong string
+		// header and value that carry the credential (and the wrong one).
+		header     string
+		value, bad string
+	}{
+		{"Basic", "harbor:Adapter-Passw0rd", "harbor:wrong", "Authorization", basic("harbor:Adapter-Passw0rd"), basic("harbor:wrong")},
+		{"Bearer", "adapter-bearer-token", "wrong-token", "Authorization", "Bearer adapter-bearer-token", "Bearer wrong-token"},
+		{specAPIKey, "adapter-api-key", "wrong-key", specAPIKey, "adapter-api-key", "wrong-key"},
+	} {
+		t.Run(tc.auth, func(t *testing.T) {
+			ctx := context.Background()
+			ext := start(t, corpusDB(t), harbortest.WithConfig(func(c *server.Config) {
+				c.Scan.Adapter = server.ScanAdapterConfig{Auth: tc.auth, Credential: tc.credential}
+			}))
+			base := ext.URL + "/api/v1"
+			for _, c := range []struct {
+				name          string
+				header, value string
+				want          int
+			}{
+				{"no credentials", "", "", http.StatusUnauthorized},
+				{"wrong credential", tc.header, tc.bad, http.StatusUnauthorized},
+				{"another auth type's header", map[bool]string{true: specAPIKey, false: "Authorization"}[tc.header == "Authorization"], tc.credential, http.StatusUnauthorized},
+				{"the credential", tc.header, tc.value, http.StatusOK},
+			} {
+				resp, b := specClient{base: base, header: c.header, value: c.value}.do(t, http.MethodGet, "/metadata", specMetadata, "", nil)
+				if resp.StatusCode != c.want {
+					t.Errorf("%s: metadata %d %s, want %d", c.name, resp.StatusCode, b, c.want)
+				}
+			}
+
+			srv := start(t, "")
+			api := srv.Admin()
+			u := strfmt.URI(ext.URL)
+			settings := func(cred string) *models.ScannerRegistrationSettings {
+				return &models.ScannerRegistrationSettings{Name: ptr("ext"), URL: &u, Auth: tc.auth, AccessCredential: cred}
+			}
+			if _, err := api.Scanner.PingScanner(ctx, scanner.NewPingScannerParams().WithSettings(settings(tc.wrong))); err == nil {
+				t.Error("ping with a wrong credential succeeded")
+			}
+			if _, err := api.Scanner.PingScanner(ctx, scanner.NewPingScannerParams().WithSettings(settings(tc.credential))); err != nil {
+				t.Fatalf("ping: %v", err)
+			}
+			created, err := api.Scanner.CreateScanner(ctx, scanner.NewCreateScannerParams().WithRegistration(
+				&models.ScannerRegistrationReq{Name: ptr("ext"), URL: &u, Auth: tc.auth, AccessCredential: tc.credential}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := created.Location[strings.LastIndex(created.Location, "/")+1:]
+			newProject(t, srv, "team", map[string]string{"auto_scan": "false"})
+			if _, err := api.Project.SetScannerOfProject(ctx, project.NewSetScannerOfProjectParams().WithProjectNameOrID("team").
+				WithPayload(&models.ProjectScanner{UUID: &id})); err != nil {
+				t.Fatal(err)
+			}
+			dgst := push(t, srv, corpusImage(t, "alpine-3.20-app.oci.tar"), "team/app:1")
+			if _, err := api.Scan.ScanArtifact(ctx, scan.NewScanArtifactParams().WithProjectName("team").WithRepositoryName("app").WithReference(dgst)); err != nil {
+				t.Fatal(err)
+			}
+			if s := waitScan(t, srv, "team", "app", "1"); s.ScanStatus != "Success" || s.Summary == nil || s.Summary.Total == 0 {
+				t.Errorf("scan through the %s registration: %+v\n%s", tc.auth, s, scanLog(t, srv, "team", "app", dgst))
+			}
+		})
 	}
 }

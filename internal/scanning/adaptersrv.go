@@ -282,7 +282,12 @@ func (s *Service) pullAndAnalyze(ctx context.Context, j *jobs.Job, a adapterScan
 	if err != nil {
 		return nil, classifyRemote(err)
 	}
-	return s.analyzeImage(ctx, img, ref.String(), j.Log)
+	inv, writes, err := s.analyzeImage(ctx, img, ref.String(), j.Log)
+	if err != nil {
+		return nil, err
+	}
+	writes.flush(ctx, j.Log)
+	return inv, nil
 }
 
 // classifyRemote classes a registry client's error.

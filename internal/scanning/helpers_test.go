@@ -105,6 +105,16 @@ func start(t testing.TB, db string, opts ...harbortest.Option) *harbortest.Serve
 // corpusIndex opens a corpus OCI archive as a layout.
 func corpusIndex(t testing.TB, file string) v1.ImageIndex {
 	t.Helper()
+	idx, err := layout.ImageIndexFromPath(corpusLayout(t, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return idx
+}
+
+// corpusLayout extracts a corpus OCI archive into a layout directory.
+func corpusLayout(t testing.TB, file string) string {
+	t.Helper()
 	dir := t.TempDir()
 	f, err := os.Open(corpustest.Image(t, file))
 	if err != nil {
@@ -138,11 +148,7 @@ func corpusIndex(t testing.TB, file string) v1.ImageIndex {
 			}
 		}
 	}
-	idx, err := layout.ImageIndexFromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return idx
+	return dir
 }
 
 // corpusImage is the image of a corpus archive (its first manifest).

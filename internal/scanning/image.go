@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -43,46 +44,50 @@ func (s *Service) openImage(ctx context.Context, repo string, m Manifest) (v1.Im
 }
 
 // analyzeImage analyzes img. Each layer's results come from the shared
-// cache, or are stored there, under the digest of the blob read (verified
+// cache, or are stored there (when the caller stores or flushes the
+// returned writes), under the digest of the blob read (verified
 // as it streams, the registry having verified it on upload), never under
 // the diffID the config claims. The analysis fails
 // when a layer expands beyond MaxLayerSize (a decompression bomb), when
 // the walker refuses a layer (hostile entry names, a truncated stream) or
 // when a blob does not match its digest: a registry's verdict must not
 // rest on part of an image.
-func (s *Service) analyzeImage(ctx context.Context, img v1.Image, name string, log *slog.Logger) (*analyze.Inventory, error) {
+func (s *Service) analyzeImage(ctx context.Context, img v1.Image, name string, log *slog.Logger) (*analyze.Inventory, *layerWrites, error) {
 	srcs, err := analyze.Sources(img)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	blobs := make(map[string]bool, len(srcs))
 	var tripped atomic.Pointer[error]
 	for i := range srcs {
 		src := &srcs[i]
 		if src.Digest == "" {
-			return nil, errdefs.InvalidArgument(fmt.Errorf("layer %d has no digest", i+1))
+			return nil, nil, errdefs.InvalidArgument(fmt.Errorf("layer %d has no digest", i+1))
 		}
 		blobs[src.Digest] = true
-		open, digest, max := src.Open, src.Digest, s.opt.MaxLayerSize
+		open, digest, max, idx := src.Open, src.Digest, s.opt.MaxLayerSize, i
 		src.Open = func(ctx context.Context) (io.ReadCloser, error) {
+			tm, t0 := timingOf(ctx), time.Now()
 			rc, err := open(ctx)
 			if err != nil {
 				return nil, err
 			}
-			return &limitedLayer{rc: rc, left: max, max: max, digest: digest, trip: &tripped}, nil
+			tm.since("blob open", t0)
+			return &limitedLayer{rc: rc, left: max, max: max, digest: digest, trip: &tripped, opened: t0, layer: idx, tm: tm}, nil
 		}
 	}
+	writes := &layerWrites{c: s.layers}
 	inv, err := analyze.Layers(ctx, srcs,
-		analyze.WithCache(imageCache{c: s.layers, blobs: blobs}),
+		analyze.WithCache(imageCache{c: s.layers, blobs: blobs, writes: writes}),
 		analyze.WithParallel(s.opt.Parallel),
 		analyze.WithTempDir(s.opt.TempDir),
 		analyze.WithName(name),
 		analyze.WithLogger(s.log))
 	if p := tripped.Load(); p != nil {
-		return nil, *p
+		return nil, nil, *p
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cached := 0
 	for _, l := range inv.Layers {
@@ -93,11 +98,11 @@ func (s *Service) analyzeImage(ctx context.Context, img v1.Image, name string, l
 	log.Info(fmt.Sprintf("analyzed %d layers, %d from the layer cache", len(inv.Layers), cached))
 	for _, w := range inv.Warnings {
 		if w.Layer >= 0 && w.Path == "" && w.Analyzer == "" {
-			return nil, errdefs.InvalidArgument(fmt.Errorf("%s", w))
+			return nil, nil, errdefs.InvalidArgument(fmt.Errorf("%s", w))
 		}
 		log.Warn("not analyzed: " + w.String())
 	}
-	return inv, nil
+	return inv, writes, nil
 }
 
 // limitedLayer ends a layer's uncompressed stream with an error once it
@@ -107,6 +112,11 @@ type limitedLayer struct {
 	left, max int64
 	digest    string
 	trip      *atomic.Pointer[error]
+	// opened is when the blob was opened: its close ends the layer's
+	// analysis, counted in tm.
+	opened time.Time
+	layer  int
+	tm     *timing
 }
 
 var errLayerTooLarge = errors.New("layer too large")
@@ -135,4 +145,7 @@ func (l *limitedLayer) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (l *limitedLayer) Close() error { return l.rc.Close() }
+func (l *limitedLayer) Close() error {
+	l.tm.layer(l.layer, time.Since(l.opened))
+	return l.rc.Close()
+}

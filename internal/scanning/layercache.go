@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,17 +52,77 @@ func (c *layerCache) Get(ctx context.Context, digest, part string) ([]byte, bool
 }
 
 func (c *layerCache) PutAll(ctx context.Context, digest string, parts map[string][]byte) error {
-	now := sqldb.Nanos(c.db.Now())
 	return c.db.Tx(ctx, "cache layer results", func(tx *sqldb.Tx) error {
-		for part, data := range parts {
-			if _, err := tx.Exec(ctx, `INSERT INTO scan_layers (digest, part, data, size, used) VALUES (?, ?, ?, ?, ?)
-				ON CONFLICT (digest, part) DO UPDATE SET data = excluded.data, size = excluded.size, used = excluded.used`,
-				digest, part, data, len(data), now); err != nil {
-				return err
-			}
-		}
-		return nil
+		return c.put(ctx, tx, digest, parts)
 	})
+}
+
+// put stores a layer's parts in tx.
+func (c *layerCache) put(ctx context.Context, tx *sqldb.Tx, digest string, parts map[string][]byte) error {
+	now := sqldb.Nanos(c.db.Now())
+	for part, data := range parts {
+		if _, err := tx.Exec(ctx, `INSERT INTO scan_layers (digest, part, data, size, used) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (digest, part) DO UPDATE SET data = excluded.data, size = excluded.size, used = excluded.used`,
+			digest, part, data, len(data), now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// layerWrites are the results one image's analysis found that the layer
+// cache did not have, kept until the scan stores them: with its report,
+// in the report's transaction (one commit, one sync of the metadata
+// database, instead of one per layer on the scan's critical path; a
+// process killed before that loses only cache entries, which the next
+// scan of the layer makes again).
+type layerWrites struct {
+	c     *layerCache
+	mu    sync.Mutex
+	parts map[string]map[string][]byte // by layer blob digest
+}
+
+func (w *layerWrites) add(digest string, parts map[string][]byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.parts == nil {
+		w.parts = map[string]map[string][]byte{}
+	}
+	w.parts[digest] = parts
+}
+
+// store writes the results in tx.
+func (w *layerWrites) store(ctx context.Context, tx *sqldb.Tx) error {
+	if w == nil {
+		return nil
+	}
+	defer timingOf(ctx).since("cache stores", time.Now())
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for digest, parts := range w.parts {
+		if err := w.c.put(ctx, tx, digest, parts); err != nil {
+			return w.c.db.Wrap("layer cache", err)
+		}
+	}
+	w.parts = nil
+	return nil
+}
+
+// flush writes the results in a transaction of their own, for analyses
+// that store no report; a failure is only logged (the cache is a cache).
+func (w *layerWrites) flush(ctx context.Context, log *slog.Logger) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	n := len(w.parts)
+	w.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	if err := w.c.db.Tx(ctx, "cache layer results", func(tx *sqldb.Tx) error { return w.store(ctx, tx) }); err != nil {
+		log.Warn("cannot cache layer results", "error", err)
+	}
 }
 
 // trimEvery is how often MaybeTrim looks at the cache's size.
@@ -114,15 +176,17 @@ func (c *layerCache) Trim(ctx context.Context) (int64, error) {
 	return freed, nil
 }
 
-// imageCache is the layer cache as one image's analysis asks it: by the
+// imageCache is the layer cache as one image's analysis asks it (its
+// stores kept in writes until the scan stores them): by the
 // digest of each layer blob (package analyze keys its cache by the blob
 // digest it reads and verifies, and checks the config's diffIDs against
 // the content, or against the diffID recorded with the entry, so a
 // pusher's claim never keys anything). Keys that are not a blob of the
 // image being scanned are refused.
 type imageCache struct {
-	c     *layerCache
-	blobs map[string]bool
+	c      *layerCache
+	blobs  map[string]bool
+	writes *layerWrites
 }
 
 var _ analyze.Cache = imageCache{}
@@ -139,6 +203,7 @@ func (ic imageCache) Get(ctx context.Context, k cache.Key) ([]byte, bool, error)
 	if err != nil {
 		return nil, false, err
 	}
+	defer timingOf(ctx).since("cache lookups", time.Now())
 	return ic.c.Get(ctx, d, k.Part)
 }
 
@@ -147,7 +212,8 @@ func (ic imageCache) PutAll(ctx context.Context, layer string, parts map[string]
 	if err != nil {
 		return err
 	}
-	return ic.c.PutAll(ctx, d, parts)
+	ic.writes.add(d, parts)
+	return nil
 }
 
 func (ic imageCache) MaybeTrim(ctx context.Context) (int64, error) { return ic.c.MaybeTrim(ctx) }

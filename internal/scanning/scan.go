@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/lading-dev/lading/internal/actor"
 	"github.com/lading-dev/lading/internal/analyze"
@@ -215,6 +216,9 @@ func (s *Service) ManifestPut(ctx context.Context, tx *sqldb.Tx, repo, dgst, med
 
 // runScan runs one IMAGE_SCAN job.
 func (s *Service) runScan(ctx context.Context, j *jobs.Job, a scanArgs) error {
+	began := time.Now()
+	tm := newTiming()
+	ctx = withTiming(ctx, tm)
 	r, err := s.reportByUUID(ctx, a.Report)
 	if errdefs.IsNotFound(err) {
 		j.Log.Info("the report was replaced by a newer scan; nothing to do", "report", a.Report)
@@ -227,9 +231,19 @@ func (s *Service) runScan(ctx context.Context, j *jobs.Job, a scanArgs) error {
 		j.Log.Info("the report belongs to another scan; nothing to do", "report", a.Report)
 		return nil
 	}
+	if !r.Start.IsZero() && r.Start.Before(began) {
+		// The report was (re)created Pending when the scan was queued.
+		tm.add("pickup", began.Sub(r.Start))
+	}
+	t0 := time.Now()
 	if _, err := s.d.DB.Exec(ctx, `UPDATE scan_reports SET status = ?, start_time = ? WHERE uuid = ?`, scanapi.StatusRunning, sqldb.Nanos(s.d.DB.Now()), r.UUID); err != nil {
 		return err
 	}
+	tm.since("mark running", t0)
+	defer func() {
+		tm.since("job", began)
+		j.Log.Info("timing: " + tm.String())
+	}()
 	j.Log.Info("scanning "+r.Repository+"@"+r.Digest, "type", r.ScanType, "report", r.UUID)
 	reg, err := s.registration(ctx, r.Registration)
 	if err != nil {
@@ -278,6 +292,9 @@ type result struct {
 	dbDigest string
 	report   []byte // an external scanner's report
 	acc      string // an SBOM accessory's digest
+	// layers are the analysis's new layer cache entries, stored with
+	// the report.
+	layers *layerWrites
 }
 
 // finish records a scan's end and publishes its webhook event, in one
@@ -324,7 +341,10 @@ func (s *Service) storeResult(ctx context.Context, tx *sqldb.Tx, uuid, status st
 	}
 	_, err = tx.Exec(ctx, `UPDATE scan_reports SET status = ?, end_time = ?, db_digest = ?, severity = ?, summary = ?, findings = ?, packages = ?, inventory = ?, report = ?, accessory = ?
 		WHERE uuid = ?`, status, now, res.dbDigest, res.v.Severity, string(summary), findings, pkgs, inv, rep, res.acc, uuid)
-	return err
+	if err != nil {
+		return err
+	}
+	return res.layers.store(ctx, tx)
 }
 
 // scanBuiltin scans with lading's own scanner.
@@ -335,39 +355,50 @@ func (s *Service) scanBuiltin(ctx context.Context, j *jobs.Job, r reportRow, ope
 	}
 	j.Log.Info(fmt.Sprintf("%d packages, %d vulnerabilities, highest severity %s", len(res.pkgs), res.v.Summary.Total, rankName(res.v.Severity)),
 		"database", res.dbDigest)
+	defer timingOf(ctx).since("report store", time.Now())
 	return s.finish(context.WithoutCancel(ctx), r, scanapi.StatusSuccess, operator, webhook.ScanningCompleted, res)
 }
 
 // analyzeReport analyzes the artifact of r and matches its packages.
 func (s *Service) analyzeReport(ctx context.Context, j *jobs.Job, r reportRow) (*result, error) {
-	inv, err := s.inventory(ctx, j, r.Repository, r.Digest)
+	tm := timingOf(ctx)
+	t0 := time.Now()
+	inv, writes, err := s.inventory(ctx, j, r.Repository, r.Digest)
 	if err != nil {
 		return nil, err
 	}
+	tm.since("analysis", t0)
 	h, err := s.keeper.acquire()
 	if err != nil {
+		writes.flush(context.WithoutCancel(ctx), j.Log)
 		return nil, err
 	}
 	defer h.release()
-	res := &result{inv: inv, pkgs: scan.MatchInputs(inv), dbDigest: h.digest}
+	t0 = time.Now()
+	res := &result{inv: inv, pkgs: scan.MatchInputs(inv), dbDigest: h.digest, layers: writes}
 	if res.v, err = newMemo(match.New(h.db, s.log)).compute(ctx, res.pkgs); err != nil {
+		writes.flush(context.WithoutCancel(ctx), j.Log)
 		return nil, err
 	}
+	tm.since("matching", t0)
 	return res, nil
 }
 
-// inventory analyzes the image dgst of repo.
-func (s *Service) inventory(ctx context.Context, j *jobs.Job, repo, dgst string) (*analyze.Inventory, error) {
+// inventory analyzes the image dgst of repo; the new layer cache
+// entries are stored when its caller stores the writes.
+func (s *Service) inventory(ctx context.Context, j *jobs.Job, repo, dgst string) (*analyze.Inventory, *layerWrites, error) {
+	t0 := time.Now()
 	m, err := s.d.Content.Manifest(ctx, repo, dgst)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	timingOf(ctx).since("manifest", t0)
 	if isIndex(m.MediaType) {
-		return nil, errdefs.InvalidArgument(fmt.Errorf("%s@%s is an index: its images are scanned each", repo, dgst))
+		return nil, nil, errdefs.InvalidArgument(fmt.Errorf("%s@%s is an index: its images are scanned each", repo, dgst))
 	}
 	img, err := s.openImage(ctx, repo, m)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return s.analyzeImage(ctx, img, repo+"@"+dgst, j.Log)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/lading-dev/lading/internal/harbortest"
+	"github.com/lading-dev/lading/internal/registrytest"
 	"github.com/lading-dev/lading/internal/scanning"
 	"github.com/lading-dev/lading/internal/vulndb/feed"
 	"github.com/lading-dev/lading/internal/vulndb/oci"
@@ -191,5 +192,77 @@ func TestDBFromRegistry(t *testing.T) {
 			t.Fatalf("the report did not change after the update from security/lading-db:1: %+v", s)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestDBFromAnotherRegistry updates the database from an artifact that
+// lading db push put in another registry (Debian's docker-registry on
+// loopback: nothing leaves the machine), named by scan.db_source's
+// repository: the update pulls it through the outbound policy, and the
+// report changes. (scan.db_source.offline with a repository of another
+// registry is refused when the server starts.)
+func TestDBFromAnotherRegistry(t *testing.T) {
+	ctx := context.Background()
+	dist := registrytest.Start(t, registrytest.None)
+	ref, err := name.ParseReference(dist.Host+"/lading/db:1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oci.Push(ctx, corpusDB(t), ref); err != nil {
+		t.Fatal(err)
+	}
+	goOnly := filepath.Join(t.TempDir(), "go.db")
+	if _, err := feed.Build(ctx, nil, goOnly, feedsOf(t)[2:]); err != nil {
+		t.Fatal(err)
+	}
+	srv := start(t, goOnly, harbortest.WithScanning(func(o *scanning.Options) {
+		o.Source = scanning.Source{Repository: dist.Host + "/lading/db:1", Insecure: true, Schedule: "@weekly"}
+	}))
+	newProject(t, srv, "team", map[string]string{"auto_scan": "true"})
+	push(t, srv, corpusImage(t, "alpine-3.20-app.oci.tar"), "team/app:1")
+	before := waitScan(t, srv, "team", "app", "1")
+	if before.ScanStatus != "Success" {
+		t.Fatalf("scan: %+v", before)
+	}
+	job, err := srv.Scanning.UpdateDB(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		s := overview(t, srv, "team", "app", "1")
+		if s != nil && s.Summary != nil && s.Summary.Total > before.Summary.Total {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the report did not change after the update from %s: %+v\n%s", ref, s, jobEnd(t, srv, job))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// jobEnd waits until job has ended (its log says so) and returns its
+// log.
+func jobEnd(t *testing.T, srv *harbortest.Server, job int64) string {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var b strings.Builder
+		rows, err := srv.DB.Query(ctx, `SELECT line FROM job_log WHERE job_id = ? ORDER BY seq`, job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var l string
+			rows.Scan(&l)
+			b.WriteString(l + "\n")
+		}
+		rows.Close()
+		log := b.String()
+		if strings.Contains(log, "] succeeded") || strings.Contains(log, "] failed: ") || time.Now().After(deadline) {
+			return log
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -22,12 +22,30 @@ type PruneReport struct {
 	TempFiles int       // leftovers of interrupted writes in ingest/
 }
 
+// PruneOption configures Prune.
+type PruneOption func(*pruneSettings)
+
+type pruneSettings struct {
+	keep []func(context.Context) ([]v1.Descriptor, error)
+}
+
+// KeepAlso makes Prune keep what the descriptors roots returns reach, as if
+// index.json named them (the images of containers). roots is called once
+// Prune has the store to itself, so nothing made meanwhile is missed.
+func KeepAlso(roots func(context.Context) ([]v1.Descriptor, error)) PruneOption {
+	return func(s *pruneSettings) { s.keep = append(s.keep, roots) }
+}
+
 // Prune removes every blob that no reference in index.json reaches, through
 // indexes, manifests, configs and layers, and the temp files of interrupted
 // writes. It needs the store to itself: it waits, until ctx is done, for
 // other lading processes that have the store open to close it, and then
 // fails with an error of class ErrConflict. With dryRun it only reports.
-func (s *Store) Prune(ctx context.Context, dryRun bool) (PruneReport, error) {
+func (s *Store) Prune(ctx context.Context, dryRun bool, opts ...PruneOption) (PruneReport, error) {
+	var ps pruneSettings
+	for _, o := range opts {
+		o(&ps)
+	}
 	var rep PruneReport
 	if err := flockCtx(ctx, s.gcFD, syscall.LOCK_EX); err != nil {
 		// A failed conversion may have dropped the shared lock: take it back.
@@ -36,7 +54,15 @@ func (s *Store) Prune(ctx context.Context, dryRun bool) (PruneReport, error) {
 	}
 	defer syscall.Flock(int(s.gcFD.Fd()), syscall.LOCK_SH)
 
-	live, err := s.Reachable(ctx)
+	var roots []v1.Descriptor
+	for _, keep := range ps.keep {
+		more, err := keep(ctx)
+		if err != nil {
+			return rep, err
+		}
+		roots = append(roots, more...)
+	}
+	live, err := s.Reachable(ctx, roots...)
 	if err != nil {
 		return rep, err
 	}
@@ -87,9 +113,10 @@ func (s *Store) Prune(ctx context.Context, dryRun bool) (PruneReport, error) {
 	return rep, nil
 }
 
-// Reachable returns the set of blobs the references reach. Blobs that are
-// named but absent (non-distributable layers) are included.
-func (s *Store) Reachable(ctx context.Context) (map[v1.Hash]bool, error) {
+// Reachable returns the set of blobs the references, and the descriptors
+// also, reach. Blobs that are named but absent (non-distributable layers)
+// are included.
+func (s *Store) Reachable(ctx context.Context, also ...v1.Descriptor) (map[v1.Hash]bool, error) {
 	idx, err := s.Index(ctx)
 	if err != nil {
 		return nil, err
@@ -132,7 +159,7 @@ func (s *Store) Reachable(ctx context.Context) (map[v1.Hash]bool, error) {
 		}
 		return nil
 	}
-	for _, d := range idx.Manifests {
+	for _, d := range append(idx.Manifests, also...) {
 		if err := walk(d, 0); err != nil {
 			return nil, err
 		}

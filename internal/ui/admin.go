@@ -15,23 +15,23 @@ import (
 	"github.com/lading-dev/lading/internal/query"
 )
 
-// adminPages are the Administration menu's entries. Pages of features
-// still to come (groups, registries and replication, proxy caches,
-// scanners, interrogation services, garbage collection) are added here
-// when their services exist.
+// adminPages are the Administration menu's entries; a page whose service
+// the server lacks is left out (adminAvailable).
 var adminPages = []tab{
 	{"users", "Users"},
+	{"groups", "Groups"},
 	{"robots", "Robot accounts"},
+	{"registries", "Registries"},
+	{"replication", "Replication"},
+	{"interrogation", "Interrogation services"},
+	{"gc", "Garbage collection"},
 	{"configuration", "Configuration"},
 	{"audit", "Audit log"},
 	{"jobs", "Job service"},
 }
 
 func (s *Server) renderAdmin(c *call, st int, page, title string, data map[string]any) error {
-	pages := adminPages
-	if s.svc.Jobs == nil {
-		pages = slices.DeleteFunc(slices.Clone(pages), func(t tab) bool { return t.Name == "jobs" })
-	}
+	pages := slices.DeleteFunc(slices.Clone(adminPages), func(t tab) bool { return !s.adminAvailable(t.Name) })
 	data["Page"], data["Pages"] = page, pages
 	return c.render(st, "admin", title, data)
 }
@@ -160,6 +160,10 @@ type configField struct {
 func (s *Server) adminConfig(c *call) error { return s.renderConfig(c, http.StatusOK, "") }
 
 func (s *Server) renderConfig(c *call, st int, formErr string) error {
+	return s.renderConfigWith(c, st, formErr, nil)
+}
+
+func (s *Server) renderConfigWith(c *call, st int, formErr string, extra map[string]any) error {
 	items, err := s.svc.Settings.List(c.ctx, c.who)
 	if err != nil {
 		return err
@@ -195,7 +199,8 @@ func (s *Server) renderConfig(c *call, st int, formErr string) error {
 		}
 		groups = append(groups, gr)
 	}
-	return s.renderAdmin(c, st, "configuration", "Configuration", map[string]any{"Groups": groups, "FormError": formErr})
+	return s.renderAdmin(c, st, "configuration", "Configuration", withData(map[string]any{"Groups": groups, "FormError": formErr,
+		"LDAPTest": s.svc.LDAP != nil}, extra))
 }
 
 func keyOf(name string) (config.Key, bool) {
@@ -281,7 +286,17 @@ func (s *Server) renderProfile(c *call, st int, formErr string) error {
 	if err != nil {
 		return err
 	}
-	return c.render(st, "profile", "Your profile", map[string]any{"U": u, "FormError": formErr})
+	data := map[string]any{"U": u, "FormError": formErr}
+	if s.svc.OIDC != nil {
+		m, ok, err := s.svc.OIDC.MetaOf(c.ctx, c.who, c.who.ID)
+		if err != nil {
+			return err
+		}
+		if ok {
+			data["OIDC"] = m
+		}
+	}
+	return c.render(st, "profile", "Your profile", data)
 }
 
 func (s *Server) updateProfile(c *call) error {

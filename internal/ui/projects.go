@@ -37,9 +37,13 @@ func (s *Server) renderProjects(c *call, st int, formErr string, form project.Cr
 	if err != nil {
 		return err
 	}
+	upstreams, err := s.upstreamChoices(c)
+	if err != nil {
+		return err
+	}
 	return c.render(st, "projects", "Projects", map[string]any{
 		"Projects": list, "Search": search, "Pager": newPager(c.r.URL, page, total),
-		"MayCreate": mayCreate, "FormError": formErr, "Form": form,
+		"MayCreate": mayCreate, "FormError": formErr, "Form": form, "Upstreams": upstreams,
 	})
 }
 
@@ -58,15 +62,19 @@ func (s *Server) createProject(c *call) error {
 		}
 		in.StorageLimit = &b
 	}
-	p, err := s.svc.Projects.Create(c.ctx, c.who, in)
+	reg, err := readUpstream(f.Get("registry_id"))
+	if err == nil {
+		in.RegistryID = reg
+		var p project.Project
+		if p, err = s.svc.Projects.Create(c.ctx, c.who, in); err == nil {
+			c.flash("Project " + p.Name + " created.")
+			return c.redirect("/projects/" + url.PathEscape(p.Name))
+		}
+	}
 	if formError(err) {
 		return s.renderProjects(c, status(err), err.Error(), in)
 	}
-	if err != nil {
-		return err
-	}
-	c.flash("Project " + p.Name + " created.")
-	return c.redirect("/projects/" + url.PathEscape(p.Name))
+	return err
 }
 
 // formError reports whether err is the user's to fix in the form.
@@ -84,6 +92,8 @@ type projectView struct {
 	Tabs []tab
 	Data any
 	CSRF string
+	// Upstream is a proxy-cache project's upstream registry.
+	Upstream *upstream
 }
 
 type tab struct{ Name, Label string }
@@ -113,6 +123,9 @@ func (s *Server) project(c *call) (projectView, error) {
 		return projectView{}, err
 	}
 	pv := projectView{Project: p, Perms: c.projectPerms(p.ID), CSRF: c.csrf}
+	if pv.Upstream, err = s.upstreamOf(c, p); err != nil {
+		return projectView{}, err
+	}
 	for _, t := range projectTabs {
 		if t.Name == "webhooks" && s.svc.Webhooks == nil || !s.hasTab(t.Name) {
 			continue

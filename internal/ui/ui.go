@@ -43,7 +43,8 @@
 //	/projects/{project}/r/{repository...}/-/{digest}[/{panel}]
 //	                                           an artifact; panels: packages,
 //	                                           vulnerabilities, sbom
-//	/admin/{page}                              users, robots, configuration, audit, jobs
+//	/admin/{page}                              users, groups, robots, registries, replication,
+//	                                           interrogation, gc, configuration, audit, jobs
 //	/static/{file}                             embedded assets
 package ui
 
@@ -63,12 +64,16 @@ import (
 	"github.com/lading-dev/lading/internal/artifact"
 	"github.com/lading-dev/lading/internal/audit"
 	"github.com/lading-dev/lading/internal/config"
+	"github.com/lading-dev/lading/internal/gc"
 	"github.com/lading-dev/lading/internal/identity"
+	"github.com/lading-dev/lading/internal/identity/ldap"
+	"github.com/lading-dev/lading/internal/identity/oidc"
 	"github.com/lading-dev/lading/internal/immutable"
 	"github.com/lading-dev/lading/internal/inspect"
 	"github.com/lading-dev/lading/internal/jobs"
 	"github.com/lading-dev/lading/internal/label"
 	"github.com/lading-dev/lading/internal/project"
+	"github.com/lading-dev/lading/internal/replication"
 	"github.com/lading-dev/lading/internal/retention"
 	"github.com/lading-dev/lading/internal/scanning/scanapi"
 	"github.com/lading-dev/lading/internal/webhook"
@@ -101,6 +106,15 @@ type Services struct {
 	// immutability and retention tabs (lifecycle.go, retention.go).
 	Immutable *immutable.Service
 	Retention *retention.Service
+	// Replication, when set, gives the Administration menu registries
+	// and replication, and the project form proxy caches.
+	Replication *replication.Service
+	// GC, when set, gives the Administration menu garbage collection.
+	GC *gc.Service
+	// LDAP, when set, gives the configuration page its LDAP test.
+	LDAP *ldap.Admin
+	// OIDC, when set, shows OIDC users their CLI secret in their profile.
+	OIDC *oidc.Service
 }
 
 // Options configure the UI.
@@ -124,6 +138,9 @@ type Server struct {
 	static *static
 	// scans is registry-side scanning, once plugged in (SetScanning).
 	scans scanapi.Service
+	// scanners is registry-side scanning's administration, plugged in
+	// after the UI is built (SetScanners).
+	scanners Scanners
 }
 
 // New returns the UI's handler.
@@ -285,6 +302,7 @@ func (s *Server) routes() {
 	s.handle("POST /admin/jobs", s.adminJobQueue)
 
 	s.projectRoutes()
+	s.adminRoutes()
 
 	s.handle("/", func(c *call) error { return notFound("no page at " + c.r.URL.Path) })
 }

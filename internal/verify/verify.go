@@ -162,8 +162,17 @@ type ReadCloser struct {
 	c io.Closer
 }
 
-// NewReadCloser wraps rc like NewReader; Close closes rc.
+// NewReadCloser wraps rc like NewReader; Close closes rc. When rc is
+// itself a ReadCloser not yet read that checks the same digest, with the
+// same size or none, it is returned (with the size to check), not wrapped:
+// its check is this one, and hashing every byte twice would only cost time.
 func NewReadCloser(rc io.ReadCloser, want v1.Hash, size int64) (*ReadCloser, error) {
+	if v, ok := rc.(*ReadCloser); ok && v.n == 0 && v.err == nil && v.want == want && (size < 0 || v.size < 0 || v.size == size) {
+		if size >= 0 {
+			v.size = size
+		}
+		return v, nil
+	}
 	r, err := NewReader(rc, want, size)
 	if err != nil {
 		rc.Close()

@@ -87,3 +87,47 @@ func FuzzParseDigest(f *testing.F) {
 		}
 	})
 }
+
+// TestReadCloserNested: a verifying stream wrapped again for the same
+// digest is checked once, and still with every size either side gave; a
+// wrap for another digest or size keeps both checks.
+func TestReadCloserNested(t *testing.T) {
+	data := []byte("hello, lading")
+	d, _ := FromBytes(data, "sha256")
+	other, _ := FromBytes([]byte("other"), "sha256")
+	n := int64(len(data))
+	tests := []struct {
+		name              string
+		innerSize         int64
+		outer             string
+		outerSize         int64
+		reused, corrupted bool
+	}{
+		{"same digest and size", n, d.String(), n, true, false},
+		{"outer size unknown", n, d.String(), -1, true, false},
+		{"inner size unknown", -1, d.String(), n, true, false},
+		{"inner size unknown, outer size wrong", -1, d.String(), n + 1, true, true},
+		{"other size", n, d.String(), n - 1, false, true},
+		{"other digest", n, other.String(), n, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inner, err := NewReadCloser(io.NopCloser(bytes.NewReader(data)), d, tt.innerSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, _ := ParseDigest(tt.outer)
+			outer, err := NewReadCloser(inner, h, tt.outerSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := outer == inner; got != tt.reused {
+				t.Errorf("reused = %v, want %v", got, tt.reused)
+			}
+			_, err = io.ReadAll(outer)
+			if got := errors.Is(err, errdefs.ErrCorrupt); got != tt.corrupted {
+				t.Errorf("err = %v, want corrupt %v", err, tt.corrupted)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"io/fs"
 	"log/slog"
@@ -462,6 +463,16 @@ func encodeAdvisory(e *encoder, a *Advisory, vuln, source uint64) {
 // file or the new one and a failed write leaves nothing behind. Errors of
 // the file system name path, never the temporary file.
 func WriteFileAtomic(path string, write func(*os.File) error) (err error) {
+	// A rename replaces whatever has the name: a symbolic link would lose
+	// its target, a device or a pipe would be replaced by a file (as root,
+	// /dev/null itself). The file is written where a link points; anything
+	// that is not a regular file is refused.
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return &fs.PathError{Op: "write", Path: path, Err: fmt.Errorf("not a regular file (%s): a vulnerability database is a file of its own", fi.Mode().Type())}
+	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err

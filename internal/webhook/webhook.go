@@ -68,7 +68,43 @@ var Migrations = []sqldb.Migration{{Owner: "webhook", Name: "webhook policies", 
 		created {{int}} NOT NULL,
 		updated {{int}} NOT NULL,
 		UNIQUE (project_id, name))`,
-}}}
+}}, {Owner: "webhook", Name: "webhook policies go with their project", Func: policiesFollowProject}}
+
+// policiesFollowProject makes deleting a project delete its policies: the
+// first table did not reference the project. SQLite cannot add a foreign
+// key to a table, so there the table is rebuilt.
+func policiesFollowProject(ctx context.Context, tx *sqldb.Tx) error {
+	stmts := []string{
+		`DELETE FROM webhook_policies WHERE project_id NOT IN (SELECT id FROM projects)`,
+		`ALTER TABLE webhook_policies ADD FOREIGN KEY (project_id) REFERENCES projects (id) ON DELETE CASCADE`,
+	}
+	if tx.Dialect().Name == "sqlite" {
+		stmts = []string{
+			`CREATE TABLE webhook_policies_new (
+				id {{id}},
+				project_id {{int}} NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+				name {{text}} NOT NULL,
+				description {{text}} NOT NULL,
+				targets {{text}} NOT NULL,
+				event_types {{text}} NOT NULL,
+				creator {{text}} NOT NULL,
+				enabled {{bool}} NOT NULL,
+				created {{int}} NOT NULL,
+				updated {{int}} NOT NULL,
+				UNIQUE (project_id, name))`,
+			`INSERT INTO webhook_policies_new SELECT id, project_id, name, description, targets, event_types, creator, enabled, created, updated
+				FROM webhook_policies WHERE project_id IN (SELECT id FROM projects)`,
+			`DROP TABLE webhook_policies`,
+			`ALTER TABLE webhook_policies_new RENAME TO webhook_policies`,
+		}
+	}
+	for _, st := range stmts {
+		if _, err := tx.ExecDirect(ctx, tx.Dialect().Expand(st)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Kind is the job kind of deliveries, and VendorType the executions'
 // vendor type, as Harbor names both.

@@ -56,6 +56,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
@@ -142,8 +143,8 @@ type Service struct {
 	config   func(context.Context) (Config, Settings, error)
 	roots    *x509.CertPool
 	log      *slog.Logger
-	clients  map[bool]*http.Client // by oidc_verify_cert: connections are kept
-	now      func() time.Time
+	clients  map[bool]*http.Client            // by oidc_verify_cert: connections are kept
+	clock    atomic.Pointer[func() time.Time] // nil: time.Now
 	keyMu    sync.Mutex
 	key      []byte
 	provMu   sync.Mutex
@@ -176,7 +177,7 @@ func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 // identity: Attach the identity service before use.
 func New(db *sqldb.DB, checker *access.Checker, log *audit.Log, config func(context.Context) (Config, Settings, error), opts ...Option) *Service {
 	s := &Service{db: db, access: checker, audit: log, config: config, log: slog.New(slog.DiscardHandler),
-		now: time.Now, provider: map[string]cachedProvider{}, clients: map[bool]*http.Client{}}
+		provider: map[string]cachedProvider{}, clients: map[bool]*http.Client{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -188,7 +189,15 @@ func (s *Service) Attach(ids *identity.Service) { s.ids = ids }
 
 // SetClock replaces the clock that decides whether stored tokens have
 // expired (tests of the refresh).
-func (s *Service) SetClock(now func() time.Time) { s.now = now }
+func (s *Service) SetClock(now func() time.Time) { s.clock.Store(&now) }
+
+// now is the service's clock: time.Now unless a test set another.
+func (s *Service) now() time.Time {
+	if c := s.clock.Load(); c != nil {
+		return (*c)()
+	}
+	return time.Now()
+}
 
 // settings returns the configuration, refusing when OIDC is not the auth
 // mode or is not configured.

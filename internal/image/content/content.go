@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -204,8 +205,12 @@ type image struct {
 	desc     v1.Descriptor
 	raw      []byte
 	manifest *v1.Manifest
-	config   []byte
-	cfgFile  *v1.ConfigFile
+
+	// The config is read once, on first use; layers read in parallel
+	// ask for it at the same time.
+	cfgMu   sync.Mutex
+	config  []byte
+	cfgFile *v1.ConfigFile
 }
 
 var _ v1.Image = (*image)(nil)
@@ -219,6 +224,13 @@ func (i *image) ConfigName() (v1.Hash, error)        { return i.manifest.Config.
 func (i *image) Descriptor() (*v1.Descriptor, error) { d := i.desc; return &d, nil }
 
 func (i *image) RawConfigFile() ([]byte, error) {
+	i.cfgMu.Lock()
+	defer i.cfgMu.Unlock()
+	return i.rawConfig()
+}
+
+// rawConfig reads the config blob once; the caller holds cfgMu.
+func (i *image) rawConfig() ([]byte, error) {
 	if i.config == nil {
 		b, err := ReadAll(i.src, i.manifest.Config, MaxConfigSize, "config")
 		if err != nil {
@@ -230,8 +242,10 @@ func (i *image) RawConfigFile() ([]byte, error) {
 }
 
 func (i *image) ConfigFile() (*v1.ConfigFile, error) {
+	i.cfgMu.Lock()
+	defer i.cfgMu.Unlock()
 	if i.cfgFile == nil {
-		b, err := i.RawConfigFile()
+		b, err := i.rawConfig()
 		if err != nil {
 			return nil, err
 		}

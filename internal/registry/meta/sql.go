@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/lading-dev/lading/internal/errdefs"
@@ -23,7 +24,7 @@ type SQL struct {
 	db    *sqldb.DB
 	d     Dialect
 	locks CollectionLocks
-	now   func() time.Time
+	clock atomic.Pointer[func() time.Time] // nil: time.Now
 	hooks Hooks
 	owned bool
 }
@@ -54,7 +55,7 @@ func OwnDB() Option { return func(s *SQL) { s.owned = true } }
 // New returns the store over db, which Migrations must have brought up to
 // date.
 func New(db *sqldb.DB, opts ...Option) *SQL {
-	s := &SQL{db: db, d: db.Dialect(), locks: noLocks{}, now: time.Now, hooks: noHooks{}}
+	s := &SQL{db: db, d: db.Dialect(), locks: noLocks{}, hooks: noHooks{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -122,7 +123,15 @@ var Migrations = []sqldb.Migration{{Owner: "registry/meta", Name: "repositories,
 }}}
 
 // SetClock replaces the store's clock (tests of the grace window).
-func (s *SQL) SetClock(now func() time.Time) { s.now = now }
+func (s *SQL) SetClock(now func() time.Time) { s.clock.Store(&now) }
+
+// now is the store's clock: time.Now unless a test set another.
+func (s *SQL) now() time.Time {
+	if c := s.clock.Load(); c != nil {
+		return (*c)()
+	}
+	return time.Now()
+}
 
 // DB returns the database the store runs on.
 func (s *SQL) DB() *sqldb.DB { return s.db }

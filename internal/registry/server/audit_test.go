@@ -1,16 +1,12 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"io"
-	"net"
+	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,88 +20,28 @@ import (
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/models"
 
 	"github.com/lading-dev/lading/internal/harbortest"
+	"github.com/lading-dev/lading/internal/syslog/syslogtest"
 )
 
-// collector is a syslog collector on loopback TCP that reads RFC 5424
-// messages framed by octet counting (RFC 6587).
-type collector struct {
-	l    net.Listener
-	mu   sync.Mutex
-	msgs []string
-}
-
-func startCollector(t *testing.T) *collector {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &collector{l: l}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go c.read(conn)
-		}
-	}()
-	return c
-}
-
-func (c *collector) read(conn net.Conn) {
-	defer conn.Close()
-	br := bufio.NewReader(conn)
-	for {
-		lenText, err := br.ReadString(' ')
-		if err != nil {
-			return
-		}
-		n, err := strconv.Atoi(strings.TrimSpace(lenText))
-		if err != nil || n <= 0 || n > 1<<20 {
-			return
-		}
-		msg := make([]byte, n)
-		if _, err := io.ReadFull(br, msg); err != nil {
-			return
-		}
-		c.mu.Lock()
-		c.msgs = append(c.msgs, string(msg))
-		c.mu.Unlock()
-	}
-}
-
-// wait returns the messages once one contains each of parts.
-func (c *collector) wait(t *testing.T, parts ...string) string {
+// syslogWith waits for a syslog message containing each of parts.
+func syslogWith(t *testing.T, c *syslogtest.Collector, parts ...string) string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c.mu.Lock()
-		for _, m := range c.msgs {
-			ok := true
-			for _, p := range parts {
-				ok = ok && strings.Contains(m, p)
-			}
-			if ok {
-				c.mu.Unlock()
-				return m
+	return c.Wait(t, 10*time.Second, fmt.Sprintf("with %q", parts), func(m string) bool {
+		for _, p := range parts {
+			if !strings.Contains(m, p) {
+				return false
 			}
 		}
-		n := len(c.msgs)
-		c.mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatalf("no syslog message with %q among %d", parts, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return true
+	})
 }
 
 func TestAuditLog(t *testing.T) {
 	srv := harbortest.Start(t)
 	ctx := context.Background()
 	a := srv.Admin()
-	col := startCollector(t)
-	if _, err := a.Configure.UpdateConfigurations(ctx, configUpdate(&models.Configurations{AuditLogForwardEndpoint: ptr(col.l.Addr().String())})); err != nil {
+	col := syslogtest.Start(t)
+	if _, err := a.Configure.UpdateConfigurations(ctx, configUpdate(&models.Configurations{AuditLogForwardEndpoint: ptr(col.Addr())})); err != nil {
 		t.Fatal(err)
 	}
 	// A login, a failed one; a project, a member, a push, a pull, a delete.
@@ -220,12 +156,12 @@ func TestAuditLog(t *testing.T) {
 
 	// Forwarded: each record after its commit, as RFC 5424; the
 	// application and access logs to the same collector.
-	m := col.wait(t, `"operation":"create"`, `"resource_type":"artifact"`)
+	m := syslogWith(t, col, `"operation":"create"`, `"resource_type":"artifact"`)
 	if !strings.HasPrefix(m, "<110>1 ") || !strings.Contains(m, " lading ") || !strings.Contains(m, " audit - {") {
 		t.Errorf("forwarded record %q", m)
 	}
-	col.wait(t, `"operation":"pull"`, `"username":"bob"`)
-	col.wait(t, " access - {", `"request_id"`, `"path":"/api/v2.0/projects"`)
+	syslogWith(t, col, `"operation":"pull"`, `"username":"bob"`)
+	syslogWith(t, col, " access - {", `"request_id"`, `"path":"/api/v2.0/projects"`)
 	// skip_audit_log_database: forwarded only.
 	if _, err := a.Configure.UpdateConfigurations(ctx, configUpdate(&models.Configurations{SkipAuditLogDatabase: ptr(true)})); err != nil {
 		t.Fatal(err)
@@ -233,7 +169,7 @@ func TestAuditLog(t *testing.T) {
 	if _, err := a.Project.CreateProject(ctx, project.NewCreateProjectParams().WithProject(&models.ProjectReq{ProjectName: "forwardedonly"})); err != nil {
 		t.Fatal(err)
 	}
-	col.wait(t, `"resource":"forwardedonly"`)
+	syslogWith(t, col, `"resource":"forwardedonly"`)
 	var n int
 	srv.DB.QueryRow(ctx, `SELECT COUNT(*) FROM audit_log WHERE resource = 'forwardedonly'`).Scan(&n)
 	if n != 0 {
