@@ -14,9 +14,9 @@ import (
 // ArtifactsSomeTags is Artifacts with, for each artifact, its first limit
 // tags by name and the number of all its tags: pages that list the
 // artifacts of a repository whose artifacts have thousands of tags stay
-// fast. Authorization is Artifacts'.
-func (s *Service) ArtifactsSomeTags(ctx context.Context, who access.Subject, ref project.Ref, repoName string, q query.Query, page query.Page, limit int) ([]Artifact, map[int64]int64, int64, error) {
-	arts, total, err := s.Artifacts(ctx, who, ref, repoName, q, page, false)
+// fast. include is Artifacts'; authorization is Artifacts'.
+func (s *Service) ArtifactsSomeTags(ctx context.Context, who access.Subject, ref project.Ref, repoName string, q query.Query, page query.Page, limit int, include ...Include) ([]Artifact, map[int64]int64, int64, error) {
+	arts, total, err := s.Artifacts(ctx, who, ref, repoName, q, page, false, include...)
 	if err != nil || len(arts) == 0 {
 		return arts, nil, total, err
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lading-dev/lading/internal/artifact"
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/inspect"
 	"github.com/lading-dev/lading/internal/query"
@@ -48,6 +49,9 @@ func (s *Server) artifactPage(c *call, t target) error {
 		"Perms": c.projectPerms(d.ProjectID), "Host": c.r.Host, "Panel": t.Panel,
 		"Analyzer": s.svc.Inspect.CanAnalyze() && d.Image != nil,
 	}
+	if err := s.artifactExtras(c, t, d.Digest, d.ProjectID, data); err != nil {
+		return err
+	}
 	if t.Panel != "" && d.Image != nil {
 		an, err := s.svc.Inspect.Analyze(c.ctx, c.who, t.ref(), t.Repo, d.Digest)
 		switch {
@@ -58,11 +62,40 @@ func (s *Server) artifactPage(c *call, t target) error {
 		case err != nil && !errors.Is(err, errdefs.ErrUnsupported):
 			return err
 		default:
+			if !an.Scanned {
+				if err := s.registryFindings(c, t, d.Digest, &an); err != nil {
+					return err
+				}
+			}
 			data["Analysis"] = analysisView(an, d.Image, c.r.URL.Query(), t.Panel)
 		}
 	}
 	title := t.Project + "/" + t.Repo + "@" + shortDigest(d.Digest)
 	return c.render(http.StatusOK, "artifact", title, data)
+}
+
+// artifactExtras adds to an artifact page its accessories, labels and
+// scan.
+func (s *Server) artifactExtras(c *call, t target, dgst string, projectID int64, data map[string]any) error {
+	a, err := s.svc.Artifacts.Artifact(c.ctx, c.who, t.ref(), t.Repo, dgst, artifact.WithAccessories)
+	if err != nil {
+		return err
+	}
+	data["Accessories"], data["Signed"] = a.Accessories, signed(a)
+	on, offered, err := s.artifactLabels(c, projectID, a.ID)
+	if err != nil {
+		return err
+	}
+	data["Labels"], data["LabelsOffered"], data["LabelsOn"] = on, offered, s.svc.Labels != nil
+	scans, err := s.scanViews(c, []artifact.Artifact{a})
+	if err != nil {
+		return err
+	}
+	data["ScanOn"] = s.scans != nil
+	if v, ok := scans[a.Digest]; ok {
+		data["Scan"] = &v
+	}
+	return nil
 }
 
 // layerView is a layer as the analysis panels show it.

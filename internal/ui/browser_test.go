@@ -24,7 +24,6 @@ import (
 	"github.com/lading-dev/lading/internal/identity"
 	"github.com/lading-dev/lading/internal/inspect/compute"
 	"github.com/lading-dev/lading/internal/project"
-	"github.com/lading-dev/lading/internal/scan"
 	"github.com/lading-dev/lading/internal/testenv"
 	"github.com/lading-dev/lading/internal/vulndb"
 	"github.com/lading-dev/lading/internal/vulndb/feed"
@@ -173,6 +172,9 @@ var anchors = map[string]string{
 	"artifact-vulnerabilities": "#inside-h",
 	"artifact-packages":        "#inside-h",
 	"artifact-labeled":         "#cfg-h",
+	"artifact-scanned":         "#scan-h",
+	"artifact-labels":          "#labels-h",
+	"project-retention":        "#retention-runs",
 }
 
 // violation is one axe-core finding.
@@ -261,43 +263,40 @@ func (s *session) submit(fields map[string]string, button, waitFor string) {
 	s.run("submit "+button, acts...)
 }
 
-// alpineDB builds a vulnerability database from the corpus feeds the
-// alpine-3.20-app image needs (Alpine's secdb, npm, Go).
-func alpineDB(t *testing.T) *vulndb.DB {
+// alpineDBFile builds, in a file of the test's own, a vulnerability
+// database from the corpus feeds the alpine-3.20-app image needs
+// (Alpine's secdb, npm, Go).
+func alpineDBFile(t *testing.T) string {
 	feeds := filepath.Join(corpustest.Dir(t), "feeds")
 	path := filepath.Join(t.TempDir(), vulndb.FileName)
 	if _, err := feed.Build(context.Background(), nil, path, []string{
 		filepath.Join(feeds, "alpine-secdb"), filepath.Join(feeds, "npm"), filepath.Join(feeds, "osv", "Go.zip")}); err != nil {
 		t.Fatal(err)
 	}
-	db, err := vulndb.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return path
 }
 
 // TestBrowser drives the UI in headless chromium as its users would: the
 // administrator creates a project and a user, adds the user as a
 // developer; the developer pushes an image with skopeo; the image is
-// listed, its vulnerabilities and packages shown with the layers that
-// brought them; stored script payloads stay inert; a post without the
-// CSRF token is refused; a guest sees no administration and no delete
+// listed; the administrator presses Scan (registry-side scanning, as
+// lading serve runs it), opens the vulnerabilities and packages shown
+// with the layers that brought them, labels the artifact, sets an
+// immutable tag rule and a retention rule and dry-runs it, turns on
+// vulnerability prevention, and the developer's skopeo pull is refused
+// (412); stored script payloads stay inert; a post without the CSRF
+// token is refused; a guest sees no administration and no delete
 // controls. Every page is screenshotted (t.ArtifactDir; with
 // LADING_UI_DOCS=DIR also there) and checked with axe-core.
-//
-// Not yet: "scan" and "stop" buttons and vulnerability prevention
-// refusing a pull, which need the UI to use the registry's scanning
-// (package scanning, merged after this test was written).
 func TestBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("drives chromium through the whole UI; not in -short mode")
 	}
 	skopeo := testenv.Tool(t, "skopeo", "skopeo")
 	img := corpustest.Image(t, "alpine-3.20-app.oci.tar")
-	scanner := scan.New(alpineDB(t), "corpus feeds", nil)
-	srv := start(t, compute.New(compute.WithScanner(scanner)))
+	// As lading serve: the artifact pages' analyzer finds packages, the
+	// registry's scanning finds vulnerabilities when asked.
+	srv := start(t, compute.New(), withScanning(alpineDBFile(t)))
 	ctx := context.Background()
 	admin := srv.admin(t)
 	if _, err := srv.Core.Identity.CreateUser(ctx, admin, identity.UserCreate{Username: "gail", Email: "gail@example.com", Realname: "Gail Guest", Password: userPassword}); err != nil {
@@ -385,8 +384,21 @@ func TestBrowser(t *testing.T) {
 	}
 	s.page("repository")
 
-	// The artifact page: config, history, then what is inside, by layer.
+	// The artifact page: config, history; not scanned until Scan is
+	// pressed.
 	s.run("open the artifact", chromedp.Click(chromedp.CSS("#artifact-list a.digest")), chromedp.WaitVisible(chromedp.CSS("#hist-h")))
+	if st := s.text("#scan-status"); st != "Not scanned." {
+		t.Errorf("scan status before the scan: %q", st)
+	}
+	artURL, err := chromedp.Run(s.ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	artPath := strings.TrimPrefix(artURL, s.base)
+	s.run("press Scan", chromedp.Click(chromedp.CSS("#scan-btn")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	s.waitScan(artPath)
+	s.page("artifact-scanned")
+	// Then what is inside, by layer, with the scan's findings.
 	s.run("wait for the analysis", chromedp.WaitVisible(chromedp.CSS("table.origin")))
 	s.run("wait for vulnerabilities", chromedp.WaitVisible(chromedp.CSS("table.vulns")))
 	if n := s.count("table.vulns tbody tr"); n == 0 {
@@ -410,6 +422,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("%d packages listed, want the image's apk, npm and Go packages", n)
 	}
 	s.page("artifact-packages")
+	s.lifecycle(artPath)
 
 	// The label payload is inert on its artifact page.
 	s.open("/projects/demo/r/labeled")
@@ -419,17 +432,25 @@ func TestBrowser(t *testing.T) {
 	}
 	s.page("artifact-labeled")
 
-	// Policies: turn on vulnerability prevention (refusing pulls waits for
-	// the registry's scanning).
+	// Policies: turn on vulnerability prevention; the developer's pull
+	// with skopeo is refused.
 	s.open("/projects/demo/policies")
 	s.run("prevent vulnerable pulls", chromedp.Click(chromedp.CSS(`input[name=prevent_vul]`)),
-		chromedp.SetValue(chromedp.CSS("#severity"), "high"), chromedp.Click(chromedp.CSS(`form.policies button[type=submit]`)),
+		chromedp.SetValue(chromedp.CSS("#severity"), "low"), chromedp.Click(chromedp.CSS(`form.policies button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(".flash")))
 	md, err := srv.Core.Projects.Metadata(ctx, admin, project.Ref{Name: "demo"}, "")
-	if err != nil || md["prevent_vul"] != "true" || md["severity"] != "high" {
+	if err != nil || md["prevent_vul"] != "true" || md["severity"] != "low" {
 		t.Errorf("policies after the form: %v %v", md, err)
 	}
 	s.page("project-policies")
+	out, err = exec.Command(skopeo, "copy", "--quiet", "--src-tls-verify=false", "--src-creds", "devon:"+userPassword,
+		"docker://"+srv.Host+"/demo/app:1.0", "oci:"+filepath.Join(t.TempDir(), "pulled")+":1.0").CombinedOutput()
+	// skopeo prints the registry's message, not the status (412, which
+	// TestScanAllowlistAccessories reads with go-containerregistry).
+	if err == nil || !strings.Contains(string(out), "cannot be pulled due to configured policy in 'Prevent images with vulnerability severity of") ||
+		!strings.Contains(string(out), "Low") {
+		t.Errorf("skopeo pull with prevention on: %v\n%s\nwant refused with Harbor's message", err, out)
+	}
 
 	// A form post without the CSRF token, from the page itself.
 	status, err := chromedp.Run(s.ctx, chromedp.Evaluate[int](`fetch("/projects", {method: "POST", body: new URLSearchParams({name: "no-token"})}).then(r => r.status)`,
@@ -453,7 +474,8 @@ func TestBrowser(t *testing.T) {
 	if n := s.count("#admin-menu"); n != 0 {
 		t.Error("a guest sees the Administration menu")
 	}
-	for _, p := range []string{"/projects/demo", "/projects/demo/r/app", "/projects/demo/members"} {
+	for _, p := range []string{"/projects/demo", "/projects/demo/r/app", "/projects/demo/members", "/projects/demo/immutability",
+		"/projects/demo/labels", "/projects/demo/retention", artPath} {
 		s.open(p)
 		if n := s.count("button.danger"); n != 0 {
 			t.Errorf("%s: a guest is offered %d delete controls", p, n)
@@ -465,6 +487,80 @@ func TestBrowser(t *testing.T) {
 	b, _ := json.MarshalIndent(metrics, "", "  ")
 	os.WriteFile(filepath.Join(s.shots, "metrics.json"), b, 0o644)
 	t.Logf("browser metrics: %s", b)
+}
+
+// waitScan reloads the artifact page at path until its scan has ended,
+// and wants it a success.
+func (s *session) waitScan(path string) {
+	s.t.Helper()
+	for deadline := time.Now().Add(3 * time.Minute); ; {
+		s.open(path)
+		st := s.text("#scan-status")
+		if st == "Success" {
+			return
+		}
+		if st != "Pending" && st != "Running" || time.Now().After(deadline) {
+			s.shot("failed-scan")
+			s.t.Fatalf("scan status %q, want Success", st)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// lifecycle uses the project's lifecycle tabs: a label made and put on
+// the artifact at artPath, an immutable tag rule, a retention rule and a
+// dry run whose task is listed.
+func (s *session) lifecycle(artPath string) {
+	s.t.Helper()
+	s.open("/projects/demo/labels")
+	s.submit(map[string]string{"#l-name": "release" + xss, "#l-desc": "released builds"}, `#label-form button[type=submit]`, ".flash")
+	s.open("/projects/demo/labels")
+	if body := s.text("table.labels"); !strings.Contains(body, `release<script>`) {
+		s.t.Errorf("labels tab: %q", body)
+	}
+	s.page("project-labels")
+	s.open(artPath)
+	s.run("attach the label", chromedp.Click(chromedp.CSS(`#attach-label button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS("#labels ul.labels")))
+	if l := s.text("#labels ul.labels"); !strings.Contains(l, "release<script>") {
+		s.t.Errorf("artifact labels: %q", l)
+	}
+	if n := s.count("main script, main img, main svg:not([aria-hidden])"); n != 0 {
+		s.t.Errorf("the label made %d elements", n)
+	}
+	s.page("artifact-labels")
+
+	s.open("/projects/demo/immutability")
+	s.submit(map[string]string{"#im-repo-pat": "app", "#im-tag-pat": "1.*"}, `#immutable-form button[type=submit]`, ".flash")
+	s.open("/projects/demo/immutability")
+	if body := s.text("table.rules"); !strings.Contains(body, "1.*") || !strings.Contains(body, "enabled") {
+		s.t.Errorf("immutability tab: %q", body)
+	}
+	s.page("project-immutability")
+
+	s.open("/projects/demo/retention")
+	s.submit(map[string]string{"#rt-template": "latestPushedK", "#rt-n": "5"}, `#retention-form button[type=submit]`, ".flash")
+	s.open("/projects/demo/retention")
+	s.run("dry run", chromedp.Click(chromedp.CSS(`#retention-dry-run button`)), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	loc, err := chromedp.Run(s.ctx, chromedp.Location())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	path := strings.TrimPrefix(loc, s.base)
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		s.open(path)
+		if s.count(`#retention-tasks a[href$="/log"]`) > 0 && s.count(`#retention-runs td:nth-child(2) button`) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			s.shot("failed-retention")
+			s.t.Fatal("the dry run's task did not finish")
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if body := s.text("#retention-runs"); !strings.Contains(body, "dry run") {
+		s.t.Errorf("retention runs: %q", body)
+	}
+	s.page("project-retention")
 }
 
 // measure loads path in the browser and returns the bytes transferred

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -21,6 +22,7 @@ import (
 	"github.com/lading-dev/lading/internal/harbortest"
 	"github.com/lading-dev/lading/internal/inspect"
 	"github.com/lading-dev/lading/internal/registry/server"
+	"github.com/lading-dev/lading/internal/scanning"
 )
 
 // testServer is a running lading serve with the web UI.
@@ -50,6 +52,17 @@ func start(t testing.TB, an inspect.Analyzer, opts ...func(*server.Config)) *tes
 		srv.Close()
 		t.Fatal(err)
 	}
+	// Registry-side scanning, as lading serve attaches it, when the
+	// configuration names a vulnerability database (withScanning).
+	var sc *scanning.Service
+	if cfg.Scan.DB != "" {
+		sc, err = scanning.Attach(context.Background(), srv, scanning.Options{Log: slog.New(slog.NewJSONHandler(logs, nil)), Version: "test", RegistryURL: "http://" + l.Addr().String()})
+		if err != nil {
+			l.Close()
+			srv.Close()
+			t.Fatal(err)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, l) }()
@@ -58,9 +71,21 @@ func start(t testing.TB, an inspect.Analyzer, opts ...func(*server.Config)) *tes
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
+		if sc != nil {
+			sc.Close()
+		}
 		srv.Close()
 	})
 	return &testServer{Server: srv, URL: "http://" + l.Addr().String(), Host: l.Addr().String(), Logs: logs}
+}
+
+// withScanning attaches registry-side scanning over the vulnerability
+// database file db, with a quick job poll.
+func withScanning(db string) func(*server.Config) {
+	return func(c *server.Config) {
+		c.Scan.DB = db
+		c.Jobs.Poll = 50 * time.Millisecond
+	}
 }
 
 // admin is the administrator as the services see them.

@@ -109,6 +109,9 @@ var projectTabs = []struct {
 	{tab{"members", "Members"}, access.Member, access.List},
 	{tab{"robots", "Robot accounts"}, access.Robot, access.List},
 	{tab{"policies", "Policies"}, access.Self, access.Read},
+	{tab{"immutability", "Immutability"}, access.ImmutableTag, access.List},
+	{tab{"retention", "Retention"}, access.TagRetention, access.Read},
+	{tab{"labels", "Labels"}, access.Label, access.List},
 	{tab{"webhooks", "Webhooks"}, access.NotificationPolicy, access.List},
 	{tab{"logs", "Logs"}, access.Log, access.List},
 }
@@ -124,7 +127,7 @@ func (s *Server) project(c *call) (projectView, error) {
 		return projectView{}, err
 	}
 	for _, t := range projectTabs {
-		if t.Name == "webhooks" && s.svc.Webhooks == nil {
+		if t.Name == "webhooks" && s.svc.Webhooks == nil || !s.hasTab(t.Name) {
 			continue
 		}
 		if pv.Perms.Can(string(t.resource), string(t.action)) {
@@ -177,7 +180,11 @@ func (s *Server) projectTab(c *call) error {
 		}
 		pv.Data = map[string]any{"Robots": rs, "Pager": newPager(c.r.URL, page, total), "Secret": ""}
 	case "policies":
-		pv.Data = map[string]any{"Meta": pv.Project.Metadata, "Severities": []string{"none", "low", "medium", "high", "critical"}}
+		data, err := s.policiesData(c, pv.Project)
+		if err != nil {
+			return err
+		}
+		pv.Data = data
 	case "webhooks":
 		return s.webhookTab(c, &pv, "", webhook.Policy{})
 	case "logs":
@@ -190,6 +197,8 @@ func (s *Server) projectTab(c *call) error {
 			return err
 		}
 		pv.Data = map[string]any{"Entries": es, "Pager": newPager(c.r.URL, page, total), "Filter": c.r.URL.Query(), "Operations": operations}
+	case "immutability", "retention", "labels":
+		return s.lifecycleTab(c, &pv)
 	default:
 		return notFound("no tab " + pv.Tab)
 	}
@@ -220,12 +229,22 @@ func (s *Server) updatePolicies(c *call) error {
 	for _, k := range policyKeys {
 		md[k] = strconv.FormatBool(f.Get(k) == "on")
 	}
+	if f.Has("allowlist") {
+		md["reuse_sys_cve_allowlist"] = strconv.FormatBool(f.Get("reuse_sys_cve_allowlist") == "on")
+	}
 	if sev := f.Get("severity"); sev != "" {
 		md["severity"] = sev
 	}
 	public := f.Get("public") == "on"
 	if err := s.svc.Projects.Update(c.ctx, c.who, ref, project.Update{Public: &public, Metadata: md}); err != nil {
 		return err
+	}
+	if err := s.updateAllowlist(c, ref); err != nil {
+		if !formError(err) {
+			return err
+		}
+		c.flash("Policies saved; the CVE allowlist was not: " + err.Error())
+		return c.redirect("/projects/" + url.PathEscape(ref.Name) + "/policies")
 	}
 	c.flash("Policies saved.")
 	return c.redirect("/projects/" + url.PathEscape(ref.Name) + "/policies")

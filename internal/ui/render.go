@@ -168,7 +168,7 @@ func (s *Server) fail(c *call, err error) {
 
 // funcs are the templates' helpers.
 func funcs(st *static) template.FuncMap {
-	return template.FuncMap{
+	m := template.FuncMap{
 		"asset": st.url,
 		"bytes": humanBytes,
 		"when":  when,
@@ -214,6 +214,10 @@ func funcs(st *static) template.FuncMap {
 		"sevbar": newSevBar,
 		"sevs":   func() []string { return severities },
 	}
+	for k, f := range projectFuncs() {
+		m[k] = f
+	}
+	return m
 }
 
 // sevBar is a stacked bar of finding counts, widths out of 100.

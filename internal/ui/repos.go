@@ -72,6 +72,14 @@ func (s *Server) repositoryOrArtifactPost(c *call) error {
 		tag := strings.TrimSpace(f.Get("tag"))
 		err = s.svc.Artifacts.CreateTag(c.ctx, c.who, t.ref(), t.Repo, t.Artifact, tag)
 		msg, to = "Tag "+tag+" added.", t.ArtifactURL(t.Artifact)
+	case t.Artifact != "" && (action == "scan" || action == "stop-scan"):
+		msg, err = s.scanAction(c, t, action)
+		if c.r.PostForm.Get("from") != "list" {
+			to = t.ArtifactURL(t.Artifact)
+		}
+	case t.Artifact != "" && (action == "attach-label" || action == "detach-label"):
+		msg, err = s.labelAction(c, t, action)
+		to = t.ArtifactURL(t.Artifact)
 	case t.Artifact != "" && action == "delete-tag":
 		tag := f.Get("tag")
 		err = s.svc.Artifacts.DeleteTag(c.ctx, c.who, t.ref(), t.Repo, t.Artifact, tag)
@@ -99,6 +107,10 @@ type artifactRow struct {
 	PullRef string
 	Summary *inspect.Summary
 	Labels  []label.Label
+	// Signed is set when the artifact has a signature; Scan is its
+	// registry-side scan, when scanning is plugged in and it has one.
+	Signed bool
+	Scan   *scanView
 }
 
 // sortOptions are the repository page's orders.
@@ -135,13 +147,20 @@ func (s *Server) repositoryPage(c *call, t target) error {
 		sort = ""
 	}
 	page := c.pageOf()
-	arts, tagCounts, total, err := s.svc.Artifacts.ArtifactsSomeTags(c.ctx, c.who, t.ref(), t.Repo, q, page, rowTags)
+	arts, tagCounts, total, err := s.svc.Artifacts.ArtifactsSomeTags(c.ctx, c.who, t.ref(), t.Repo, q, page, rowTags, artifact.WithAccessories)
+	if err != nil {
+		return err
+	}
+	scans, err := s.scanViews(c, arts)
 	if err != nil {
 		return err
 	}
 	rows := make([]artifactRow, len(arts))
 	for i, a := range arts {
-		rows[i] = artifactRow{Artifact: a, PullRef: a.RepositoryName + "@" + a.Digest, MoreTags: int(tagCounts[a.ID]) - len(a.Tags)}
+		rows[i] = artifactRow{Artifact: a, PullRef: a.RepositoryName + "@" + a.Digest, MoreTags: int(tagCounts[a.ID]) - len(a.Tags), Signed: signed(a)}
+		if v, ok := scans[a.Digest]; ok {
+			rows[i].Scan = &v
+		}
 		if len(a.Tags) > 0 {
 			rows[i].PullRef = a.RepositoryName + ":" + a.Tags[0].Name
 		}
@@ -173,6 +192,6 @@ func (s *Server) repositoryPage(c *call, t target) error {
 	return c.render(http.StatusOK, "repository", t.Project+"/"+t.Repo, map[string]any{
 		"T": t, "Repo": repo, "Artifacts": rows, "Pager": newPager(c.r.URL, page, total),
 		"Tag": tag, "Sort": sort, "Perms": c.projectPerms(repo.ProjectID), "Host": c.r.Host,
-		"Analyzer": s.svc.Inspect != nil && s.svc.Inspect.CanAnalyze(),
+		"Analyzer": s.svc.Inspect != nil && s.svc.Inspect.CanAnalyze(), "ScanOn": s.scans != nil,
 	})
 }

@@ -31,7 +31,14 @@
 //	/login, /logout, /profile
 //	/projects                                  list, search, create
 //	/projects/{project}[/{tab}]                summary, repositories, members, robots,
-//	                                           policies, webhooks, logs
+//	                                           policies, immutability, retention,
+//	                                           labels, webhooks, logs
+//	/projects/{project}/immutability[/{id}]     POST: create; enable, disable, delete
+//	/projects/{project}/labels[/{id}]           POST: create; update, delete
+//	/projects/{project}/retention[/rules/{n}]   POST: add a rule, the schedule; enable,
+//	                                           disable, delete a rule
+//	/projects/{project}/retention/run          POST: run now or dry run
+//	/projects/{project}/retention/runs/{exec}/stop, .../tasks/{task}/log
 //	/projects/{project}/r/{repository...}      a repository and its artifacts
 //	/projects/{project}/r/{repository...}/-/{digest}[/{panel}]
 //	                                           an artifact; panels: packages,
@@ -61,11 +68,14 @@ import (
 	"github.com/lading-dev/lading/internal/identity"
 	"github.com/lading-dev/lading/internal/identity/ldap"
 	"github.com/lading-dev/lading/internal/identity/oidc"
+	"github.com/lading-dev/lading/internal/immutable"
 	"github.com/lading-dev/lading/internal/inspect"
 	"github.com/lading-dev/lading/internal/jobs"
 	"github.com/lading-dev/lading/internal/label"
 	"github.com/lading-dev/lading/internal/project"
 	"github.com/lading-dev/lading/internal/replication"
+	"github.com/lading-dev/lading/internal/retention"
+	"github.com/lading-dev/lading/internal/scanning/scanapi"
 	"github.com/lading-dev/lading/internal/webhook"
 )
 
@@ -92,6 +102,10 @@ type Services struct {
 	// Jobs, when set, gives the Administration menu the job service
 	// dashboard.
 	Jobs *jobs.Monitor
+	// Immutable and Retention, when set, give projects their
+	// immutability and retention tabs (lifecycle.go, retention.go).
+	Immutable *immutable.Service
+	Retention *retention.Service
 	// Replication, when set, gives the Administration menu registries
 	// and replication, and the project form proxy caches.
 	Replication *replication.Service
@@ -122,6 +136,8 @@ type Server struct {
 	mux    *http.ServeMux
 	pages  *pages
 	static *static
+	// scans is registry-side scanning, once plugged in (SetScanning).
+	scans scanapi.Service
 	// scanners is registry-side scanning's administration, plugged in
 	// after the UI is built (SetScanners).
 	scanners Scanners
@@ -285,6 +301,7 @@ func (s *Server) routes() {
 	s.handle("GET /admin/jobs", s.adminJobs)
 	s.handle("POST /admin/jobs", s.adminJobQueue)
 
+	s.projectRoutes()
 	s.adminRoutes()
 
 	s.handle("/", func(c *call) error { return notFound("no page at " + c.r.URL.Path) })

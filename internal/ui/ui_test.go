@@ -124,13 +124,16 @@ func TestRolesSeeOnlyWhatTheyMayDo(t *testing.T) {
 		deleteRepo     bool
 		addMember      bool
 		editDesc       bool
+		// immutable and labels: the forms of the immutability and
+		// labels tabs (Harbor: maintainers and up).
+		immutable, labels bool
 	}{
-		{"admin", "Harbor12345", true, true, true, true, true},
-		{"owner", userPassword, false, true, true, true, true},
-		{"maint", userPassword, false, true, true, false, true},
-		{"dev", userPassword, false, false, false, false, true},
-		{"guest", userPassword, false, false, false, false, false},
-		{"limited", userPassword, false, false, false, false, false},
+		{"admin", "Harbor12345", true, true, true, true, true, true, true},
+		{"owner", userPassword, false, true, true, true, true, true, true},
+		{"maint", userPassword, false, true, true, false, true, true, true},
+		{"dev", userPassword, false, false, false, false, true, false, false},
+		{"guest", userPassword, false, false, false, false, false, false, false},
+		{"limited", userPassword, false, false, false, false, false, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.user, func(t *testing.T) {
@@ -152,6 +155,10 @@ func TestRolesSeeOnlyWhatTheyMayDo(t *testing.T) {
 			check("description editor", tt.editDesc, strings.Contains(body, "Edit the description"))
 			_, members := b.get("/projects/acme/members")
 			check("add member form", tt.addMember, strings.Contains(members, "Add a member"))
+			_, imm := b.get("/projects/acme/immutability")
+			check("new immutable tag rule form", tt.immutable, strings.Contains(imm, `id="immutable-form"`))
+			_, labels := b.get("/projects/acme/labels")
+			check("new label form", tt.labels, strings.Contains(labels, `id="label-form"`))
 			// Every tab the user is offered opens.
 			for _, m := range regexp.MustCompile(`<a href="(/projects/acme/[a-z]+)"`).FindAllStringSubmatch(members, -1) {
 				if st, _ := b.get(m[1]); st != http.StatusOK {

@@ -105,6 +105,7 @@ func (s *Server) SetScanning(sc Scanning) {
 	}
 	s.Core.SetScanning(sc)
 	if s.UI != nil {
+		s.UI.SetScanning(sc)
 		s.UI.SetScanners(sc)
 	}
 }
@@ -298,7 +299,8 @@ func (s *Server) assemble(ctx context.Context, o Options, locks meta.CollectionL
 	if !o.NoUI {
 		s.UI, err = ui.New(ui.Services{Permissions: c.Access, Identity: c.Identity, Projects: c.Projects, Artifacts: c.Artifacts,
 			Audit: c.Audit, Settings: c.Settings, Inspect: s.Inspect, Webhooks: c.Webhooks, Jobs: jobs.NewMonitor(c.Jobs, c.Access), Labels: c.Labels,
-			Replication: c.Replication, GC: c.GC, LDAP: c.LDAP, OIDC: c.OIDC}, ui.Options{Log: s.log, Version: o.Version, NoAuth: noAuth})
+			Replication: c.Replication, GC: c.GC, LDAP: c.LDAP, OIDC: c.OIDC,
+			Immutable: c.Immutable, Retention: c.Retention}, ui.Options{Log: s.log, Version: o.Version, NoAuth: noAuth})
 		if err != nil {
 			c.Close()
 			return err
