@@ -40,6 +40,7 @@ func BenchmarkRetentionDryRun100k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.ResetTimer()
 	for range b.N {
 		runtime.GC()
 		var base runtime.MemStats
