@@ -6,12 +6,16 @@
 // optional dry run, which deletes nothing) or scheduled.
 //
 // A run is an execution of vendor RETENTION (package task) with one task
-// per repository that a rule applies to: a RETENTION job. The job first
-// plans: it reads the repository's artifacts, decides for each (retain,
-// delete or immutable, and why) and stores the whole plan in one
-// transaction. Then it deletes what the plan says, one artifact at a time,
-// recording each deletion. A job killed midway runs again (its lease
-// expires) and resumes the stored plan rather than deciding afresh; before
+// per repository that a rule applies to; the tasks of up to 50
+// repositories share a RETENTION job (a job, its claim and its commits
+// per repository made a run over 1,000 repositories take most of a
+// minute). The job first plans: it reads each repository's artifacts,
+// decides for each (retain, delete or immutable, and why) and stores the
+// plans of all its repositories in one transaction; a dry run ends there
+// (its plans are its outcome). Then it deletes what the plans say,
+// repository by repository, one artifact at a time, recording each
+// deletion. A job killed midway runs again (its lease expires) and
+// resumes the stored plans rather than deciding afresh; before
 // each deletion it checks that the artifact is as planned (not pushed
 // again, no new tag, not protected meanwhile), so a resumed run never
 // deletes more than the first decided, nor anything that changed since.
