@@ -36,6 +36,11 @@ type GCOptions struct {
 	UploadTTL time.Duration
 	// DryRun reports what would be deleted, and deletes nothing.
 	DryRun bool
+	// UntaggedBefore, in a dry run, counts the blobs as if the untagged
+	// manifests created before it were deleted first (what a collection
+	// with delete_untagged frees; one pass: an index's children that its
+	// deletion would untag are not counted).
+	UntaggedBefore time.Time
 	// Workers bounds the blob deletions at once; 0 or 1 is one at a time.
 	Workers int
 	// Log, when set, receives the collection's messages instead of the
@@ -226,7 +231,13 @@ func (c *Collector) gcBlobs(ctx context.Context, lock *meta.Lock, o GCOptions, c
 	after := ""
 	var mu sync.Mutex
 	for {
-		cands, err := c.meta.GCCandidates(ctx, cutoff, after, 500)
+		var cands []meta.Blob
+		var err error
+		if o.DryRun && !o.UntaggedBefore.IsZero() {
+			cands, err = c.meta.GCCandidatesUntagged(ctx, cutoff, o.UntaggedBefore, after, 500)
+		} else {
+			cands, err = c.meta.GCCandidates(ctx, cutoff, after, 500)
+		}
 		if err != nil {
 			return err
 		}

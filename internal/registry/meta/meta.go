@@ -151,6 +151,10 @@ type Collector interface {
 	// committed or linked since before, plus blobs left deleting by an
 	// interrupted collection.
 	GCCandidates(ctx context.Context, before time.Time, after string, limit int) ([]Blob, error)
+	// GCCandidatesUntagged is GCCandidates as if the manifests that
+	// Untagged lists for untaggedBefore were deleted: what a collection
+	// that first deletes untagged manifests would collect (its dry run).
+	GCCandidatesUntagged(ctx context.Context, before, untaggedBefore time.Time, after string, limit int) ([]Blob, error)
 	// LockCollection starts a collection: it waits until no other
 	// collection of the database runs and takes the database's
 	// collection lock (see Lock). The caller releases it.
