@@ -169,6 +169,9 @@ type Collector interface {
 	// GlobalBlob returns the blob dgst if it is present, linked or not
 	// (content that no present row names is an orphan).
 	GlobalBlob(ctx context.Context, dgst string) (Blob, error)
+	// PresentBlobs returns which of digests GlobalBlob finds, in one
+	// query (the orphan walk asks about storage's files in batches).
+	PresentBlobs(ctx context.Context, digests []string) (map[string]bool, error)
 	// StaleUploads lists up to limit sessions not updated since before.
 	StaleUploads(ctx context.Context, before time.Time, limit int) ([]Upload, error)
 	// UploadExists reports whether a session with this id exists.
