@@ -21,8 +21,9 @@ import (
 // repositories are caches; for those:
 //
 //   - A manifest pulled by tag is checked for freshness first: a HEAD of
-//     the tag upstream. When the upstream names the digest the registry
-//     holds, the local copy is served. When the upstream cannot answer
+//     the tag upstream, sent while the local copy is looked up and the
+//     pull policies are asked about it. When the upstream names the
+//     digest the registry holds, the local copy is served. When the upstream cannot answer
 //     (down, slower than its bound, 429), the local copy is served all the
 //     same and the log says so; without a local copy the pull fails with
 //     the upstream's answer. A manifest pulled by digest that is held is
