@@ -127,3 +127,56 @@ func digestOfImage(t *testing.T, img v1.Image) string {
 	}
 	return d.String()
 }
+
+// TestProxyCacheTagMoved: a tag moved upstream after it was cached is
+// fetched again at the next pull (the freshness check names another
+// digest), and the cache's tag follows once the new artifact is stored.
+func TestProxyCacheTagMoved(t *testing.T) {
+	ctx := context.Background()
+	dist := registrytest.Start(t, registrytest.None)
+	srv := loopbackServer(t)
+	res, err := srv.Admin().Registry.CreateRegistry(ctx, &registry.CreateRegistryParams{Registry: &models.Registry{Name: "up", Type: "docker-registry", URL: "http://" + dist.Host}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := strconv.ParseInt(path.Base(res.Location), 10, 64)
+	if err != nil {
+		t.Fatalf("registry location %q: %v", res.Location, err)
+	}
+	if _, err := srv.Admin().Project.CreateProject(ctx, &project.CreateProjectParams{Project: &models.ProjectReq{ProjectName: "cache", RegistryID: &reg}}); err != nil {
+		t.Fatal(err)
+	}
+	up, _ := name.ParseReference(dist.Host+"/team/app:v1", name.Insecure)
+	for i, img := range []v1.Image{harbortest.Image(t), harbortest.Image(t)} {
+		if err := remote.Write(up, img, remote.WithContext(ctx)); err != nil {
+			t.Fatal(err)
+		}
+		want := digestOfImage(t, img)
+		got, err := srv.Pull(ctx, "cache/team/app:v1", "admin", harbortest.AdminPassword)
+		if err != nil {
+			t.Fatalf("pull %d: %v", i, err)
+		}
+		if d := digestOfImage(t, got); d != want {
+			t.Fatalf("pull %d: got %s, want %s (the tag upstream)", i, d, want)
+		}
+		deadline := time.Now().Add(time.Minute)
+		for {
+			arts, _, err := srv.Core.Artifacts.Artifacts(ctx, srv.AdminSubject(t), lproject.Ref{Name: "cache"}, "team/app", query.Query{}, query.Page{Number: 1, Size: 10}, true)
+			tagged := ""
+			for _, a := range arts {
+				for _, tg := range a.Tags {
+					if tg.Name == "v1" {
+						tagged = a.Digest
+					}
+				}
+			}
+			if err == nil && tagged == want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("pull %d: the cache's v1 is %q a minute later, want %s (%v)", i, tagged, want, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
