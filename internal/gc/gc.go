@@ -5,6 +5,11 @@
 // delete_untagged (delete artifacts that no tag, index or subject keeps,
 // before collecting) and workers (1 to 10 blob deletions at once).
 //
+// A dry run reports what a real run with the same parameters would
+// delete: the untagged artifacts, and the blobs that nothing would
+// reference once they were gone, with their bytes (Harbor's "eligible for
+// deletion" and "could free up" lines).
+//
 // The collector itself is the registry's (internal/registry's Collector,
 // with its collection lock that dies with its process); the wiring hands
 // it over as a Collector, which also recounts the projects' quotas after
@@ -110,11 +115,20 @@ func (s *Service) run(ctx context.Context, j *jobs.Job, p map[string]any) error 
 		j.Log.Error("garbage collection failed", "error", err)
 		return err
 	}
+	// Harbor's two summary lines, then lading's.
 	verb := "deleted"
 	if o.DryRun {
 		verb = "would delete"
+		j.Log.Info(fmt.Sprintf("%d blobs and %d manifests eligible for deletion", rep.Blobs, rep.UntaggedArtifacts))
+		j.Log.Info(fmt.Sprintf("The GC could free up %s space (%d bytes), the size is a rough estimate.", megabytes(rep.Bytes), rep.Bytes))
+	} else {
+		j.Log.Info(fmt.Sprintf("%d blobs and %d manifests are actually deleted", rep.Blobs, rep.UntaggedArtifacts))
+		j.Log.Info(fmt.Sprintf("The GC job actual frees up %s space (%d bytes).", megabytes(rep.Bytes), rep.Bytes))
 	}
 	j.Log.Info(fmt.Sprintf("garbage collection finished: %s %d untagged artifacts, %d blobs (%d bytes), %d expired uploads",
 		verb, rep.UntaggedArtifacts, rep.Blobs, rep.Bytes, rep.UploadsExpired), "duration", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }
+
+// megabytes writes a size as Harbor's GC log does (whole MB).
+func megabytes(n int64) string { return fmt.Sprintf("%d MB", n/(1<<20)) }

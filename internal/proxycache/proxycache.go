@@ -20,6 +20,7 @@ package proxycache
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -81,7 +82,11 @@ type Service struct {
 type cached[T any] struct {
 	v  T
 	at time.Time
-	rt replication.Registry
+	rt replication.Registry // without its secret
+	// secret is the hash of the credential's secret the client was made
+	// with: a client is kept, with its tokens and connections, while the
+	// endpoint and its credentials are unchanged.
+	secret [sha256.Size]byte
 }
 
 // ttl is how long a project's proxy settings and an endpoint's client are
@@ -163,18 +168,19 @@ func (s *Service) client(ctx context.Context, id int64) (*endpoint.Client, repli
 	if err != nil {
 		return nil, replication.Registry{}, err
 	}
-	c, err := endpoint.New(r.Endpoint, endpoint.Options{Outbound: s.opt.Outbound, Timeout: s.opt.Timeout, UserAgent: s.opt.UserAgent, NoRetry: true})
-	if err != nil {
+	secret := sha256.Sum256([]byte(r.Credential.AccessSecret))
+	kept := r
+	kept.Credential.AccessSecret = ""
+	var c *endpoint.Client
+	if ok && e.rt.Updated.Equal(r.Updated) && e.rt.Endpoint == kept.Endpoint && e.secret == secret {
+		c = e.v // unchanged: keep its tokens and connections
+	} else if c, err = endpoint.New(r.Endpoint, endpoint.Options{Outbound: s.opt.Outbound, Timeout: s.opt.Timeout, UserAgent: s.opt.UserAgent, NoRetry: true}); err != nil {
 		return nil, replication.Registry{}, err
 	}
-	if ok && e.rt.Updated.Equal(r.Updated) && e.rt.Endpoint == r.Endpoint {
-		c = e.v // unchanged: keep its tokens and connections
-	}
-	r.Credential.AccessSecret = ""
 	s.mu.Lock()
-	s.clients[id] = cached[*endpoint.Client]{v: c, at: time.Now(), rt: r}
+	s.clients[id] = cached[*endpoint.Client]{v: c, at: time.Now(), rt: kept, secret: secret}
 	s.mu.Unlock()
-	return c, r, nil
+	return c, kept, nil
 }
 
 // Remote is one cache repository's upstream.

@@ -36,6 +36,11 @@ type GCOptions struct {
 	UploadTTL time.Duration
 	// DryRun reports what would be deleted, and deletes nothing.
 	DryRun bool
+	// UntaggedBefore, in a dry run, counts the blobs as if the untagged
+	// manifests created before it were deleted first (what a collection
+	// with delete_untagged frees; one pass: an index's children that its
+	// deletion would untag are not counted).
+	UntaggedBefore time.Time
 	// Workers bounds the blob deletions at once; 0 or 1 is one at a time.
 	Workers int
 	// Log, when set, receives the collection's messages instead of the
@@ -226,7 +231,13 @@ func (c *Collector) gcBlobs(ctx context.Context, lock *meta.Lock, o GCOptions, c
 	after := ""
 	var mu sync.Mutex
 	for {
-		cands, err := c.meta.GCCandidates(ctx, cutoff, after, 500)
+		var cands []meta.Blob
+		var err error
+		if o.DryRun && !o.UntaggedBefore.IsZero() {
+			cands, err = c.meta.GCCandidatesUntagged(ctx, cutoff, o.UntaggedBefore, after, 500)
+		} else {
+			cands, err = c.meta.GCCandidates(ctx, cutoff, after, 500)
+		}
 		if err != nil {
 			return err
 		}
@@ -296,20 +307,40 @@ func (c *Collector) gcOrphans(ctx context.Context, lock *meta.Lock, o GCOptions,
 		dgst string
 		size int64
 	}
-	var found []orphan
+	var found, batch []orphan
+	// Storage's files are looked up in batches: a query per file made
+	// the walk of a large store take minutes.
+	flush := func() error {
+		digests := make([]string, len(batch))
+		for i, f := range batch {
+			digests[i] = f.dgst
+		}
+		present, err := c.meta.PresentBlobs(ctx, digests)
+		if err != nil {
+			return err
+		}
+		for _, f := range batch {
+			if !present[f.dgst] {
+				found = append(found, f)
+			}
+		}
+		batch = batch[:0]
+		return nil
+	}
 	err := c.driver.Walk(ctx, "blobs", func(fi storage.FileInfo) error {
 		h, ok := digestOfBlobPath(fi.Path)
 		if !ok || !fi.ModTime.Before(cutoff) {
 			return nil
 		}
-		if _, err := c.meta.GlobalBlob(ctx, h.String()); err == nil {
-			return nil
-		} else if !errdefs.IsNotFound(err) {
-			return err
+		batch = append(batch, orphan{h.String(), fi.Size})
+		if len(batch) == 500 {
+			return flush()
 		}
-		found = append(found, orphan{h.String(), fi.Size})
 		return nil
 	})
+	if err == nil && len(batch) > 0 {
+		err = flush()
+	}
 	if err != nil {
 		return err
 	}

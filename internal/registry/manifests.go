@@ -46,9 +46,10 @@ func (r *Registry) getManifest(c *call) error {
 		return err
 	}
 	var m meta.Manifest
+	var pre *pullCheck
 	if up != nil {
 		var body []byte
-		if m, body, err = r.proxyManifest(c, up); err != nil {
+		if m, body, pre, err = r.proxyManifest(c, up); err != nil {
 			return err
 		}
 		if body != nil {
@@ -70,7 +71,13 @@ func (r *Registry) getManifest(c *call) error {
 	// they answer GET: a client that learns a digest by HEAD must not
 	// take it for one it may pull.
 	if r.gate != nil {
-		if err := r.gate.CheckPull(c.req.Context(), c.who, c.rt.repo, m.Digest, m.MediaType); err != nil {
+		var err error
+		if pre != nil && pre.digest == m.Digest {
+			err = pre.err // asked during the freshness check
+		} else {
+			err = r.gate.CheckPull(c.req.Context(), c.who, c.rt.repo, m.Digest, m.MediaType)
+		}
+		if err != nil {
 			if errdefs.IsUnauthorized(err) {
 				// A policy that serves more to some: let a client that
 				// came without credentials present them.

@@ -21,8 +21,9 @@ import (
 // repositories are caches; for those:
 //
 //   - A manifest pulled by tag is checked for freshness first: a HEAD of
-//     the tag upstream. When the upstream names the digest the registry
-//     holds, the local copy is served. When the upstream cannot answer
+//     the tag upstream, sent while the local copy is looked up and the
+//     pull policies are asked about it. When the upstream names the
+//     digest the registry holds, the local copy is served. When the upstream cannot answer
 //     (down, slower than its bound, 429), the local copy is served all the
 //     same and the log says so; without a local copy the pull fails with
 //     the upstream's answer. A manifest pulled by digest that is held is
@@ -86,33 +87,64 @@ func errProxyPush(repo string) error {
 	return errdefs.Denied(fmt.Errorf("%s is in a proxy cache project: its content comes from the upstream registry; pushes are refused", repo))
 }
 
+// pullCheck is the pull policies' answer for a digest, asked while the
+// freshness check was in flight.
+type pullCheck struct {
+	digest string
+	err    error
+}
+
 // proxyManifest resolves a manifest of a cache repository: the local copy
 // when it is fresh or the upstream cannot say, else the upstream's
-// (body set, not stored yet).
-func (r *Registry) proxyManifest(c *call, up Upstream) (meta.Manifest, []byte, error) {
+// (body set, not stored yet). The freshness check runs while the local
+// copy is looked up and the pull policies are asked about it (their
+// answer comes back when the local copy is served), so a fresh cached
+// pull costs one upstream round trip beside that work, not after it.
+func (r *Registry) proxyManifest(c *call, up Upstream) (meta.Manifest, []byte, *pullCheck, error) {
 	ctx := c.req.Context()
 	ref := c.rt.ref
+	if isDigestRef(ref) {
+		local, lerr := r.lookupManifest(c)
+		if lerr == nil {
+			return local, nil, nil, nil
+		}
+		if !errdefs.IsNotFound(lerr) {
+			return meta.Manifest{}, nil, nil, lerr
+		}
+		m, body, err := r.fetchManifest(c, up, ref, nil)
+		return m, body, nil, err
+	}
+	type answer struct {
+		desc v1.Descriptor
+		err  error
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	head := make(chan answer, 1)
+	go func() {
+		d, err := up.Head(hctx, ref)
+		head <- answer{d, err}
+	}()
 	local, lerr := r.lookupManifest(c)
 	if lerr != nil && !errdefs.IsNotFound(lerr) {
-		return meta.Manifest{}, nil, lerr
+		return meta.Manifest{}, nil, nil, lerr
 	}
 	have := lerr == nil
-	if isDigestRef(ref) {
-		if have {
-			return local, nil, nil
-		}
-		return r.fetchManifest(c, up, ref, nil)
+	var pre *pullCheck
+	if have && r.gate != nil {
+		pre = &pullCheck{digest: local.Digest, err: r.gate.CheckPull(ctx, c.who, c.rt.repo, local.Digest, local.MediaType)}
 	}
-	desc, herr := up.Head(ctx, ref)
+	h := <-head
+	desc, herr := h.desc, h.err
 	switch {
 	case herr == nil && have && desc.Digest.String() == local.Digest:
-		return local, nil, nil
+		return local, nil, pre, nil
 	case herr != nil && have && !errdefs.IsNotFound(herr):
 		r.log.Warn("proxy cache: the upstream did not answer the freshness check; serving the cached copy",
 			"repository", c.rt.repo, "reference", ref, "digest", local.Digest, "upstream", up.String(), "error", herr.Error())
-		return local, nil, nil
+		return local, nil, pre, nil
 	case herr != nil:
-		return meta.Manifest{}, nil, upstreamError(up, herr)
+		return meta.Manifest{}, nil, nil, upstreamError(up, herr)
 	}
 	// The tag is new or moved upstream.
 	tags := []string{ref}
@@ -121,15 +153,15 @@ func (r *Registry) proxyManifest(c *call, up Upstream) (meta.Manifest, []byte, e
 		if err := up.Cache(ctx, m.Digest, tags); err != nil {
 			r.log.Warn("proxy cache: queueing the retag failed", "repository", c.rt.repo, "tag", ref, "error", err)
 		}
-		return m, nil, nil
+		return m, nil, nil, nil
 	}
 	m, body, err := r.fetchManifest(c, up, desc.Digest.String(), tags)
 	if err != nil && have {
 		r.log.Warn("proxy cache: fetching the new manifest from the upstream failed; serving the cached copy",
 			"repository", c.rt.repo, "reference", ref, "digest", local.Digest, "upstream", up.String(), "error", err.Error())
-		return local, nil, nil
+		return local, nil, pre, nil
 	}
-	return m, body, err
+	return m, body, nil, err
 }
 
 // fetchManifest fetches ref (a digest) from upstream, verified, and

@@ -3,7 +3,6 @@ package retention
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,30 +35,45 @@ type planned struct {
 	Note  string
 }
 
-// run is a RETENTION job: plan (or resume the plan), delete, report.
+// run is a RETENTION job over a batch of repositories: plan them (or
+// resume their stored plans), then, repository by repository, delete and
+// report.
 func (s *Service) run(ctx context.Context, j *jobs.Job, a runArgs) error {
 	ctx = system(ctx)
-	j.Log.Info("run retention process", "repository", a.Repository, "algorithm", "or", "dry_run", a.DryRun, "execution", a.Execution, "attempt", j.Attempt)
-	plan, resumed, err := s.plan(ctx, j, a)
+	repos := a.repos()
+	j.Log.Info("run retention process", "repositories", len(repos), "algorithm", "or", "dry_run", a.DryRun, "execution", a.Execution, "attempt", j.Attempt)
+	for _, r := range a.Rules {
+		j.Log.Info("rule: " + r.String())
+	}
+	plans, err := s.planBatch(ctx, j, a, repos)
 	if err != nil {
 		j.Log.Error("retention job: planning failed", "error", err)
 		return err
 	}
-	if resumed {
-		left := 0
-		for _, p := range plan {
-			if p.State == statePending {
-				left++
+	for _, w := range repos {
+		p := plans[w.repo]
+		if p.resumed {
+			left := 0
+			for _, d := range p.plan {
+				if d.State == statePending {
+					left++
+				}
 			}
+			j.Log.Info(fmt.Sprintf("%s: resuming the stored plan: %d of %d deletions left", w.repo, left, count(p.plan, Delete)))
 		}
-		j.Log.Info(fmt.Sprintf("resuming the stored plan: %d of %d deletions left", left, count(plan, Delete)))
-	}
-	if !a.DryRun {
-		if err := s.execute(ctx, j, a, plan); err != nil {
+		if a.DryRun {
+			// A dry run's plan is its outcome: stored, counted and
+			// published in the transaction that planned it.
+			continue
+		}
+		if err := s.execute(ctx, j, a, w.repo, p.plan); err != nil {
+			return err
+		}
+		if err := s.finish(ctx, j, a, w.repo); err != nil {
 			return err
 		}
 	}
-	return s.finish(ctx, j, a)
+	return nil
 }
 
 func count(plan []planned, action string) int {
@@ -72,30 +86,102 @@ func count(plan []planned, action string) int {
 	return n
 }
 
-// plan loads the stored plan of the task, or decides and stores it.
-func (s *Service) plan(ctx context.Context, j *jobs.Job, a runArgs) ([]planned, bool, error) {
-	var planAt int64
-	err := s.db.QueryRow(ctx, `SELECT planned FROM retention_tasks WHERE execution_id = ? AND repository = ?`, a.Execution, a.Repository).Scan(&planAt)
-	if err == nil {
-		plan, err := s.loadPlan(ctx, a.Execution, a.Repository, "")
-		return plan, true, err
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return nil, false, s.db.Wrap("retention plan", err)
-	}
-	cands, err := s.artifacts.Candidates(ctx, a.Repository)
+// repoPlan is a repository's plan and whether it was stored before this
+// attempt.
+type repoPlan struct {
+	plan    []planned
+	resumed bool
+}
+
+// planBatch loads the stored plans of a batch's repositories and decides
+// and stores the others', all in one transaction: a repository's plan is
+// stored before anything of it is deleted, and a rerun resumes it.
+func (s *Service) planBatch(ctx context.Context, j *jobs.Job, a runArgs, repos []repoWork) (map[string]repoPlan, error) {
+	stored, err := s.plannedRepos(ctx, a.Execution)
 	if err != nil {
-		return nil, false, err
-	}
-	j.Log.Info(fmt.Sprintf("load %d candidates from repository %s", len(cands), a.Repository))
-	for _, r := range a.Rules {
-		j.Log.Info("rule: " + r.String())
+		return nil, err
 	}
 	rules, err := s.immutable.Rules(ctx, a.Project)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	_, name, _ := strings.Cut(a.Repository, "/")
+	out := make(map[string]repoPlan, len(repos))
+	var fresh []string
+	for _, w := range repos {
+		if stored[w.repo] {
+			plan, err := s.loadPlan(ctx, a.Execution, w.repo, "")
+			if err != nil {
+				return nil, err
+			}
+			out[w.repo] = repoPlan{plan: plan, resumed: true}
+			continue
+		}
+		plan, err := s.decide(ctx, j, a, w, rules)
+		if err != nil {
+			return nil, err
+		}
+		out[w.repo] = repoPlan{plan: plan}
+		fresh = append(fresh, w.repo)
+	}
+	if len(fresh) == 0 {
+		return out, nil
+	}
+	now := sqldb.Nanos(s.db.Now())
+	var raced []string
+	err = s.db.Tx(ctx, "store retention plans", func(tx *sqldb.Tx) error {
+		raced = raced[:0]
+		for _, repo := range fresh {
+			ok, err := s.storePlan(ctx, tx, a, repo, out[repo].plan, now)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				raced = append(raced, repo)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, repo := range raced {
+		// Another attempt stored this plan first (a lost lease): use it.
+		plan, err := s.loadPlan(ctx, a.Execution, repo, "")
+		if err != nil {
+			return nil, err
+		}
+		out[repo] = repoPlan{plan: plan, resumed: true}
+	}
+	return out, nil
+}
+
+// plannedRepos returns the repositories of an execution whose plans are
+// stored.
+func (s *Service) plannedRepos(ctx context.Context, exec int64) (map[string]bool, error) {
+	rows, err := s.db.Query(ctx, `SELECT repository FROM retention_tasks WHERE execution_id = ?`, exec)
+	if err != nil {
+		return nil, s.db.Wrap("retention plans", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var repo string
+		if err := rows.Scan(&repo); err != nil {
+			return nil, s.db.Wrap("retention plans", err)
+		}
+		out[repo] = true
+	}
+	return out, s.db.Wrap("retention plans", rows.Err())
+}
+
+// decide evaluates a repository's artifacts under its rules now, with
+// the project's immutable rules.
+func (s *Service) decide(ctx context.Context, j *jobs.Job, a runArgs, w repoWork, rules []immutable.Rule) ([]planned, error) {
+	cands, err := s.artifacts.Candidates(ctx, w.repo)
+	if err != nil {
+		return nil, err
+	}
+	_, name, _ := strings.Cut(w.repo, "/")
 	m := immutable.Matcher(rules)
 	protect := func(tags []string) (string, bool) {
 		for t, r := range m.Protected(name, tags) {
@@ -103,53 +189,63 @@ func (s *Service) plan(ctx context.Context, j *jobs.Job, a runArgs) ([]planned, 
 		}
 		return "", false
 	}
-	now := s.db.Now()
-	decisions := Evaluate(a.Rules, cands, now, protect)
+	decisions := Evaluate(w.rules, cands, s.db.Now(), protect)
 	plan := make([]planned, len(decisions))
-	retained := 0
 	for i, d := range decisions {
 		plan[i] = planned{Seq: i, Decision: d}
 		switch {
 		case d.Action != Delete:
-			retained++
 		case a.DryRun:
 			plan[i].State = stateDryRun
 		default:
 			plan[i].State = statePending
 		}
 	}
-	err = s.db.Tx(ctx, "store retention plan", func(tx *sqldb.Tx) error {
-		res, err := tx.Exec(ctx, `INSERT INTO retention_tasks (execution_id, repository, planned, total, retained, published) VALUES (?, ?, ?, ?, ?, FALSE)
-			ON CONFLICT (execution_id, repository) DO NOTHING`, a.Execution, a.Repository, sqldb.Nanos(now), len(plan), retained)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return errRaced
-		}
-		for _, p := range plan {
-			tags, _ := json.Marshal(p.Tags)
-			if _, err := tx.Exec(ctx, `INSERT INTO retention_decisions (execution_id, repository, seq, digest, tags, kind, push_time, pull_time, created_time, action, reason, state, note)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')`, a.Execution, a.Repository, p.Seq, p.Digest, string(tags), p.Type,
-				sqldb.Nanos(p.PushTime), sqldb.Nanos(p.PullTime), sqldb.Nanos(p.Created), p.Action, p.Reason, p.State); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if errors.Is(err, errRaced) {
-		// Another attempt stored its plan first (a lost lease): use it.
-		plan, err := s.loadPlan(ctx, a.Execution, a.Repository, "")
-		return plan, true, err
+	verb := "delete"
+	if a.DryRun {
+		verb = "would delete (dry run)"
 	}
-	if err != nil {
-		return nil, false, err
-	}
-	j.Log.Info(fmt.Sprintf("plan: retain %d, delete %d, keep %d immutable, of %d artifacts", count(plan, Retain), count(plan, Delete), count(plan, Immutable), len(plan)))
-	return plan, false, nil
+	j.Log.Info(fmt.Sprintf("%s: %d candidates; plan: retain %d, %s %d, keep %d immutable", w.repo, len(cands), count(plan, Retain), verb, count(plan, Delete), count(plan, Immutable)))
+	return plan, nil
 }
 
-var errRaced = errors.New("the plan was stored meanwhile")
+// decisionsPerInsert bounds the rows of one INSERT of decisions (13
+// parameters each, within SQLite's and PostgreSQL's limits).
+const decisionsPerInsert = 200
+
+// storePlan stores, in tx, a repository's plan unless one is stored
+// (false). A dry run's task is final at once: counted and published.
+func (s *Service) storePlan(ctx context.Context, tx *sqldb.Tx, a runArgs, repo string, plan []planned, now int64) (bool, error) {
+	retained := len(plan) - count(plan, Delete)
+	res, err := tx.Exec(ctx, `INSERT INTO retention_tasks (execution_id, repository, planned, total, retained, published) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (execution_id, repository) DO NOTHING`, a.Execution, repo, now, len(plan), retained, a.DryRun)
+	if err != nil {
+		return false, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, nil
+	}
+	const row = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')`
+	for start := 0; start < len(plan); start += decisionsPerInsert {
+		part := plan[start:min(start+decisionsPerInsert, len(plan))]
+		var q strings.Builder
+		q.WriteString(`INSERT INTO retention_decisions (execution_id, repository, seq, digest, tags, kind, push_time, pull_time, created_time, action, reason, state, note) VALUES `)
+		args := make([]any, 0, 12*len(part))
+		for i, p := range part {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString(row)
+			tags, _ := json.Marshal(p.Tags)
+			args = append(args, a.Execution, repo, p.Seq, p.Digest, string(tags), p.Type,
+				sqldb.Nanos(p.PushTime), sqldb.Nanos(p.PullTime), sqldb.Nanos(p.Created), p.Action, p.Reason, p.State)
+		}
+		if _, err := tx.Exec(ctx, q.String(), args...); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
 
 // loadPlan reads a task's stored plan (only the decisions in state, when
 // state is set).
@@ -183,8 +279,7 @@ func (s *Service) loadPlan(ctx context.Context, exec int64, repo, state string) 
 // execute deletes what the plan says, each artifact only if it is as it
 // was planned, and records each outcome. It stops when ctx ends (the run
 // was stopped); what it did stays recorded.
-func (s *Service) execute(ctx context.Context, j *jobs.Job, a runArgs, plan []planned) error {
-	_, name, _ := strings.Cut(a.Repository, "/")
+func (s *Service) execute(ctx context.Context, j *jobs.Job, a runArgs, repo string, plan []planned) error {
 	deleted, skipped := 0, 0
 	for _, p := range plan {
 		if p.State != statePending {
@@ -194,12 +289,12 @@ func (s *Service) execute(ctx context.Context, j *jobs.Job, a runArgs, plan []pl
 			j.Log.Info("retention job is stopped", "deleted", deleted, "skipped", skipped)
 			return err
 		}
-		state, note, err := s.deleteOne(ctx, a, name, p)
+		state, note, err := s.deleteOne(ctx, a, repo, p)
 		if err != nil {
 			j.Log.Error("deleting an artifact failed; the job will retry the rest of its plan", "digest", p.Digest, "error", err)
 			return err
 		}
-		if err := s.mark(ctx, a, p.Seq, state, note); err != nil {
+		if err := s.mark(ctx, a, repo, p.Seq, state, note); err != nil {
 			return err
 		}
 		switch state {
@@ -211,14 +306,15 @@ func (s *Service) execute(ctx context.Context, j *jobs.Job, a runArgs, plan []pl
 		}
 	}
 	if deleted+skipped > 0 {
-		j.Log.Info(fmt.Sprintf("deleted %d artifacts, skipped %d that changed since the plan", deleted, skipped))
+		j.Log.Info(fmt.Sprintf("%s: deleted %d artifacts, skipped %d that changed since the plan", repo, deleted, skipped))
 	}
 	return nil
 }
 
 // deleteOne deletes a planned artifact unless it changed since the plan.
-func (s *Service) deleteOne(ctx context.Context, a runArgs, name string, p planned) (state, note string, err error) {
-	cur, ok, err := s.artifacts.Current(ctx, a.Repository, p.Digest)
+func (s *Service) deleteOne(ctx context.Context, a runArgs, repo string, p planned) (state, note string, err error) {
+	_, name, _ := strings.Cut(repo, "/")
+	cur, ok, err := s.artifacts.Current(ctx, repo, p.Digest)
 	if err != nil {
 		return "", "", err
 	}
@@ -236,7 +332,7 @@ func (s *Service) deleteOne(ctx context.Context, a runArgs, name string, p plann
 	ref := project.Ref{ID: a.Project}
 	// Accessories (signatures, SBOMs) go with their subject, first: a
 	// subject deleted before them would leave them behind on a crash.
-	accs, err := s.artifacts.AccessoryDigests(ctx, a.Repository, p.Digest)
+	accs, err := s.artifacts.AccessoryDigests(ctx, repo, p.Digest)
 	if err != nil {
 		return "", "", err
 	}
@@ -260,18 +356,18 @@ func (s *Service) deleteOne(ctx context.Context, a runArgs, name string, p plann
 	return "", "", err
 }
 
-func (s *Service) mark(ctx context.Context, a runArgs, seq int, state, note string) error {
+func (s *Service) mark(ctx context.Context, a runArgs, repo string, seq int, state, note string) error {
 	return s.db.Tx(ctx, "retention progress", func(tx *sqldb.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE retention_decisions SET state = ?, note = ? WHERE execution_id = ? AND repository = ? AND seq = ?`,
-			state, note, a.Execution, a.Repository, seq)
+			state, note, a.Execution, repo, seq)
 		return err
 	})
 }
 
 // finish records the task's counts and, once, raises TAG_RETENTION when
 // a real run deleted something.
-func (s *Service) finish(ctx context.Context, j *jobs.Job, a runArgs) error {
-	plan, err := s.loadPlan(ctx, a.Execution, a.Repository, "")
+func (s *Service) finish(ctx context.Context, j *jobs.Job, a runArgs, repo string) error {
+	plan, err := s.loadPlan(ctx, a.Execution, repo, "")
 	if err != nil {
 		return err
 	}
@@ -284,7 +380,7 @@ func (s *Service) finish(ctx context.Context, j *jobs.Job, a runArgs) error {
 	retained := len(plan) - len(deleted)
 	var event *webhook.Event
 	if !a.DryRun && len(deleted) > 0 && s.webhooks != nil {
-		e, err := s.event(ctx, a, len(plan), retained, deleted)
+		e, err := s.event(ctx, a, repo, len(plan), retained, deleted)
 		if err != nil {
 			return err
 		}
@@ -292,7 +388,7 @@ func (s *Service) finish(ctx context.Context, j *jobs.Job, a runArgs) error {
 	}
 	err = s.db.Tx(ctx, "finish retention task", func(tx *sqldb.Tx) error {
 		res, err := tx.Exec(ctx, `UPDATE retention_tasks SET retained = ?, published = TRUE WHERE execution_id = ? AND repository = ? AND published = FALSE`,
-			retained, a.Execution, a.Repository)
+			retained, a.Execution, repo)
 		if err != nil {
 			return err
 		}
@@ -304,16 +400,12 @@ func (s *Service) finish(ctx context.Context, j *jobs.Job, a runArgs) error {
 	if err != nil {
 		return err
 	}
-	verb := "deleted"
-	if a.DryRun {
-		verb = "would delete (dry run)"
-	}
-	j.Log.Info(fmt.Sprintf("retention of %s done: %d artifacts, %d retained, %s %d", a.Repository, len(plan), retained, verb, len(deleted)))
+	j.Log.Info(fmt.Sprintf("retention of %s done: %d artifacts, %d retained, deleted %d", repo, len(plan), retained, len(deleted)))
 	return nil
 }
 
 // event is Harbor's TAG_RETENTION payload for a task.
-func (s *Service) event(ctx context.Context, a runArgs, total, retained int, deleted []planned) (webhook.Event, error) {
+func (s *Service) event(ctx context.Context, a runArgs, repo string, total, retained int, deleted []planned) (webhook.Event, error) {
 	type artifactInfo struct {
 		Type       string   `json:"type"`
 		Status     string   `json:"status"`
@@ -326,8 +418,7 @@ func (s *Service) event(ctx context.Context, a runArgs, total, retained int, del
 		TagSelectors   any            `json:"tag_selectors,omitempty"`
 		ScopeSelectors map[string]any `json:"scope_selectors,omitempty"`
 	}
-	projectName, _, _ := strings.Cut(a.Repository, "/")
-	_, name, _ := strings.Cut(a.Repository, "/")
+	projectName, name, _ := strings.Cut(repo, "/")
 	ret := struct {
 		Total             int            `json:"total"`
 		Retained          int            `json:"retained"`

@@ -6,12 +6,16 @@
 // optional dry run, which deletes nothing) or scheduled.
 //
 // A run is an execution of vendor RETENTION (package task) with one task
-// per repository that a rule applies to: a RETENTION job. The job first
-// plans: it reads the repository's artifacts, decides for each (retain,
-// delete or immutable, and why) and stores the whole plan in one
-// transaction. Then it deletes what the plan says, one artifact at a time,
-// recording each deletion. A job killed midway runs again (its lease
-// expires) and resumes the stored plan rather than deciding afresh; before
+// per repository that a rule applies to; the tasks of up to 50
+// repositories share a RETENTION job (a job, its claim and its commits
+// per repository made a run over 1,000 repositories take most of a
+// minute). The job first plans: it reads each repository's artifacts,
+// decides for each (retain, delete or immutable, and why) and stores the
+// plans of all its repositories in one transaction; a dry run ends there
+// (its plans are its outcome). Then it deletes what the plans say,
+// repository by repository, one artifact at a time, recording each
+// deletion. A job killed midway runs again (its lease expires) and
+// resumes the stored plans rather than deciding afresh; before
 // each deletion it checks that the artifact is as planned (not pushed
 // again, no new tag, not protected meanwhile), so a resumed run never
 // deletes more than the first decided, nor anything that changed since.
@@ -400,18 +404,52 @@ func (s *Service) work(ctx context.Context, p Policy) ([]repoWork, error) {
 	return out, nil
 }
 
-// runArgs are a RETENTION job's arguments.
+// runArgs are a RETENTION job's arguments: a batch of repositories of a
+// run (Repositories, with the indexes of the Rules that apply to each),
+// or, for jobs queued before batches, one (Repository, all the Rules).
 type runArgs struct {
-	Execution  int64  `json:"execution"`
-	Policy     int64  `json:"policy"`
-	Project    int64  `json:"project"`
-	Repository string `json:"repository"`
-	DryRun     bool   `json:"dry_run"`
-	Rules      []Rule `json:"rules"`
-	Operator   string `json:"operator,omitempty"`
+	Execution    int64       `json:"execution"`
+	Policy       int64       `json:"policy"`
+	Project      int64       `json:"project"`
+	Repository   string      `json:"repository,omitempty"`
+	Repositories []repoRules `json:"repositories,omitempty"`
+	DryRun       bool        `json:"dry_run"`
+	Rules        []Rule      `json:"rules"`
+	Operator     string      `json:"operator,omitempty"`
 }
 
-// launch creates, in tx, an execution of p with a task per repository.
+// repoRules is one repository of a batch and the rules (indexes into
+// runArgs.Rules) that apply to it.
+type repoRules struct {
+	Repository string `json:"repository"`
+	Rules      []int  `json:"rules"`
+}
+
+// repos returns the repositories of a job with their rules.
+func (a runArgs) repos() []repoWork {
+	if len(a.Repositories) == 0 && a.Repository != "" {
+		return []repoWork{{repo: a.Repository, rules: a.Rules}}
+	}
+	out := make([]repoWork, 0, len(a.Repositories))
+	for _, r := range a.Repositories {
+		w := repoWork{repo: r.Repository}
+		for _, i := range r.Rules {
+			if i >= 0 && i < len(a.Rules) {
+				w.rules = append(w.rules, a.Rules[i])
+			}
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// batchSize is how many repositories one RETENTION job works: each is
+// still a task of its own (with its plan and counts), but a job, its
+// claims and its commits are paid per batch.
+const batchSize = 50
+
+// launch creates, in tx, an execution of p with a task per repository,
+// the tasks of batchSize repositories sharing a job.
 func (s *Service) launch(ctx context.Context, tx *sqldb.Tx, p Policy, work []repoWork, trigger string, dryRun bool, operator string) (int64, error) {
 	extra := map[string]any{"dry_run": dryRun}
 	if operator != "" {
@@ -421,11 +459,28 @@ func (s *Service) launch(ctx context.Context, tx *sqldb.Tx, p Policy, work []rep
 	if err != nil {
 		return 0, err
 	}
-	for _, w := range work {
-		_, name, _ := strings.Cut(w.repo, "/")
-		a := runArgs{Execution: exec, Policy: p.ID, Project: p.Scope.Ref, Repository: w.repo, DryRun: dryRun, Rules: w.rules, Operator: operator}
-		if _, err := s.tasks.AddTask(ctx, tx, exec, jobs.Request{Kind: Kind, Args: a, Key: fmt.Sprintf("retention:%d:%s", exec, w.repo)},
-			map[string]any{"repository": name, "dry_run": dryRun}); err != nil {
+	for start := 0; start < len(work); start += batchSize {
+		batch := work[start:min(start+batchSize, len(work))]
+		a := runArgs{Execution: exec, Policy: p.ID, Project: p.Scope.Ref, DryRun: dryRun, Operator: operator}
+		index := map[int]int{}
+		extras := make([]map[string]any, len(batch))
+		for i, w := range batch {
+			rr := repoRules{Repository: w.repo, Rules: []int{}}
+			for _, r := range w.rules {
+				k, ok := index[r.ID]
+				if !ok {
+					k = len(a.Rules)
+					index[r.ID] = k
+					a.Rules = append(a.Rules, r)
+				}
+				rr.Rules = append(rr.Rules, k)
+			}
+			a.Repositories = append(a.Repositories, rr)
+			_, name, _ := strings.Cut(w.repo, "/")
+			extras[i] = map[string]any{"repository": name, "dry_run": dryRun}
+		}
+		req := jobs.Request{Kind: Kind, Args: a, Key: fmt.Sprintf("retention:%d:%s", exec, batch[0].repo)}
+		if _, err := s.tasks.AddTasks(ctx, tx, exec, req, extras); err != nil {
 			return 0, err
 		}
 	}

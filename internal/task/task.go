@@ -107,7 +107,8 @@ type Execution struct {
 	UpdateTime time.Time
 }
 
-// Task is one job of an execution.
+// Task is one job of an execution (or one part of a job that several
+// tasks share: AddTasks).
 type Task struct {
 	ID            int64
 	ExecutionID   int64
@@ -171,6 +172,31 @@ func (m *Manager) AddTask(ctx context.Context, tx *sqldb.Tx, execution int64, re
 	err = tx.QueryRow(ctx, `INSERT INTO tasks (execution_id, job_id, extra_attrs, created) VALUES (?, ?, ?, ?) RETURNING id`,
 		execution, job, attrs, sqldb.Nanos(m.db.Now())).Scan(&id)
 	return id, err
+}
+
+// AddTasks adds, in tx, tasks to an execution that share one job,
+// enqueued with req: a vendor whose tasks are many and small (retention's
+// repositories) runs them as batches rather than paying a job each. Each
+// task shows its job's status; an execution's Metrics count jobs.
+func (m *Manager) AddTasks(ctx context.Context, tx *sqldb.Tx, execution int64, req jobs.Request, extras []map[string]any) ([]int64, error) {
+	req.Owner = Owner(execution)
+	job, _, err := m.q.EnqueueTx(ctx, tx, req)
+	if err != nil {
+		return nil, err
+	}
+	now := sqldb.Nanos(m.db.Now())
+	ids := make([]int64, len(extras))
+	for i, extra := range extras {
+		attrs, err := encode(extra)
+		if err != nil {
+			return nil, errdefs.InvalidArgument(fmt.Errorf("task attributes: %w", err))
+		}
+		if err := tx.QueryRow(ctx, `INSERT INTO tasks (execution_id, job_id, extra_attrs, created) VALUES (?, ?, ?, ?) RETURNING id`,
+			execution, job, attrs, now).Scan(&ids[i]); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
 }
 
 // SetStatus sets, in tx, an execution's status and message if its status

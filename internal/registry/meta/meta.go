@@ -151,6 +151,10 @@ type Collector interface {
 	// committed or linked since before, plus blobs left deleting by an
 	// interrupted collection.
 	GCCandidates(ctx context.Context, before time.Time, after string, limit int) ([]Blob, error)
+	// GCCandidatesUntagged is GCCandidates as if the manifests that
+	// Untagged lists for untaggedBefore were deleted: what a collection
+	// that first deletes untagged manifests would collect (its dry run).
+	GCCandidatesUntagged(ctx context.Context, before, untaggedBefore time.Time, after string, limit int) ([]Blob, error)
 	// LockCollection starts a collection: it waits until no other
 	// collection of the database runs and takes the database's
 	// collection lock (see Lock). The caller releases it.
@@ -165,6 +169,9 @@ type Collector interface {
 	// GlobalBlob returns the blob dgst if it is present, linked or not
 	// (content that no present row names is an orphan).
 	GlobalBlob(ctx context.Context, dgst string) (Blob, error)
+	// PresentBlobs returns which of digests GlobalBlob finds, in one
+	// query (the orphan walk asks about storage's files in batches).
+	PresentBlobs(ctx context.Context, digests []string) (map[string]bool, error)
 	// StaleUploads lists up to limit sessions not updated since before.
 	StaleUploads(ctx context.Context, before time.Time, limit int) ([]Upload, error)
 	// UploadExists reports whether a session with this id exists.

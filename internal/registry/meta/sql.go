@@ -317,6 +317,36 @@ func (s *SQL) GlobalBlob(ctx context.Context, dgst string) (Blob, error) {
 	return b, s.wrap("blob "+dgst, err)
 }
 
+// PresentBlobs implements Collector.
+func (s *SQL) PresentBlobs(ctx context.Context, digests []string) (map[string]bool, error) {
+	out := make(map[string]bool, len(digests))
+	for start := 0; start < len(digests); start += 500 {
+		part := digests[start:min(start+500, len(digests))]
+		args := make([]any, 0, len(part)+1)
+		args = append(args, StatePresent)
+		for _, d := range part {
+			args = append(args, d)
+		}
+		rows, err := s.db.Query(ctx, `SELECT digest FROM blobs WHERE state = ? AND digest IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(part)), ", ")+`)`, args...)
+		if err != nil {
+			return nil, s.wrap("present blobs", err)
+		}
+		for rows.Next() {
+			var d string
+			if err := rows.Scan(&d); err != nil {
+				rows.Close()
+				return nil, s.wrap("present blobs", err)
+			}
+			out[d] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, s.wrap("present blobs", err)
+		}
+	}
+	return out, nil
+}
+
 // LinkBlob implements Store.
 func (s *SQL) LinkBlob(ctx context.Context, repo, dgst string) error {
 	return s.tx(ctx, "link blob "+dgst, func(tx *sqldb.Tx) error {

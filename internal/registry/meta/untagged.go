@@ -82,3 +82,40 @@ func (s *SQL) DeleteUntagged(ctx context.Context, repo, dgst string) (bool, erro
 	})
 	return deleted, err
 }
+
+// untagged is the condition for a manifest m to be one that Untagged
+// lists (one placeholder: its before).
+const untagged = `m.created < ?
+	AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo = m.repo AND t.digest = m.digest)
+	AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.repo = m.repo AND r.child = m.digest AND r.manifest <> m.digest)
+	AND (m.subject = '' OR NOT EXISTS (SELECT 1 FROM manifests x WHERE x.repo = m.repo AND x.digest = m.subject))`
+
+// collectableUntagged is collectable with the manifests that untagged
+// takes counted as gone: neither they nor their references keep a blob
+// (placeholders: untagged's before twice, then collectable's three).
+const collectableUntagged = `NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = b.digest AND NOT (` + untagged + `))
+	AND NOT EXISTS (SELECT 1 FROM manifest_refs k JOIN manifests m ON m.repo = k.repo AND m.digest = k.manifest
+		WHERE k.child = b.digest AND NOT (` + untagged + `))
+	AND NOT EXISTS (SELECT 1 FROM repo_blobs l WHERE l.digest = b.digest AND l.linked >= ?)
+	AND b.updated < ?
+	AND (b.claims = 0 OR b.claimed < ?)`
+
+// GCCandidatesUntagged implements Collector.
+func (s *SQL) GCCandidatesUntagged(ctx context.Context, before, untaggedBefore time.Time, after string, limit int) ([]Blob, error) {
+	args := append([]any{after, StateDeleting, nanos(untaggedBefore), nanos(untaggedBefore)}, s.cutoffs(before)...)
+	rows, err := s.db.Query(ctx, `SELECT b.digest, b.size, b.state, b.updated FROM blobs b WHERE b.digest > ? AND (b.state = ? OR (`+
+		collectableUntagged+`)) ORDER BY b.digest LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, s.wrap("gc candidates", err)
+	}
+	defer rows.Close()
+	var out []Blob
+	for rows.Next() {
+		b, err := scanBlob(rows)
+		if err != nil {
+			return nil, s.wrap("gc candidates", err)
+		}
+		out = append(out, b)
+	}
+	return out, s.wrap("gc candidates", rows.Err())
+}

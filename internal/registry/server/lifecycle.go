@@ -66,19 +66,22 @@ func (c collector) Collect(ctx context.Context, o gc.Options, jobLog *slog.Logge
 	log := jobLog // stored with the job; the job service mirrors it to the job log
 	grace := durationOr(s.Config.GC.Grace, registry.DefaultGrace)
 	var rep gc.Report
+	var untaggedBefore time.Time
 	if o.DeleteUntagged {
-		n, err := s.deleteUntagged(ctx, time.Now().Add(-grace), o.DryRun, log)
+		untaggedBefore = time.Now().Add(-grace)
+		n, err := s.deleteUntagged(ctx, untaggedBefore, o.DryRun, log)
 		rep.UntaggedArtifacts = n
 		if err != nil {
 			return rep, err
 		}
 	}
 	r, err := s.Collector.Collect(ctx, registry.GCOptions{
-		Grace:     grace,
-		UploadTTL: deref(s.Config.GC.UploadTTL),
-		DryRun:    o.DryRun,
-		Workers:   o.Workers,
-		Log:       log,
+		Grace:          grace,
+		UploadTTL:      deref(s.Config.GC.UploadTTL),
+		DryRun:         o.DryRun,
+		UntaggedBefore: untaggedBefore,
+		Workers:        o.Workers,
+		Log:            log,
 	})
 	rep.Blobs, rep.Bytes, rep.UploadsExpired = r.BlobsDeleted+r.OrphansDeleted, r.BytesDeleted, r.UploadsExpired
 	for i, d := range r.Digests {

@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"Uploads", testUploads},
 		{"GCGrace", testGCGrace},
 		{"GCProtectsReferenced", testGCProtectsReferenced},
+		{"GCCandidatesUntagged", testGCCandidatesUntagged},
 		{"GCClaimWhileDeleting", testGCClaimWhileDeleting},
 		{"GCOrphan", testGCOrphan},
 		{"GCDeadCollector", testGCDeadCollector},
@@ -553,6 +554,51 @@ func testGCProtectsReferenced(t *testing.T, s meta.Store) {
 	must(t, s.DeleteManifest(ctx, "r", dg(1)))
 	if diff := cmp.Diff([]string{dg(1), dg(2), dg(3)}, candidates(t, s, future)); diff != "" {
 		t.Errorf("after manifest delete (-want +got):\n%s", diff)
+	}
+}
+
+// testGCCandidatesUntagged checks the dry run of a collection with
+// delete_untagged: what GCCandidatesUntagged foresees is what
+// GCCandidates finds once the untagged manifests are deleted.
+func testGCCandidatesUntagged(t *testing.T, s meta.Store) {
+	putImage(t, s, "r", 1, 2, 3, "v1")
+	putImage(t, s, "r", 4, 5, 3)       // untagged; its layer is shared with v1
+	putImage(t, s, "r", 6, 7, 8)       // untagged, but tagged in r2
+	putImage(t, s, "r2", 6, 7, 8, "x") // keeps 6, 7 and 8
+	future := time.Now().Add(time.Hour)
+	untagged := func() []string {
+		var out []string
+		after := ""
+		for {
+			bs, err := s.GCCandidatesUntagged(ctx, future, future, after, 2)
+			must(t, err)
+			if len(bs) == 0 {
+				return out
+			}
+			for _, b := range bs {
+				out = append(out, b.Digest)
+			}
+			after = bs[len(bs)-1].Digest
+		}
+	}
+	if got := candidates(t, s, future); len(got) != 0 {
+		t.Errorf("candidates before: %v", got)
+	}
+	want := []string{dg(4), dg(5)}
+	if diff := cmp.Diff(want, untagged()); diff != "" {
+		t.Errorf("foreseen (-want +got):\n%s", diff)
+	}
+	// Created after the cutoff: not deleted, so nothing is foreseen.
+	bs, err := s.GCCandidatesUntagged(ctx, future, time.Now().Add(-time.Hour), "", 100)
+	must(t, err)
+	if len(bs) != 0 {
+		t.Errorf("foreseen with an earlier cutoff: %v", bs)
+	}
+	for _, m := range []int{4, 6} {
+		must(t, s.DeleteManifest(ctx, "r", dg(m)))
+	}
+	if diff := cmp.Diff(want, candidates(t, s, future)); diff != "" {
+		t.Errorf("after deleting the untagged manifests (-foreseen +got):\n%s", diff)
 	}
 }
 
