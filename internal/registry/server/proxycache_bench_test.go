@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -16,8 +17,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/lading-dev/lading/internal/corpustest"
 	"github.com/lading-dev/lading/internal/harbortest"
 	"github.com/lading-dev/lading/internal/registrytest"
+	"github.com/lading-dev/lading/internal/testenv"
 )
 
 // BenchmarkProxyCachePull compares, in one run, pulls (manifest and every
@@ -26,21 +29,44 @@ import (
 // of the same artifact pushed into an ordinary project. It reports both
 // latencies and their ratio (cached/local), and the latency of a bare
 // HEAD of the tag to the upstream (what the freshness check cannot save).
+// Two images: a random one of three 1 MiB layers, and the corpus's
+// debian-12-app.
 func BenchmarkProxyCachePull(b *testing.B) {
+	b.Run("random-3MiB", func(b *testing.B) {
+		img, err := random.Image(1<<20, 3)
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchProxyCachePull(b, func(dist *registrytest.Registry, srv *harbortest.Server) {
+			up, _ := name.ParseReference(dist.Host+"/team/app:v1", name.Insecure)
+			if err := remote.Write(up, img); err != nil {
+				b.Fatal(err)
+			}
+			if err := srv.Push(context.Background(), img, "library/app", "v1", "admin", harbortest.AdminPassword); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+	b.Run("debian-12-app", func(b *testing.B) {
+		skopeo := testenv.Tool(b, "skopeo", "skopeo")
+		tar := corpustest.Image(b, "debian-12-app.oci.tar")
+		benchProxyCachePull(b, func(dist *registrytest.Registry, srv *harbortest.Server) {
+			for _, dst := range []string{dist.Host + "/team/app:v1", srv.Host + "/library/app:v1"} {
+				out, err := exec.Command(skopeo, "copy", "-q", "--dest-tls-verify=false", "--dest-creds", "admin:"+harbortest.AdminPassword,
+					"oci-archive:"+tar, "docker://"+dst).CombinedOutput()
+				if err != nil {
+					b.Fatalf("skopeo copy to %s: %v\n%s", dst, err, out)
+				}
+			}
+		})
+	})
+}
+
+func benchProxyCachePull(b *testing.B, push func(*registrytest.Registry, *harbortest.Server)) {
 	ctx := context.Background()
 	dist := registrytest.Start(b, registrytest.None)
 	srv := loopbackServer(b)
-	img, err := random.Image(1<<20, 3)
-	if err != nil {
-		b.Fatal(err)
-	}
-	up, _ := name.ParseReference(dist.Host+"/team/app:v1", name.Insecure)
-	if err := remote.Write(up, img, remote.WithContext(ctx)); err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.Push(ctx, img, "library/app", "v1", "admin", harbortest.AdminPassword); err != nil {
-		b.Fatal(err)
-	}
+	push(dist, srv)
 	res, err := srv.Admin().Registry.CreateRegistry(ctx, &registry.CreateRegistryParams{Registry: &models.Registry{Name: "up", Type: "docker-registry", URL: "http://" + dist.Host}})
 	if err != nil {
 		b.Fatal(err)
