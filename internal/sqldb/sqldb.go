@@ -103,6 +103,11 @@ type DB struct {
 	stmtMu    sync.Mutex
 	stmts     map[string]*sql.Stmt // by query text, before rewriting
 	preparing map[string]bool
+	closed    bool
+	// bg counts the statements being prepared in the background: Close
+	// waits for them, so that none opens a connection (with SQLite, the
+	// database's files) once the caller believes the database closed.
+	bg sync.WaitGroup
 }
 
 // New wraps db. The DB owns db and closes it in Close.
@@ -116,8 +121,13 @@ func (db *DB) Dialect() Dialect { return db.d }
 // SQL returns the underlying handle.
 func (db *DB) SQL() *sql.DB { return db.db }
 
-// Close closes the prepared statements and the database.
+// Close closes the prepared statements and the database, once the
+// statements being prepared in the background are done.
 func (db *DB) Close() error {
+	db.stmtMu.Lock()
+	db.closed = true
+	db.stmtMu.Unlock()
+	db.bg.Wait()
 	db.stmtMu.Lock()
 	for _, st := range db.stmts {
 		st.Close()
@@ -183,6 +193,10 @@ func (db *DB) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	}
 	db.stmtMu.Lock()
 	defer db.stmtMu.Unlock()
+	if db.closed {
+		st.Close()
+		return nil, errors.New("sql: database is closed")
+	}
 	if prev, ok := db.stmts[query]; ok {
 		st.Close()
 		return prev, nil
@@ -221,9 +235,11 @@ func (db *DB) inTx(ctx context.Context, tx *sql.Tx, query string) *sql.Stmt {
 		if db.preparing == nil {
 			db.preparing = map[string]bool{}
 		}
-		if !db.preparing[query] {
+		if !db.preparing[query] && !db.closed {
 			db.preparing[query] = true
+			db.bg.Add(1)
 			go func() {
+				defer db.bg.Done()
 				db.stmt(context.Background(), query)
 				db.stmtMu.Lock()
 				delete(db.preparing, query)

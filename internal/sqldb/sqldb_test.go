@@ -3,13 +3,19 @@ package sqldb_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/lading-dev/lading/internal/errdefs"
 	"github.com/lading-dev/lading/internal/sqldb"
 	"github.com/lading-dev/lading/internal/sqldb/sqldbtest"
+	"github.com/lading-dev/lading/internal/sqldb/sqlite"
 )
 
 var base = []sqldb.Migration{
@@ -96,6 +102,51 @@ func TestRewrite(t *testing.T) {
 	} {
 		if got := d.Rewrite(tc.in); got != tc.want {
 			t.Errorf("Rewrite(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestCloseWaitsForBackgroundPrepares: a transaction's first use of a
+// query prepares it in the background; once Close returns, nothing of the
+// database opens a connection again (with SQLite, that would make its
+// files again in a directory the caller is removing).
+func TestCloseWaitsForBackgroundPrepares(t *testing.T) {
+	ctx := context.Background()
+	for i := range 20 {
+		dir := filepath.Join(t.TempDir(), "db")
+		os.Mkdir(dir, 0o755)
+		db, err := sqlite.Open(ctx, filepath.Join(dir, "meta.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sqldb.Migrate(ctx, db, base); err != nil {
+			t.Fatal(err)
+		}
+		err = db.Tx(ctx, "insert", func(tx *sqldb.Tx) error {
+			for j := range 20 { // twenty queries never seen: twenty background prepares
+				if _, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO things (name, flag) VALUES (?, %s)`, []string{"FALSE", "TRUE"}[j%2])+strings.Repeat(" ", j), fmt.Sprint(i, "-", j)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// The last connection closed takes SQLite's -wal and -shm with it.
+		if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+			t.Fatalf("round %d: after Close the directory holds %v: a connection is still open", i, entries)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatalf("removing the closed database's directory: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+		if _, err := os.Stat(dir); err == nil {
+			entries, _ := os.ReadDir(dir)
+			t.Fatalf("round %d: the closed database made %v again", i, entries)
 		}
 	}
 }
