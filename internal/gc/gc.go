@@ -120,7 +120,7 @@ func (s *Service) run(ctx context.Context, j *jobs.Job, p map[string]any) error 
 	if o.DryRun {
 		verb = "would delete"
 		j.Log.Info(fmt.Sprintf("%d blobs and %d manifests eligible for deletion", rep.Blobs, rep.UntaggedArtifacts))
-		j.Log.Info(fmt.Sprintf("The GC could free up %s space (%d bytes), the size is a rough estimate.", megabytes(rep.Bytes), rep.Bytes))
+		j.Log.Info(fmt.Sprintf("The GC could free up %s space (%d bytes), the size is a rough estimation.", megabytes(rep.Bytes), rep.Bytes))
 	} else {
 		j.Log.Info(fmt.Sprintf("%d blobs and %d manifests are actually deleted", rep.Blobs, rep.UntaggedArtifacts))
 		j.Log.Info(fmt.Sprintf("The GC job actual frees up %s space (%d bytes).", megabytes(rep.Bytes), rep.Bytes))

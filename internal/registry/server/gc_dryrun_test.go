@@ -100,7 +100,7 @@ func TestGarbageCollectionDryRunFrees(t *testing.T) {
 		t.Fatalf("the dry run changed the storage (-before +after):\n%s", diff)
 	}
 	eligible := regexp.MustCompile(`(\d+) blobs and (\d+) manifests eligible for deletion`).FindStringSubmatch(log)
-	free := regexp.MustCompile(`The GC could free up \d+ MB space \((\d+) bytes\), the size is a rough estimate`).FindStringSubmatch(log)
+	free := regexp.MustCompile(`The GC could free up \d+ MB space \((\d+) bytes\), the size is a rough estimation`).FindStringSubmatch(log)
 	if eligible == nil || free == nil {
 		t.Fatalf("the dry run's log lacks Harbor's summary lines:\n%s", log)
 	}
