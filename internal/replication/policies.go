@@ -182,25 +182,7 @@ func (s *Service) Policies(ctx context.Context, who access.Subject, q query.Quer
 	if err != nil {
 		return nil, 0, err
 	}
-	where := c.WhereSQL()
-	var total int64
-	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM replication_policies`+where, c.Args...).Scan(&total); err != nil {
-		return nil, 0, s.db.Wrap("replication policies", err)
-	}
-	rows, err := s.db.Query(ctx, `SELECT `+policyCols+` FROM replication_policies`+where+` ORDER BY `+c.OrderBy+page.LimitSQL(), c.Args...)
-	if err != nil {
-		return nil, 0, s.db.Wrap("replication policies", err)
-	}
-	defer rows.Close()
-	out := []Policy{}
-	for rows.Next() {
-		p, err := scanPolicy(rows)
-		if err != nil {
-			return nil, 0, s.db.Wrap("replication policies", err)
-		}
-		out = append(out, p)
-	}
-	return out, total, s.db.Wrap("replication policies", rows.Err())
+	return sqldb.ListPage(ctx, s.db, "replication_policies", policyCols, c.WhereSQL(), c.Args, c.OrderBy+page.LimitSQL(), scanPolicy)
 }
 
 // Policy returns a policy.

@@ -139,25 +139,11 @@ func (s *Service) Registries(ctx context.Context, who access.Subject, q query.Qu
 	if err != nil {
 		return nil, 0, err
 	}
-	where := c.WhereSQL()
-	var total int64
-	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM registries`+where, c.Args...).Scan(&total); err != nil {
-		return nil, 0, s.db.Wrap("registries", err)
+	list, total, err := sqldb.ListPage(ctx, s.db, "registries", registryCols, c.WhereSQL(), c.Args, c.OrderBy+page.LimitSQL(), scanRegistry)
+	for i := range list {
+		list[i] = list[i].masked()
 	}
-	rows, err := s.db.Query(ctx, `SELECT `+registryCols+` FROM registries`+where+` ORDER BY `+c.OrderBy+page.LimitSQL(), c.Args...)
-	if err != nil {
-		return nil, 0, s.db.Wrap("registries", err)
-	}
-	defer rows.Close()
-	out := []Registry{}
-	for rows.Next() {
-		r, err := scanRegistry(rows)
-		if err != nil {
-			return nil, 0, s.db.Wrap("registries", err)
-		}
-		out = append(out, r.masked())
-	}
-	return out, total, s.db.Wrap("registries", rows.Err())
+	return list, total, err
 }
 
 // Registry returns a registry (secret masked).

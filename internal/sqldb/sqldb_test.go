@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -149,4 +150,23 @@ func TestCloseWaitsForBackgroundPrepares(t *testing.T) {
 			t.Fatalf("round %d: the closed database made %v again", i, entries)
 		}
 	}
+}
+
+func TestListPage(t *testing.T) {
+	sqldbtest.Each(t, base, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		for i := range 5 {
+			if _, err := db.Exec(ctx, `INSERT INTO things (name, flag) VALUES (?, ?)`, fmt.Sprint("n", i), i%2 == 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		scan := func(r sqldb.Row) (string, error) { var n string; return n, r.Scan(&n) }
+		got, total, err := sqldb.ListPage(ctx, db, "things", "name", " WHERE flag = ?", []any{true}, "name DESC LIMIT 2 OFFSET 1", scan)
+		if err != nil || total != 3 || !slices.Equal(got, []string{"n2", "n0"}) {
+			t.Errorf("ListPage = %v, %d, %v; want [n2 n0], 3", got, total, err)
+		}
+		if _, _, err := sqldb.ListPage(ctx, db, "nothings", "name", "", nil, "name", scan); err == nil || !strings.Contains(err.Error(), "nothings") {
+			t.Errorf("ListPage of a missing table: %v", err)
+		}
+	})
 }

@@ -277,7 +277,7 @@ func (m *Manager) Executions(ctx context.Context, vendorType string, vendorID in
 		where += " AND " + strings.TrimPrefix(w, " WHERE ")
 		args = append(args, c.Args...)
 	}
-	out, total, err := listPage(ctx, m.db, "executions", execCols, where, args, c.OrderBy+page.LimitSQL(), scanExec)
+	out, total, err := sqldb.ListPage(ctx, m.db, "executions", execCols, where, args, c.OrderBy+page.LimitSQL(), scanExec)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -330,32 +330,6 @@ func (m *Manager) fill(ctx context.Context, list []Execution) error {
 	return nil
 }
 
-// listPage returns a page of table's rows matching where, in order (which
-// carries the limit), and how many rows match in all.
-func listPage[T any](ctx context.Context, db *sqldb.DB, table, cols, where string, args []any, order string, scan func(sqldb.Row) (T, error)) ([]T, int64, error) {
-	var total int64
-	if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM `+table+where, args...).Scan(&total); err != nil {
-		return nil, 0, db.Wrap(table, err)
-	}
-	rows, err := db.Query(ctx, `SELECT `+cols+` FROM `+table+where+` ORDER BY `+order, args...)
-	if err != nil {
-		return nil, 0, db.Wrap(table, err)
-	}
-	defer rows.Close()
-	out := []T{}
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, 0, db.Wrap(table, err)
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, db.Wrap(table, err)
-	}
-	return out, total, nil
-}
-
 // TaskFields are the keys a task listing may filter and sort by.
 var TaskFields = query.Fields{
 	"id":            {Column: "id", Kind: query.Int},
@@ -387,7 +361,7 @@ func (m *Manager) Tasks(ctx context.Context, execution int64, q query.Query, pag
 		where += " AND " + strings.TrimPrefix(w, " WHERE ")
 		args = append(args, c.Args...)
 	}
-	out, total, err := listPage(ctx, m.db, "tasks", taskCols, where, args, c.OrderBy+page.LimitSQL(), scanTask)
+	out, total, err := sqldb.ListPage(ctx, m.db, "tasks", taskCols, where, args, c.OrderBy+page.LimitSQL(), scanTask)
 	if err != nil {
 		return nil, 0, err
 	}
